@@ -1,0 +1,1 @@
+"""The ``datafactory`` command line."""

@@ -1,0 +1,1 @@
+"""Chinese statistical and registration code systems used by plants and the bureau."""

@@ -1,0 +1,129 @@
+"""Load and validate plant configs, reporting every problem with its key path (``sources[1].nodes[3].node_id``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from datafactory.config.models import OpcUaSource, PlantConfig, SecurityMode, SecurityPolicy
+from datafactory.errors import ConfigError
+
+# pydantic puts the discriminator tag of a tagged union into the error location; a user never wrote it.
+_UNION_TAGS = {"opcua", "mqtt_json", "anonymous", "username", "certificate"}
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif (part in _UNION_TAGS and i > 0) or part.startswith("function-after[") or part.startswith("function-"):
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def _pydantic_problems(err: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for e in err.errors(include_url=False):
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key: this is either a typo or this option does not exist"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif msg.startswith("Value error, "):
+            msg = msg.removeprefix("Value error, ")
+        if "input" in e and e["type"] not in ("missing", "extra_forbidden") and not isinstance(e["input"], dict):
+            msg = f"{msg} (got {e['input']!r})"
+        problems.append((_key_path(e["loc"]), msg))
+    return problems
+
+
+def semantic_problems(cfg: PlantConfig) -> list[tuple[str, str]]:
+    """Cross-field rules the JSON Schema cannot express."""
+    problems: list[tuple[str, str]] = []
+    cells = cfg.cell_paths()
+    seen_ids: dict[str, int] = {}
+    seen_signals: dict[tuple[str, str], str] = {}
+    for i, src in enumerate(cfg.sources):
+        if src.id in seen_ids:
+            problems.append(
+                (f"sources[{i}].id", f"source id {src.id!r} is already used by sources[{seen_ids[src.id]}]")
+            )
+        seen_ids.setdefault(src.id, i)
+        if isinstance(src, OpcUaSource):
+            sec = src.security
+            if (sec.policy is SecurityPolicy.NONE) != (sec.mode is SecurityMode.NONE):
+                problems.append(
+                    (f"sources[{i}].security.mode", f"mode {sec.mode.value!r} does not fit policy {sec.policy.value!r}")
+                )
+            if sec.policy is not SecurityPolicy.NONE and not (sec.trusted_server_fingerprints or sec.trust_dir):
+                problems.append(
+                    (
+                        f"sources[{i}].security",
+                        "a secure policy needs trusted_server_fingerprints or trust_dir to authenticate the server",
+                    )
+                )
+            items: list[Any] = list(src.nodes)
+            list_key = "nodes"
+        else:
+            items = list(src.mappings)
+            list_key = "mappings"
+        for j, b in enumerate(items):
+            where = f"sources[{i}].{list_key}[{j}]"
+            if b.cell not in cells:
+                known = ", ".join(sorted(cells)) or "none defined"
+                problems.append((f"{where}.cell", f"cell {b.cell!r} is not in areas (known: {known})"))
+            key = (b.cell, b.signal)
+            if key in seen_signals:
+                problems.append(
+                    (f"{where}.signal", f"signal {b.cell}/{b.signal} is already bound at {seen_signals[key]}")
+                )
+            seen_signals.setdefault(key, where)
+    for ai, area in enumerate(cfg.areas):
+        line_ids = [ln.id for ln in area.lines]
+        for li, line in enumerate(area.lines):
+            if line_ids.count(line.id) > 1:
+                problems.append((f"areas[{ai}].lines[{li}].id", f"line id {line.id!r} is duplicated"))
+            cell_ids = [c.id for c in line.cells]
+            for ci, cell in enumerate(line.cells):
+                if cell_ids.count(cell.id) > 1:
+                    problems.append((f"areas[{ai}].lines[{li}].cells[{ci}].id", f"cell id {cell.id!r} is duplicated"))
+    return problems
+
+
+def validate_document(doc: Any, source: str = "<config>") -> PlantConfig:
+    """Validate a parsed YAML/JSON document; raise ``ConfigError`` listing every problem with its key path."""
+    if not isinstance(doc, dict):
+        raise ConfigError(source, [("(top level)", f"expected a mapping, got {type(doc).__name__}")])
+    try:
+        cfg = PlantConfig.model_validate(doc)
+    except ValidationError as err:
+        raise ConfigError(source, _pydantic_problems(err)) from None
+    problems = semantic_problems(cfg)
+    if problems:
+        raise ConfigError(source, problems)
+    return cfg
+
+
+def load_config_text(text: str, source: str = "<config>") -> PlantConfig:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(top level)"
+        raise ConfigError(source, [(where, f"not valid YAML: {getattr(err, 'problem', err)}")]) from None
+    return validate_document(doc, source)
+
+
+def load_config(path: str | Path) -> PlantConfig:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(str(p), [("(file)", f"cannot read: {err.strerror}")]) from None
+    return load_config_text(text, str(p))

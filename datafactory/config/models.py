@@ -1,0 +1,278 @@
+"""Plant and edge config models — declared once; the JSON Schema and docs table are generated from them.
+
+A plant config describes one enterprise site: who it is (for the bureau), its ISA-95 asset hierarchy, the
+gateway's behaviour and the sources it reads (OPC-UA servers, MQTT devices), with every signal's meaning.
+Secrets are never values here: only names of environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, Field
+
+from datafactory.codes.credit_code import validate_credit_code
+from datafactory.config.base import Name, StrictModel
+from datafactory.contract.meanings import Meaning
+
+ENV_VAR_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
+_INDUSTRY_RE = re.compile(r"^[A-T](\d{2}(\d(\d)?)?)?$")
+
+
+def _validate_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ValueError(f"unknown IANA time zone {value!r}") from err
+    return value
+
+
+def _validate_industry_code(value: str) -> str:
+    if not _INDUSTRY_RE.match(value):
+        raise ValueError(
+            f"industry code {value!r} is not a GB/T 4754-2017 code (section letter plus 2-4 digits, e.g. 'C3484')"
+        )
+    return value
+
+
+EnvVar = Annotated[str, Field(pattern=ENV_VAR_PATTERN)]
+
+
+class SizeClass(StrEnum):
+    LARGE = "large"
+    MEDIUM = "medium"
+    SMALL = "small"
+    MICRO = "micro"
+
+
+class Ownership(StrEnum):
+    STATE_OWNED = "state_owned"
+    COLLECTIVE = "collective"
+    PRIVATE = "private"
+    HMT_INVESTED = "hmt_invested"  # Hong Kong, Macao, Taiwan
+    FOREIGN_INVESTED = "foreign_invested"
+    JOINT_STOCK = "joint_stock"
+    LIMITED_LIABILITY = "limited_liability"
+    OTHER = "other"
+
+
+class EnterpriseConfig(StrictModel):
+    id: Name = Field(description="Enterprise name used in topics and SQL (lower-case, e.g. 'acme').")
+    name: str = Field(description="Registered legal name, e.g. '东莞市示例精密制造有限公司'.", min_length=1)
+    credit_code: Annotated[str, AfterValidator(validate_credit_code)] = Field(
+        description="Unified social credit code (GB 32100-2015, 18 characters, check character verified)."
+    )
+    industry_code: Annotated[str, AfterValidator(_validate_industry_code)] = Field(
+        description="GB/T 4754-2017 industry code, section letter plus class digits, e.g. 'C3484'."
+    )
+    town: str = Field(description="Town, street or district (镇街) where the site is.", min_length=1)
+    industrial_park: str = Field(default="", description="Industrial park, empty when not in a park.")
+    size_class: SizeClass = Field(description="Size class by the national statistical rules for industry.")
+    ownership: Ownership = Field(description="Registration / ownership type.")
+    timezone: Annotated[str, AfterValidator(_validate_timezone)] = Field(
+        default="Asia/Shanghai", description="IANA time zone of the plant; shifts and calendars use it."
+    )
+
+
+class SiteConfig(StrictModel):
+    id: Name = Field(description="Site name used in topics (e.g. 'dongguan-1').")
+    name: str = Field(default="", description="Human-readable site name.")
+
+
+class CellConfig(StrictModel):
+    id: Name = Field(description="Cell (machine or device) name within its line.")
+    name: str = Field(default="", description="Human-readable machine name.")
+    machine_class: str = Field(
+        default="generic",
+        description="Machine class for vibration severity zones (e.g. 'iso20816_group2_rigid').",
+    )
+    ideal_cycle_time_s: float | None = Field(
+        default=None, gt=0, description="Ideal cycle time per unit in seconds (ISO 22400-2), for OEE performance."
+    )
+    target_rate_per_hour: float | None = Field(
+        default=None, gt=0, description="Planned output per hour for production-vs-target views."
+    )
+
+
+class LineConfig(StrictModel):
+    id: Name = Field(description="Line name within its area.")
+    name: str = Field(default="", description="Human-readable line name.")
+    cells: list[CellConfig] = Field(default_factory=list, description="Machines/devices of this line.")
+
+
+class AreaConfig(StrictModel):
+    id: Name = Field(description="Area name within the site (e.g. 'stamping', 'utilities').")
+    name: str = Field(default="", description="Human-readable area name.")
+    lines: list[LineConfig] = Field(default_factory=list, description="Lines of this area.")
+
+
+class DeadbandKind(StrEnum):
+    NONE = "none"
+    ABSOLUTE = "absolute"
+    PERCENT = "percent"
+
+
+class Deadband(StrictModel):
+    kind: DeadbandKind = Field(default=DeadbandKind.NONE, description="none, absolute (in signal units) or percent.")
+    value: float = Field(default=0.0, ge=0, description="Deadband width (units, or percent of the EU range).")
+
+
+class SignalBinding(StrictModel):
+    """What a source value means once it reaches the platform."""
+
+    cell: str = Field(description="Cell path 'area/line/cell' in this site's asset hierarchy.")
+    signal: Name = Field(description="Signal name within the cell (e.g. 'power', 'state', 'good_count').")
+    meaning: Meaning = Field(description="What the signal means; analytics select signals by meaning.")
+    unit: str = Field(default="", description="Engineering unit after scaling (e.g. 'kW', 'kWh', 'mm/s').")
+    scale: float = Field(default=1.0, description="Multiplier applied to the raw value: value = raw*scale+offset.")
+    offset: float = Field(default=0.0, description="Offset added after scaling.")
+    deadband: Deadband = Field(default_factory=Deadband, description="Suppress changes smaller than this.")
+    description: str = Field(default="", description="Free text shown in the signal registry.")
+
+
+class SecurityPolicy(StrEnum):
+    NONE = "none"
+    BASIC256SHA256 = "basic256sha256"
+    AES128_SHA256_RSAOAEP = "aes128_sha256_rsaoaep"
+    AES256_SHA256_RSAPSS = "aes256_sha256_rsapss"
+
+
+class SecurityMode(StrEnum):
+    NONE = "none"
+    SIGN = "sign"
+    SIGN_AND_ENCRYPT = "sign_and_encrypt"
+
+
+class OpcUaSecurity(StrictModel):
+    policy: SecurityPolicy = Field(
+        description="Security policy. There is no default: 'none' must be written explicitly."
+    )
+    mode: SecurityMode = Field(description="Message security mode; must be 'none' exactly when policy is 'none'.")
+    certificate: str = Field(default="", description="Path of the gateway's application certificate (DER/PEM).")
+    private_key: str = Field(default="", description="Path of the certificate's private key (PEM).")
+    trusted_server_fingerprints: list[str] = Field(
+        default_factory=list, description="SHA-256 fingerprints (hex) of server certificates to trust (pinning)."
+    )
+    trust_dir: str = Field(default="", description="Directory of trusted server certificates (trust list).")
+
+
+class AnonymousAuth(StrictModel):
+    kind: Literal["anonymous"] = Field(description="No user identity.")
+
+
+class UsernameAuth(StrictModel):
+    kind: Literal["username"] = Field(description="User name and password from environment variables.")
+    username_env: EnvVar = Field(description="Environment variable holding the user name.")
+    password_env: EnvVar = Field(description="Environment variable holding the password.")
+
+
+class CertificateAuth(StrictModel):
+    kind: Literal["certificate"] = Field(description="X.509 user identity certificate.")
+    certificate: str = Field(description="Path of the user certificate.")
+    private_key: str = Field(description="Path of the user certificate's private key.")
+
+
+Auth = Annotated[AnonymousAuth | UsernameAuth | CertificateAuth, Field(discriminator="kind")]
+
+
+class TimestampSource(StrEnum):
+    SOURCE = "source"
+    SERVER = "server"
+
+
+class OpcUaNode(SignalBinding):
+    node_id: str = Field(description="OPC-UA node id, e.g. 'ns=2;s=Line1.Press01.Power'.", min_length=3)
+    sampling_interval_ms: float | None = Field(
+        default=None, ge=0, description="Server sampling interval; default is the source's."
+    )
+    queue_size: int = Field(default=10, ge=1, description="Server-side queue size of the monitored item.")
+
+
+class OpcUaSource(StrictModel):
+    kind: Literal["opcua"] = Field(description="Read an OPC-UA server through subscriptions.")
+    id: Name = Field(description="Source name, unique in this config.")
+    endpoint: str = Field(description="Server endpoint URL, opc.tcp://host:port/path.", pattern=r"^opc\.tcp://.+")
+    security: OpcUaSecurity = Field(description="Channel security; required, with no insecure default.")
+    auth: Auth = Field(default_factory=lambda: AnonymousAuth(kind="anonymous"), description="User identity.")
+    publishing_interval_ms: float = Field(default=1000, gt=0, description="Subscription publishing interval.")
+    sampling_interval_ms: float = Field(default=500, ge=0, description="Default sampling interval of items.")
+    timestamps: TimestampSource = Field(
+        default=TimestampSource.SOURCE, description="Which OPC-UA timestamp becomes the sample time."
+    )
+    keepalive_timeout_s: float = Field(
+        default=10, gt=0, description="No data or keep-alive for this long means the server is stalled."
+    )
+    nodes: list[OpcUaNode] = Field(default_factory=list, description="Nodes to subscribe and what they mean.")
+
+
+class TimestampFormat(StrEnum):
+    EPOCH_MS = "epoch_ms"
+    EPOCH_S = "epoch_s"
+    EPOCH_US = "epoch_us"
+    ISO8601 = "iso8601"
+    RECEIVE_TIME = "receive_time"
+
+
+class MqttJsonMapping(SignalBinding):
+    topic: str = Field(description="Topic filter (wildcards + and # allowed) whose messages carry this signal.")
+    value_path: str = Field(description="Dotted path to the value in the JSON payload, e.g. 'data.kw'.")
+    timestamp_path: str = Field(default="", description="Dotted path to the timestamp; empty = receive time.")
+    timestamp_format: TimestampFormat = Field(
+        default=TimestampFormat.RECEIVE_TIME, description="How the timestamp is written."
+    )
+    quality_path: str = Field(default="", description="Dotted path to an OPC-UA status code; empty = Good.")
+
+
+class MqttJsonSource(StrictModel):
+    kind: Literal["mqtt_json"] = Field(description="Subscribe to devices publishing JSON over MQTT.")
+    id: Name = Field(description="Source name, unique in this config.")
+    broker_url: str = Field(
+        default="", description="Device broker, mqtt://host:port; empty = the platform broker (DATAFACTORY_MQTT_URL)."
+    )
+    username_env: EnvVar | None = Field(default=None, description="Environment variable with the broker user.")
+    password_env: EnvVar | None = Field(default=None, description="Environment variable with the broker password.")
+    mappings: list[MqttJsonMapping] = Field(default_factory=list, description="Payload mappings to signals.")
+
+
+Source = Annotated[OpcUaSource | MqttJsonSource, Field(discriminator="kind")]
+
+
+class OverflowPolicy(StrEnum):
+    DROP_OLDEST = "drop_oldest"
+    DROP_NEWEST = "drop_newest"
+
+
+class GatewayConfig(StrictModel):
+    id: Name = Field(description="Gateway name, unique within the site.")
+    batch_max_samples: int = Field(default=500, ge=1, le=10_000, description="Publish a batch at this many samples.")
+    batch_max_ms: int = Field(default=200, ge=1, description="…or when the oldest sample waited this long.")
+    buffer_path: str = Field(
+        default="", description="Store-and-forward SQLite file; empty = <state dir>/<gateway id>.buffer.sqlite."
+    )
+    buffer_max_mb: float = Field(default=512, gt=0, description="Bound of the on-disk buffer.")
+    buffer_overflow: OverflowPolicy = Field(
+        default=OverflowPolicy.DROP_OLDEST, description="What to drop when the buffer is full (always counted)."
+    )
+    status_interval_s: float = Field(default=10, gt=0, description="How often the status topic is refreshed.")
+
+
+class PlantConfig(StrictModel):
+    version: Literal[1] = Field(default=1, description="Config format version.")
+    enterprise: EnterpriseConfig = Field(description="The enterprise operating this site.")
+    site: SiteConfig = Field(description="The site (plant) this config describes.")
+    gateway: GatewayConfig = Field(description="Edge gateway settings.")
+    areas: list[AreaConfig] = Field(default_factory=list, description="ISA-95 asset hierarchy of the site.")
+    sources: list[Source] = Field(default_factory=list, description="Where signals come from.")
+
+    def cell_paths(self) -> dict[str, CellConfig]:
+        """Cells by their 'area/line/cell' path."""
+        return {f"{a.id}/{ln.id}/{c.id}": c for a in self.areas for ln in a.lines for c in ln.cells}
+
+    def bindings(self) -> list[SignalBinding]:
+        out: list[SignalBinding] = []
+        for src in self.sources:
+            out.extend(src.nodes if isinstance(src, OpcUaSource) else src.mappings)
+        return out

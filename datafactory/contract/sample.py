@@ -1,0 +1,39 @@
+"""The sample: one value of one signal at one instant.
+
+Time is integer microseconds since the Unix epoch, UTC by definition — no naive datetimes anywhere on the
+wire or in memory. ``Sample`` is a NamedTuple because millions pass through the hot path per minute; validation
+happens once per payload in ``payload.decode_batch``, not per object construction.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+
+class Sample(NamedTuple):
+    signal: str  # signal name within its cell, see contract.names
+    time_us: int  # µs since 1970-01-01T00:00:00Z
+    value: float
+    quality: int = 0  # OPC-UA StatusCode, unsigned 32-bit
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def datetime_to_us(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        raise ValueError(f"naive datetime {dt.isoformat()} has no time zone; the contract needs UTC-aware times")
+    delta = dt - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def us_to_datetime(us: int) -> datetime:
+    from datetime import timedelta
+
+    return _EPOCH + timedelta(microseconds=us)

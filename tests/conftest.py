@@ -1,0 +1,67 @@
+"""Shared fixtures: every test gets its own database (cloned from a migrated template) and its own
+enterprise name, hence its own topic prefix, so tests can run in parallel against the shared services.
+
+Services: DATAFACTORY_TEST_PG (server URL without database, default postgresql://postgres@127.0.0.1:5432)
+and DATAFACTORY_MQTT_URL (default mqtt://127.0.0.1:1883) — the real PostgreSQL and Mosquitto.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from datafactory.db.connect import with_database
+from datafactory.db.migrate import migrate
+
+PG_SERVER = os.environ.get("DATAFACTORY_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+MQTT_URL = os.environ.get("DATAFACTORY_MQTT_URL", "mqtt://127.0.0.1:1883")
+
+
+def _admin() -> psycopg.Connection:
+    return psycopg.connect(with_database(PG_SERVER, "postgres"), autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def template_db(worker_id: str) -> Iterator[str]:
+    """A migrated database used as CREATE DATABASE … TEMPLATE for each test's own database."""
+    name = f"dft_tpl_{worker_id}_{uuid.uuid4().hex[:6]}"
+    url = with_database(PG_SERVER, name)
+    migrate(url)
+    yield name
+    with _admin() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def db_url(template_db: str) -> Iterator[str]:
+    """URL of a fresh, migrated database of this test's own; dropped afterwards."""
+    name = f"dft_{uuid.uuid4().hex[:10]}"
+    with _admin() as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db))
+        )
+    yield with_database(PG_SERVER, name)
+    with _admin() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def mqtt_url() -> str:
+    return MQTT_URL
+
+
+@pytest.fixture
+def enterprise() -> str:
+    """An enterprise name unique to this test: its topics df/v1/<enterprise>/# are the test's own."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def worker_id(request: pytest.FixtureRequest) -> str:
+    """xdist worker id ('gw0', …) or 'main' without xdist."""
+    return getattr(request.config, "workerinput", {}).get("workerid", "main")
