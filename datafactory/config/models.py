@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field
 
 from datafactory.codes.credit_code import validate_credit_code
+from datafactory.config.analytics import AnalyticsConfig
 from datafactory.config.base import Name, StrictModel
 from datafactory.contract.meanings import Meaning
 
@@ -266,10 +267,22 @@ class PlantConfig(StrictModel):
     gateway: GatewayConfig = Field(description="Edge gateway settings.")
     areas: list[AreaConfig] = Field(default_factory=list, description="ISA-95 asset hierarchy of the site.")
     sources: list[Source] = Field(default_factory=list, description="Where signals come from.")
+    analytics: AnalyticsConfig = Field(
+        default_factory=lambda: AnalyticsConfig(), description="State taxonomy, shift calendar, tariff, baselines."
+    )
 
     def cell_paths(self) -> dict[str, CellConfig]:
         """Cells by their 'area/line/cell' path."""
         return {f"{a.id}/{ln.id}/{c.id}": c for a in self.areas for ln in a.lines for c in ln.cells}
+
+    def config_version(self) -> str:
+        """Content hash of the config: what a gateway reports it runs and what ``config diff`` compares."""
+        import hashlib
+
+        import orjson
+
+        body = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(body).hexdigest()[:12]
 
     def bindings(self) -> list[SignalBinding]:
         out: list[SignalBinding] = []

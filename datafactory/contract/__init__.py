@@ -5,14 +5,17 @@ See ``docs/contract.md`` and ``datafactory/contract/payload.schema.json``.
 
 from datafactory.contract.names import NAME_PATTERN, validate_name
 from datafactory.contract.payload import (
+    CONFIG_FORMAT,
     CONTENT_FORMAT,
     MAX_PAYLOAD_BYTES,
     Batch,
     CellMeta,
     SignalMeta,
     decode_batch,
+    decode_config,
     decode_meta,
     encode_batch,
+    encode_config,
     encode_meta,
 )
 from datafactory.contract.quality import (

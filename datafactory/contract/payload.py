@@ -10,7 +10,10 @@ each sample ``[signal, time_us, value, quality]`` — ``time_us`` integer µs si
 ``value`` a finite JSON number (or ``null`` when quality is bad, e.g. a comm-lost marker), ``quality`` an
 OPC-UA StatusCode (optional, default 0 = Good). Meta messages (retained) define the cell's signals::
 
-    {"fmt": "df-meta/1", "gw": "gw-1", "signals": [{"name": "power", "meaning": "power_kw", "unit": "kW"}]}
+    {"fmt": "df-meta/1", "gw": "gw-1", "cell": {"ideal_cycle_time_s": 2.0},
+     "signals": [{"name": "power", "meaning": "power_kw", "unit": "kW"}]}
+
+The retained config topic carries ``{"fmt": "df-config/1", "version": "<hash>", "config": {...plant config...}}``.
 
 The format is named in the payload so a binary format can follow; a binary payload will not start with ``{``.
 JSON Schema: ``payload.schema.json`` beside this module.
@@ -37,6 +40,7 @@ from datafactory.errors import ContractError
 
 CONTENT_FORMAT = "df-json/1"
 META_FORMAT = "df-meta/1"
+CONFIG_FORMAT = "df-config/1"
 # Mosquitto's default message_size_limit is 256 MB; ours is the contract's bound so a hostile payload is
 # rejected before it is parsed.
 MAX_PAYLOAD_BYTES = 1_048_576
@@ -78,17 +82,20 @@ class SignalMeta:
 class CellMeta:
     signals: list[SignalMeta]
     gateway: str = ""
+    # Cell attributes from the plant config (name, ideal_cycle_time_s, machine_class, target_rate_per_hour).
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 def encode_batch(samples: list[Sample], *, gateway: str = "", seq: int = 0) -> bytes:
     return orjson.dumps({"fmt": CONTENT_FORMAT, "gw": gateway, "seq": seq, "samples": [list(s) for s in samples]})
 
 
-def encode_meta(signals: list[SignalMeta], *, gateway: str = "") -> bytes:
+def encode_meta(signals: list[SignalMeta], *, gateway: str = "", attributes: dict[str, Any] | None = None) -> bytes:
     return orjson.dumps(
         {
             "fmt": META_FORMAT,
             "gw": gateway,
+            "cell": attributes or {},
             "signals": [
                 {"name": s.name, "meaning": str(s.meaning), "unit": s.unit, "description": s.description}
                 for s in signals
@@ -205,4 +212,23 @@ def decode_meta(raw: bytes) -> CellMeta:
             raise ContractError("bad_envelope", f"meta signals[{i}].meaning {s.get('meaning')!r} is unknown") from err
         signals.append(SignalMeta(s["name"], meaning, str(s.get("unit", "")), str(s.get("description", ""))))
     gw = doc.get("gw", "")
-    return CellMeta(signals, gw if isinstance(gw, str) else "")
+    attributes = doc.get("cell", {})
+    if not isinstance(attributes, dict):
+        raise ContractError("bad_envelope", "meta 'cell' must be an object of cell attributes")
+    return CellMeta(signals, gw if isinstance(gw, str) else "", attributes)
+
+
+def encode_config(config: dict[str, Any], *, version: str) -> bytes:
+    """Payload of the retained per-gateway config topic: the validated plant config and its version."""
+    return orjson.dumps({"fmt": CONFIG_FORMAT, "version": version, "config": config})
+
+
+def decode_config(raw: bytes) -> tuple[str, dict[str, Any]]:
+    """Return (version, config document). The document still has to pass ``config.validate_document``."""
+    doc = _load(raw)
+    if not isinstance(doc, dict) or doc.get("fmt") != CONFIG_FORMAT:
+        raise ContractError("bad_format", f"config payload must be an object with fmt {CONFIG_FORMAT!r}")
+    version, config = doc.get("version"), doc.get("config")
+    if not isinstance(version, str) or not isinstance(config, dict):
+        raise ContractError("bad_envelope", "config payload needs a string 'version' and an object 'config'")
+    return version, config
