@@ -268,7 +268,7 @@ class PlantConfig(StrictModel):
     areas: list[AreaConfig] = Field(default_factory=list, description="ISA-95 asset hierarchy of the site.")
     sources: list[Source] = Field(default_factory=list, description="Where signals come from.")
     analytics: AnalyticsConfig = Field(
-        default_factory=lambda: AnalyticsConfig(), description="State taxonomy, shift calendar, tariff, baselines."
+        default_factory=AnalyticsConfig, description="State taxonomy, shift calendar, tariff, baselines."
     )
 
     def cell_paths(self) -> dict[str, CellConfig]:
