@@ -1,0 +1,51 @@
+"""Batch samples per cell by size (``gateway.batch_max_samples``) and age (``gateway.batch_max_ms``).
+
+One data message carries many samples of one cell: a batch is handed on as soon as it holds
+``max_samples`` samples, or when its oldest sample has waited ``max_ms`` (``flush_due`` is called on a timer).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from datafactory.contract.sample import Sample
+from gateway.sources import Reading
+
+FlushFn = Callable[[str, list[Sample]], None]
+
+
+class Batcher:
+    def __init__(self, *, max_samples: int, max_ms: int, flush: FlushFn) -> None:
+        self.max_samples = max_samples
+        self.max_s = max_ms / 1000.0
+        self._flush = flush
+        self._open: dict[str, list[Sample]] = {}
+        self._since: dict[str, float] = {}
+        self.samples_in = 0
+
+    def add(self, readings: list[Reading]) -> None:
+        open_, since, limit = self._open, self._since, self.max_samples
+        now = time.monotonic()
+        self.samples_in += len(readings)
+        for cell, sample in readings:
+            batch = open_.get(cell)
+            if batch is None:
+                batch = open_[cell] = []
+                since[cell] = now
+            batch.append(sample)
+            if len(batch) >= limit:
+                del open_[cell], since[cell]
+                self._flush(cell, batch)
+
+    def flush_due(self) -> None:
+        """Hand on every batch whose oldest sample has waited ``max_ms``."""
+        deadline = time.monotonic() - self.max_s
+        for cell in [c for c, t in self._since.items() if t <= deadline]:
+            self._flush(cell, self._open.pop(cell))
+            del self._since[cell]
+
+    def flush_all(self) -> None:
+        for cell in list(self._open):
+            self._flush(cell, self._open.pop(cell))
+        self._since.clear()

@@ -1,0 +1,194 @@
+"""One MQTT connection (paho-mqtt) bridged to asyncio, shared by the publisher and the MQTT source adapters.
+
+paho runs its network loop in a thread; every callback is handed to the event loop with
+``call_soon_threadsafe`` so the rest of the gateway is single-threaded. A session is one connection: paho's own
+reconnect is switched off and a lost session is replaced by a new one — the runner owns reconnection, and a
+fresh client cannot replay paho's private in-flight queue behind the store-and-forward buffer's back.
+
+paho errors are translated here into ``ConnectionLost``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from datafactory.errors import ConnectionLost
+from datafactory.settings import redact_url
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+    @classmethod
+    def parse(cls, url: str, *, password: str | None = None) -> BrokerAddress:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError(f"broker URL {redact_url(url)!r} must start with mqtt:// or mqtts://")
+        tls = parts.scheme in ("mqtts", "ssl")
+        user = unquote(parts.username) if parts.username else None
+        pw = unquote(parts.password) if parts.password else password
+        return cls(parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls, user, pw)
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+class MqttSession:
+    """A single connection. ``on_message(topic, payload, retained)`` and ``on_puback(mid)`` run in the loop."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        client_id: str,
+        password: str | None = None,
+        will: Will | None = None,
+        max_inflight: int = 64,
+        on_message: Callable[[str, bytes, bool], None] | None = None,
+        on_puback: Callable[[int], None] | None = None,
+    ) -> None:
+        self.url = redact_url(url)
+        self.address = BrokerAddress.parse(url, password=password)
+        self.client_id = client_id
+        self.will = will
+        self.max_inflight = max_inflight
+        self.on_message = on_message
+        self.on_puback = on_puback
+        self.lost = asyncio.Event()
+        self.lost_reason = ""
+        self._client: paho.Client | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connected: asyncio.Future[None] | None = None
+
+    async def connect(self, timeout_s: float = 10.0) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        self._connected = loop.create_future()
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=True,
+            reconnect_on_failure=False,
+        )
+        client.max_inflight_messages_set(self.max_inflight)
+        client.max_queued_messages_set(0)
+        if self.address.username:
+            client.username_pw_set(self.address.username, self.address.password)
+        if self.address.tls:
+            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        if self.will is not None:
+            client.will_set(self.will.topic, self.will.payload, qos=self.will.qos, retain=self.will.retain)
+        client.on_connect = self._paho_connect
+        client.on_connect_fail = self._paho_connect_fail
+        client.on_disconnect = self._paho_disconnect
+        client.on_publish = self._paho_publish
+        client.on_message = self._paho_message
+        self._client = client
+        try:
+            client.connect_async(self.address.host, self.address.port, keepalive=15)
+            client.loop_start()
+            await asyncio.wait_for(asyncio.shield(self._connected), timeout_s)
+        except (TimeoutError, OSError, ValueError) as err:
+            self._stop()
+            raise ConnectionLost(self.url, f"cannot connect: {type(err).__name__} {err}".rstrip()) from err
+        except ConnectionLost:
+            self._stop()
+            raise
+
+    # paho thread → event loop
+    def _call(self, fn: Callable[..., None], *args: object) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(fn, *args)
+
+    def _paho_connect(self, client: paho.Client, userdata: object, flags: object, rc: object, props: object) -> None:
+        self._call(self._connect_result, rc)
+
+    def _paho_connect_fail(self, client: paho.Client, userdata: object) -> None:
+        self._call(self._connect_result, "connection failed")
+
+    def _connect_result(self, rc: object) -> None:
+        fut = self._connected
+        if fut is None or fut.done():
+            return
+        if getattr(rc, "is_failure", True):
+            fut.set_exception(ConnectionLost(self.url, f"broker refused the connection: {rc}"))
+        else:
+            fut.set_result(None)
+
+    def _paho_disconnect(self, client: paho.Client, userdata: object, flags: object, rc: object, props: object) -> None:
+        self._call(self._mark_lost, f"disconnected: {rc}")
+
+    def _mark_lost(self, reason: str) -> None:
+        if not self.lost.is_set():
+            self.lost_reason = reason
+            self.lost.set()
+        fut = self._connected
+        if fut is not None and not fut.done():
+            fut.set_exception(ConnectionLost(self.url, reason))
+
+    def _paho_publish(self, client: paho.Client, userdata: object, mid: int, rc: object, props: object) -> None:
+        if self.on_puback is not None:
+            self._call(self.on_puback, mid)
+
+    def _paho_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        if self.on_message is not None:
+            self._call(self.on_message, msg.topic, msg.payload, bool(msg.retain))
+
+    # event loop API
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
+        """Hand a message to paho; return its message id, or raise ConnectionLost if the session is gone."""
+        client = self._client
+        if client is None or self.lost.is_set():
+            raise ConnectionLost(self.url, self.lost_reason or "not connected")
+        info = client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            self._mark_lost(f"publish failed: {paho.error_string(info.rc)}")
+            raise ConnectionLost(self.url, self.lost_reason)
+        return int(info.mid)
+
+    def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+        client = self._client
+        if client is None:
+            raise ConnectionLost(self.url, "not connected")
+        rc, _ = client.subscribe(topic_filter, qos=qos)
+        if rc != paho.MQTT_ERR_SUCCESS:
+            self._mark_lost(f"subscribe failed: {paho.error_string(rc)}")
+            raise ConnectionLost(self.url, self.lost_reason)
+
+    async def close(self, *, graceful: bool = True) -> None:
+        """Disconnect (sending DISCONNECT when ``graceful``, which suppresses the will) and stop the thread."""
+        client = self._client
+        if client is None:
+            return
+        if graceful and not self.lost.is_set():
+            client.disconnect()
+        await asyncio.to_thread(self._stop)
+
+    def _stop(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        client.loop_stop()
+        sock = client.socket()
+        if sock is not None:
+            sock.close()  # an abandoned session must not linger half-open and keep its client id busy

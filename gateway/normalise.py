@@ -1,0 +1,78 @@
+"""Turn a raw source value into a contract ``Sample``: scaling, booleans, deadband, quality.
+
+``value = raw × scale + offset``; booleans become 0/1. A deadband suppresses a *good* sample whose value moved
+less than the band from the last value that was passed on:
+
+* ``absolute`` — the band is in signal units (after scaling);
+* ``percent`` — the band is a percentage of the engineering range (OPC-UA ``EURange``) when the source knows it,
+  otherwise of the magnitude of the last value passed on (so 1 % of 200 kW is 2 kW).
+
+A change of quality, the first sample and any non-good sample always pass: a gap or a recovery must be visible.
+A value that is not a number (a string, an array) becomes a marker sample — ``NaN`` with a bad quality — so the
+problem is visible downstream instead of the whole source failing. This runs once per value on the hot path,
+so it is plain Python with pre-computed attributes, no pydantic.
+"""
+
+from __future__ import annotations
+
+import math
+
+from datafactory.config.models import DeadbandKind, SignalBinding
+from datafactory.contract.quality import Severity, severity
+from datafactory.contract.sample import Sample
+
+BAD_TYPE_MISMATCH = 0x80740000
+"""OPC-UA Bad_TypeMismatch: the source delivered something that is not a number."""
+
+
+class Normaliser:
+    """Per-signal state: scaling, the deadband and the last value passed on."""
+
+    __slots__ = ("_band", "_kind", "_last_quality", "_last_value", "cell", "eu_span", "offset", "scale", "signal")
+
+    def __init__(self, binding: SignalBinding, *, eu_span: float | None = None) -> None:
+        self.cell = binding.cell
+        self.signal = binding.signal
+        self.scale = binding.scale
+        self.offset = binding.offset
+        self._kind = binding.deadband.kind
+        self._band = binding.deadband.value
+        self.eu_span = eu_span  # high − low of the OPC-UA EURange, in signal units, when the server has one
+        self._last_value: float | None = None
+        self._last_quality: int | None = None
+
+    def apply(self, raw: object, time_us: int, quality: int = 0) -> Sample | None:
+        """The normalised sample, or None when the deadband suppresses it."""
+        if raw is None or severity(quality) is Severity.BAD:
+            self._last_value = None
+            self._last_quality = quality if severity(quality) is Severity.BAD else BAD_TYPE_MISMATCH
+            return Sample(self.signal, time_us, math.nan, self._last_quality)
+        if type(raw) is bool:
+            value = float(raw)
+        elif isinstance(raw, int | float):
+            value = float(raw) * self.scale + self.offset
+        else:
+            self._last_value = None
+            self._last_quality = BAD_TYPE_MISMATCH
+            return Sample(self.signal, time_us, math.nan, BAD_TYPE_MISMATCH)
+        if not math.isfinite(value):
+            self._last_value = None
+            self._last_quality = BAD_TYPE_MISMATCH
+            return Sample(self.signal, time_us, math.nan, BAD_TYPE_MISMATCH)
+        if self._suppressed(value, quality):
+            return None
+        self._last_value = value
+        self._last_quality = quality
+        return Sample(self.signal, time_us, value, quality)
+
+    def _suppressed(self, value: float, quality: int) -> bool:
+        last = self._last_value
+        if self._kind is DeadbandKind.NONE or last is None or quality != self._last_quality:
+            return False
+        if self._kind is DeadbandKind.ABSOLUTE:
+            band = self._band
+        elif self.eu_span is not None and self.eu_span > 0:
+            band = self._band / 100.0 * self.eu_span
+        else:
+            band = self._band / 100.0 * abs(last)
+        return abs(value - last) <= band if band > 0 else False

@@ -1,0 +1,354 @@
+"""The gateway runner: owns the sources, the batcher, the store-and-forward buffer and the broker session.
+
+Each source runs in its own task: open → stream readings into the batcher → on ``ConnectionLost`` close, write
+a comm-lost marker for every signal of the source (NaN, quality Bad_NoCommunication) so the gap is visible
+downstream, back off (0.5 s doubling to 5 s) and open a fresh adapter, which re-subscribes. The broker session
+is supervised the same way; on every (re)connect the runner re-publishes each cell's retained meta and the
+status, subscribes to its config topic and replays the buffer.
+
+A config published to the gateway's retained config topic (``datafactory config deploy``) is validated and
+applied without restart: sources whose config changed are re-opened, the others keep running; an invalid
+one is rejected, the reason goes to the status topic and the old config stays in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datafactory.config.loader import validate_document
+from datafactory.config.models import PlantConfig
+from datafactory.contract.meanings import Meaning
+from datafactory.contract.payload import SignalMeta, decode_config, encode_meta
+from datafactory.contract.quality import BAD_NO_COMMUNICATION
+from datafactory.contract.sample import Sample, now_us
+from datafactory.contract.topics import CellPath, TopicKind, gateway_topic
+from datafactory.errors import ConfigError, ConnectionLost, ContractError
+from datafactory.settings import get_settings
+from gateway.batcher import Batcher
+from gateway.buffer import Buffer
+from gateway.mqtt_session import MqttSession, Will
+from gateway.publisher import Publisher
+from gateway.sources import Reading, SourceAdapter, create_adapter
+from gateway.status import SourceState, offline_payload, status_payload, utc_now_iso
+
+_log = logging.getLogger(__name__)
+
+BACKOFF_MIN_S = 0.5
+BACKOFF_MAX_S = 5.0
+
+
+@dataclass(slots=True)
+class _SourceRun:
+    config: Any
+    state: SourceState
+    task: asyncio.Task[None] | None = None
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: PlantConfig,
+        *,
+        mqtt_url: str | None = None,
+        mqtt_password: str | None = None,
+        state_dir: Path | None = None,
+    ) -> None:
+        settings = get_settings()
+        self.mqtt_url = mqtt_url or settings.mqtt_url
+        self._mqtt_password = mqtt_password or (
+            settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        )
+        self.state_dir = state_dir or settings.state_dir
+        self.config = config
+        self.version = config.config_version()
+        self.config_error: str | None = None
+        gw = config.gateway
+        self.gateway_id = gw.id
+        self.enterprise, self.site = config.enterprise.id, config.site.id
+        buffer_path = Path(gw.buffer_path) if gw.buffer_path else self.state_dir / f"{gw.id}.buffer.sqlite"
+        self.buffer = Buffer(
+            buffer_path, max_bytes=int(gw.buffer_max_mb * 1_000_000), overflow=gw.buffer_overflow, gateway=gw.id
+        )
+        self.publisher = Publisher(self.buffer)
+        self.batcher = Batcher(max_samples=gw.batch_max_samples, max_ms=gw.batch_max_ms, flush=self._store)
+        self.status_topic = gateway_topic(self.enterprise, self.site, gw.id, TopicKind.STATUS)
+        self.config_topic = gateway_topic(self.enterprise, self.site, gw.id, TopicKind.CONFIG)
+        self._topics: dict[str, str] = {}
+        self._sources: dict[str, _SourceRun] = {}
+        self._session: MqttSession | None = None
+        self._broker_state = SourceState(kind="mqtt")
+        self._started = utc_now_iso()
+        self._rate = 0.0
+        self._reconfigure_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.unroutable_samples = 0
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then stop the sources, flush and hand the buffer to the broker briefly."""
+        self.buffer.open()
+        self._route(self.config)
+        for src in self.config.sources:
+            self._start_source(src)
+        broker = asyncio.create_task(self._run_broker(), name="broker")
+        timers = asyncio.create_task(self._run_timers(), name="timers")
+        _log.info(
+            "gateway %s started: config %s, %d sources, buffer %s",
+            self.gateway_id,
+            self.version,
+            len(self._sources),
+            self.buffer.path,
+        )
+        try:
+            await stop.wait()
+        finally:
+            await self._shutdown(broker, timers)
+
+    async def _shutdown(self, broker: asyncio.Task[None], timers: asyncio.Task[None]) -> None:
+        await asyncio.gather(*(self._stop_source(sid) for sid in list(self._sources)))
+        self.batcher.flush_all()
+        timers.cancel()
+        if self._session is not None and not self._session.lost.is_set():
+            await self.publisher.drain(timeout_s=3.0)
+            with contextlib.suppress(ConnectionLost):
+                self._session.publish(self.status_topic, self._status(online=False), qos=1, retain=True)
+            await asyncio.sleep(0.2)  # let the offline status leave before DISCONNECT
+        broker.cancel()
+        await asyncio.gather(broker, timers, return_exceptions=True)
+        self.buffer.close()
+        _log.info("gateway %s stopped; %d batches left in the buffer", self.gateway_id, self.buffer.depth_batches)
+
+    # ---- sources ---------------------------------------------------------------------------------------
+    def _start_source(self, src: Any) -> None:
+        run = self._sources.get(src.id) or _SourceRun(src, SourceState(kind=src.kind))
+        run.config = src
+        run.task = asyncio.create_task(self._run_source(run), name=f"source:{src.id}")
+        self._sources[src.id] = run
+
+    async def _stop_source(self, source_id: str) -> None:
+        run = self._sources.get(source_id)
+        if run is None or run.task is None:
+            return
+        run.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run.task
+        run.task = None
+
+    async def _run_source(self, run: _SourceRun) -> None:
+        delay = BACKOFF_MIN_S
+        while True:
+            adapter = create_adapter(run.config, mqtt_url=self.mqtt_url, state_dir=self.state_dir)
+            opened = False
+            try:
+                run.state.set("connecting")
+                await adapter.open()
+                opened = True
+                run.state.set("connected")
+                self._publish_status()
+                delay = BACKOFF_MIN_S
+                _log.info("source %s connected", run.config.id)
+                async for readings in adapter.stream():
+                    self.batcher.add(readings)
+                raise ConnectionLost(run.config.id, "stream ended")
+            except ConnectionLost as err:
+                if opened or run.state.last_error != str(err):
+                    _log.warning("source %s: %s; retrying in %.1f s", run.config.id, err, delay)
+                run.state.set("disconnected", str(err))
+            except Exception as err:  # a bug in an adapter must not stop the gateway; the traceback is kept
+                _log.exception("source %s failed unexpectedly; retrying in %.1f s", run.config.id, delay)
+                run.state.set("disconnected", f"{type(err).__name__}: {err}")
+            finally:
+                await adapter.close()
+            if opened:
+                self._mark_comm_lost(adapter)
+                run.state.reconnects += 1
+            self._publish_status()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MAX_S)
+
+    def _mark_comm_lost(self, adapter: SourceAdapter) -> None:
+        """One marker per signal: the value is unknown from now until the source delivers again."""
+        t = now_us()
+        markers: list[Reading] = [
+            (b.cell, Sample(b.signal, t, math.nan, BAD_NO_COMMUNICATION)) for b in adapter.bindings()
+        ]
+        self.batcher.add(markers)
+        self.batcher.flush_all()
+
+    # ---- batches → buffer → broker --------------------------------------------------------------------
+    def _store(self, cell: str, samples: list[Sample]) -> None:
+        topic = self._topics.get(cell)
+        if topic is None:  # cannot happen with a validated config; counted so it would show up
+            self.unroutable_samples += len(samples)
+            return
+        self.buffer.append(topic, samples)
+        self.publisher.wake()
+
+    def _route(self, config: PlantConfig) -> None:
+        ent, site = config.enterprise.id, config.site.id
+        self._topics = {key: CellPath(ent, site, *key.split("/")).topic(TopicKind.DATA) for key in config.cell_paths()}
+
+    async def _run_broker(self) -> None:
+        delay = BACKOFF_MIN_S
+        while True:
+            session = MqttSession(
+                self.mqtt_url,
+                client_id=f"df-gw-{self.enterprise}-{self.site}-{self.gateway_id}",
+                password=self._mqtt_password,
+                will=Will(self.status_topic, offline_payload(self.gateway_id)),
+                max_inflight=self.publisher.window,
+                on_message=self._on_message,
+                on_puback=self.publisher.on_puback,
+            )
+            try:
+                await session.connect()
+                self._session = session
+                self._broker_state.set("connected")
+                delay = BACKOFF_MIN_S
+                _log.info("connected to broker %s; %d batches buffered", session.url, self.buffer.depth_batches)
+                session.subscribe(self.config_topic, qos=1)
+                self._publish_meta()
+                self._publish_status()
+                await self.publisher.serve(session)
+            except ConnectionLost as err:
+                if self._broker_state.state == "connected" or self._broker_state.last_error != str(err):
+                    _log.warning("broker: %s; buffering, retrying in %.1f s", err, delay)
+                self._broker_state.set("disconnected", str(err))
+            finally:
+                self._session = None
+                await session.close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MAX_S)
+
+    async def _run_timers(self) -> None:
+        loop = asyncio.get_running_loop()
+        tick = max(0.01, self.config.gateway.batch_max_ms / 2000)
+        next_status = loop.time() + self.config.gateway.status_interval_s
+        last_in, last_t = self.batcher.samples_in, loop.time()
+        while True:
+            await asyncio.sleep(tick)
+            self.batcher.flush_due()
+            now = loop.time()
+            if now >= next_status:
+                self._rate = (self.batcher.samples_in - last_in) / max(now - last_t, 1e-6)
+                last_in, last_t = self.batcher.samples_in, now
+                self._publish_status()
+                next_status = now + self.config.gateway.status_interval_s
+
+    # ---- meta and status -------------------------------------------------------------------------------
+    def _publish_meta(self) -> None:
+        session = self._session
+        if session is None:
+            return
+        cfg = self.config
+        cells = cfg.cell_paths()
+        signals: dict[str, list[SignalMeta]] = {}
+        for b in cfg.bindings():
+            signals.setdefault(b.cell, []).append(SignalMeta(b.signal, Meaning(b.meaning), b.unit, b.description))
+        for key, metas in signals.items():
+            cell = cells[key]
+            attributes = {
+                "name": cell.name,
+                "machine_class": cell.machine_class,
+                "ideal_cycle_time_s": cell.ideal_cycle_time_s,
+                "target_rate_per_hour": cell.target_rate_per_hour,
+            }
+            topic = CellPath(cfg.enterprise.id, cfg.site.id, *key.split("/")).topic(TopicKind.META)
+            try:
+                session.publish(topic, encode_meta(metas, gateway=self.gateway_id, attributes=attributes), retain=True)
+            except ConnectionLost:
+                return  # the broker loop notices and re-publishes meta on the next connection
+
+    def _status(self, *, online: bool = True) -> bytes:
+        sources = {"broker": self._broker_state} | {sid: run.state for sid, run in self._sources.items()}
+        return status_payload(
+            gateway=self.gateway_id,
+            started=self._started,
+            config_version=self.version,
+            config_error=self.config_error,
+            samples_per_s=self._rate,
+            samples_in=self.batcher.samples_in,
+            published_samples=self.publisher.published_samples,
+            buffer={
+                "batches": self.buffer.depth_batches,
+                "samples": self.buffer.depth_samples,
+                "bytes": self.buffer.depth_bytes,
+                "max_bytes": self.buffer.max_bytes,
+            },
+            dropped_overflow=self.buffer.dropped_samples,
+            sources=sources,
+            online=online,
+        )
+
+    def _publish_status(self) -> None:
+        session = self._session
+        if session is None:
+            return
+        with contextlib.suppress(ConnectionLost):  # the broker loop notices and reconnects
+            session.publish(self.status_topic, self._status(), qos=1, retain=True)
+
+    # ---- deployed configs ------------------------------------------------------------------------------
+    def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        if topic != self.config_topic or not payload:
+            return
+        task = asyncio.create_task(self._on_config(payload))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _on_config(self, payload: bytes) -> None:
+        try:
+            claimed, doc = decode_config(payload)
+            cfg = validate_document(doc, source=self.config_topic)
+        except (ContractError, ConfigError) as err:
+            self._reject(f"{err}")
+            return
+        ours = (self.enterprise, self.site, self.gateway_id)
+        theirs = (cfg.enterprise.id, cfg.site.id, cfg.gateway.id)
+        if theirs != ours:
+            self._reject(f"config {claimed} is for gateway {'/'.join(theirs)}, not {'/'.join(ours)}")
+            return
+        if cfg.config_version() == self.version:
+            if self.config_error is not None:
+                self.config_error = None
+                self._publish_status()
+            return
+        await self.apply(cfg)
+
+    def _reject(self, reason: str) -> None:
+        _log.error("deployed config rejected, keeping %s: %s", self.version, reason)
+        self.config_error = reason
+        self._publish_status()
+
+    async def apply(self, cfg: PlantConfig) -> None:
+        """Switch to a new config: re-open the sources that changed, keep the rest running."""
+        async with self._reconfigure_lock:
+            old = {s.id: s for s in self.config.sources}
+            new = {s.id: s for s in cfg.sources}
+            changed = [sid for sid in old if sid not in new or old[sid] != new[sid]]
+            await asyncio.gather(*(self._stop_source(sid) for sid in changed))
+            self.batcher.flush_all()
+            for sid in changed:
+                if sid not in new:
+                    del self._sources[sid]
+            if cfg.gateway.buffer_path != self.config.gateway.buffer_path:
+                _log.warning("gateway.buffer_path changed; the new path takes effect when the gateway restarts")
+            self.config = cfg
+            self.version = cfg.config_version()
+            self.config_error = None
+            self.batcher.max_samples = cfg.gateway.batch_max_samples
+            self.batcher.max_s = cfg.gateway.batch_max_ms / 1000
+            self.buffer.max_bytes = int(cfg.gateway.buffer_max_mb * 1_000_000)
+            self.buffer.overflow = cfg.gateway.buffer_overflow
+            self._route(cfg)
+            for sid, src in new.items():
+                if sid not in old or sid in changed:
+                    self._start_source(src)
+            _log.info("applied config %s (re-opened sources: %s)", self.version, ", ".join(changed) or "none")
+            self._publish_meta()
+            self._publish_status()

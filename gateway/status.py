@@ -1,0 +1,82 @@
+"""The gateway's retained status message (``df/v1/<enterprise>/<site>/_gw/<gateway>/status``).
+
+It is also the last will, ``{"online": false}``, so a gateway that dies is shown offline by the broker.
+Fields: ``online``, ``gateway``, ``time``, ``started``, ``config_version``, ``config_error`` (why the last
+deployed config was rejected, else null), ``samples_per_s``, ``samples_in``, ``published_samples``,
+``buffer`` {``batches``, ``samples``, ``bytes``, ``max_bytes``}, ``dropped`` {``buffer_overflow``},
+and per source ``sources.<id>`` {``kind``, ``state`` (connecting|connected|disconnected), ``since``,
+``last_error``, ``reconnects``}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(slots=True)
+class SourceState:
+    kind: str
+    state: str = "connecting"
+    since: str = field(default_factory=utc_now_iso)
+    last_error: str | None = None
+    reconnects: int = 0
+
+    def set(self, state: str, error: str | None = None) -> None:
+        if state != self.state:
+            self.state = state
+            self.since = utc_now_iso()
+        if error is not None:
+            self.last_error = error
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "state": self.state,
+            "since": self.since,
+            "last_error": self.last_error,
+            "reconnects": self.reconnects,
+        }
+
+
+def offline_payload(gateway: str) -> bytes:
+    return orjson.dumps({"online": False, "gateway": gateway})
+
+
+def status_payload(
+    *,
+    gateway: str,
+    started: str,
+    config_version: str,
+    config_error: str | None,
+    samples_per_s: float,
+    samples_in: int,
+    published_samples: int,
+    buffer: dict[str, int],
+    dropped_overflow: int,
+    sources: dict[str, SourceState],
+    online: bool = True,
+) -> bytes:
+    return orjson.dumps(
+        {
+            "online": online,
+            "gateway": gateway,
+            "time": utc_now_iso(),
+            "started": started,
+            "config_version": config_version,
+            "config_error": config_error,
+            "samples_per_s": round(samples_per_s, 1),
+            "samples_in": samples_in,
+            "published_samples": published_samples,
+            "buffer": buffer,
+            "dropped": {"buffer_overflow": dropped_overflow},
+            "sources": {sid: s.as_dict() for sid, s in sources.items()},
+        }
+    )
