@@ -1,0 +1,278 @@
+"""``datafactory demo``: run the simulated plant end to end and print what happened.
+
+Services: ``DATAFACTORY_DATABASE_URL`` / ``DATAFACTORY_MQTT_URL`` when set; else PostgreSQL on 127.0.0.1:5432 and
+Mosquitto on 127.0.0.1:1883 when they answer; else private ones under the state directory (``--embedded`` forces
+that). Then: migrate the schema, start ingest, the simulator and a gateway as child processes, show a live line,
+stop after ``--duration``, run analytics, print a summary. Ctrl-C stops everything cleanly at any point.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from datafactory.db.migrate import migrate
+from datafactory.errors import DataFactoryError
+from datafactory.services.children import run_once
+from datafactory.services.observer import DatabaseSnapshot, PublishedCounter, database_snapshot
+from datafactory.services.pipeline import DEMO_CONFIG, Pipeline, subcommand_available
+from datafactory.services.selection import Services, resolve_services
+from datafactory.settings import Settings, get_settings, redact_url
+
+_DRAIN_TIMEOUT_S = 20.0
+_ANALYTICS_TIMEOUT_S = 180.0
+
+
+class _Stop:
+    """Set by SIGINT/SIGTERM: the demo leaves its loop and cleans up. A second Ctrl-C aborts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        click.echo("\nstopping… (Ctrl-C again to abort)", err=True)
+
+    def sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.requested and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+
+@dataclass(frozen=True)
+class _Options:
+    duration: float
+    speed: float
+    config_path: Path
+    enterprise: str | None
+    analytics: bool
+
+
+OeeRow = tuple[str, float | None, float | None, float | None, float | None]
+
+
+@dataclass
+class _Result:
+    wall_s: float
+    snapshot: DatabaseSnapshot
+    published: int
+    analytics: str
+    oee: list[OeeRow]
+    interrupted: bool
+    crashed: dict[str, str]
+
+
+@click.command()
+@click.option("--duration", type=float, default=60.0, show_default=True, help="Seconds of wall time the plant runs.")
+@click.option("--speed", type=float, default=10.0, show_default=True, help="Simulated seconds per wall second.")
+@click.option("--embedded", is_flag=True, help="Use private PostgreSQL and broker under the state dir, never others.")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=None, help="Default: DATAFACTORY_STATE_DIR, .df")
+@click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), default=DEMO_CONFIG, show_default=True,
+    help="Plant config the simulator serves and the gateway reads.",
+)
+@click.option("--enterprise", default=None, help="Publish as this enterprise id (keeps demos sharing a broker apart).")
+@click.option("--analytics/--no-analytics", default=True, show_default=True, help="Run analytics at the end.")
+def demo(
+    *,
+    duration: float, speed: float, embedded: bool, state_dir: Path | None, config_path: Path,
+    enterprise: str | None, analytics: bool,
+) -> None:
+    """Run the simulated plant end to end (simulator → gateway → broker → ingest → database → analytics)."""
+    settings = get_settings()
+    state = state_dir or settings.state_dir
+    stop = _Stop()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    services: Services | None = None
+    try:
+        click.echo("==> services", err=True)
+        services = resolve_services(state, embedded=embedded)
+        _describe_services(services)
+        click.echo("==> db migrate", err=True)
+        result = migrate(services.database_url, Settings(database_url=services.database_url))
+        backend = "TimescaleDB" if result.timescale else "plain PostgreSQL (partitioned samples)"
+        click.echo(f"    {backend}; applied {len(result.applied)} migration(s)", err=True)
+        options = _Options(duration, speed, config_path, enterprise, analytics)
+        outcome, pipeline = _run(services, state, options, stop)
+        _summary(services, pipeline, outcome)
+    except DataFactoryError as err:
+        raise click.ClickException(str(err)) from err
+    finally:
+        if services is not None:
+            services.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _describe_services(services: Services) -> None:
+    click.echo(f"    database: {redact_url(services.database_url)} ({services.database_origin})", err=True)
+    click.echo(f"    broker:   {services.mqtt_url} ({services.mqtt_origin}, {services.describe_broker()})", err=True)
+    if not services.mqtt_v5:
+        click.echo(
+            "    note: the embedded amqtt broker speaks MQTT 3.1.1 only; install Mosquitto for ingest's MQTT 5 "
+            "session (manual acknowledgement, receive maximum)", err=True,
+        )
+
+
+def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[_Result, Pipeline]:
+    pipeline = Pipeline(
+        services.database_url, services.mqtt_url, state / "demo", opts.speed, config_source=opts.config_path,
+        enterprise=opts.enterprise,
+    )
+    counter: PublishedCounter | None = None
+    started = time.monotonic()
+    try:
+        click.echo("==> starting ingest, simulator, gateway", err=True)
+        pipeline.start()
+        for name, reason in pipeline.unavailable.items():
+            click.echo(f"    UNAVAILABLE: {name}: {reason}", err=True)
+        counter = PublishedCounter(services.mqtt_url, pipeline.enterprise_id)
+        counter.start()
+        click.echo(f"    logs in {pipeline.work_dir / 'logs'}", err=True)
+        while not stop.requested and time.monotonic() - started < opts.duration:
+            stop.sleep(2.0)
+            _live_line(pipeline, counter, started)
+            if pipeline.failed():
+                break
+        click.echo("", err=True)
+        crashed = pipeline.failed()
+        for name, detail in crashed.items():
+            click.echo(f"    {name} {detail}", err=True)
+        pipeline.stop_producers()
+        if not stop.requested:
+            _drain(pipeline, stop)
+        pipeline.stop()
+        wall = time.monotonic() - started
+        analytics_state = "skipped"
+        if opts.analytics and not stop.requested:
+            analytics_state = _analytics(pipeline)
+        snap = database_snapshot(services.database_url, pipeline.enterprise_id, reasons=True)
+        return (
+            _Result(
+                wall, snap, counter.samples, analytics_state, _oee(services.database_url, pipeline.enterprise_id),
+                stop.requested, {name: detail.splitlines()[0] for name, detail in crashed.items()},
+            ),
+            pipeline,
+        )
+    finally:
+        pipeline.stop()
+        if counter is not None:
+            counter.stop()
+
+
+def _live_line(pipeline: Pipeline, counter: PublishedCounter, started: float) -> None:
+    snap = database_snapshot(pipeline.database_url, pipeline.enterprise_id)
+    elapsed = time.monotonic() - started
+    sim = snap.newest_sample.strftime("%Y-%m-%d %H:%M:%S UTC") if snap.newest_sample else "—"
+    line = (
+        f"  t={elapsed:5.0f}s  sim time {sim}  published {counter.samples:>9,}  stored {snap.samples:>9,}"
+        f"  ({snap.samples / max(elapsed, 1e-9):,.0f}/s)  dead letters {snap.dead_letters}"
+    )
+    if snap.error:
+        line += f"  [db: {snap.error[:60]}]"
+    if sys.stderr.isatty():  # one line rewritten in place on a terminal, a line per update in a log
+        click.echo("\r" + line, nl=False, err=True)
+    else:
+        click.echo(line, err=True)
+
+
+def _drain(pipeline: Pipeline, stop: _Stop) -> None:
+    """Give ingest time to commit what is still in flight: wait until the stored count stops growing."""
+    deadline = time.monotonic() + _DRAIN_TIMEOUT_S
+    last = -1
+    while time.monotonic() < deadline and not stop.requested and "ingest" in pipeline.children:
+        count = database_snapshot(pipeline.database_url, pipeline.enterprise_id).samples
+        if count == last:
+            return
+        last = count
+        stop.sleep(1.5)
+
+
+def _analytics(pipeline: Pipeline) -> str:
+    reason = subcommand_available("analytics", "run")
+    if reason is not None:
+        return f"unavailable: {reason}"
+    click.echo("==> analytics run", err=True)
+    code = run_once(
+        ["analytics", "run"], log_path=pipeline.log("analytics"), env=pipeline.env, timeout_s=_ANALYTICS_TIMEOUT_S
+    )
+    if code == 0:
+        return "done"
+    return f"failed (exit {code}; see {pipeline.log('analytics')})"
+
+
+def _oee(database_url: str, enterprise: str) -> list[OeeRow]:
+    """Latest OEE per machine, if analytics produced any."""
+    import psycopg
+
+    try:
+        with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as conn:
+            rows = conn.execute(
+                """SELECT DISTINCT ON (o.cell_id) c.area || '/' || c.line || '/' || c.cell,
+                          o.availability, o.performance, o.quality, o.oee
+                   FROM oee o JOIN cells c ON c.id = o.cell_id JOIN plants p ON p.id = o.plant_id
+                   WHERE (p.enterprise = %s OR %s = '') AND o.period IN ('shift', 'hour')
+                   ORDER BY o.cell_id, o.period = 'shift' DESC, o.time DESC""",
+                (enterprise, enterprise),
+            ).fetchall()
+    except psycopg.Error:
+        return []  # no oee table or no analytics: the summary says so
+    return [(str(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def _pct(value: float | None) -> str:
+    return "   —  " if value is None else f"{100 * value:5.1f}%"
+
+
+def _summary(services: Services, pipeline: Pipeline, r: _Result) -> None:
+    s = r.snapshot
+    out = click.echo
+    out("")
+    out("SUMMARY" + (" (interrupted)" if r.interrupted else ""))
+    out(f"  enterprise          {pipeline.enterprise_id or '—'}")
+    out(f"  wall time           {r.wall_s:.1f} s at speed {pipeline.speed:g}x")
+    if s.oldest_sample and s.newest_sample:
+        out(f"  simulated span      {s.oldest_sample:%Y-%m-%d %H:%M:%S} → {s.newest_sample:%Y-%m-%d %H:%M:%S} UTC")
+    out(f"  signals registered  {s.signals}")
+    out(f"  samples published   {r.published}")
+    out(f"  samples stored      {s.samples}")
+    out(f"  samples/s           {s.samples / max(r.wall_s, 1e-9):.0f}")
+    reasons = ", ".join(f"{k}: {v}" for k, v in s.dead_letter_reasons.items())
+    out(f"  dead letters        {s.dead_letters}" + (f" ({reasons})" if reasons else ""))
+    out(f"  analytics           {r.analytics}")
+    for name, reason in pipeline.unavailable.items():
+        out(f"  UNAVAILABLE         {name}: {reason}")
+    for name, reason in r.crashed.items():
+        out(f"  FAILED              {name} {reason} (log: {pipeline.log(name)})")
+    if s.error:
+        out(f"  database error      {s.error}")
+    if r.oee:
+        out("  OEE (latest shift per machine)   availability  performance  quality   OEE")
+        for cell, a, p, q, o in r.oee:
+            out(f"    {cell:<32} {_pct(a):>12} {_pct(p):>12} {_pct(q):>8} {_pct(o):>6}")
+    out("")
+    out(f"  data      {redact_url(services.database_url)} ({services.database_origin})")
+    out(f"  broker    {services.mqtt_url} ({services.mqtt_origin})")
+    out(f"  logs      {pipeline.work_dir / 'logs'}")
+    if services.database_origin == "embedded":
+        out(f"  the embedded PostgreSQL is stopped now; its data stays in {Path(pipeline.work_dir).parent / 'pg'}")
+        out("  (run the demo again to continue, or use your own PostgreSQL via DATAFACTORY_DATABASE_URL)")
+    else:
+        db = redact_url(services.database_url)
+        out("  look at it:")
+        out(f"    psql '{db}' -c \"SELECT path, meaning, unit FROM signal_paths ORDER BY path LIMIT 20\"")
+        out(
+            f"    psql '{db}' -c \"SELECT sp.path, count(*), max(x.time) FROM samples x"
+            " JOIN signal_paths sp ON sp.signal_id = x.signal_id GROUP BY 1 ORDER BY 1\""
+        )
+        out(f"    psql '{db}' -c \"SELECT reason, count(*) FROM dead_letters GROUP BY 1\"")
+    out("  dashboards: docker compose up -d grafana  →  http://localhost:3000 (see README, Grafana section)")
+    sys.stdout.flush()

@@ -1,0 +1,180 @@
+"""The demo pipeline: simulated plant → edge gateway → broker → ingest → database, as child processes.
+
+Every stage is the real service started through its own CLI (``datafactory simulate run``, ``gateway run``,
+``ingest run``) with ``DATAFACTORY_DATABASE_URL`` / ``DATAFACTORY_MQTT_URL`` in its environment, exactly as an
+operator would run it; the demo only wires them together. The gateway reads a runtime copy of the demo plant
+config whose OPC-UA endpoint points at this run's simulator port and whose enterprise id can be overridden so
+that two demos sharing one broker stay apart.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from datafactory.cli.main import COMMANDS
+from datafactory.services.children import Child
+from datafactory.services.process import free_port
+
+DEMO_CONFIG = Path("edge_configs/demo-plant.yaml")
+_ENDPOINT_RE = re.compile(r"^(opc\.tcp://)([^/:]+)(:\d+)?(/.*)?$")
+
+
+def command_available(name: str) -> str | None:
+    """None if ``datafactory <name>`` is usable in this build, else why not."""
+    target = COMMANDS.get(name)
+    if target is None:
+        return f"'{name}' is not a datafactory command"
+    module_name, attr = target[0].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        return f"{module_name} cannot be imported ({err})"
+    if not isinstance(getattr(module, attr, None), click.Command):
+        return f"{module_name} has no command {attr!r}"
+    return None
+
+
+def subcommand_available(group: str, sub: str) -> str | None:
+    """None if ``datafactory <group> <sub>`` exists, else why not."""
+    reason = command_available(group)
+    if reason is not None:
+        return reason
+    module_name, attr = COMMANDS[group][0].split(":")
+    command = getattr(importlib.import_module(module_name), attr)
+    if isinstance(command, click.Group) and sub not in command.commands:
+        return f"'datafactory {group}' has no '{sub}' subcommand yet"
+    return None
+
+
+def option_names(group: str, sub: str) -> set[str]:
+    """The long option names (``--speed``) ``datafactory <group> <sub>`` accepts, to pass only what it knows."""
+    module_name, attr = COMMANDS[group][0].split(":")
+    command = getattr(importlib.import_module(module_name), attr)
+    if isinstance(command, click.Group):
+        command = command.commands[sub]
+    return {opt for param in command.params for opt in getattr(param, "opts", []) if opt.startswith("--")}
+
+
+def runtime_config(source: Path, target: Path, *, opcua_port: int, enterprise: str | None) -> dict[str, Any]:
+    """Write a copy of the plant config with OPC-UA endpoints on 127.0.0.1:<opcua_port>; return the document."""
+    doc = yaml.safe_load(source.read_text(encoding="utf-8"))
+    for src in doc.get("sources", []):
+        if src.get("kind") == "opcua" and isinstance(src.get("endpoint"), str):
+            match = _ENDPOINT_RE.match(src["endpoint"])
+            if match:
+                src["endpoint"] = f"{match.group(1)}127.0.0.1:{opcua_port}{match.group(4) or ''}"
+    if enterprise:
+        doc["enterprise"]["id"] = enterprise
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return doc
+
+
+@dataclass
+class Pipeline:
+    """Starts and stops the demo's child processes; ``unavailable`` names the stages this build lacks."""
+
+    database_url: str
+    mqtt_url: str
+    work_dir: Path
+    speed: float
+    config_source: Path = DEMO_CONFIG
+    enterprise: str | None = None
+    children: dict[str, Child] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    opcua_port: int = 0
+    plant: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DATAFACTORY_DATABASE_URL": self.database_url,
+            "DATAFACTORY_MQTT_URL": self.mqtt_url,
+            "DATAFACTORY_STATE_DIR": str(self.work_dir / "state"),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    @property
+    def enterprise_id(self) -> str:
+        return str(self.plant.get("enterprise", {}).get("id", self.enterprise or ""))
+
+    def log(self, name: str) -> Path:
+        return self.work_dir / "logs" / f"{name}.log"
+
+    def start(self) -> None:
+        """Start ingest first (so nothing published is missed), then the simulator, then the gateway."""
+        for group, sub in (("ingest", "run"), ("simulate", "run"), ("gateway", "run")):
+            reason = subcommand_available(group, sub)
+            if reason is not None:
+                self.unavailable[group] = reason
+        self.opcua_port = free_port()
+        config_path = self.work_dir / "demo-plant.yaml"
+        if not self.config_source.exists():
+            self.unavailable.setdefault("simulate", f"{self.config_source} does not exist yet")
+            self.unavailable.setdefault("gateway", f"{self.config_source} does not exist yet")
+        else:
+            self.plant = runtime_config(
+                self.config_source, config_path, opcua_port=self.opcua_port, enterprise=self.enterprise
+            )
+        if "ingest" not in self.unavailable:
+            self._spawn("ingest", self._ingest_args())
+        if "simulate" not in self.unavailable:
+            self._spawn("simulate", self._simulator_args(config_path))
+        if "gateway" not in self.unavailable:
+            self._spawn("gateway", ["gateway", "run", "--config", str(config_path)])
+
+    def _ingest_args(self) -> list[str]:
+        args = ["ingest", "run"]
+        known = option_names("ingest", "run")
+        if "--topic-filter" in known and self.enterprise_id:
+            args += ["--topic-filter", f"df/v1/{self.enterprise_id}/#"]
+        if "--worker" in known:
+            args += ["--worker", f"demo-{self.enterprise_id or 'plant'}"]
+        return args
+
+    def _simulator_args(self, config_path: Path) -> list[str]:
+        args = ["simulate", "run"]
+        known = option_names("simulate", "run")
+        wanted = {
+            "--config": str(config_path),
+            "--opcua-port": str(self.opcua_port),
+            "--port": str(self.opcua_port),
+            "--speed": f"{self.speed:g}",
+            "--no-truth": None,
+        }
+        for opt, value in wanted.items():
+            if opt in known and value is not None:
+                args += [opt, value]
+        return args
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        child = Child(name, args, log_path=self.log(name), env=self.env)
+        child.start()
+        self.children[name] = child
+
+    def failed(self) -> dict[str, str]:
+        """Children that exited on their own, with the tail of their log."""
+        return {
+            name: f"exited with code {child.returncode}:\n{child.log_tail()}"
+            for name, child in self.children.items()
+            if child.returncode is not None
+        }
+
+    def stop_producers(self) -> None:
+        for name in ("gateway", "simulate"):  # the gateway first: it flushes what it read
+            if name in self.children:
+                self.children[name].stop()
+
+    def stop(self) -> None:
+        self.stop_producers()
+        if "ingest" in self.children:
+            self.children["ingest"].stop()
