@@ -1,0 +1,35 @@
+"""The simulated demo plant: a deterministic, event-driven plant model, an OPC-UA server (asyncua) with an
+MQTT-native utility meter replaying it live, and a fast database backfill. See ``docs/simulator.md``.
+
+Public API::
+
+    from simulator import PlantModel, SimOptions, demo_layout, SimulatorServer, load_emitted, backfill
+"""
+
+from simulator.layout import MachineSpec, PlantLayout, demo_layout, node_id
+from simulator.model import Change, PlantModel, SimOptions
+from simulator.plant_config import meter_topic, plant_config, plant_document
+from simulator.shift_calendar import ShiftCalendar
+from simulator.states import State
+from simulator.truth import EmittedRecorder, GroundTruth, ShiftTruth, StateInterval, TruthEvent, load_emitted
+
+__all__ = [
+    "Change",
+    "EmittedRecorder",
+    "GroundTruth",
+    "MachineSpec",
+    "PlantLayout",
+    "PlantModel",
+    "ShiftCalendar",
+    "ShiftTruth",
+    "SimOptions",
+    "State",
+    "StateInterval",
+    "TruthEvent",
+    "demo_layout",
+    "load_emitted",
+    "meter_topic",
+    "node_id",
+    "plant_config",
+    "plant_document",
+]

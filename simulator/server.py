@@ -1,0 +1,260 @@
+"""The simulated plant as a real OPC-UA server (asyncua) plus its MQTT-native utility meter.
+
+Namespace ``urn:datafactory:simulator`` (index 2); folders area/line/cell; one variable per signal with node id
+``ns=2;s=<area>.<line>.<cell>.<signal>`` (Double, the state Int32). The model's samples are replayed in real time
+× ``speed``; each write carries the SIMULATED time as SourceTimestamp. A value is written only when it changes,
+and every write is counted per signal in ``emitted`` (and recorded by the optional recorder), which is what
+end-to-end tests compare a database against.
+
+    server = SimulatorServer(model, port=None, speed=60)
+    await server.start()          # serving and replaying
+    ...
+    await server.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import cast
+
+from asyncua import Server, ua
+
+from datafactory.contract.sample import us_to_datetime
+from datafactory.errors import ConnectionLost
+from simulator.layout import METER_CELL, NAMESPACE_URI, SIG_STATE, SIGNALS_PER_MACHINE
+from simulator.model import PlantModel
+from simulator.mqtt_device import MeterPublisher
+from simulator.plant_config import meter_topic
+from simulator.truth import EmittedRecorder
+
+log = logging.getLogger(__name__)
+_FLUSH_S = 1.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class SimulatorServer:
+    def __init__(
+        self,
+        model: PlantModel,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = 4840,
+        speed: float = 1.0,
+        mqtt_url: str | None = None,
+        device_topic_prefix: str = "sim",
+        recorder: EmittedRecorder | None = None,
+        autoplay: bool = True,
+    ) -> None:
+        """``port`` 0/None picks a free port; without ``mqtt_url`` the utility meter is not published."""
+        if speed <= 0:
+            raise ValueError(f"speed must be positive, got {speed}")
+        self.model = model
+        self.host = host
+        self.port = port or free_port(host)
+        self.speed = speed
+        self.recorder = recorder
+        self.autoplay = autoplay
+        self.emitted: dict[str, int] = {}  # writes / publishes per 'area/line/cell/signal'
+        self.sim_time_us = model.start_us
+        self._meter = (
+            MeterPublisher(mqtt_url, meter_topic(device_topic_prefix, model.layout)) if mqtt_url else None
+        )
+        self._server: Server | None = None
+        self._nodes: list[ua.NodeId | None] = []
+        self._last: list[float | None] = []
+        self._samples: Iterator[tuple[int, int, float]] | None = None
+        self._pending: tuple[int, int, float] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._done = asyncio.Event()
+        self._meter_kw: tuple[int | None, float] = (None, 0.0)
+
+    @property
+    def endpoint(self) -> str:
+        return f"opc.tcp://{self.host}:{self.port}/datafactory/sim/"
+
+    @property
+    def meter_topic(self) -> str | None:
+        return self._meter.topic if self._meter else None
+
+    @property
+    def meter_published(self) -> int:
+        return self._meter.published if self._meter else 0
+
+    async def start(self) -> None:
+        server = Server()
+        await server.init()
+        server.set_endpoint(self.endpoint)
+        server.set_server_name("datafactory simulator")
+        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        idx = await server.register_namespace(NAMESPACE_URI)
+        if idx != 2:
+            raise RuntimeError(f"namespace {NAMESPACE_URI} got index {idx}; node ids assume 2")
+        self._samples = self.model.samples()
+        initial = self._initial_values()
+        await self._build_address_space(server, initial)
+        try:
+            await server.start()
+        except OSError as err:
+            raise ConnectionLost(self.endpoint, f"cannot listen: {err}") from err
+        self._server = server
+        if self._meter is not None:
+            self._meter.start()
+        if self.autoplay:
+            self.play()
+
+    def play(self) -> None:
+        """Start replaying the model in real time × speed (``start`` does it unless ``autoplay=False``)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._replay(), name="simulator-replay")
+
+    async def wait_done(self, timeout: float | None = None) -> None:
+        """Wait until a finite model has been replayed to its end."""
+        await asyncio.wait_for(self._done.wait(), timeout)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._meter is not None:
+            await asyncio.to_thread(self._meter.stop)
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+        if self.recorder is not None:
+            self.recorder.flush()
+
+    # ---- address space ---------------------------------------------------------------------------------------
+    def _initial_values(self) -> dict[int, tuple[int, float]]:
+        """The model's samples at the start time become the variables' initial values (counted as emitted)."""
+        assert self._samples is not None
+        out: dict[int, tuple[int, float]] = {}
+        for item in self._samples:
+            if item[0] != self.model.start_us:
+                self._pending = item
+                break
+            out[item[1]] = (item[0], item[2])
+        return out
+
+    async def _build_address_space(self, server: Server, initial: dict[int, tuple[int, float]]) -> None:
+        folders: dict[str, object] = {}
+        keys = self.model.signal_keys
+        machine_signals = len(self.model.layout.machines) * SIGNALS_PER_MACHINE
+        self._last = [None] * len(keys)
+        self._nodes = [None] * len(keys)
+        for i, (cell_path, signal) in enumerate(keys[:machine_signals]):
+            parent = await self._folder(server, folders, cell_path)
+            is_state = i % SIGNALS_PER_MACHINE == SIG_STATE
+            vtype = ua.VariantType.Int32 if is_state else ua.VariantType.Double
+            t_us, value = initial.get(i, (self.model.start_us, 0.0))
+            nid = _node(f"{cell_path.replace('/', '.')}.{signal}")
+            initial_value = int(value) if is_state else value
+            var = await parent.add_variable(nid, signal, initial_value, vtype)  # type: ignore[attr-defined]
+            self._nodes[i] = var.nodeid
+            if i in initial:
+                await server.write_attribute_value(var.nodeid, self._datavalue(value, vtype, t_us))
+                self._count(i, t_us, value)
+        for i in range(machine_signals, len(keys)):
+            if i in initial:
+                self._meter_sample(i, *initial[i])
+
+    async def _folder(self, server: Server, folders: dict[str, object], cell_path: str) -> object:
+        parent: object = server.nodes.objects
+        path = ""
+        for part in cell_path.split("/"):
+            path = f"{path}.{part}" if path else part
+            if path not in folders:
+                folders[path] = await parent.add_folder(_node(path), part)  # type: ignore[attr-defined]
+            parent = folders[path]
+        return parent
+
+    @staticmethod
+    def _datavalue(value: float, vtype: ua.VariantType, t_us: int) -> ua.DataValue:
+        v = int(value) if vtype is ua.VariantType.Int32 else value
+        return ua.DataValue(
+            ua.Variant(v, vtype),
+            SourceTimestamp=cast(ua.DateTime, us_to_datetime(t_us)),
+            ServerTimestamp=cast(ua.DateTime, datetime.now(UTC)),
+        )
+
+    def _count(self, i: int, t_us: int, value: float) -> None:
+        cell_path, signal = self.model.signal_keys[i]
+        key = f"{cell_path}/{signal}"
+        self.emitted[key] = self.emitted.get(key, 0) + 1
+        self._last[i] = value
+        if self.recorder is not None:
+            self.recorder.add(cell_path, signal, t_us, value)
+
+    # ---- replay ----------------------------------------------------------------------------------------------
+    async def _replay(self) -> None:
+        assert self._samples is not None and self._server is not None
+        server = self._server
+        start_us = self.model.start_us
+        real0 = time.monotonic()
+        last_flush = real0
+        machine_signals = len(self.model.layout.machines) * SIGNALS_PER_MACHINE
+        samples = self._samples
+        if self._pending is not None:
+            samples = _prepend(self._pending, samples)
+            self._pending = None
+        try:
+            for t_us, i, value in samples:
+                due = real0 + (t_us - start_us) / 1e6 / self.speed
+                now = time.monotonic()
+                if due > now:
+                    if self.recorder is not None and now - last_flush > _FLUSH_S:
+                        self.recorder.flush()
+                        last_flush = now
+                    await asyncio.sleep(due - now)
+                self.sim_time_us = t_us
+                if i >= machine_signals:
+                    self._meter_sample(i, t_us, value)
+                    continue
+                if self._last[i] == value:
+                    continue  # unchanged: OPC-UA would not report it, so it is not emitted
+                vtype = ua.VariantType.Int32 if i % SIGNALS_PER_MACHINE == SIG_STATE else ua.VariantType.Double
+                node = self._nodes[i]
+                assert node is not None
+                await server.write_attribute_value(node, self._datavalue(value, vtype, t_us))
+                self._count(i, t_us, value)
+        finally:
+            if self.recorder is not None:
+                self.recorder.flush()
+        self._done.set()
+
+    def _meter_sample(self, i: int, t_us: int, value: float) -> None:
+        """Meter power and energy arrive as a pair at each meter tick; publish the pair as one JSON message."""
+        signal = self.model.signal_keys[i][1]
+        if signal == "power":
+            self._meter_kw = (t_us, value)
+            return
+        kw_t, kw = self._meter_kw
+        if self._meter is None or kw_t != t_us:
+            return
+        self._meter.publish(t_us, kw, value)
+        self._count(i - 1, t_us, kw)
+        self._count(i, t_us, value)
+
+
+def _node(identifier: str) -> ua.NodeId:
+    return ua.NodeId.from_string(f"ns=2;s={identifier}")
+
+
+def _prepend(first: tuple[int, int, float], rest: Iterator[tuple[int, int, float]]) -> Iterator[tuple[int, int, float]]:
+    yield first
+    yield from rest
+
+
+__all__ = ["METER_CELL", "SimulatorServer", "free_port"]
