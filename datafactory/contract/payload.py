@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,8 @@ CONFIG_FORMAT = "df-config/1"
 # rejected before it is parsed.
 MAX_PAYLOAD_BYTES = 1_048_576
 MAX_SAMPLES_PER_BATCH = 10_000
+# A JSON integer beyond this cannot become a float64 (float() would raise OverflowError).
+_FLOAT_MAX = sys.float_info.max
 
 
 @dataclass(slots=True)
@@ -118,7 +121,7 @@ def _load(raw: bytes) -> Any:
         # finite samples in the message are kept and only the non-finite ones are dead-lettered.
         try:
             return json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ContractError("malformed_json", f"not valid JSON: {err}") from err
 
 
@@ -155,7 +158,7 @@ def decode_batch(raw: bytes, *, min_us: int | None = None, max_us: int | None = 
                 and (min_us is None or t >= min_us)
                 and (max_us is None or t <= max_us)
                 and 0 <= q <= 0xFFFFFFFF
-                and (type(v) is int or math.isfinite(v))
+                and (math.isfinite(v) if type(v) is float else -_FLOAT_MAX <= v <= _FLOAT_MAX)
                 and is_valid_name(name)
             ):
                 append(Sample(name, t, float(v), q))
@@ -190,6 +193,8 @@ def _explain(i: int, item: Any, min_us: int | None, max_us: int | None) -> Sampl
         return SampleReject(i, "wrong_type", f"{name}: value is null but quality {q:#010x} is not bad", item)
     if type(v) is bool or not isinstance(v, int | float):
         return SampleReject(i, "wrong_type", f"{name}: value must be a number, got {type(v).__name__}", item)
+    if isinstance(v, int) and not -_FLOAT_MAX <= v <= _FLOAT_MAX:
+        return SampleReject(i, "non_finite", f"{name}: integer value of {v.bit_length()} bits is beyond the float64 range", item)
     if isinstance(v, float) and not math.isfinite(v):
         return SampleReject(i, "non_finite", f"{name}: value {v} is not finite", item)
     return SampleReject(i, "wrong_type", f"{name}: sample {item!r} is not valid", item)

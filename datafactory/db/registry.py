@@ -94,6 +94,25 @@ def upsert_signal(
     return int(row[0])
 
 
+def ensure_signal(
+    conn: psycopg.Connection, plant_id: int, cell_id: int, name: str, *, registered_by: str = "auto"
+) -> int:
+    """Return the signal's id, registering it with meaning generic if it does not exist (a stored meaning,
+    unit or description is never overwritten, unlike ``upsert_signal``)."""
+    row = conn.execute(
+        """
+        INSERT INTO signals (plant_id, cell_id, name, registered_by) VALUES (%s, %s, %s, %s)
+        ON CONFLICT (cell_id, name) DO NOTHING
+        RETURNING id
+        """,
+        (plant_id, cell_id, name, registered_by),
+    ).fetchone()
+    if row is None:
+        row = conn.execute("SELECT id FROM signals WHERE cell_id = %s AND name = %s", (cell_id, name)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def register_config(conn: psycopg.Connection, cfg: PlantConfig, *, registered_by: str = "config") -> dict[str, int]:
     """Register a plant config's plant, cells and signals. Returns signal ids by 'area/line/cell/signal'."""
     ent = cfg.enterprise

@@ -1,0 +1,10 @@
+"""Ingest: subscribe to the unified namespace, validate, and store samples in PostgreSQL with binary COPY.
+
+Public surface: ``IngestWorker`` (start/stop, usable in-process), ``IngestOptions`` and ``WorkerStats``.
+"""
+
+from ingest.health import WorkerStats
+from ingest.options import IngestOptions
+from ingest.worker import IngestWorker
+
+__all__ = ["IngestOptions", "IngestWorker", "WorkerStats"]

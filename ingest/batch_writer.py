@@ -1,0 +1,332 @@
+"""Writing one batch of decoded messages in one transaction: samples, registry updates, dead letters, late writes.
+
+The common case is one binary COPY straight into ``samples`` inside a savepoint. Only when that COPY hits a
+unique violation (a redelivered or re-sent batch) is the batch redone through a temporary staging table and
+``INSERT … ON CONFLICT DO NOTHING``, so duplicates cost speed only when they actually occur.
+Database errors propagate to the worker, which rolls back, reconnects if needed and retries the same batch; the
+caller acknowledges the batch's MQTT messages only after ``write`` returns (the transaction has committed).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import operator
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import orjson
+import psycopg
+
+from datafactory.contract.sample import datetime_to_us, us_to_datetime
+from datafactory.contract.topics import TopicKind
+from datafactory.db import partitions
+from datafactory.db.samples import PG_EPOCH_OFFSET_US, ROW, ROW_NULL_VALUE, copy_binary
+from datafactory.errors import ConfigError
+from ingest.decode import Inbound
+from ingest.signal_cache import SignalCache
+
+log = logging.getLogger(__name__)
+
+_TIME = operator.itemgetter(1)
+NO_DATA_US = -(2**62)  # high-water mark of a signal with no stored sample
+_STAGING_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS ingest_staging (signal_id int4 NOT NULL, time timestamptz NOT NULL,"
+    " value float8, quality int4 NOT NULL) ON COMMIT DELETE ROWS"
+)
+_STAGING_COPY = "COPY ingest_staging (signal_id, time, value, quality) FROM STDIN (FORMAT BINARY)"
+_STAGING_INSERT = (
+    "INSERT INTO samples (signal_id, time, value, quality) SELECT signal_id, time, value, quality"
+    " FROM ingest_staging ON CONFLICT DO NOTHING"
+)
+_SEED_SQL = "SELECT s, (SELECT max(time) FROM samples WHERE signal_id = s) FROM unnest(%s::int4[]) AS s"
+_EPOCH_DATE = date(1970, 1, 1)
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    topic: str
+    plant_id: int | None
+    reason: str
+    detail: str
+    payload: bytes
+    sample_index: int | None = None
+
+
+@dataclass(slots=True)
+class BatchResult:
+    messages: int = 0
+    samples_stored: int = 0
+    duplicates: int = 0
+    late_samples: int = 0
+    newest_us: int | None = None
+    dead_letters: Counter[str] = field(default_factory=Counter)
+
+
+class BatchWriter:
+    """Holds the per-connection caches (signal ids, high-water marks, partition days) of one worker."""
+
+    def __init__(self, *, worker: str, auto_register: bool, late_margin_s: float) -> None:
+        self.worker = worker
+        self.auto_register = auto_register
+        self.late_margin_us = int(late_margin_s * 1e6)
+        self.signals = SignalCache()
+        self.high_water: dict[int, int] = {}  # signal id → newest stored time (µs)
+        self._days_ready: set[int] = set()
+        self._partitioned: bool | None = None
+
+    def reset(self) -> None:
+        """Forget everything learnt inside a transaction that did not commit."""
+        self.signals.clear()
+        self.high_water.clear()
+
+    def write(self, conn: psycopg.Connection, batch: list[Inbound]) -> BatchResult:
+        """Store a batch and commit. Raises ``psycopg.Error`` (caller rolls back and calls ``reset``)."""
+        days: set[int] = set()
+        for msg in batch:
+            days |= msg.days
+        if days:
+            self._ensure_partitions(conn, days)
+        result = BatchResult(messages=len(batch))
+        dead: list[DeadLetter] = []
+        rows: list[bytes] = []
+        late: list[tuple[int, int]] = []
+        for msg in batch:
+            if msg.error is not None:
+                dead.append(self._message_dead_letter(msg, msg.error.reason, msg.error.detail))
+            elif msg.ignored or msg.parsed is None:
+                continue
+            elif msg.parsed.kind is TopicKind.DATA:
+                newest = self._pack(conn, msg, rows, late, dead)
+                if newest is not None and (result.newest_us is None or newest > result.newest_us):
+                    result.newest_us = newest
+            else:
+                self._control(conn, msg, dead)
+        if rows:
+            stored, late = self._copy(conn, b"".join(rows), len(rows), late)
+            result.samples_stored = stored
+            result.duplicates = len(rows) - stored
+        if dead:
+            self._insert_dead_letters(conn, dead)
+            result.dead_letters.update(d.reason for d in dead)
+        if late:
+            self._insert_late_writes(conn, late)
+            result.late_samples = len(late)
+        conn.commit()
+        return result
+
+    # -- samples -------------------------------------------------------------------------------------------
+
+    def _pack(
+        self,
+        conn: psycopg.Connection,
+        msg: Inbound,
+        rows: list[bytes],
+        late: list[tuple[int, int]],
+        dead: list[DeadLetter],
+    ) -> int | None:
+        """Append the message's samples as binary COPY rows; return the newest sample time."""
+        assert msg.parsed is not None and msg.parsed.cell is not None
+        for reject in msg.rejects:
+            dead.append(self._sample_dead_letter(msg, reject.reason, reject.detail, reject.raw, reject.index))
+        samples = msg.samples
+        if not samples:
+            return None
+        entry = self.signals.cell(conn, msg.parsed.cell, create=self.auto_register)
+        ids: dict[str, int] = entry.signals if entry is not None else {}
+        names = {s[0] for s in samples}
+        missing = names - ids.keys()
+        if missing and entry is not None and self.auto_register:
+            self.signals.register_missing(conn, entry, missing)
+            missing = set()
+        high = self.high_water
+        unseen = [ids[n] for n in names if n in ids and ids[n] not in high]
+        if unseen:
+            for sid, newest in conn.execute(_SEED_SQL, (unseen,)):
+                high[sid] = NO_DATA_US if newest is None else datetime_to_us(newest)
+        margin, offset = self.late_margin_us, PG_EPOCH_OFFSET_US
+        pack, pack_null, append = ROW.pack, ROW_NULL_VALUE.pack, rows.append
+        isnan = math.isnan
+        for i, (name, t, v, q) in enumerate(samples):
+            sid = ids.get(name)
+            if sid is None:
+                detail = f"signal {name!r} is not registered and auto-registration is off"
+                dead.append(self._sample_dead_letter(msg, "unknown_signal", detail, [name, t, v, q], i))
+                continue
+            h = high[sid]
+            if t > h:
+                high[sid] = t
+            elif t < h - margin:
+                late.append((sid, t))
+            # The database stores the 32-bit status code as signed int4.
+            q_db = q - 0x100000000 if q > 0x7FFFFFFF else q
+            if isnan(v):  # a bad-quality marker without a value
+                append(pack_null(4, 4, sid, 8, t - offset, -1, 4, q_db))
+            else:
+                append(pack(4, 4, sid, 8, t - offset, 8, v, 4, q_db))
+        return int(max(samples, key=_TIME)[1])
+
+    def _copy(
+        self, conn: psycopg.Connection, data: bytes, n: int, late: list[tuple[int, int]]
+    ) -> tuple[int, list[tuple[int, int]]]:
+        """COPY the ``n`` rows; on a duplicate, redo them idempotently. Returns (rows stored, late rows stored)."""
+        try:
+            with conn.transaction():
+                copy_binary(conn, data)
+            return n, late
+        except psycopg.errors.UniqueViolation:
+            pass
+        conn.execute(_STAGING_DDL)
+        copy_binary(conn, data, table_sql=_STAGING_COPY)
+        if not late:
+            cur = conn.execute(_STAGING_INSERT)
+            return cur.rowcount, late
+        stored = {
+            (int(sid), datetime_to_us(t)) for sid, t in conn.execute(_STAGING_INSERT + " RETURNING signal_id, time")
+        }
+        # Redelivered rows were already stored (and recorded) the first time: only new late rows count.
+        return len(stored), [x for x in late if x in stored]
+
+    def _ensure_partitions(self, conn: psycopg.Connection, days: set[int]) -> None:
+        """Create the daily partitions a batch writes to, each in its own short transaction, once per day."""
+        todo = days - self._days_ready
+        if not todo:
+            return
+        if self._partitioned is None:
+            self._partitioned = partitions.is_partitioned(conn)
+        if self._partitioned:
+            existing = set(partitions.existing_partitions(conn))
+            conn.commit()
+            for d in sorted(todo):
+                day = _EPOCH_DATE + timedelta(days=d)
+                if partitions.partition_name(day) in existing:
+                    continue
+                try:
+                    partitions.ensure_partitions(conn, day, day)
+                    conn.commit()
+                except psycopg.errors.DuplicateTable:
+                    conn.rollback()  # another worker created it first
+        conn.commit()
+        self._days_ready |= todo
+
+    # -- control messages ----------------------------------------------------------------------------------
+
+    def _control(self, conn: psycopg.Connection, msg: Inbound, dead: list[DeadLetter]) -> None:
+        """Meta, status or config: each in a savepoint, so content the database refuses is dead-lettered."""
+        assert msg.parsed is not None
+        try:
+            with conn.transaction():
+                if msg.meta is not None:
+                    assert msg.parsed.cell is not None
+                    self.signals.apply_meta(conn, msg.parsed.cell, msg.meta)
+                elif msg.status is not None:
+                    self._store_status(conn, msg)
+                elif msg.config is not None:
+                    problem = self._store_config(conn, msg)
+                    if problem is not None:
+                        dead.append(self._message_dead_letter(msg, *problem))
+        except (psycopg.DataError, psycopg.IntegrityError) as err:
+            self.signals.clear()  # ids learnt inside the rolled-back savepoint are gone
+            dead.append(self._message_dead_letter(msg, "rejected_by_database", str(err).strip()))
+
+    def _store_status(self, conn: psycopg.Connection, msg: Inbound) -> None:
+        assert msg.parsed is not None and msg.status is not None and msg.parsed.gateway is not None
+        plant_id = self.signals.plant_id(conn, msg.parsed.enterprise, msg.parsed.site)
+        conn.execute(
+            """
+            INSERT INTO gateway_status (plant_id, gateway, online, updated_at, config_version, status)
+            VALUES (%s, %s, %s, now(), %s, %s::jsonb)
+            ON CONFLICT (plant_id, gateway) DO UPDATE SET online = EXCLUDED.online, updated_at = EXCLUDED.updated_at,
+                config_version = EXCLUDED.config_version, status = EXCLUDED.status
+            """,
+            (
+                plant_id,
+                msg.parsed.gateway,
+                msg.status["online"],
+                msg.status.get("config_version", ""),
+                orjson.dumps(msg.status).decode(),
+            ),
+        )
+
+    def _store_config(self, conn: psycopg.Connection, msg: Inbound) -> tuple[str, str] | None:
+        """Record a deployed config and the plant attributes it sets; return (reason, detail) if it is refused."""
+        from datafactory.config.loader import validate_document  # pydantic models: paid only by config messages
+        from datafactory.db import registry
+
+        assert msg.parsed is not None and msg.config is not None
+        version, doc = msg.config
+        try:
+            cfg = validate_document(doc, source=msg.topic)
+        except ConfigError as err:
+            return "invalid_config", str(err)
+        if (cfg.enterprise.id, cfg.site.id) != (msg.parsed.enterprise, msg.parsed.site):
+            return "config_mismatch", (
+                f"config is for {cfg.enterprise.id}/{cfg.site.id} but was published under"
+                f" {msg.parsed.enterprise}/{msg.parsed.site}"
+            )
+        ent = cfg.enterprise
+        plant_id = registry.upsert_plant(
+            conn,
+            ent.id,
+            cfg.site.id,
+            name=cfg.site.name or ent.name,
+            timezone=ent.timezone,
+            info=ent.model_dump(mode="json"),
+        )
+        conn.execute(
+            "INSERT INTO plant_configs (plant_id, gateway, version, config) VALUES (%s, %s, %s, %s::jsonb)"
+            " ON CONFLICT (plant_id, gateway, version) DO NOTHING",
+            (plant_id, msg.parsed.gateway, version, orjson.dumps(doc).decode()),
+        )
+        return None
+
+    # -- dead letters and late writes ----------------------------------------------------------------------
+
+    def _message_dead_letter(self, msg: Inbound, reason: str, detail: str) -> DeadLetter:
+        return DeadLetter(msg.topic, self._plant_of(msg), reason, detail, msg.payload)
+
+    def _sample_dead_letter(self, msg: Inbound, reason: str, detail: str, raw: object, index: int) -> DeadLetter:
+        try:
+            payload = orjson.dumps(raw)
+        except TypeError:  # e.g. an integer beyond 64 bits
+            payload = repr(raw).encode()
+        return DeadLetter(msg.topic, self._plant_of(msg), reason, detail, payload, index)
+
+    def _plant_of(self, msg: Inbound) -> int | None:
+        if msg.parsed is None:
+            return None
+        return self.signals.cached_plant_id(msg.parsed.enterprise, msg.parsed.site)
+
+    def _insert_dead_letters(self, conn: psycopg.Connection, dead: list[DeadLetter]) -> None:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO dead_letters (worker, topic, plant_id, reason, detail, payload, sample_index)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        self.worker,
+                        d.topic,
+                        d.plant_id,
+                        d.reason,
+                        d.detail.replace("\x00", "\\x00"),
+                        d.payload,
+                        d.sample_index,
+                    )
+                    for d in dead
+                ],
+            )
+
+    def _insert_late_writes(self, conn: psycopg.Connection, late: list[tuple[int, int]]) -> None:
+        ranges: dict[int, list[int]] = {}
+        for sid, t in late:
+            r = ranges.get(sid)
+            if r is None:
+                ranges[sid] = [t, t, 1]
+            else:
+                r[0], r[1], r[2] = min(r[0], t), max(r[1], t), r[2] + 1
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO late_writes (signal_id, time_from, time_to, samples) VALUES (%s, %s, %s, %s)",
+                [(sid, us_to_datetime(lo), us_to_datetime(hi), n) for sid, (lo, hi, n) in ranges.items()],
+            )

@@ -1,0 +1,140 @@
+"""``datafactory ingest run``: one ingest worker until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from datafactory.errors import ConnectionLost
+from datafactory.settings import get_settings
+from ingest.options import IngestOptions, default_worker_name
+
+_DEFAULTS = IngestOptions()
+
+
+@click.group()
+def ingest() -> None:
+    """Ingest: MQTT → PostgreSQL."""
+
+
+@ingest.command()
+@click.option("--database-url", default=None, help="PostgreSQL URL (default: DATAFACTORY_DATABASE_URL).")
+@click.option("--mqtt-url", default=None, help="Broker URL (default: DATAFACTORY_MQTT_URL).")
+@click.option("--topic-filter", default=_DEFAULTS.topic_filter, show_default=True, help="What to ingest.")
+@click.option("--share-group", default=None, help="Split data between the workers of this MQTT shared group.")
+@click.option("--worker", default=None, help="Worker name, also the MQTT session; keep it stable across restarts.")
+@click.option("--batch-samples", default=_DEFAULTS.batch_samples, show_default=True, help="Samples per batch.")
+@click.option(
+    "--batch-wait-ms",
+    default=int(_DEFAULTS.batch_wait_s * 1000),
+    show_default=True,
+    help="Longest wait for a batch to fill.",
+)
+@click.option(
+    "--receive-maximum",
+    default=_DEFAULTS.receive_maximum,
+    show_default=True,
+    help="Unacknowledged messages the broker may have in flight to this worker.",
+)
+@click.option(
+    "--session-expiry-s",
+    default=_DEFAULTS.session_expiry_s,
+    show_default=True,
+    help="How long the broker keeps the session (and its messages) while the worker is away.",
+)
+@click.option(
+    "--auto-register/--no-auto-register",
+    default=True,
+    show_default=True,
+    help="Register unknown signals (meaning generic) instead of dead-lettering their samples.",
+)
+@click.option(
+    "--max-past-days",
+    default=_DEFAULTS.max_past_s / 86_400,
+    show_default=True,
+    help="Samples older than this are dead-lettered.",
+)
+@click.option(
+    "--max-future-s",
+    default=_DEFAULTS.max_future_s,
+    show_default=True,
+    help="Samples further ahead of the clock than this are dead-lettered.",
+)
+@click.option(
+    "--late-margin-s",
+    default=_DEFAULTS.late_margin_s,
+    show_default=True,
+    help="A sample this much older than its signal's newest is recorded in late_writes.",
+)
+@click.option(
+    "--allowed-plants",
+    default=None,
+    help="Comma-separated 'enterprise' or 'enterprise/site' accepted; others are dead-lettered.",
+)
+@click.option(
+    "--health-interval-s",
+    default=_DEFAULTS.health_interval_s,
+    show_default=True,
+    help="How often the ingest_health row is refreshed.",
+)
+def run(
+    *,
+    database_url: str | None,
+    mqtt_url: str | None,
+    topic_filter: str,
+    share_group: str | None,
+    worker: str | None,
+    batch_samples: int,
+    batch_wait_ms: int,
+    receive_maximum: int,
+    session_expiry_s: int,
+    auto_register: bool,
+    max_past_days: float,
+    max_future_s: float,
+    late_margin_s: float,
+    allowed_plants: str | None,
+    health_interval_s: float,
+) -> None:
+    """Subscribe, validate and store samples; acknowledge each message only after its rows are committed."""
+    from ingest.worker import IngestWorker
+
+    settings = get_settings()
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    options = IngestOptions(
+        database_url=database_url or settings.database_url,
+        mqtt_url=mqtt_url or settings.mqtt_url,
+        mqtt_password=password,
+        topic_filter=topic_filter,
+        share_group=share_group,
+        worker=worker or default_worker_name(),
+        batch_samples=batch_samples,
+        batch_wait_s=batch_wait_ms / 1000,
+        receive_maximum=receive_maximum,
+        session_expiry_s=session_expiry_s,
+        auto_register=auto_register,
+        max_past_s=max_past_days * 86_400,
+        max_future_s=max_future_s,
+        late_margin_s=late_margin_s,
+        allowed_plants=frozenset(p.strip() for p in allowed_plants.split(",") if p.strip()) if allowed_plants else None,
+        health_interval_s=health_interval_s,
+    )
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    worker_ = IngestWorker(options)
+    try:
+        worker_.start()
+    except ConnectionLost as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"ingest worker {options.worker} running on {options.subscriptions()}", err=True)
+    while not stopping.wait(1.0):
+        if not worker_.running:
+            raise click.ClickException("the writer thread stopped unexpectedly; see the log")
+    worker_.stop()

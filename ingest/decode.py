@@ -1,0 +1,137 @@
+"""Turning one MQTT message into what the writer needs, with no database access.
+
+Runs in the MQTT network thread, so decoding overlaps with the writer's COPY and commit. A message that breaks
+the contract is not an exception here: it carries its ``ContractError`` to the writer, which dead-letters it in
+the same transaction as the good rows of its batch, before the broker's message is acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import operator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from datafactory.contract.payload import (
+    MAX_PAYLOAD_BYTES,
+    CellMeta,
+    SampleReject,
+    decode_batch,
+    decode_config,
+    decode_meta,
+)
+from datafactory.contract.sample import Sample
+from datafactory.contract.topics import ParsedTopic, TopicKind, parse_topic
+from datafactory.errors import ContractError
+from ingest.options import IngestOptions
+
+log = logging.getLogger(__name__)
+DAY_US = 86_400_000_000
+_TIME = operator.itemgetter(1)
+# Keys whose repetition in a payload would let two parsers read two different messages.
+_ENVELOPE_KEYS = (b'"fmt"', b'"samples"', b'"signals"', b'"config"', b'"version"', b'"online"')
+
+
+@dataclass(slots=True)
+class Inbound:
+    """One received message: its delivery facts, and either its decoded content or why it cannot be stored."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    dup: bool
+    generation: int  # which MQTT connection delivered it; an ack is only valid on that connection
+    received_us: int
+    parsed: ParsedTopic | None = None
+    error: ContractError | None = None
+    ignored: bool = False  # an empty retained message clears a retained topic: nothing to store
+    samples: list[Sample] = field(default_factory=list)
+    rejects: list[SampleReject] = field(default_factory=list)
+    days: set[int] = field(default_factory=set)  # days since the epoch (UTC) the samples fall on
+    meta: CellMeta | None = None
+    config: tuple[str, dict[str, Any]] | None = None
+    status: dict[str, Any] | None = None
+
+
+def decode_message(msg: Inbound, options: IngestOptions) -> Inbound:
+    """Fill in ``msg`` from its topic and payload; never raises for bad input."""
+    try:
+        _decode(msg, options)
+    except ContractError as err:
+        msg.error = err
+    except Exception as err:  # hostile input must never stop the worker; the writer dead-letters it
+        log.exception("unexpected failure decoding a message on %s", msg.topic)
+        msg.error = ContractError("undecodable", f"{type(err).__name__}: {err}")
+    return msg
+
+
+def _decode(msg: Inbound, options: IngestOptions) -> None:
+    parsed = parse_topic(msg.topic)
+    msg.parsed = parsed
+    if not options.plant_allowed(parsed.enterprise, parsed.site):
+        raise ContractError("foreign_plant", f"plant {parsed.enterprise}/{parsed.site} is not in --allowed-plants")
+    raw = msg.payload
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise ContractError("oversized", f"payload is {len(raw)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+    if parsed.kind is not TopicKind.DATA and not raw:
+        msg.ignored = True
+        return
+    _reject_duplicate_keys(raw)
+    if parsed.kind is TopicKind.DATA:
+        now = msg.received_us
+        decoded = decode_batch(
+            raw, min_us=now - int(options.max_past_s * 1e6), max_us=now + int(options.max_future_s * 1e6)
+        )
+        msg.samples = decoded.batch.samples
+        msg.rejects = decoded.rejects
+        if msg.samples:
+            msg.days = _days(msg.samples)
+    elif parsed.kind is TopicKind.META:
+        msg.meta = decode_meta(raw)
+    elif parsed.kind is TopicKind.CONFIG:
+        msg.config = decode_config(raw)
+    else:
+        msg.status = _decode_status(raw)
+
+
+def _days(samples: list[Sample]) -> set[int]:
+    lo = min(samples, key=_TIME)[1] // DAY_US
+    hi = max(samples, key=_TIME)[1] // DAY_US
+    if hi - lo <= 2:
+        return set(range(lo, hi + 1))
+    return {s[1] // DAY_US for s in samples}  # scattered times: only the days actually written
+
+
+def _reject_duplicate_keys(raw: bytes) -> None:
+    """Reject an object with a repeated key. Counting bytes is cheap; the exact check runs only on suspicion."""
+    if not any(raw.count(key) > 1 for key in _ENVELOPE_KEYS):
+        return
+
+    def check(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        if len(keys) != len(set(keys)):
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise ContractError("duplicate_key", f"key {dup!r} appears more than once in one object")
+        return dict(pairs)
+
+    try:
+        json.loads(raw, object_pairs_hook=check)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return  # not JSON at all: the payload decoder says precisely why
+
+
+def _decode_status(raw: bytes) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        raise ContractError("malformed_json", f"gateway status is not valid JSON: {err}") from err
+    if not isinstance(doc, dict) or not isinstance(doc.get("online"), bool):
+        raise ContractError("bad_envelope", "gateway status must be an object with a boolean 'online'")
+    version = doc.get("config_version", "")
+    if not isinstance(version, str):
+        raise ContractError("bad_envelope", "gateway status 'config_version' must be a string")
+    return doc

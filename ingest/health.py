@@ -1,0 +1,105 @@
+"""A worker's counters and the ``ingest_health`` row it refreshes every few seconds.
+
+``samples_per_s`` is measured over the last reporting interval; ``lag_s`` is now minus the newest sample time
+stored; ``batch_latency_ms`` is the mean time from a batch's first database statement to its commit over the
+interval. Counters are written by the writer thread only; readers in other threads see plain ints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import psycopg
+
+from datafactory.contract.sample import now_us, us_to_datetime
+from ingest.batch_writer import BatchResult
+
+
+@dataclass
+class WorkerStats:
+    worker: str
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    samples_total: int = 0
+    messages_total: int = 0
+    batches_total: int = 0
+    duplicates_total: int = 0
+    late_samples_total: int = 0
+    redeliveries: int = 0
+    database_failures: int = 0
+    max_batch_messages: int = 0
+    newest_us: int | None = None
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    _latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def dead_letters_total(self) -> int:
+        return sum(self.dead_letters.values())
+
+    def record(self, result: BatchResult, *, latency_ms: float, redeliveries: int) -> None:
+        self.samples_total += result.samples_stored
+        self.messages_total += result.messages
+        self.batches_total += 1
+        self.duplicates_total += result.duplicates
+        self.late_samples_total += result.late_samples
+        self.redeliveries += redeliveries
+        self.max_batch_messages = max(self.max_batch_messages, result.messages)
+        self.dead_letters.update(result.dead_letters)
+        if result.newest_us is not None and (self.newest_us is None or result.newest_us > self.newest_us):
+            self.newest_us = result.newest_us
+        self._latencies_ms.append(latency_ms)
+
+    def take_latencies(self) -> list[float]:
+        taken, self._latencies_ms = self._latencies_ms, []
+        return taken
+
+
+class HealthReporter:
+    def __init__(self, stats: WorkerStats, interval_s: float) -> None:
+        self.stats = stats
+        self.interval_s = interval_s
+        self._last_at = time.monotonic()
+        self._last_samples = 0
+        self._due_at = 0.0  # the first report goes out at once
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._due_at
+
+    def write(self, conn: psycopg.Connection) -> None:
+        """Upsert this worker's row and commit. Raises ``psycopg.Error`` like any other write."""
+        s = self.stats
+        now = time.monotonic()
+        elapsed = max(now - self._last_at, 1e-6)
+        rate = (s.samples_total - self._last_samples) / elapsed
+        latencies = s.take_latencies()
+        latency = sum(latencies) / len(latencies) if latencies else None
+        lag = None if s.newest_us is None else (now_us() - s.newest_us) / 1e6
+        conn.execute(
+            """
+            INSERT INTO ingest_health (worker, updated_at, started_at, samples_total, messages_total, samples_per_s,
+                newest_sample, lag_s, batch_latency_ms, redeliveries, dead_letters_total)
+            VALUES (%s, now(), %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (worker) DO UPDATE SET updated_at = EXCLUDED.updated_at, started_at = EXCLUDED.started_at,
+                samples_total = EXCLUDED.samples_total, messages_total = EXCLUDED.messages_total,
+                samples_per_s = EXCLUDED.samples_per_s, newest_sample = EXCLUDED.newest_sample,
+                lag_s = EXCLUDED.lag_s, batch_latency_ms = EXCLUDED.batch_latency_ms,
+                redeliveries = EXCLUDED.redeliveries, dead_letters_total = EXCLUDED.dead_letters_total
+            """,
+            (
+                s.worker,
+                s.started_at,
+                s.samples_total,
+                s.messages_total,
+                rate,
+                None if s.newest_us is None else us_to_datetime(s.newest_us),
+                lag,
+                latency,
+                s.redeliveries,
+                s.dead_letters_total,
+            ),
+        )
+        conn.commit()
+        self._last_at, self._last_samples = now, s.samples_total
+        self._due_at = now + self.interval_s

@@ -1,0 +1,103 @@
+"""Signal ids for (cell, signal name), cached in memory, registered on meta messages or automatically.
+
+Lookups hit the database once per cell; afterwards a data message resolves its signals with dict lookups.
+Every write goes through ``datafactory.db.registry`` inside the writer's batch transaction, so the cache is
+only trusted after that transaction commits: the writer calls ``clear()`` whenever a batch rolls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from datafactory.contract.payload import CellMeta
+from datafactory.contract.topics import CellPath
+from datafactory.db import registry
+
+
+@dataclass(slots=True)
+class CellEntry:
+    plant_id: int
+    cell_id: int
+    signals: dict[str, int] = field(default_factory=dict)
+
+
+class SignalCache:
+    def __init__(self) -> None:
+        self._plants: dict[tuple[str, str], int] = {}
+        self._cells: dict[str, CellEntry] = {}
+
+    def clear(self) -> None:
+        self._plants.clear()
+        self._cells.clear()
+
+    def cached_plant_id(self, enterprise: str, site: str) -> int | None:
+        return self._plants.get((enterprise, site))
+
+    def plant_id(self, conn: psycopg.Connection, enterprise: str, site: str, *, create: bool = True) -> int | None:
+        key = (enterprise, site)
+        if key in self._plants:
+            return self._plants[key]
+        row = conn.execute("SELECT id FROM plants WHERE enterprise = %s AND site = %s", key).fetchone()
+        if row is not None:
+            plant_id = int(row[0])
+        elif create:
+            plant_id = registry.upsert_plant(conn, enterprise, site)
+        else:
+            return None
+        self._plants[key] = plant_id
+        return plant_id
+
+    def cell(self, conn: psycopg.Connection, path: CellPath, *, create: bool = True) -> CellEntry | None:
+        entry = self._cells.get(path.key)
+        if entry is not None:
+            return entry
+        plant_id = self.plant_id(conn, path.enterprise, path.site, create=create)
+        if plant_id is None:
+            return None
+        row = conn.execute(
+            "SELECT id FROM cells WHERE plant_id = %s AND area = %s AND line = %s AND cell = %s",
+            (plant_id, path.area, path.line, path.cell),
+        ).fetchone()
+        if row is not None:
+            cell_id = int(row[0])
+        elif create:
+            cell_id = registry.upsert_cell(conn, plant_id, path.area, path.line, path.cell)
+        else:
+            return None
+        entry = CellEntry(plant_id, cell_id)
+        for name, signal_id in conn.execute("SELECT name, id FROM signals WHERE cell_id = %s", (cell_id,)):
+            entry.signals[name] = int(signal_id)
+        self._cells[path.key] = entry
+        return entry
+
+    def register_missing(self, conn: psycopg.Connection, entry: CellEntry, names: Iterable[str]) -> None:
+        """Auto-register signals seen in data before any meta announced them (meaning generic)."""
+        for name in sorted(set(names) - entry.signals.keys()):
+            entry.signals[name] = registry.ensure_signal(conn, entry.plant_id, entry.cell_id, name)
+
+    def apply_meta(self, conn: psycopg.Connection, path: CellPath, meta: CellMeta) -> int:
+        """Upsert the cell (with its attributes) and every announced signal. Returns the number of signals."""
+        plant_id = self.plant_id(conn, path.enterprise, path.site)
+        assert plant_id is not None
+        attributes: dict[str, Any] = dict(meta.attributes)
+        name = attributes.pop("name", None)
+        cell_id = registry.upsert_cell(
+            conn,
+            plant_id,
+            path.area,
+            path.line,
+            path.cell,
+            name=name if isinstance(name, str) else None,
+            attributes=attributes or None,  # an empty 'cell' object keeps what a deployed config registered
+        )
+        entry = self._cells.get(path.key) or CellEntry(plant_id, cell_id)
+        for s in meta.signals:
+            entry.signals[s.name] = registry.upsert_signal(
+                conn, plant_id, cell_id, s.name, meaning=s.meaning, unit=s.unit, description=s.description
+            )
+        self._cells[path.key] = entry
+        return len(meta.signals)
