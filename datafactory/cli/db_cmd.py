@@ -48,3 +48,12 @@ def partitions_cmd(ahead_days: int, back_days: int, retention_days: int | None) 
             dropped = partitions.drop_partitions_before(conn, today - timedelta(days=retention_days))
         conn.commit()
     click.echo(f"created {len(created)} partition(s), dropped {len(dropped)}")
+
+
+@db.command("roles")
+@click.option("--login", is_flag=True, help="Give LOGIN to roles whose password variable is set (docs/security.md).")
+def roles_cmd(login: bool) -> None:
+    """Provision database roles and row-level security (idempotent; picks up tables added later)."""
+    from datafactory.security.cli import run_db_roles
+
+    run_db_roles(login=login)

@@ -1,0 +1,89 @@
+"""Command line: ``broker config``, ``audit verify|show|watch``, ``backup``, ``restore`` and ``db roles``' body.
+
+Every command here installs the secret-redaction log filter first, so a password from the environment cannot
+reach a log line even through a library's error message.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+
+import click
+
+from datafactory.db.connect import connect
+from datafactory.security.credentials import install_redaction
+from datafactory.settings import get_settings, redact_url
+
+
+def actor() -> str:
+    """Who is acting: the OS user (the database user is recorded by the server in ``details`` where useful)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def run_db_roles(*, login: bool) -> None:
+    from datafactory.security.rls import provision
+
+    install_redaction()
+    settings = get_settings()
+    with connect(settings.database_url) as conn:
+        report = provision(conn, actor=actor(), login=login)
+    click.echo(f"{redact_url(settings.database_url)}: roles provisioned")
+    click.echo(f"  created roles: {', '.join(report.roles.created) or 'none'}")
+    for role, plant_id in sorted(report.plant_roles.items()):
+        click.echo(f"  plant role {role} -> plant {plant_id}")
+    click.echo(f"  row-level security on: {', '.join(report.protected)}")
+    if login:
+        click.echo(f"  LOGIN enabled: {', '.join(report.roles.login_enabled) or 'none'}")
+        for missing in report.roles.no_password:
+            click.echo(f"  left NOLOGIN (password variable not set): {missing}")
+
+
+@click.group()
+def audit() -> None:
+    """The hash-chained audit trail and security early warning."""
+
+
+@audit.command()
+def verify() -> None:
+    """Recompute the audit chain; exit 1 naming the first rows that were modified or deleted."""
+    from datafactory.security.audit import verify as verify_chain
+
+    install_redaction()
+    with connect(get_settings().database_url) as conn:
+        result = verify_chain(conn)
+    if not result.ok:
+        for problem in result.problems:
+            click.echo(f"TAMPERED {problem}", err=True)
+        raise click.exceptions.Exit(1)
+    click.echo(f"audit chain intact: {result.rows} row(s), head seq={result.head_seq} hash={result.head_hash}")
+
+
+@audit.command()
+@click.option("--limit", default=20, show_default=True, help="How many of the newest entries.")
+def show(limit: int) -> None:
+    """Print the newest audit entries as JSON lines."""
+    install_redaction()
+    with connect(get_settings().database_url) as conn:
+        rows = conn.execute(
+            "SELECT seq, time, actor, action, object, details, hash FROM audit_log ORDER BY seq DESC LIMIT %s",
+            (limit,),
+        ).fetchall()
+    for seq, time, who, action, obj, details, digest in reversed(rows):
+        click.echo(
+            json.dumps(
+                {
+                    "seq": seq,
+                    "time": time.isoformat(),
+                    "actor": who,
+                    "action": action,
+                    "object": obj,
+                    "details": details,
+                    "hash": digest,
+                },
+                ensure_ascii=False,
+            )
+        )

@@ -1,0 +1,298 @@
+"""Tenancy: after `db roles`, a plant role reads only its own rows of EVERY per-plant table, writes nothing, and the
+bureau role is refused raw tables. Rows are generated for whatever per-plant tables the schema holds today, so a
+table added by another service later is covered without touching this test."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from datafactory.db import registry
+from datafactory.security import roles as df_roles
+from datafactory.security.rls import BUREAU_PREFIX, POLICY_READ, POLICY_SERVICE, discover, provision
+
+pytestmark = pytest.mark.integration
+_counter = itertools.count(1)
+
+
+def _columns(conn: psycopg.Connection, table: str) -> list[tuple[str, str, bool, bool]]:
+    """(name, type, required, has_default) in column order."""
+    return [
+        (r[0], r[1], r[2] == "NO", r[3] is not None or r[4] == "YES" or r[5] != "NEVER")
+        for r in conn.execute(
+            "SELECT column_name, data_type, is_nullable, column_default, is_identity, is_generated"
+            " FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s"
+            " ORDER BY ordinal_position",
+            (table,),
+        )
+    ]
+
+
+def _check_choices(conn: psycopg.Connection, table: str) -> dict[str, str]:
+    """For CHECK (col IN ('a', …)) constraints: a valid value per column."""
+    out: dict[str, str] = {}
+    for (definition,) in conn.execute(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'c'",
+        (table,),
+    ):
+        m = re.search(r"\(?(\w+) = ANY \(+ARRAY\['([^']*)'", definition)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def _foreign_keys(conn: psycopg.Connection, table: str) -> dict[str, tuple[str, str]]:
+    rows = conn.execute(
+        """SELECT a.attname, cl.relname, af.attname FROM pg_constraint c
+           JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+           JOIN pg_class cl ON cl.oid = c.confrelid
+           JOIN pg_attribute af ON af.attrelid = c.confrelid AND af.attnum = c.confkey[1]
+           WHERE c.conrelid = %s::regclass AND c.contype = 'f' AND array_length(c.conkey, 1) = 1""",
+        (table,),
+    ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def _value(kind: str, n: int, base: datetime) -> Any:
+    if kind in ("integer", "bigint", "smallint", "numeric", "double precision", "real"):
+        return n
+    if kind.startswith("timestamp"):
+        return base + timedelta(minutes=n)
+    if kind == "date":
+        return (base + timedelta(days=31 * n)).date().replace(day=1)
+    if kind == "boolean":
+        return False
+    if kind in ("jsonb", "json"):
+        return "{}"
+    if kind == "interval":
+        return timedelta(minutes=n)
+    if kind == "bytea":
+        return b"x"
+    if kind == "ARRAY":
+        return None
+    return f"v{n}"
+
+
+def fill_row(conn: psycopg.Connection, table: str, ids: dict[str, int], depth: int = 0) -> Any:
+    """Insert one row with every required column set; referenced parent rows are created the same way."""
+    choices, fks = _check_choices(conn, table), _foreign_keys(conn, table)
+    base = datetime.now(UTC).replace(microsecond=0)
+    names, values = [], []
+    for i, (name, kind, required, has_default) in enumerate(_columns(conn, table)):
+        if name in ids:
+            value: Any = ids[name]
+        elif name in fks and required and depth < 3:
+            value = fill_row(conn, fks[name][0], ids, depth + 1)
+        elif required and not has_default:
+            value = choices.get(name) or _value(kind, next(_counter) + i, base)
+        else:
+            continue
+        names.append(sql.Identifier(name))
+        values.append(value)
+    row = conn.execute(
+        sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING *").format(
+            sql.Identifier(table), sql.SQL(", ").join(names), sql.SQL(", ").join(sql.Placeholder() * len(names))
+        ),
+        values,
+    ).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _one(conn: psycopg.Connection, query: str, params: tuple[Any, ...] = ()) -> Any:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _role_of(conn: psycopg.Connection, plant_id: int) -> str:
+    return str(_one(conn, "SELECT role FROM plant_roles WHERE plant_id = %s", (plant_id,)))
+
+
+def _make_plant(conn: psycopg.Connection, enterprise: str, site: str) -> dict[str, int]:
+    plant_id = registry.upsert_plant(conn, enterprise, site)
+    cell_id = registry.upsert_cell(conn, plant_id, "area", "line", "cell")
+    signal_id = registry.upsert_signal(conn, plant_id, cell_id, "power", meaning="power_kw")
+    return {"plant_id": plant_id, "cell_id": cell_id, "signal_id": signal_id}
+
+
+@pytest.fixture
+def two_plants(db_url: str, enterprise: str) -> Iterator[tuple[str, dict[str, int], dict[str, int], set[str]]]:
+    """Plants A and B with one row of theirs in every per-plant table; roles provisioned. Yields the tables."""
+    with psycopg.connect(db_url) as conn:
+        a = _make_plant(conn, enterprise, "site-a")
+        b = _make_plant(conn, enterprise + "-b", "site-b")
+        tables = {r.name for r in discover(conn) if r.scope_column is not None}
+        for table in sorted(tables - {"plants", "cells", "signals"}):
+            for ids in (a, b):
+                with conn.transaction():
+                    fill_row(conn, table, ids)
+        conn.commit()
+        provision(conn, actor="test")
+    yield db_url, a, b, tables
+    _drop_plant_roles(db_url)
+
+
+def _drop_plant_roles(db_url: str) -> None:
+    """Plant roles are cluster-wide; drop this test's so parallel runs do not accumulate them."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for (role,) in conn.execute("SELECT role FROM plant_roles").fetchall():
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def _scope_ids(table: str, column: str, ids: dict[str, int]) -> int:
+    return ids["plant_id"] if column in ("plant_id", "id") else ids[column]
+
+
+def test_plant_role_reads_only_its_own_rows_everywhere(two_plants: Any) -> None:
+    db_url, a, b, tables = two_plants
+    with psycopg.connect(db_url) as conn:
+        rels = {r.name: r for r in discover(conn)}
+        core = {"plants", "cells", "signals", "samples", "dead_letters", "late_writes", "gateway_status"}
+        assert core <= tables and {"plant_roles"}.isdisjoint(tables)
+        role_a = _role_of(conn, a["plant_id"])
+        for table in sorted(tables):
+            rel = rels[table]
+            column = rel.scope_column
+            assert column is not None
+            flags = conn.execute(
+                "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = %s::regclass", (table,)
+            ).fetchone()
+            assert flags == (True, True), f"{table}: RLS not enabled and forced"
+            policies = {r[0] for r in conn.execute("SELECT policyname FROM pg_policies WHERE tablename = %s", (table,))}
+            assert {POLICY_READ, POLICY_SERVICE} <= policies, table
+            total = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+            assert total is not None and total[0] >= 2, f"{table}: the fixture wrote both plants' rows"
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role_a)))
+            try:
+                if table.startswith(BUREAU_PREFIX):
+                    with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                        conn.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(table)))
+                    continue
+                query = sql.SQL("SELECT {c}, count(*) FROM {t} GROUP BY {c}").format(
+                    c=sql.Identifier(column), t=sql.Identifier(table)
+                )
+                seen: dict[int, int] = dict(conn.execute(query).fetchall())
+                assert seen.keys() == {_scope_ids(table, column, a)}, f"{table}: plant A sees {seen}"
+                # Even a query naming B's id directly returns nothing.
+                other = conn.execute(
+                    sql.SQL("SELECT count(*) FROM {} WHERE {} = %s").format(
+                        sql.Identifier(table), sql.Identifier(column)
+                    ),
+                    (_scope_ids(table, column, b),),
+                ).fetchone()
+                assert other == (0,), f"{table}: plant A reads plant B's rows"
+                for ids in (b, a):
+                    with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                        fill_row(conn, table, ids)
+            finally:
+                conn.rollback()
+                conn.execute("RESET ROLE")
+
+
+def test_views_partitions_and_bureau(two_plants: Any) -> None:
+    db_url, a, b, tables = two_plants
+    with psycopg.connect(db_url) as conn:
+        role_a = _role_of(conn, a["plant_id"])
+        partitions = [r.name for r in discover(conn) if r.is_partition]
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role_a)))
+        paths = conn.execute("SELECT DISTINCT plant_id FROM signal_paths").fetchall()
+        assert paths == [(a["plant_id"],)], "signal_paths is security_invoker: RLS applies through it"
+        for part in partitions:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                conn.execute(sql.SQL("SELECT 1 FROM {}").format(sql.Identifier(part)))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+            conn.execute("SELECT * FROM ingest_health")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+            conn.execute("INSERT INTO plant_roles (role, plant_id) VALUES (current_user, %s)", (b["plant_id"],))
+        # A temporary table cannot shadow the mapping the policy functions read.
+        conn.execute("CREATE TEMP TABLE plant_roles (role text, plant_id integer)")
+        conn.execute("INSERT INTO plant_roles VALUES (current_user, %s)", (b["plant_id"],))
+        assert conn.execute("SELECT count(*) FROM signals WHERE plant_id = %s", (b["plant_id"],)).fetchone() == (0,)
+        conn.rollback()
+        conn.execute("SET ROLE bureau")
+        for table in sorted(tables | {"plants", "cells", "signals", "samples", *partitions}):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                conn.execute(sql.SQL("SELECT 1 FROM {} LIMIT 1").format(sql.Identifier(table)))
+        conn.rollback()
+
+
+def test_writers_see_all_rows_and_reprovisioning_picks_up_new_tables(two_plants: Any) -> None:
+    db_url, a, b, _ = two_plants
+    with psycopg.connect(db_url) as conn:
+        conn.execute("SET ROLE df_ingest")
+        assert conn.execute("SELECT count(DISTINCT plant_id) FROM signals").fetchone() == (2,)
+        conn.execute("INSERT INTO samples (signal_id, time, value) VALUES (%s, now(), 1)", (b["signal_id"],))
+        conn.execute("RESET ROLE")
+        conn.execute("CREATE TABLE later_results (plant_id integer NOT NULL, value double precision)")
+        conn.execute("INSERT INTO later_results VALUES (%s, 1), (%s, 2)", (a["plant_id"], b["plant_id"]))
+        conn.commit()
+        report = provision(conn, actor="test")
+        again = provision(conn, actor="test")
+        assert "later_results" in report.protected and again.roles.created == []
+        role_a = _role_of(conn, a["plant_id"])
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role_a)))
+        assert conn.execute("SELECT plant_id FROM later_results").fetchall() == [(a["plant_id"],)]
+        conn.execute("RESET ROLE")
+        conn.execute("SET ROLE df_analytics")
+        conn.execute("DELETE FROM later_results WHERE plant_id = %s", (b["plant_id"],))
+        conn.rollback()
+
+
+def test_dashboard_query_uses_index_and_prunes_partitions(two_plants: Any) -> None:
+    db_url, a, _, _ = two_plants
+    with psycopg.connect(db_url) as conn:
+        role_a = _role_of(conn, a["plant_id"])
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role_a)))
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT time, value FROM samples WHERE signal_id = %s AND time > now() - interval '6 hours'"
+                " ORDER BY time",
+                (a["signal_id"],),
+            )
+        )
+        assert "InitPlan" in plan, plan  # allowed ids computed once per query, not per row
+        assert "Seq Scan" not in plan and re.search(r"Index Cond: .*signal_id = ANY", plan), plan
+        conn.rollback()
+
+
+def test_login_passwords_come_from_environment(db_url: str, enterprise: str, capsys: Any, caplog: Any) -> None:
+    from datafactory.security.cli import run_db_roles
+
+    secret = f"pw-{enterprise}-Zx9"
+    var = df_roles.plant_password_var(enterprise, "site-a")
+    with psycopg.connect(db_url) as conn:
+        _make_plant(conn, enterprise, "site-a")
+        conn.commit()
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DATAFACTORY_DATABASE_URL", db_url)
+    mp.setenv(var, secret)
+    try:
+        caplog.set_level("DEBUG")
+        run_db_roles(login=True)
+        role = df_roles.plant_role_name(enterprise, "site-a")
+        with psycopg.connect(db_url.replace("postgres@", f"{role}:{secret}@")) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (role,)
+        with psycopg.connect(db_url) as conn:
+            stored = conn.execute("SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = %s", (role,))
+            can_login, verifier = stored.fetchone() or (False, "")
+            assert can_login and verifier.startswith("SCRAM-SHA-256$") and secret not in verifier
+        out = capsys.readouterr()
+        assert role in out.out
+        for text in (out.out, out.err, caplog.text):
+            assert secret not in text
+        with psycopg.connect(db_url) as conn:
+            details = conn.execute("SELECT details::text FROM audit_log WHERE action = 'db_roles'").fetchone()
+            assert details is not None and secret not in details[0] and role in details[0]
+    finally:
+        mp.undo()
+        _drop_plant_roles(db_url)
