@@ -61,6 +61,7 @@ class MqttSession:
         url: str,
         *,
         client_id: str,
+        username: str | None = None,
         password: str | None = None,
         will: Will | None = None,
         max_inflight: int = 64,
@@ -68,7 +69,10 @@ class MqttSession:
         on_puback: Callable[[int], None] | None = None,
     ) -> None:
         self.url = redact_url(url)
-        self.address = BrokerAddress.parse(url, password=password)
+        address = BrokerAddress.parse(url, password=password)
+        if username is not None:
+            address = BrokerAddress(address.host, address.port, address.tls, username, password)
+        self.address = address
         self.client_id = client_id
         self.will = will
         self.max_inflight = max_inflight

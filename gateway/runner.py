@@ -124,6 +124,10 @@ class Gateway:
         self.buffer.close()
         _log.info("gateway %s stopped; %d batches left in the buffer", self.gateway_id, self.buffer.depth_batches)
 
+    def source_states(self) -> dict[str, str]:
+        """Connection state of every source and of the broker ("broker")."""
+        return {"broker": self._broker_state.state} | {sid: run.state.state for sid, run in self._sources.items()}
+
     # ---- sources ---------------------------------------------------------------------------------------
     def _start_source(self, src: Any) -> None:
         run = self._sources.get(src.id) or _SourceRun(src, SourceState(kind=src.kind))

@@ -73,7 +73,7 @@ class Collector:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def data_samples(self) -> list[tuple[str, Sample]]:
-        out = []
+        out: list[tuple[str, Sample]] = []
         with self.lock:
             msgs = list(self.messages)
         for topic, payload, _ in msgs:
@@ -115,7 +115,7 @@ def collect(mqtt_url: str, topic_filter: str, *, client_id: str = "", clean: boo
 
     def on_message(c: paho.Client, u: Any, msg: paho.MQTTMessage) -> None:
         with col.lock:
-            col.messages.append((msg.topic, msg.payload, bool(msg.retain)))
+            col.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
 
     client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
     client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
@@ -160,7 +160,7 @@ class OpcUaTestServer:
         objects = server.nodes.objects
         folder = await objects.add_object(self.ns, "Plant")
         for name, initial in self.names.items():
-            var = await folder.add_variable(ua.NodeId(name, self.ns), name, initial)
+            var = await folder.add_variable(f"ns={self.ns};s={name}", name, initial)
             self.nodes[name] = var
         await server.start()
         self.server = server
