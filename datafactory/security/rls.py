@@ -280,7 +280,7 @@ def _grant(conn: psycopg.Connection, rel: Relation) -> None:
         return
     if rel.name == "audit_log":
         for role in (*SERVICE_ROLES, BUREAU):
-            grant("INSERT", role)
+            grant("INSERT, SELECT (seq)", role)  # seq: for record()'s RETURNING, nothing else is readable
         grant("SELECT", ADMIN)
         return
     if rel.name in SECURITY_TABLES:
