@@ -31,7 +31,7 @@ from simulator.layout import METER_CELL, NAMESPACE_URI, SIG_STATE, SIGNALS_PER_M
 from simulator.model import PlantModel
 from simulator.mqtt_device import MeterPublisher
 from simulator.plant_config import meter_topic
-from simulator.truth import EmittedRecorder
+from simulator.truth import EmittedSink
 
 log = logging.getLogger(__name__)
 _FLUSH_S = 1.0
@@ -53,7 +53,7 @@ class SimulatorServer:
         speed: float = 1.0,
         mqtt_url: str | None = None,
         device_topic_prefix: str = "sim",
-        recorder: EmittedRecorder | None = None,
+        recorder: EmittedSink | None = None,
         autoplay: bool = True,
     ) -> None:
         """``port`` 0/None picks a free port; without ``mqtt_url`` the utility meter is not published."""
@@ -67,9 +67,7 @@ class SimulatorServer:
         self.autoplay = autoplay
         self.emitted: dict[str, int] = {}  # writes / publishes per 'area/line/cell/signal'
         self.sim_time_us = model.start_us
-        self._meter = (
-            MeterPublisher(mqtt_url, meter_topic(device_topic_prefix, model.layout)) if mqtt_url else None
-        )
+        self._meter = MeterPublisher(mqtt_url, meter_topic(device_topic_prefix, model.layout)) if mqtt_url else None
         self._server: Server | None = None
         self._nodes: list[ua.NodeId | None] = []
         self._last: list[float | None] = []

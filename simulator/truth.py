@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(slots=True)
@@ -61,6 +61,31 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS emitted (cell_path TEXT NOT NULL, signal TEXT NOT NULL, time_us INTEGER NOT NULL,
                                     value REAL NOT NULL);
 """
+
+
+class EmittedSink(Protocol):
+    def add(self, cell_path: str, signal: str, time_us: int, value: float) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class TeeRecorder:
+    """Sends emitted samples to several sinks (truth file and database)."""
+
+    def __init__(self, *sinks: EmittedSink) -> None:
+        self.sinks = sinks
+
+    def add(self, cell_path: str, signal: str, time_us: int, value: float) -> None:
+        for s in self.sinks:
+            s.add(cell_path, signal, time_us, value)
+
+    def flush(self) -> None:
+        for s in self.sinks:
+            s.flush()
+
+    def close(self) -> None:
+        for s in self.sinks:
+            s.close()
 
 
 class EmittedRecorder:

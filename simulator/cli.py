@@ -1,0 +1,273 @@
+"""``datafactory simulate run|backfill``: the live simulated plant, or months of history straight into the DB."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from datafactory.contract.sample import us_to_datetime
+from datafactory.errors import DataFactoryError
+from datafactory.settings import get_settings, redact_url
+from simulator.layout import PlantLayout, demo_layout
+from simulator.model import PlantModel, SimOptions
+
+
+def _parse_time(value: str | None, what: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint=what) from err
+    if dt.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no time zone (add Z or +08:00)", param_hint=what)
+    return dt.astimezone(UTC)
+
+
+def _layout(machines_per_line: int, lines_per_area: int) -> PlantLayout:
+    layout = demo_layout(machines_per_line, lines_per_area)
+    return layout
+
+
+def _check_cell(layout: PlantLayout, cell: str | None, what: str) -> None:
+    if cell is not None and cell not in {m.path for m in layout.machines}:
+        known = ", ".join(m.path for m in layout.machines[:4])
+        raise click.BadParameter(f"{cell!r} is not a simulated machine (e.g. {known}, …)", param_hint=what)
+
+
+@click.group()
+def simulate() -> None:
+    """The simulated plant: live OPC-UA server + MQTT meter, or a database backfill."""
+
+
+_plant_options = [
+    click.option("--seed", type=int, default=1, show_default=True, help="Random seed; same seed, same plant."),
+    click.option("--machines-per-line", type=int, default=4, show_default=True, help="Machines on each line."),
+    click.option("--lines-per-area", type=int, default=1, show_default=True, help="Lines in each area."),
+    click.option("--energy-saving-at", help="ISO time from which all power drops by 10 % (planted event)."),
+    click.option("--bearing-fault", "bearing_fault", help="Cell path 'area/line/cell' whose bearing degrades."),
+]
+
+
+def _with_plant_options(f):  # type: ignore[no-untyped-def]
+    for opt in reversed(_plant_options):
+        f = opt(f)
+    return f
+
+
+@simulate.command()
+@_with_plant_options
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Simulated seconds per real second.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the OPC-UA server listens on.")
+@click.option("--port", type=int, default=4840, show_default=True, help="OPC-UA port; 0 picks a free one.")
+@click.option("--mqtt-url", help="Broker for the utility meter [default: DATAFACTORY_MQTT_URL].")
+@click.option("--no-meter", is_flag=True, help="Do not publish the MQTT utility meter.")
+@click.option("--device-topic-prefix", default="sim", show_default=True, help="First level of the meter topic.")
+@click.option("--duration", type=float, help="Stop after this many SIMULATED seconds [default: run until stopped].")
+@click.option("--start", "start_iso", help="Simulated start time, ISO 8601 [default: now].")
+@click.option("--analog-period-s", type=float, default=5.0, show_default=True, help="Analog sample period.")
+@click.option("--truth-file", type=click.Path(path_type=Path), help="SQLite file recording every emitted value.")
+@click.option("--database-url", help="Also record emitted values and ground truth in this database.")
+def run(
+    *,
+    seed: int,
+    machines_per_line: int,
+    lines_per_area: int,
+    energy_saving_at: str | None,
+    bearing_fault: str | None,
+    speed: float,
+    host: str,
+    port: int,
+    mqtt_url: str | None,
+    no_meter: bool,
+    device_topic_prefix: str,
+    duration: float | None,
+    start_iso: str | None,
+    analog_period_s: float,
+    truth_file: Path | None,
+    database_url: str | None,
+) -> None:
+    """Serve the simulated plant on OPC-UA and publish the utility meter over MQTT, in real time × SPEED."""
+    layout = _layout(machines_per_line, lines_per_area)
+    _check_cell(layout, bearing_fault, "--bearing-fault")
+    start = _parse_time(start_iso, "--start") or datetime.now(UTC).replace(microsecond=0)
+    end = start + timedelta(seconds=duration) if duration else None
+    options = SimOptions(
+        seed=seed,
+        analog_period_s=analog_period_s,
+        energy_saving_at=_parse_time(energy_saving_at, "--energy-saving-at"),
+        bearing_fault_cell=bearing_fault,
+    )
+    model = PlantModel(layout, options, start=start, end=end)
+    meter_url = None if no_meter else (mqtt_url or get_settings().mqtt_url)
+    try:
+        asyncio.run(
+            _serve(
+                model,
+                host=host,
+                port=port,
+                speed=speed,
+                mqtt_url=meter_url,
+                topic_prefix=device_topic_prefix,
+                truth_file=truth_file,
+                database_url=database_url,
+            )
+        )
+    except DataFactoryError as err:
+        raise click.ClickException(str(err)) from err
+
+
+async def _serve(
+    model: PlantModel,
+    *,
+    host: str,
+    port: int,
+    speed: float,
+    mqtt_url: str | None,
+    topic_prefix: str,
+    truth_file: Path | None,
+    database_url: str | None,
+) -> None:
+    from datafactory.db.connect import connect
+    from simulator.server import SimulatorServer
+    from simulator.truth import EmittedRecorder, EmittedSink, TeeRecorder
+    from simulator.truth_db import PgEmittedRecorder, write_truth
+
+    sinks: list[EmittedSink] = []
+    conn = None
+    if truth_file is not None:
+        sinks.append(EmittedRecorder(truth_file))
+    if database_url:
+        conn = connect(database_url, application_name="datafactory-simulator")
+        sinks.append(PgEmittedRecorder(conn))
+    recorder = TeeRecorder(*sinks) if sinks else None
+    server = SimulatorServer(
+        model,
+        host=host,
+        port=port or None,
+        speed=speed,
+        mqtt_url=mqtt_url,
+        device_topic_prefix=topic_prefix,
+        recorder=recorder,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    click.echo(f"OPC-UA server {server.endpoint} ({len(model.signal_keys)} signals, speed ×{server.speed:g})")
+    if server.meter_topic:
+        click.echo(f"utility meter publishes to {server.meter_topic} on {redact_url(mqtt_url or '')}")
+    click.echo(f"simulated start {us_to_datetime(model.start_us).isoformat()}", err=False)
+    sys.stdout.flush()
+    done = asyncio.create_task(server.wait_done())
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({done, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        done.cancel()
+        stopper.cancel()
+        await server.stop()
+        reached = us_to_datetime(server.sim_time_us)
+        if conn is not None:
+            cells = [m.path for m in model.layout.machines]
+            for m in model.machines:
+                m.finish(server.sim_time_us)
+            write_truth(conn, model.truth(), cells, us_to_datetime(model.start_us), reached + timedelta(days=30))
+            conn.commit()
+        if recorder is not None:
+            recorder.close()
+        if conn is not None:
+            conn.close()
+    total = sum(server.emitted.values())
+    click.echo(json.dumps({"emitted": total, "meter_messages": server.meter_published, "sim_end": reached.isoformat()}))
+
+
+@simulate.command()
+@_with_plant_options
+@click.option("--days", type=float, required=True, help="Length of the simulated period in days.")
+@click.option("--start", "start_iso", help="Start of the period, ISO 8601 [default: END − DAYS].")
+@click.option("--end", "end_iso", help="End of the period, ISO 8601 [default: now, to the hour].")
+@click.option("--analog-period-s", type=float, default=60.0, show_default=True, help="Analog sample period.")
+@click.option("--database-url", help="Target database [default: DATAFACTORY_DATABASE_URL].")
+@click.option("--no-migrate", is_flag=True, help="Do not run migrations first.")
+def backfill(
+    *,
+    seed: int,
+    machines_per_line: int,
+    lines_per_area: int,
+    energy_saving_at: str | None,
+    bearing_fault: str | None,
+    days: float,
+    start_iso: str | None,
+    end_iso: str | None,
+    analog_period_s: float,
+    database_url: str | None,
+    no_migrate: bool,
+) -> None:
+    """Simulate DAYS of history and write samples and ground truth straight into the database."""
+    from datafactory.db.migrate import migrate
+    from simulator.backfill import backfill as run_backfill
+
+    layout = _layout(machines_per_line, lines_per_area)
+    _check_cell(layout, bearing_fault, "--bearing-fault")
+    start = _parse_time(start_iso, "--start")
+    end = _parse_time(end_iso, "--end")
+    if start is None:
+        end = end or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        start = end - timedelta(days=days)
+    else:
+        end = start + timedelta(days=days)
+    options = SimOptions(
+        seed=seed,
+        analog_period_s=analog_period_s,
+        energy_saving_at=_parse_time(energy_saving_at, "--energy-saving-at"),
+        bearing_fault_cell=bearing_fault,
+    )
+    url = database_url or get_settings().database_url
+    t0 = time.perf_counter()
+
+    def progress(n: int, upto: datetime) -> None:
+        rate = n / max(time.perf_counter() - t0, 1e-9)
+        click.echo(f"  {n:>12,} samples up to {upto:%Y-%m-%d %H:%M}Z  ({rate:,.0f}/s)", err=True)
+
+    click.echo(
+        f"backfill {len(layout.machines)} machines, {start.isoformat()} → {end.isoformat()} into {redact_url(url)}",
+        err=True,
+    )
+    try:
+        if not no_migrate:
+            migrate(url)
+        result = run_backfill(url, layout, options, start=start, end=end, progress=progress)
+    except DataFactoryError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(
+        f"wrote {result.samples:,} samples of {result.signals} signals in {result.seconds:.1f} s "
+        f"({result.samples_per_s:,.0f}/s); truth: {result.states} state intervals, {result.shifts} shift rows, "
+        f"{result.events} events",
+        err=True,
+    )
+    click.echo(
+        json.dumps(
+            {
+                "samples": result.samples,
+                "signals": result.signals,
+                "seconds": round(result.seconds, 2),
+                "samples_per_s": round(result.samples_per_s),
+                "states": result.states,
+                "shifts": result.shifts,
+                "events": result.events,
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+            }
+        )
+    )

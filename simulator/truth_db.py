@@ -1,0 +1,92 @@
+"""Ground truth into PostgreSQL: the ``sim_truth_*`` tables of migration 0090.
+
+Writing truth for a time range first deletes what those cells already have in the range, so a repeated
+backfill of the same range leaves one copy.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import orjson
+import psycopg
+
+from datafactory.contract.sample import us_to_datetime
+from simulator.truth import GroundTruth
+
+_STATES_COPY = "COPY sim_truth_states (cell_path, time, time_end, state_code) FROM STDIN"
+_SHIFT_COPY = (
+    "COPY sim_truth_shift (cell_path, shift_start, shift_end, shift_name, planned_busy_s, apt_s, delay_s, setup_s,"
+    " down_s, microstop_s, microstop_count, total_count, good_count, reject_count, energy_kwh) FROM STDIN"
+)
+
+
+def write_truth(
+    conn: psycopg.Connection, truth: GroundTruth, cell_paths: list[str], start: datetime, end: datetime
+) -> tuple[int, int, int]:
+    """Replace the truth of ``cell_paths`` in [start, end) with ``truth``. Returns (states, shifts, events)."""
+    conn.execute(
+        "DELETE FROM sim_truth_states WHERE cell_path = ANY(%s) AND time >= %s AND time < %s", (cell_paths, start, end)
+    )
+    conn.execute(
+        "DELETE FROM sim_truth_shift WHERE cell_path = ANY(%s) AND shift_start >= %s AND shift_start < %s",
+        (cell_paths, start, end),
+    )
+    conn.execute(
+        "DELETE FROM sim_truth_events WHERE (cell_path = ANY(%s) OR cell_path = '') AND time >= %s AND time < %s",
+        (cell_paths, start, end),
+    )
+    with conn.cursor() as cur:
+        with cur.copy(_STATES_COPY) as copy:
+            for s in truth.states:
+                copy.write_row((s.cell_path, us_to_datetime(s.start_us), us_to_datetime(s.end_us), s.state_code))
+        with cur.copy(_SHIFT_COPY) as copy:
+            for h in truth.shifts:
+                copy.write_row(
+                    (
+                        h.cell_path,
+                        us_to_datetime(h.shift_start_us),
+                        us_to_datetime(h.shift_end_us),
+                        h.shift_name,
+                        h.planned_busy_s,
+                        h.apt_s,
+                        h.delay_s,
+                        h.setup_s,
+                        h.down_s,
+                        h.microstop_s,
+                        h.microstop_count,
+                        h.total_count,
+                        h.good_count,
+                        h.reject_count,
+                        h.energy_kwh,
+                    )
+                )
+        cur.executemany(
+            "INSERT INTO sim_truth_events (kind, cell_path, time, details) VALUES (%s, %s, %s, %s::jsonb)",
+            [(e.kind, e.cell_path, us_to_datetime(e.time_us), orjson.dumps(e.details).decode()) for e in truth.events],
+        )
+    return len(truth.states), len(truth.shifts), len(truth.events)
+
+
+class PgEmittedRecorder:
+    """Records live emitted samples into ``sim_truth_emitted`` (same interface as ``EmittedRecorder``)."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self._conn = conn
+        self._pending: list[tuple[str, str, datetime, float]] = []
+
+    def add(self, cell_path: str, signal: str, time_us: int, value: float) -> None:
+        self._pending.append((cell_path, signal, us_to_datetime(time_us), value))
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        sql = "COPY sim_truth_emitted (cell_path, signal, time, value) FROM STDIN"
+        with self._conn.cursor() as cur, cur.copy(sql) as cp:
+            for row in self._pending:
+                cp.write_row(row)
+        self._conn.commit()
+        self._pending.clear()
+
+    def close(self) -> None:
+        self.flush()
