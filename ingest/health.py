@@ -63,6 +63,7 @@ class HealthReporter:
         self._last_at = time.monotonic()
         self._last_samples = 0
         self._due_at = 0.0  # the first report goes out at once
+        self._latency_ms: float | None = None
 
     def due(self) -> bool:
         return time.monotonic() >= self._due_at
@@ -74,7 +75,8 @@ class HealthReporter:
         elapsed = max(now - self._last_at, 1e-6)
         rate = (s.samples_total - self._last_samples) / elapsed
         latencies = s.take_latencies()
-        latency = sum(latencies) / len(latencies) if latencies else None
+        if latencies:  # an idle interval keeps the last measured latency
+            self._latency_ms = sum(latencies) / len(latencies)
         lag = None if s.newest_us is None else (now_us() - s.newest_us) / 1e6
         conn.execute(
             """
@@ -95,7 +97,7 @@ class HealthReporter:
                 rate,
                 None if s.newest_us is None else us_to_datetime(s.newest_us),
                 lag,
-                latency,
+                self._latency_ms,
                 s.redeliveries,
                 s.dead_letters_total,
             ),

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import orjson
+import psycopg
+import pytest
+import yaml
+
+from datafactory.contract.payload import encode_config
+from datafactory.contract.sample import Sample, datetime_to_us, now_us
+from datafactory.contract.topics import TopicKind, gateway_topic
 from tests.test_ingest_support import (
     Publisher,
     cell,
@@ -37,3 +45,111 @@ def test_published_batches_are_stored_exactly(db_url: str, mqtt_url: str, enterp
     assert stored_samples(db_url) == expected(samples)
     assert count(db_url, "SELECT count(*) FROM signals WHERE registered_by = 'meta'") == 3
     assert count(db_url, "SELECT count(*) FROM dead_letters") == 0
+
+
+def test_same_batch_twice_stores_no_duplicates(db_url: str, mqtt_url: str, enterprise: str) -> None:
+    path = cell(enterprise)
+    samples = make_samples(["power", "speed"], 300)
+    worker = start_worker(db_url, mqtt_url, enterprise)
+    pub = Publisher(mqtt_url)
+    try:
+        publish_samples(pub, path, samples)
+        pub.flush()
+        wait_until(lambda: worker.stats.samples_total >= len(samples))
+        publish_samples(pub, path, samples)  # re-sent: every row is a duplicate
+        publish_samples(pub, path, samples[:50] + make_samples(["power"], 5, start_us=samples[-1].time_us + 10))
+        pub.flush()
+        wait_until(lambda: worker.stats.duplicates_total >= len(samples) + 50, what="duplicates seen")
+        wait_until(lambda: worker.stats.samples_total >= len(samples) + 5)
+    finally:
+        pub.close()
+        worker.stop(end_session=True)
+    extra = make_samples(["power"], 5, start_us=samples[-1].time_us + 10)
+    assert stored_samples(db_url) == expected(samples + extra)
+    assert worker.stats.samples_total == len(samples) + 5
+    # Re-sent rows were stored before: they are not late writes.
+    assert count(db_url, "SELECT count(*) FROM late_writes") == 0
+
+
+def test_late_samples_are_stored_and_recorded(db_url: str, mqtt_url: str, enterprise: str) -> None:
+    path = cell(enterprise)
+    t0 = now_us() - 3_600_000_000
+    recent = make_samples(["power"], 100, start_us=t0 + 600_000_000)
+    late = make_samples(["power"], 20, start_us=t0, step_us=1_000_000)
+    slightly_out_of_order = [Sample("power", recent[-1].time_us - 500_000, 9.0, 0)]  # within the 1 s margin
+    worker = start_worker(db_url, mqtt_url, enterprise, late_margin_s=1.0)
+    pub = Publisher(mqtt_url)
+    try:
+        publish_samples(pub, path, recent)
+        pub.flush()
+        wait_until(lambda: worker.stats.samples_total >= 100)
+        publish_samples(pub, path, late + slightly_out_of_order)
+        pub.flush()
+        wait_until(lambda: worker.stats.samples_total >= 121)
+    finally:
+        pub.close()
+        worker.stop(end_session=True)
+    # A new worker seeds its high-water marks from the database: a late sample is still recognised.
+    worker = start_worker(db_url, mqtt_url, enterprise, late_margin_s=1.0)
+    pub = Publisher(mqtt_url)
+    very_late = [Sample("power", t0 - 5_000_000, 1.0, 0)]
+    try:
+        publish_samples(pub, path, very_late)
+        pub.flush()
+        wait_until(lambda: worker.stats.samples_total >= 1)
+    finally:
+        pub.close()
+        worker.stop(end_session=True)
+    assert stored_samples(db_url) == expected(recent + late + slightly_out_of_order + very_late)
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute("SELECT time_from, time_to, samples FROM late_writes ORDER BY id").fetchall()
+    assert [(datetime_to_us(a), datetime_to_us(b), n) for a, b, n in rows] == [
+        (late[0].time_us, late[-1].time_us, 20),
+        (very_late[0].time_us, very_late[0].time_us, 1),
+    ]
+
+
+def test_health_status_and_config_are_recorded(db_url: str, mqtt_url: str, enterprise: str) -> None:
+    path = cell(enterprise)
+    doc = yaml.safe_load((Path(__file__).parents[1] / "edge_configs" / "demo-plant.yaml").read_text())
+    doc["enterprise"]["id"] = enterprise
+    doc["enterprise"]["timezone"] = "Europe/Berlin"
+    doc["site"]["id"] = "site-1"
+    samples = make_samples(["power"], 2000)
+    worker = start_worker(db_url, mqtt_url, enterprise)
+    pub = Publisher(mqtt_url)
+    try:
+        pub.publish(
+            gateway_topic(enterprise, "site-1", "gw-1", TopicKind.STATUS),
+            orjson.dumps({"online": True, "config_version": "abc123"}),
+            retain=True,
+        )
+        pub.publish(
+            gateway_topic(enterprise, "site-1", "gw-1", TopicKind.CONFIG),
+            encode_config(doc, version="abc123"),
+            retain=True,
+        )
+        publish_samples(pub, path, samples, per_message=10)
+        pub.flush()
+        wait_until(lambda: worker.stats.samples_total >= len(samples))
+        wait_until(
+            lambda: count(db_url, "SELECT coalesce(max(samples_total), 0) FROM ingest_health") >= len(samples),
+            what="health row refreshed",
+        )
+        stats = worker.stats
+    finally:
+        pub.close()
+        worker.stop(end_session=True)
+    with psycopg.connect(db_url) as conn:
+        health = conn.execute("SELECT worker, messages_total, lag_s, batch_latency_ms FROM ingest_health").fetchone()
+        status = conn.execute("SELECT gateway, online, config_version FROM gateway_status").fetchall()
+        configs = conn.execute("SELECT gateway, version, config->'enterprise'->>'id' FROM plant_configs").fetchall()
+        plant = conn.execute("SELECT timezone, enterprise_info->>'credit_code' FROM plants").fetchall()
+    assert health is not None and health[0] == f"w-{enterprise}" and health[1] >= 200
+    assert health[2] is not None and 500 < health[2] < 3600  # newest sample is ~10 minutes old
+    assert health[3] is not None and health[3] > 0
+    assert status == [("gw-1", True, "abc123")]
+    assert configs == [("gw-1", "abc123", enterprise)]
+    assert plant == [("Europe/Berlin", doc["enterprise"]["credit_code"])]
+    # Receive Maximum lets far more than Mosquitto's default 20 unacknowledged messages into one batch.
+    assert stats.max_batch_messages > 20
