@@ -140,7 +140,7 @@ def test_bad_input_corpus_is_dead_lettered_and_good_samples_kept(db_url: str, mq
     assert [s[2:] for s in stored if s[1] == t + 3] == [(None, 0x80310000)]  # the comm-lost marker as NULL
     with psycopg.connect(db_url) as conn:
         rows = conn.execute("SELECT reason, topic, payload, detail FROM dead_letters").fetchall()
-        counts = dict(conn.execute("SELECT reason, count FROM dead_letter_counts").fetchall())
+        counts: dict[str, int] = dict(conn.execute("SELECT reason, count FROM dead_letter_counts").fetchall())
     assert Counter(r[0] for r in rows) == Counter(reasons)
     assert all(r[1] and r[2] is not None and r[3] for r in rows)
     assert counts == dict(Counter(reasons))
