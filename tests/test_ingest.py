@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from datafactory.contract.payload import encode_config
-from datafactory.contract.sample import Sample, datetime_to_us, now_us
+from datafactory.contract.sample import Sample, datetime_to_us, now_us, us_to_datetime
 from datafactory.contract.topics import TopicKind, gateway_topic
 from tests.test_ingest_support import (
     Publisher,
@@ -153,3 +153,45 @@ def test_health_status_and_config_are_recorded(db_url: str, mqtt_url: str, enter
     assert plant == [("Europe/Berlin", doc["enterprise"]["credit_code"])]
     # Receive Maximum lets far more than Mosquitto's default 20 unacknowledged messages into one batch.
     assert stats.max_batch_messages > 20
+
+
+def test_partitions_are_created_for_the_days_written(db_url: str, mqtt_url: str, enterprise: str) -> None:
+    path = cell(enterprise)
+    day_us = 86_400_000_000
+    old_day = (now_us() // day_us - 20) * day_us
+    samples = make_samples(["power"], 50, start_us=old_day + 3_600_000_000) + make_samples(["power"], 5)
+    worker = start_worker(db_url, mqtt_url, enterprise)
+    pub = Publisher(mqtt_url)
+    try:
+        publish_samples(pub, path, samples, per_message=55)
+        pub.flush()
+        wait_until(lambda: worker.stats.samples_total >= len(samples))
+    finally:
+        pub.close()
+        worker.stop(end_session=True)
+    name = f"samples_p{us_to_datetime(old_day):%Y%m%d}"
+    assert count(db_url, "SELECT count(*) FROM pg_class WHERE relname = %s", (name,)) == 1
+    assert count(db_url, f"SELECT count(*) FROM {name}") == 50
+    assert count(db_url, "SELECT count(*) FROM samples_default") == 0
+    assert stored_samples(db_url) == expected(samples)
+
+
+def test_two_workers_share_the_load_without_loss(db_url: str, mqtt_url: str, enterprise: str) -> None:
+    group = f"g{enterprise}"
+    workers = [
+        start_worker(db_url, mqtt_url, enterprise, worker=f"w{i}-{enterprise}", share_group=group) for i in range(2)
+    ]
+    pub = Publisher(mqtt_url)
+    samples = make_samples(["power", "speed"], 2000)
+    try:
+        publish_meta(pub, cell(enterprise), ["power", "speed"])
+        publish_samples(pub, cell(enterprise), samples, per_message=20)
+        pub.flush()
+        wait_until(lambda: sum(w.stats.samples_total for w in workers) >= len(samples))
+    finally:
+        pub.close()
+        for w in workers:
+            w.stop(end_session=True)
+    assert stored_samples(db_url) == expected(samples)
+    assert all(w.stats.samples_total > 0 for w in workers), [w.stats.samples_total for w in workers]
+    assert count(db_url, "SELECT count(*) FROM signals WHERE registered_by = 'meta'") == 2
