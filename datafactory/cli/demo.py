@@ -125,7 +125,7 @@ def _describe_services(services: Services) -> None:
 def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[_Result, Pipeline]:
     pipeline = Pipeline(
         services.database_url, services.mqtt_url, state / "demo", opts.speed, config_source=opts.config_path,
-        enterprise=opts.enterprise,
+        enterprise=opts.enterprise, duration_s=opts.duration,
     )
     counter: PublishedCounter | None = None
     started = time.monotonic()

@@ -12,7 +12,9 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +65,22 @@ def option_names(group: str, sub: str) -> set[str]:
     return {opt for param in command.params for opt in getattr(param, "opts", []) if opt.startswith("--")}
 
 
-def runtime_config(source: Path, target: Path, *, opcua_port: int, enterprise: str | None) -> dict[str, Any]:
-    """Write a copy of the plant config with OPC-UA endpoints on 127.0.0.1:<opcua_port>; return the document."""
+def runtime_config(
+    source: Path, target: Path, *, opcua_port: int, device_prefix: str, enterprise: str | None
+) -> dict[str, Any]:
+    """Write a copy of the plant config for this run and return it: OPC-UA endpoints on 127.0.0.1:<opcua_port>,
+    MQTT device topics under ``device_prefix`` (their first level), and optionally another enterprise id."""
     doc = yaml.safe_load(source.read_text(encoding="utf-8"))
     for src in doc.get("sources", []):
         if src.get("kind") == "opcua" and isinstance(src.get("endpoint"), str):
             match = _ENDPOINT_RE.match(src["endpoint"])
             if match:
                 src["endpoint"] = f"{match.group(1)}127.0.0.1:{opcua_port}{match.group(4) or ''}"
+        if src.get("kind") == "mqtt_json":
+            for mapping in src.get("mappings", []):
+                topic = mapping.get("topic")
+                if isinstance(topic, str) and "/" in topic:
+                    mapping["topic"] = device_prefix + topic[topic.index("/") :]
     if enterprise:
         doc["enterprise"]["id"] = enterprise
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +100,11 @@ class Pipeline:
     enterprise: str | None = None
     children: dict[str, Child] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
+    duration_s: float = 60.0
+    analog_period_s: float = 1.0
     opcua_port: int = 0
+    # The simulated meter publishes under <device_prefix>/…: unique per run so demos sharing a broker stay apart.
+    device_prefix: str = field(default_factory=lambda: f"sim-{uuid.uuid4().hex[:8]}")
     plant: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -123,12 +137,16 @@ class Pipeline:
             self.unavailable.setdefault("gateway", f"{self.config_source} does not exist yet")
         else:
             self.plant = runtime_config(
-                self.config_source, config_path, opcua_port=self.opcua_port, enterprise=self.enterprise
+                self.config_source,
+                config_path,
+                opcua_port=self.opcua_port,
+                device_prefix=self.device_prefix,
+                enterprise=self.enterprise,
             )
         if "ingest" not in self.unavailable:
             self._spawn("ingest", self._ingest_args())
         if "simulate" not in self.unavailable:
-            self._spawn("simulate", self._simulator_args(config_path))
+            self._spawn("simulate", self._simulator_args())
         if "gateway" not in self.unavailable:
             self._spawn("gateway", ["gateway", "run", "--config", str(config_path)])
 
@@ -141,20 +159,18 @@ class Pipeline:
             args += ["--worker", f"demo-{self.enterprise_id or 'plant'}"]
         return args
 
-    def _simulator_args(self, config_path: Path) -> list[str]:
-        args = ["simulate", "run"]
-        known = option_names("simulate", "run")
-        wanted = {
-            "--config": str(config_path),
-            "--opcua-port": str(self.opcua_port),
-            "--port": str(self.opcua_port),
-            "--speed": f"{self.speed:g}",
-            "--no-truth": None,
-        }
-        for opt, value in wanted.items():
-            if opt in known and value is not None:
-                args += [opt, value]
-        return args
+    def _simulator_args(self) -> list[str]:
+        # Simulated time ends near "now" instead of running ahead of the clock: the data is recent history, which
+        # is what dashboards and analytics show, and nothing trips ingest's future-timestamp window.
+        start = datetime.now(UTC) - timedelta(seconds=self.duration_s * self.speed)
+        return [
+            "simulate", "run",
+            "--port", str(self.opcua_port),
+            "--speed", f"{self.speed:g}",
+            "--start", start.isoformat(timespec="seconds"),
+            "--analog-period-s", f"{self.analog_period_s:g}",
+            "--device-topic-prefix", self.device_prefix,
+        ]  # fmt: skip
 
     def _spawn(self, name: str, args: list[str]) -> None:
         child = Child(name, args, log_path=self.log(name), env=self.env)
