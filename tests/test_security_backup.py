@@ -1,0 +1,121 @@
+"""Backup → drop → restore into a new database: every table's count and checksum equal, failures exit non-zero."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+from psycopg import sql
+
+from datafactory.db import registry
+from datafactory.db.connect import drop_database, with_database
+from datafactory.db.samples import copy_rows
+from datafactory.security import audit, manifest
+from datafactory.security.backup import manifest_path
+from datafactory.security.cli import backup, restore
+from datafactory.security.rls import provision
+
+pytestmark = pytest.mark.integration
+
+
+def _populate(db_url: str, enterprise: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        t0 = datetime.now(UTC).replace(microsecond=123456) - timedelta(days=2)
+        for site in ("s1", "s2"):
+            plant = registry.upsert_plant(conn, enterprise, site, info={"town": "松山湖"})
+            cell = registry.upsert_cell(conn, plant, "a", "l", "c")
+            sig = registry.upsert_signal(conn, plant, cell, "power")
+            copy_rows(conn, ((sig, t0 + timedelta(seconds=i), i * 0.1, 0) for i in range(5000)))
+            conn.execute(
+                "INSERT INTO dead_letters (topic, plant_id, reason, detail, payload) VALUES (%s, %s, 'x', 'y', %s)",
+                (f"df/v1/{enterprise}/{site}", plant, b"\x00\xff"),
+            )
+        audit.record(conn, "tester", "config_deploy", enterprise, {"v": 1})
+        conn.commit()
+        provision(conn, actor="tester")
+
+
+@pytest.fixture
+def target_url(db_url: str) -> object:
+    url = with_database(db_url, f"dft_restore_{uuid.uuid4().hex[:8]}")
+    yield url
+    drop_database(url)
+
+
+def _drop_plant_roles(urls: list[str], enterprise: str) -> None:
+    """Plant roles are cluster-wide: revoke them in every database still holding grants, then drop them."""
+    roles: list[str] = []
+    for url in urls:
+        with psycopg.connect(url, autocommit=True) as conn:
+            roles = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (f"df_plant_{enterprise}%",)
+                )
+            ]
+            for role in roles:
+                conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+    with psycopg.connect(urls[0], autocommit=True) as conn:
+        for role in roles:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_backup_drop_restore_verifies(db_url: str, target_url: str, enterprise: str, tmp_path: Path) -> None:
+    _populate(db_url, enterprise)
+    dump = tmp_path / "df.dump"
+    env = {"DATAFACTORY_DATABASE_URL": db_url}
+    result = CliRunner().invoke(backup, ["--out", str(dump)], env=env)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(manifest_path(dump).read_text())
+    assert doc["tables"]["samples"]["rows"] == 10_000 and doc["tables"]["dead_letters"]["rows"] == 2
+    assert doc["audit_head"]["seq"] >= 2 and any(r.startswith("df_plant_") for r in doc["roles"])
+    with psycopg.connect(db_url) as conn:
+        source = manifest.compute(conn)
+        assert conn.execute("SELECT action FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone() == ("backup",)
+    _drop_plant_roles([db_url], enterprise)
+    drop_database(db_url)
+
+    result = CliRunner().invoke(restore, ["--from", str(dump), "--database-url", target_url], env={})
+    assert result.exit_code == 0, result.output
+    assert f"{len(doc['tables'])} tables verified" in result.output
+    with psycopg.connect(target_url) as conn:
+        restored = manifest.compute(conn)
+        conn.rollback()
+        # Everything but the audit log (which gained the backup and restore entries) is identical.
+        for table, want in doc["tables"].items():
+            if table != "audit_log":
+                assert restored.tables[table] == want, table
+        assert restored.tables["samples"] == source.tables["samples"]
+        assert audit.verify(conn).ok
+        assert conn.execute("SELECT relforcerowsecurity FROM pg_class WHERE relname = 'samples'").fetchone() == (True,)
+    _drop_plant_roles([target_url], enterprise)
+
+
+def test_restore_refuses_mismatch_damage_and_non_fresh_targets(
+    db_url: str, target_url: str, enterprise: str, tmp_path: Path
+) -> None:
+    _populate(db_url, enterprise)
+    dump = tmp_path / "df.dump"
+    assert CliRunner().invoke(backup, ["--out", str(dump)], env={"DATAFACTORY_DATABASE_URL": db_url}).exit_code == 0
+    mpath = manifest_path(dump)
+    doc = json.loads(mpath.read_text())
+    doc["tables"]["samples"]["checksum"] = "12345"
+    mpath.write_text(json.dumps(doc))
+    result = CliRunner().invoke(restore, ["--from", str(dump), "--database-url", target_url])
+    assert result.exit_code == 1 and "table samples: checksum" in result.output
+
+    result = CliRunner().invoke(restore, ["--from", str(dump), "--database-url", target_url])
+    assert result.exit_code == 1 and "not a fresh database" in result.output
+
+    with dump.open("r+b") as f:
+        f.seek(100)
+        f.write(b"\x00\x01\x02")
+    other = with_database(db_url, f"dft_restore_{uuid.uuid4().hex[:8]}")
+    result = CliRunner().invoke(restore, ["--from", str(dump), "--database-url", other])
+    assert result.exit_code == 1 and "sha256 differs" in result.output
+    _drop_plant_roles([target_url, db_url], enterprise)
