@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import getpass
 import json
+from pathlib import Path
 
 import click
-from pathlib import Path
 
 from datafactory.db.connect import connect
 from datafactory.security.credentials import install_redaction
