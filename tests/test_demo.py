@@ -1,0 +1,112 @@
+"""``datafactory demo`` end to end: real simulator, gateway, broker, ingest and PostgreSQL, as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+
+from datafactory.db.connect import with_database
+from datafactory.services import LocalPostgres
+from datafactory.services.selection import DEMO_DATABASE
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _demo(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DATAFACTORY_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "datafactory.cli.main", "demo", "--state-dir", str(tmp_path / "state"), *args],
+        cwd=ROOT, env={**base, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float = 150) -> tuple[str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"demo did not finish in {timeout} s\n{out}\n{err[-3000:]}")
+    return out, err
+
+
+def _field(summary: str, label: str) -> int:
+    match = re.search(rf"^\s+{label}\s+(\d+)", summary, re.MULTILINE)
+    assert match, f"no '{label}' in the summary:\n{summary}"
+    return int(match.group(1))
+
+
+def _stored_in_db(url: str, enterprise: str) -> tuple[int, int]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT x.signal_id) FROM samples x JOIN signal_paths sp"
+            " ON sp.signal_id = x.signal_id WHERE sp.enterprise = %s",
+            (enterprise,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def test_demo_embedded_stores_samples(tmp_path: Path) -> None:
+    proc = _demo(tmp_path, "--embedded", "--duration", "15", "--speed", "30", "--no-analytics")
+    out, err = _finish(proc)
+    assert proc.returncode == 0, f"{out}\n{err[-3000:]}"
+    assert "UNAVAILABLE" not in out and "FAILED" not in out, out
+    assert "(embedded)" in err  # both services were the private ones
+    stored = _field(out, "samples stored")
+    assert stored > 0
+    assert _field(out, "signals registered") > 0
+    assert _field(out, "dead letters") == 0
+
+    # The embedded PostgreSQL was stopped by the demo; its cluster is on disk: start it and count.
+    with LocalPostgres(tmp_path / "state" / "pg") as pg:
+        count, signals = _stored_in_db(with_database(pg.url, DEMO_DATABASE), "demo-precision")
+    assert count == stored
+    assert signals > 10  # machines' state, counters, power, energy, vibration, temperature and the meter
+
+
+def test_demo_against_the_shared_services(tmp_path: Path, db_url: str, mqtt_url: str, enterprise: str) -> None:
+    env = {"DATAFACTORY_DATABASE_URL": db_url, "DATAFACTORY_MQTT_URL": mqtt_url}
+    proc = _demo(tmp_path, "--duration", "12", "--speed", "30", "--enterprise", enterprise, "--no-analytics", env=env)
+    out, err = _finish(proc)
+    assert proc.returncode == 0, f"{out}\n{err[-3000:]}"
+    assert "(environment)" in err
+    stored = _field(out, "samples stored")
+    assert stored > 0
+    count, _ = _stored_in_db(db_url, enterprise)
+    assert count == stored
+    # The summary says where the data is, without a password, and how to query it.
+    assert f"data      {db_url}" in out
+    assert "psql" in out
+
+
+def test_ctrl_c_stops_everything(tmp_path: Path, db_url: str, mqtt_url: str, enterprise: str) -> None:
+    env = {"DATAFACTORY_DATABASE_URL": db_url, "DATAFACTORY_MQTT_URL": mqtt_url}
+    proc = _demo(tmp_path, "--duration", "120", "--speed", "30", "--enterprise", enterprise, env=env)
+    demo = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 60
+    children: list[psutil.Process] = []
+    while time.monotonic() < deadline and len(children) < 3:
+        time.sleep(0.5)
+        children = demo.children()
+    assert len(children) >= 3, "ingest, simulator and gateway should be running"
+    time.sleep(3)
+    started = time.monotonic()
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = _finish(proc, timeout=60)
+    assert time.monotonic() - started < 45
+    assert proc.returncode == 0, err[-3000:]
+    assert "SUMMARY (interrupted)" in out
+    _gone, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == [], f"children left running: {alive}"
