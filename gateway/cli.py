@@ -51,10 +51,122 @@ def run(config_path: Path, mqtt_url: str | None, state_dir: Path | None) -> None
 
 @click.group()
 def opcua() -> None:
-    """OPC-UA tools."""
+    """OPC-UA tools: browse a server, create the gateway certificate."""
+
+
+@opcua.command()
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for the certificate and key.")
+@click.option("--hostname", default=None, help="Host name in the certificate (default: this host).")
+@click.option("--days", default=3650, show_default=True, help="Validity in days.")
+@click.option("--force", is_flag=True, help="Replace an existing certificate.")
+def cert(out: Path, hostname: str | None, days: int, force: bool) -> None:
+    """Create the gateway's OPC-UA application certificate (DER) and private key (PEM) in --out."""
+    from gateway.opcua_cert import create_certificate
+
+    try:
+        created = create_certificate(out, hostname=hostname, days=days, force=force)
+    except FileExistsError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"certificate      {created.certificate}")
+    click.echo(f"private key      {created.private_key}")
+    click.echo(f"application URI  {created.application_uri}")
+    click.echo(f"SHA-256          {created.fingerprint}")
+    click.echo("Add the certificate to the OPC-UA server's trusted client certificates.")
+
+
+@opcua.command()
+@click.argument("endpoint")
+@click.option("--depth", default=5, show_default=True, help="How many levels below Objects to walk.")
+@click.option("--policy", default="none", show_default=True, help="Security policy (as in the config).")
+@click.option("--mode", default="none", show_default=True, help="Security mode (as in the config).")
+@click.option("--trust-fingerprint", multiple=True, help="Trusted server certificate SHA-256 (repeatable).")
+@click.option("--trust-dir", default="", help="Directory of trusted server certificates.")
+@click.option("--username-env", default=None, help="Environment variable holding the user name.")
+@click.option("--password-env", default=None, help="Environment variable holding the password.")
+@click.option("--emit-config", is_flag=True, help="Print a plant config binding the variables instead.")
+@click.option("--cell", "cells", multiple=True, help="Cell path area/line/cell for --emit-config (repeatable).")
+@click.option("--state-dir", default=None, type=click.Path(path_type=Path), help="Where the gateway certificate is.")
+def browse(  # noqa: PLR0917 - one parameter per click option
+    endpoint: str,
+    depth: int,
+    policy: str,
+    mode: str,
+    trust_fingerprint: tuple[str, ...],
+    trust_dir: str,
+    username_env: str | None,
+    password_env: str | None,
+    emit_config: bool,
+    cells: tuple[str, ...],
+    state_dir: Path | None,
+) -> None:
+    """List the variables of the server at ENDPOINT: node id, browse path, data type, access level."""
+    from pydantic import ValidationError
+
+    from datafactory.config.models import AnonymousAuth, OpcUaSecurity, UsernameAuth
+    from datafactory.errors import ConnectionLost
+    from datafactory.settings import get_settings
+    from gateway.opcua_browse import browse as do_browse
+    from gateway.opcua_browse import emit_config as do_emit
+
+    try:
+        security = OpcUaSecurity.model_validate(
+            {
+                "policy": policy,
+                "mode": mode,
+                "trusted_server_fingerprints": list(trust_fingerprint),
+                "trust_dir": trust_dir,
+            }
+        )
+        auth: object = AnonymousAuth(kind="anonymous")
+        if username_env or password_env:
+            auth = UsernameAuth(kind="username", username_env=username_env or "", password_env=password_env or "")
+    except ValidationError as err:
+        raise click.ClickException(str(err)) from None
+    if emit_config and not cells:
+        raise click.UsageError("--emit-config needs at least one --cell area/line/cell")
+    try:
+        found = asyncio.run(
+            do_browse(endpoint, security, auth, depth=depth, state_dir=state_dir or get_settings().state_dir)
+        )
+    except ConnectionLost as err:
+        raise click.ClickException(str(err)) from None
+    if emit_config:
+        click.echo(do_emit(found, endpoint=endpoint, cells=list(cells), security=security), nl=False)
+        return
+    width = max((len(v.node_id) for v in found), default=7)
+    click.echo(f"{'node id':<{width}}  {'data type':<14} {'access':<18} browse path")
+    for v in found:
+        click.echo(f"{v.node_id:<{width}}  {v.data_type:<14} {v.access:<18} {v.path}")
+    click.echo(f"{len(found)} variables", err=True)
 
 
 @click.command()
-def gateways() -> None:
-    """List gateways from their retained status topics."""
-    raise click.ClickException("not implemented yet")
+@click.option("--mqtt-url", default=None, help="Platform broker (default DATAFACTORY_MQTT_URL).")
+@click.option("--enterprise", default=None, help="Only this enterprise.")
+@click.option("--wait", default=2.0, show_default=True, help="Seconds to collect retained status messages.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def gateways(mqtt_url: str | None, enterprise: str | None, wait: float, as_json: bool) -> None:
+    """List gateways from their retained status topics: state, config version, buffer depth."""
+    import orjson
+
+    from datafactory.errors import ConnectionLost
+    from gateway.deploy import list_gateways
+
+    try:
+        rows = asyncio.run(list_gateways(mqtt_url, enterprise=enterprise, wait_s=wait))
+    except ConnectionLost as err:
+        raise click.ClickException(str(err)) from None
+    if as_json:
+        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return
+    if not rows:
+        click.echo("no gateways found")
+        return
+    click.echo(f"{'gateway':<40} {'state':<8} {'config':<13} {'buffered':>9} {'dropped':>8}  sources")
+    for r in rows:
+        sources = ", ".join(f"{k}={v.get('state')}" for k, v in (r.get("sources") or {}).items())
+        state = "online" if r.get("online") else "OFFLINE"
+        buffered = (r.get("buffer") or {}).get("samples", "-")
+        dropped = (r.get("dropped") or {}).get("buffer_overflow", 0)
+        version = r.get("config_version", "-")
+        click.echo(f"{r['path']:<40} {state:<8} {version!s:<13} {buffered!s:>9} {dropped!s:>8}  {sources}")

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from datafactory.config.loader import load_config
+from datafactory.config.models import PlantConfig
 from datafactory.config.schema import plant_config_schema
 from datafactory.errors import ConfigError
 
@@ -42,3 +43,72 @@ def validate(files: tuple[Path, ...]) -> None:
 def schema() -> None:
     """Print the plant config JSON Schema (for editors: yaml-language-server / VS Code)."""
     click.echo(json.dumps(plant_config_schema(), indent=2, ensure_ascii=False))
+
+
+def _load_or_exit(file: Path) -> PlantConfig:
+    try:
+        return load_config(file)
+    except ConfigError as err:
+        click.echo(f"{file}: INVALID ({len(err.problems)} error(s))", err=True)
+        for path, msg in err.problems:
+            click.echo(f"  {path}: {msg}", err=True)
+        sys.exit(1)
+
+
+@config.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--gateway", "gateway_id", default=None, help="Gateway id (default: gateway.id in FILE).")
+@click.option("--mqtt-url", default=None, help="Platform broker (default DATAFACTORY_MQTT_URL).")
+def diff(file: Path, gateway_id: str | None, mqtt_url: str | None) -> None:
+    """Show how FILE differs from the config deployed to its gateway; exit 1 if they differ."""
+    import asyncio
+
+    from datafactory.errors import ConnectionLost
+    from gateway.deploy import config_topic, deployed_config
+    from gateway.deploy import diff as render_diff
+
+    cfg = _load_or_exit(file)
+    topic = config_topic(cfg, gateway_id)
+    try:
+        deployed = asyncio.run(deployed_config(mqtt_url, topic))
+    except (ConnectionLost, ConfigError) as err:
+        raise click.ClickException(str(err)) from None
+    text = render_diff(cfg, deployed, local_name=str(file), topic=topic)
+    if not text:
+        click.echo(f"{file}: same as deployed ({cfg.config_version()})")
+        return
+    click.echo(text, nl=False)
+    sys.exit(1)
+
+
+@config.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--gateway", "gateway_id", default=None, help="Gateway id (default: gateway.id in FILE).")
+@click.option("--mqtt-url", default=None, help="Platform broker (default DATAFACTORY_MQTT_URL).")
+@click.option("--wait", default=10.0, show_default=True, help="Seconds to wait for the gateway to confirm (0: don't).")
+def deploy(file: Path, gateway_id: str | None, mqtt_url: str | None, wait: float) -> None:
+    """Validate FILE and publish it retained to its gateway's config topic; the gateway applies it live."""
+    import asyncio
+
+    from datafactory.errors import ConnectionLost
+    from gateway.deploy import config_topic
+    from gateway.deploy import deploy as do_deploy
+
+    cfg = _load_or_exit(file)
+    version = cfg.config_version()
+    topic = config_topic(cfg, gateway_id)
+    try:
+        status = asyncio.run(do_deploy(cfg, mqtt_url, topic=topic, wait_s=wait))
+    except ConnectionLost as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"deployed {version} to {topic}")
+    if wait <= 0:
+        return
+    if status is None:
+        click.echo(f"the gateway did not confirm within {wait:g} s (it applies the config when it connects)", err=True)
+        sys.exit(3)
+    if status.get("config_version") == version:
+        click.echo(f"gateway applied {version}")
+        return
+    click.echo(f"gateway REJECTED {version}: {status.get('config_error')}", err=True)
+    sys.exit(1)

@@ -149,7 +149,7 @@ class OpcUaTestServer:
     async def _start(self) -> None:
         from asyncua import Server, ua
 
-        server = Server()
+        server = Server(user_manager=self.security.get("user_manager"))
         await server.init()
         server.set_endpoint(self.endpoint)
         if self.security.get("setup") is not None:
