@@ -10,26 +10,24 @@ caller acknowledges the batch's MQTT messages only after ``write`` returns (the 
 from __future__ import annotations
 
 import logging
-import math
-import operator
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+import numpy as np
 import orjson
 import psycopg
 
 from datafactory.contract.sample import datetime_to_us, us_to_datetime
 from datafactory.contract.topics import TopicKind
 from datafactory.db import partitions
-from datafactory.db.samples import PG_EPOCH_OFFSET_US, ROW, ROW_NULL_VALUE, copy_binary
+from datafactory.db.samples import copy_binary, pack_columns
 from datafactory.errors import ConfigError
 from ingest.decode import Inbound
 from ingest.signal_cache import SignalCache
 
 log = logging.getLogger(__name__)
 
-_TIME = operator.itemgetter(1)
 NO_DATA_US = -(2**62)  # high-water mark of a signal with no stored sample
 _STAGING_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS ingest_staging (signal_id int4 NOT NULL, time timestamptz NOT NULL,"
@@ -90,23 +88,25 @@ class BatchWriter:
             self._ensure_partitions(conn, days)
         result = BatchResult(messages=len(batch))
         dead: list[DeadLetter] = []
-        rows: list[bytes] = []
-        late: list[tuple[int, int]] = []
+        acc = _ColumnBuffer()
         for msg in batch:
             if msg.error is not None:
                 dead.append(self._message_dead_letter(msg, msg.error.reason, msg.error.detail))
             elif msg.ignored or msg.parsed is None:
                 continue
             elif msg.parsed.kind is TopicKind.DATA:
-                newest = self._pack(conn, msg, rows, late, dead)
-                if newest is not None and (result.newest_us is None or newest > result.newest_us):
-                    result.newest_us = newest
+                self._collect(conn, msg, acc, dead)
             else:
                 self._control(conn, msg, dead)
-        if rows:
-            stored, late = self._copy(conn, b"".join(rows), len(rows), late)
+        pending_high: dict[int, int] = {}
+        late: list[tuple[int, int]] = []
+        if acc.times:
+            sids, times, values, qualities = acc.arrays()
+            late, pending_high = self._late_and_high_water(conn, sids, times)
+            stored, late = self._copy(conn, pack_columns(sids, times, values, qualities), len(times), late)
             result.samples_stored = stored
-            result.duplicates = len(rows) - stored
+            result.duplicates = len(times) - stored
+            result.newest_us = int(times.max())
         if dead:
             self._insert_dead_letters(conn, dead)
             result.dead_letters.update(d.reason for d in dead)
@@ -114,58 +114,59 @@ class BatchWriter:
             self._insert_late_writes(conn, late)
             result.late_samples = len(late)
         conn.commit()
+        self.high_water.update(pending_high)  # committed: the new marks are now true
         return result
 
     # -- samples -------------------------------------------------------------------------------------------
 
-    def _pack(
-        self,
-        conn: psycopg.Connection,
-        msg: Inbound,
-        rows: list[bytes],
-        late: list[tuple[int, int]],
-        dead: list[DeadLetter],
-    ) -> int | None:
-        """Append the message's samples as binary COPY rows; return the newest sample time."""
+    def _collect(self, conn: psycopg.Connection, msg: Inbound, acc: _ColumnBuffer, dead: list[DeadLetter]) -> None:
+        """Add the message's samples (with their signal ids) to the batch's columns; dead-letter its rejects."""
         assert msg.parsed is not None and msg.parsed.cell is not None
         for reject in msg.rejects:
             dead.append(self._sample_dead_letter(msg, reject.reason, reject.detail, reject.raw, reject.index))
-        samples = msg.samples
-        if not samples:
-            return None
+        names, times, values, qualities = msg.columns
+        if not names:
+            return
         entry = self.signals.cell(conn, msg.parsed.cell, create=self.auto_register)
         ids: dict[str, int] = entry.signals if entry is not None else {}
-        names = {s[0] for s in samples}
-        missing = names - ids.keys()
+        missing = set(names) - ids.keys()
         if missing and entry is not None and self.auto_register:
             self.signals.register_missing(conn, entry, missing)
             missing = set()
+        if missing:  # auto-registration is off: keep the known signals' samples, dead-letter the others
+            keep = [i for i, name in enumerate(names) if name not in missing]
+            for i, name in enumerate(names):
+                if name in missing:
+                    detail = f"signal {name!r} is not registered and auto-registration is off"
+                    raw = [name, times[i], values[i], qualities[i]]
+                    dead.append(self._sample_dead_letter(msg, "unknown_signal", detail, raw, i))
+            names = tuple(names[i] for i in keep)
+            times = tuple(times[i] for i in keep)
+            values = tuple(values[i] for i in keep)
+            qualities = tuple(qualities[i] for i in keep)
+        acc.sids.extend(map(ids.__getitem__, names))
+        acc.times.extend(times)
+        acc.values.extend(values)
+        acc.qualities.extend(qualities)
+
+    def _late_and_high_water(
+        self, conn: psycopg.Connection, sids: np.ndarray, times: np.ndarray
+    ) -> tuple[list[tuple[int, int]], dict[int, int]]:
+        """Late samples (older than their signal's newest stored time by more than the margin) and the signals'
+        new high-water marks, to be applied once the batch commits."""
         high = self.high_water
-        unseen = [ids[n] for n in names if n in ids and ids[n] not in high]
-        if unseen:
+        unique, inverse = np.unique(sids, return_inverse=True)
+        unseen = [sid for sid in unique.tolist() if sid not in high]
+        if unseen:  # first sight of these signals since start (or since a rollback): ask the database
             for sid, newest in conn.execute(_SEED_SQL, (unseen,)):
                 high[sid] = NO_DATA_US if newest is None else datetime_to_us(newest)
-        margin, offset = self.late_margin_us, PG_EPOCH_OFFSET_US
-        pack, pack_null, append = ROW.pack, ROW_NULL_VALUE.pack, rows.append
-        isnan = math.isnan
-        for i, (name, t, v, q) in enumerate(samples):
-            sid = ids.get(name)
-            if sid is None:
-                detail = f"signal {name!r} is not registered and auto-registration is off"
-                dead.append(self._sample_dead_letter(msg, "unknown_signal", detail, [name, t, v, q], i))
-                continue
-            h = high[sid]
-            if t > h:
-                high[sid] = t
-            elif t < h - margin:
-                late.append((sid, t))
-            # The database stores the 32-bit status code as signed int4.
-            q_db = q - 0x100000000 if q > 0x7FFFFFFF else q
-            if isnan(v):  # a bad-quality marker without a value
-                append(pack_null(4, 4, sid, 8, t - offset, -1, 4, q_db))
-            else:
-                append(pack(4, 4, sid, 8, t - offset, 8, v, 4, q_db))
-        return int(max(samples, key=_TIME)[1])
+        marks = np.array([high[sid] for sid in unique.tolist()], dtype=np.int64)
+        late_mask = times < (marks - self.late_margin_us)[inverse]
+        late = list(zip(sids[late_mask].tolist(), times[late_mask].tolist(), strict=True)) if late_mask.any() else []
+        newest = marks.copy()
+        np.maximum.at(newest, inverse, times)
+        pending = {sid: mark for sid, mark in zip(unique.tolist(), newest.tolist(), strict=True) if mark > high[sid]}
+        return late, pending
 
     def _copy(
         self, conn: psycopg.Connection, data: bytes, n: int, late: list[tuple[int, int]]
@@ -330,3 +331,23 @@ class BatchWriter:
                 "INSERT INTO late_writes (signal_id, time_from, time_to, samples) VALUES (%s, %s, %s, %s)",
                 [(sid, us_to_datetime(lo), us_to_datetime(hi), n) for sid, (lo, hi, n) in ranges.items()],
             )
+
+
+class _ColumnBuffer:
+    """The batch's samples as growing Python lists, turned into numpy arrays once per batch."""
+
+    __slots__ = ("qualities", "sids", "times", "values")
+
+    def __init__(self) -> None:
+        self.sids: list[int] = []
+        self.times: list[int] = []
+        self.values: list[float] = []
+        self.qualities: list[int] = []
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return (
+            np.array(self.sids, dtype=np.int32),
+            np.array(self.times, dtype=np.int64),
+            np.array(self.values, dtype=np.float64),
+            np.array(self.qualities, dtype=np.int64),
+        )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,18 +18,16 @@ from datafactory.contract.payload import (
     MAX_PAYLOAD_BYTES,
     CellMeta,
     SampleReject,
-    decode_batch,
     decode_config,
     decode_meta,
 )
-from datafactory.contract.sample import Sample
 from datafactory.contract.topics import ParsedTopic, TopicKind, parse_topic
 from datafactory.errors import ContractError
+from ingest.columns import EMPTY, Columns, decode_columns
 from ingest.options import IngestOptions
 
 log = logging.getLogger(__name__)
 DAY_US = 86_400_000_000
-_TIME = operator.itemgetter(1)
 # Keys whose repetition in a payload would let two parsers read two different messages.
 _ENVELOPE_KEYS = (b'"fmt"', b'"samples"', b'"signals"', b'"config"', b'"version"', b'"online"')
 
@@ -49,7 +46,12 @@ class Inbound:
     parsed: ParsedTopic | None = None
     error: ContractError | None = None
     ignored: bool = False  # an empty retained message clears a retained topic: nothing to store
-    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def sample_count(self) -> int:
+        return len(self.columns[0])
+
+    columns: Columns = EMPTY  # names, times (µs), values, qualities of the storable samples
     rejects: list[SampleReject] = field(default_factory=list)
     days: set[int] = field(default_factory=set)  # days since the epoch (UTC) the samples fall on
     meta: CellMeta | None = None
@@ -83,13 +85,11 @@ def _decode(msg: Inbound, options: IngestOptions) -> None:
     _reject_duplicate_keys(raw)
     if parsed.kind is TopicKind.DATA:
         now = msg.received_us
-        decoded = decode_batch(
+        msg.columns, msg.rejects = decode_columns(
             raw, min_us=now - int(options.max_past_s * 1e6), max_us=now + int(options.max_future_s * 1e6)
         )
-        msg.samples = decoded.batch.samples
-        msg.rejects = decoded.rejects
-        if msg.samples:
-            msg.days = _days(msg.samples)
+        if msg.columns[1]:
+            msg.days = _days(msg.columns[1])
     elif parsed.kind is TopicKind.META:
         msg.meta = decode_meta(raw)
     elif parsed.kind is TopicKind.CONFIG:
@@ -98,12 +98,11 @@ def _decode(msg: Inbound, options: IngestOptions) -> None:
         msg.status = _decode_status(raw)
 
 
-def _days(samples: list[Sample]) -> set[int]:
-    lo = min(samples, key=_TIME)[1] // DAY_US
-    hi = max(samples, key=_TIME)[1] // DAY_US
+def _days(times: tuple[int, ...]) -> set[int]:
+    lo, hi = min(times) // DAY_US, max(times) // DAY_US
     if hi - lo <= 2:
         return set(range(lo, hi + 1))
-    return {s[1] // DAY_US for s in samples}  # scattered times: only the days actually written
+    return {t // DAY_US for t in times}  # scattered times: only the days actually written
 
 
 def _reject_duplicate_keys(raw: bytes) -> None:

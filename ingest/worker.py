@@ -116,7 +116,7 @@ class IngestWorker:
         except queue.Empty:
             return []
         batch = [first]
-        size = len(first.samples) + 1
+        size = first.sample_count + 1
         deadline = time.monotonic() + self.options.batch_wait_s
         while size < self.options.batch_samples:
             try:
@@ -130,7 +130,7 @@ class IngestWorker:
                 except queue.Empty:
                     break
             batch.append(msg)
-            size += len(msg.samples) + 1
+            size += msg.sample_count + 1
         return batch
 
     def _write(self, conn: psycopg.Connection, batch: list[Inbound]) -> None:

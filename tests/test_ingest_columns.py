@@ -1,0 +1,79 @@
+"""The columnar fast path agrees with the contract's decoder, and column packing with row packing (no network)."""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+import orjson
+import pytest
+
+from datafactory.contract.payload import decode_batch, encode_batch
+from datafactory.contract.sample import Sample
+from datafactory.db.samples import ROW, ROW_NULL_VALUE, pack_columns, pack_rows_us
+from datafactory.errors import ContractError
+from ingest.columns import decode_columns, fast_columns
+
+T = 1_763_900_000_000_000
+WINDOW = {"min_us": T - 10**12, "max_us": T + 10**12}
+
+PAYLOADS = [
+    encode_batch([Sample("power", T + i, i * 0.5, i % 3) for i in range(50)]),
+    encode_batch([Sample("a", T, 1.0, 0xFFFFFFFF), Sample("b", T + 1, -1e300, 0x80000000)]),
+    orjson.dumps({"fmt": "df-json/1", "samples": [["a", T, 3, 0], ["b", T, 2.5, 0]]}),  # integer value
+    orjson.dumps({"fmt": "df-json/1", "samples": [["a", T, 3]]}),  # quality omitted
+    orjson.dumps({"fmt": "df-json/1", "samples": [["a", T, None, 0x80310000]]}),  # comm-lost marker
+    orjson.dumps({"fmt": "df-json/1", "samples": [["a", T, True, 0], ["b", T, 1.0, 0]]}),
+    orjson.dumps({"fmt": "df-json/1", "samples": [["A", T, 1.0, 0]]}),
+    orjson.dumps({"fmt": "df-json/1", "samples": [["a", T - 10**13, 1.0, 0], ["a", T, 1.0, 0]]}),
+    orjson.dumps({"fmt": "df-json/1", "samples": [["a", T, 1.0, -1]]}),
+    orjson.dumps({"fmt": "df-json/1", "samples": [["a", T, 1.0, 2**32]]}),
+    orjson.dumps({"fmt": "df-json/1", "samples": [["a", float(T), 1.0, 0]]}),
+    orjson.dumps({"fmt": "df-json/1", "samples": [["a", T, 1.0, 0, 0]]}),
+    orjson.dumps({"fmt": "df-json/1", "samples": [[1, T, 1.0, 0]]}),
+    orjson.dumps({"fmt": "df-json/1", "samples": [], "gw": "g"}),
+    orjson.dumps({"fmt": "df-json/1", "samples": [["a", T, 1.0, 0]], "seq": "x"}),
+    f'{{"fmt":"df-json/1","samples":[["a",{T},NaN,0],["a",{T + 1},1e999,0],["a",{T + 2},1.0,0]]}}'.encode(),
+    b'{"fmt":"df-json/1","samples":[["a",1,1.0,0]',
+]
+
+
+@pytest.mark.parametrize("raw", PAYLOADS)
+def test_columns_agree_with_the_contract_decoder(raw: bytes) -> None:
+    try:
+        decoded = decode_batch(raw, **WINDOW)
+    except ContractError as err:
+        with pytest.raises(ContractError) as info:
+            decode_columns(raw, **WINDOW)
+        assert info.value.reason == err.reason
+        return
+    columns, rejects = decode_columns(raw, **WINDOW)
+    got = [(n, t, float(v), q) for n, t, v, q in zip(*columns, strict=True)]
+    want = list(decoded.batch.samples)
+    assert [(n, t, q) for n, t, _, q in got] == [(s.signal, s.time_us, s.quality) for s in want]
+    assert all(a[2] == b.value or (math.isnan(a[2]) and math.isnan(b.value)) for a, b in zip(got, want, strict=True))
+    assert rejects == decoded.rejects
+
+
+def test_fast_path_takes_well_formed_messages_only() -> None:
+    assert fast_columns(PAYLOADS[0], **WINDOW) is not None
+    assert fast_columns(PAYLOADS[3], **WINDOW) is None  # 3-element samples go the precise way
+    assert fast_columns(PAYLOADS[5], **WINDOW) is None
+
+
+def test_column_packing_equals_row_packing() -> None:
+    items = [(7, T + i, i * 1.5 if i % 5 else math.nan, (0x80310000 if i % 5 == 0 else i)) for i in range(40)]
+    sids, times, values, qualities = (np.array(col) for col in zip(*items, strict=True))
+    packed = pack_columns(sids.astype(np.int32), times.astype(np.int64), values.astype(np.float64), qualities)
+    assert sorted(_rows(packed)) == sorted(_rows(pack_rows_us(items)))
+
+
+def _rows(data: bytes) -> list[bytes]:
+    rows, i = [], 0
+    while i < len(data):
+        (value_len,) = struct.unpack_from(">i", data, i + 22)
+        size = ROW.size if value_len == 8 else ROW_NULL_VALUE.size
+        rows.append(data[i : i + size])
+        i += size
+    return rows
