@@ -1,0 +1,199 @@
+"""Compute one month's published tables, apply disclosure control, and store them for the `bureau` role.
+
+Published tables (each with its margins; '*' = all):
+  industry          city → division → group (GB/T 4754-2017 hierarchy)
+  town              city → town
+  park, size, ownership, above_designated   city → category (enterprises outside a park are park 'none')
+A town × division cross table is deliberately not published: with a few thousand enterprises most of its
+cells fall under the minimum frequency, and the suppression pattern would hide most of the table.
+All tables are protected together: a cell that appears in two tables (a division total, a town total, the city
+total) is one cell with one suppression decision, so no table can be used to undo another's suppression.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import orjson
+import pandas as pd
+import psycopg
+
+from bureau.facts import DIMENSIONS, enterprise_frame
+from bureau.sdc import CellTable, Interval, Relation, SdcParameters, suppress
+from bureau.stats import summarize
+
+log = logging.getLogger(__name__)
+
+PROTECTED = ("output_value", "output_ytd", "sales_value", "revenue", "employment", "energy_tce", "electricity_kwh")
+LP_MEASURES = ("output_value", "output_ytd", "energy_tce", "electricity_kwh")
+NO_PARK = "none"
+
+# table → list of (coarser grouping, finer grouping)
+TABLES: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "industry": [((), ("division",)), (("division",), ("division", "industry_group"))],
+    "town": [((), ("town",))],
+    "park": [((), ("park",))],
+    "size": [((), ("size_class",))],
+    "ownership": [((), ("ownership",))],
+    "above_designated": [((), ("above_designated",))],
+}
+
+
+@dataclass
+class MonthTables:
+    month: date
+    cells: pd.DataFrame  # one row per cell: DIMENSIONS ('*' = all), statistics, 'grouping'
+    table: CellTable
+    membership: dict[str, list[int]]  # table name → cell ids
+
+
+def _groupings() -> list[tuple[str, ...]]:
+    seen: dict[tuple[str, ...], None] = {}
+    for pairs in TABLES.values():
+        for coarse, fine in pairs:
+            seen.setdefault(coarse, None)
+            seen.setdefault(fine, None)
+    return list(seen)
+
+
+def _top2(frame: pd.DataFrame, dims: tuple[str, ...], measure: str) -> pd.DataFrame:
+    ordered = frame.sort_values(measure, ascending=False, kind="stable")
+    if not dims:
+        vals = ordered[measure].to_numpy()
+        return pd.DataFrame({"top1": [vals[0] if len(vals) else 0.0], "top2": [vals[1] if len(vals) > 1 else 0.0]})
+    g = ordered.groupby(list(dims), sort=False)[measure]
+    top1 = g.nth(0)
+    top2 = g.nth(1)
+    first = ordered.loc[top1.index, list(dims)].assign(top1=top1.to_numpy())
+    second = ordered.loc[top2.index, list(dims)].assign(top2=top2.to_numpy())
+    return first.merge(second, on=list(dims), how="left").fillna({"top2": 0.0})
+
+
+def build(facts: pd.DataFrame, month: date) -> MonthTables:
+    facts = facts.assign(park=facts["park"].replace("", NO_PARK))
+    frames: list[pd.DataFrame] = []
+    for dims in _groupings():
+        stats = summarize(facts, by=dims)
+        same = facts.assign(_same=facts["prev_output"].notna().astype(int))
+        same_n = same.groupby(list(dims))["_same"].sum().reset_index() if dims else pd.DataFrame(
+            {"_same": [int(same["_same"].sum())]})
+        stats = stats.merge(same_n, on=list(dims), how="left") if dims else stats.assign(_same=same_n["_same"])
+        for measure in PROTECTED:
+            top = _top2(facts, dims, measure).rename(columns={"top1": f"{measure}__1", "top2": f"{measure}__2"})
+            stats = stats.merge(top, on=list(dims), how="left") if dims else pd.concat([stats, top], axis=1)
+        for dim in DIMENSIONS:
+            if dim not in dims:
+                stats[dim] = "*"
+        stats["grouping"] = ",".join(dims)
+        frames.append(stats)
+    cells = pd.concat(frames, ignore_index=True)
+    for dim in DIMENSIONS:
+        cells[dim] = cells[dim].astype(str)
+    key_index = {tuple(row): i for i, row in enumerate(cells[list(DIMENSIONS)].itertuples(index=False, name=None))}
+    relations: list[Relation] = []
+    membership: dict[str, set[int]] = {name: set() for name in TABLES}
+    by_grouping = {g: cells.index[cells["grouping"] == ",".join(g)] for g in _groupings()}
+    for name, pairs in TABLES.items():
+        for coarse, fine in pairs:
+            coarse_ids = by_grouping[coarse]
+            fine_rows = cells.loc[by_grouping[fine]]
+            membership[name].update(coarse_ids.tolist())
+            membership[name].update(fine_rows.index.tolist())
+            parts_of: dict[tuple[str, ...], list[int]] = {}
+            key_cols = [d for d in DIMENSIONS]
+            for idx, row in zip(fine_rows.index, fine_rows[key_cols].itertuples(index=False, name=None), strict=True):
+                coarse_key = tuple(v if d in coarse else "*" for d, v in zip(DIMENSIONS, row, strict=True))
+                parts_of.setdefault(coarse_key, []).append(int(idx))
+            for coarse_key, parts in parts_of.items():
+                relations.append(Relation(key_index[coarse_key], tuple(parts)))
+    top = {
+        m: np.column_stack([cells[f"{m}__1"].fillna(0.0).to_numpy(float), cells[f"{m}__2"].fillna(0.0).to_numpy(float)])
+        for m in PROTECTED
+    }
+    table = CellTable(
+        count=cells["enterprises"].to_numpy(int),
+        values={m: cells[m].fillna(0.0).to_numpy(float) for m in PROTECTED},
+        top=top,
+        relations=relations,
+    )
+    return MonthTables(month, cells, table, {k: sorted(v) for k, v in membership.items()})
+
+
+@dataclass
+class PublishResult:
+    month: date
+    cells: int
+    primary: int
+    secondary: int
+    seconds: float
+    intervals: list[Interval]
+
+
+def protect(tables: MonthTables, params: SdcParameters) -> tuple[np.ndarray, np.ndarray, list[Interval]]:
+    return suppress(tables.table, params, lp_measures=LP_MEASURES)
+
+
+def _published_frame(tables: MonthTables, sensitive: np.ndarray, supp: np.ndarray, p: SdcParameters) -> pd.DataFrame:
+    cells = tables.cells.copy()
+    cells["suppression"] = np.where(sensitive, "primary", np.where(supp, "secondary", None))
+    hidden = supp
+    for m in PROTECTED:
+        cells[m] = cells[m].where(~hidden)
+    # Ratios only for published cells whose same-scope subset itself meets the minimum frequency.
+    weak_scope = cells["_same"].fillna(0).to_numpy() < p.min_frequency
+    for ratio in ("yoy_growth", "ytd_growth", "electricity_index"):
+        cells[ratio] = cells[ratio].where(~hidden & ~weak_scope)
+    cells["energy_intensity"] = cells["energy_intensity"].where(~hidden)
+    rows = []
+    for name, ids in tables.membership.items():
+        rows.append(cells.loc[ids].assign(table_name=name))
+    return pd.concat(rows, ignore_index=True)
+
+
+COLUMNS = (
+    "month", "table_name", *DIMENSIONS, "enterprises", *PROTECTED[:1], "output_ytd", "sales_value", "revenue",
+    "employment", "energy_tce", "electricity_kwh", "yoy_growth", "ytd_growth", "electricity_index",
+    "energy_intensity", "connected", "operating_rate", "suppression",
+)
+
+
+def _none_if_nan(v: object) -> object:
+    if v is None:
+        return None
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def publish_month(conn: psycopg.Connection, month: date, params: SdcParameters | None = None) -> PublishResult:
+    """Recompute and store the month's published cells (replacing any earlier publication of it)."""
+    params = params or SdcParameters()
+    started = time.perf_counter()
+    facts = enterprise_frame(conn, month)
+    tables = build(facts, month)
+    sensitive, supp, intervals = protect(tables, params)
+    frame = _published_frame(tables, sensitive, supp, params).assign(month=month)
+    with conn.transaction():
+        conn.execute("DELETE FROM bureau_published_cells WHERE month = %s", (month,))
+        with conn.cursor().copy(f"COPY bureau_published_cells ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for row in frame[list(COLUMNS)].itertuples(index=False, name=None):
+                copy.write_row([_none_if_nan(v) for v in row])
+        seconds = time.perf_counter() - started
+        conn.execute(
+            "INSERT INTO bureau_publish_runs (month, cells, primary_suppressed, secondary_suppressed, parameters,"
+            " seconds) VALUES (%s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT (month) DO UPDATE SET cells = EXCLUDED.cells,"
+            " primary_suppressed = EXCLUDED.primary_suppressed, secondary_suppressed = EXCLUDED.secondary_suppressed,"
+            " parameters = EXCLUDED.parameters, seconds = EXCLUDED.seconds, published_at = now()",
+            (month, tables.table.size, int(sensitive.sum()), int((supp & ~sensitive).sum()),
+             orjson.dumps(params.as_dict()).decode(), seconds),
+        )
+    log.info("published %s: %d cells, %d primary, %d secondary suppressions in %.1f s", month, tables.table.size,
+             int(sensitive.sum()), int((supp & ~sensitive).sum()), seconds)
+    return PublishResult(month, tables.table.size, int(sensitive.sum()), int((supp & ~sensitive).sum()), seconds,
+                         intervals)
