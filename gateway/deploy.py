@@ -45,7 +45,11 @@ async def _retained(mqtt_url: str | None, topic_filter: str, wait_s: float) -> d
     await session.connect()
     try:
         session.subscribe(topic_filter, qos=1)
-        await asyncio.sleep(wait_s)
+        exact = "+" not in topic_filter and "#" not in topic_filter
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while loop.time() < deadline and not (exact and got):  # one exact topic: done once its message is in
+            await asyncio.sleep(0.05)
     finally:
         await session.close()
     return got

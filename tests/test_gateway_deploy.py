@@ -1,0 +1,101 @@
+"""Config deployment: `config diff`, `config deploy` applied live by a running gateway, invalid configs rejected
+with the reason on the status topic while the old config stays; `gateways` lists the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import orjson
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from datafactory.cli.main import cli
+from datafactory.contract.payload import encode_config
+from gateway.mqtt_session import MqttSession
+from tests.support.gateway_env import GatewayThread, OpcUaTestServer, collect, free_port, plant, plant_doc
+
+pytestmark = pytest.mark.integration
+CELL = "press/line-1/press-01"
+
+
+def _doc(enterprise: str, endpoint: str, scale: float) -> dict:
+    node = {"node_id": "ns=2;s=Power", "cell": CELL, "signal": "power", "meaning": "power_kw", "scale": scale}
+    source = {
+        "kind": "opcua",
+        "id": "plc",
+        "endpoint": endpoint,
+        "security": {"policy": "none", "mode": "none"},
+        "publishing_interval_ms": 100,
+        "nodes": [node],
+    }
+    return plant_doc(enterprise, sources=[source], cells=[CELL])
+
+
+def _publish_raw(mqtt_url: str, topic: str, payload: bytes) -> None:
+    async def go() -> None:
+        session = MqttSession(mqtt_url, client_id="df-test-raw")
+        await session.connect()
+        session.publish(topic, payload, retain=True)
+        await asyncio.sleep(0.3)
+        await session.close()
+
+    asyncio.run(go())
+
+
+def test_diff_deploy_apply_and_reject(tmp_path, mqtt_url, enterprise) -> None:
+    server = OpcUaTestServer(free_port(), {"Power": 0.0}).start()
+    runner = CliRunner()
+    env = {"DATAFACTORY_MQTT_URL": mqtt_url}
+    config_topic = f"df/v1/{enterprise}/site-1/_gw/gw-1/config"
+    v1_file, v2_file = tmp_path / "v1.yaml", tmp_path / "v2.yaml"
+    v1_file.write_text(yaml.safe_dump(_doc(enterprise, server.endpoint, 1.0), allow_unicode=True))
+    v2_file.write_text(yaml.safe_dump(_doc(enterprise, server.endpoint, 0.001), allow_unicode=True))
+    v1 = plant(enterprise, sources=_doc(enterprise, server.endpoint, 1.0)["sources"], cells=[CELL])
+    try:
+        with (
+            collect(mqtt_url, f"df/v1/{enterprise}/#") as col,
+            GatewayThread(v1, mqtt_url=mqtt_url, state_dir=tmp_path) as gw,
+        ):
+            assert col.wait_for(lambda: gw.gateway.source_states().get("plc") == "connected")
+            server.write("Power", 5000.0)
+            assert col.wait_for(lambda: 5000.0 in [s.value for _, s in col.data_samples()])
+
+            nothing = runner.invoke(cli, ["config", "diff", str(v2_file)], env=env)
+            assert nothing.exit_code == 1 and "nothing deployed" in nothing.output
+
+            deployed = runner.invoke(cli, ["config", "deploy", str(v2_file), "--wait", "15"], env=env)
+            assert deployed.exit_code == 0, deployed.output
+            v2_version = plant(enterprise, sources=_doc(enterprise, server.endpoint, 0.001)["sources"], cells=[CELL])
+            assert f"gateway applied {v2_version.config_version()}" in deployed.output
+            server.write("Power", 7000.0)  # the re-opened source now scales by 0.001
+            assert col.wait_for(lambda: 7.0 in [s.value for _, s in col.data_samples()])
+
+            same = runner.invoke(cli, ["config", "diff", str(v2_file)], env=env)
+            assert same.exit_code == 0 and "same as deployed" in same.output
+            changed = runner.invoke(cli, ["config", "diff", str(v1_file)], env=env)
+            assert changed.exit_code == 1
+            assert "-    scale: 0.001" in changed.output and "+    scale: 1.0" in changed.output
+
+            bad = _doc(enterprise, server.endpoint, 1.0)
+            bad["sources"][0]["nodes"][0]["cell"] = "press/line-1/press-99"
+            _publish_raw(mqtt_url, config_topic, encode_config(bad, version="bad1"))
+
+            def rejected() -> bool:
+                status = orjson.loads(col.last("_gw/gw-1/status") or b"{}")
+                return bool(status.get("config_error")) and "press-99" in status["config_error"]
+
+            assert col.wait_for(rejected)
+            status = orjson.loads(col.last("_gw/gw-1/status") or b"{}")
+            assert status["config_version"] == v2_version.config_version()  # the old config stays in force
+            assert "sources[0].nodes[0].cell" in status["config_error"]
+
+            listed = runner.invoke(cli, ["gateways", "--enterprise", enterprise, "--json", "--wait", "1"], env=env)
+            assert listed.exit_code == 0, listed.output
+            rows = json.loads(listed.output)
+            assert [r["path"] for r in rows] == [f"{enterprise}/site-1/gw-1"]
+            assert rows[0]["online"] is True and rows[0]["config_version"] == v2_version.config_version()
+    finally:
+        _publish_raw(mqtt_url, config_topic, b"")  # clear the retained config on the shared broker
+        server.close()
