@@ -128,3 +128,90 @@ def restore(source: Path, database_url: str, jobs: int) -> None:
     click.echo(
         f"restored {result.database}: {result.tables} tables verified (counts and checksums) in {result.seconds:.1f} s"
     )
+
+
+@click.group()
+def broker() -> None:
+    """Mosquitto configuration: credentials and ACLs generated from plant configs."""
+
+
+@broker.command("config")
+@click.option(
+    "--config",
+    "configs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Plant config (repeatable; a shell glob after it works too).",
+)
+@click.argument("more", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output directory.")
+@click.option("--port", default=1883, show_default=True, help="Plain MQTT listener port.")
+@click.option("--bind", default=None, help="Bind the plain listener to this address (e.g. 127.0.0.1 with TLS).")
+@click.option(
+    "--install-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the files will live on the broker host (paths in mosquitto.conf); default --out.",
+)
+@click.option(
+    "--log-file", type=click.Path(path_type=Path), default=None, help="Broker log (default DIR/mosquitto.log)."
+)
+@click.option(
+    "--tls-cert", type=click.Path(path_type=Path), default=None, help="Server certificate: adds listener 8883."
+)
+@click.option("--tls-key", type=click.Path(path_type=Path), default=None, help="Private key of --tls-cert.")
+@click.option("--cafile", type=click.Path(path_type=Path), default=None, help="CA bundle for client certificates.")
+@click.option("--tls-port", default=8883, show_default=True, help="TLS listener port.")
+@click.option(
+    "--debug-log/--no-debug-log",
+    default=True,
+    show_default=True,
+    help="Log at debug level: needed to see refused publishes (verbose).",
+)
+def broker_config(  # noqa: PLR0917 - click passes options positionally
+    configs: tuple[Path, ...],
+    more: tuple[Path, ...],
+    out: Path,
+    port: int,
+    bind: str | None,
+    install_dir: Path | None,
+    log_file: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    cafile: Path | None,
+    tls_port: int,
+    debug_log: bool,
+) -> None:
+    """Write mosquitto.conf, passwd and acl for the gateways of the given plant configs.
+
+    Passwords are read from DF_MQTT_PASSWORD_<USER> (or …_FILE); none is ever printed.
+    """
+    from datafactory.config import load_config
+    from datafactory.errors import ConfigError
+    from datafactory.security.broker_config import TlsOptions, password_var, write_broker_config
+
+    install_redaction()
+    paths = [*configs, *more]
+    if not paths:
+        raise click.UsageError("give at least one plant config (--config FILE)")
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    tls = TlsOptions(tls_cert, tls_key, cafile, tls_port) if tls_cert and tls_key else None
+    try:
+        files = write_broker_config(
+            [load_config(p) for p in paths],
+            out,
+            port=port,
+            bind=bind,
+            install_dir=install_dir,
+            log_file=log_file,
+            tls=tls,
+            debug_log=debug_log,
+        )
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"wrote {files.conf}, {files.passwd} (mode 0600), {files.acl}")
+    for user in files.users:
+        click.echo(f"  user {user}  (password from ${password_var(user)})")
+    for user in files.skipped:
+        click.echo(f"  skipped optional user {user}: ${password_var(user)} is not set")

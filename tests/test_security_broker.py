@@ -1,0 +1,227 @@
+"""Broker security against a REAL Mosquitto started with the generated configuration on a free port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from click.testing import CliRunner
+from paho.mqtt.enums import CallbackAPIVersion
+
+from datafactory.config import load_config_text
+from datafactory.security.broker_config import DEPLOY_USER, INGEST_USER, gateway_user, mosquitto_hash, password_var
+from datafactory.security.cli import broker
+from tests.test_config import GOOD
+
+pytestmark = pytest.mark.integration
+NOT_AUTHORIZED = 0x87
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Broker:
+    port: int
+    log: Path
+    passwords: dict[str, str]
+    users: dict[str, str]  # role in the test -> user name
+    enterprise_a: str
+    enterprise_b: str
+
+
+def _plant(enterprise: str, tmp: Path) -> Path:
+    path = tmp / f"{enterprise}.yaml"
+    path.write_text(GOOD.replace("id: acme", f"id: {enterprise}"))
+    load_config_text(path.read_text())  # the test's own input must be valid
+    return path
+
+
+@pytest.fixture
+def secured_broker(tmp_path: Path, enterprise: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Broker]:
+    ent_a, ent_b = enterprise, enterprise + "-b"
+    users = {
+        "a": gateway_user(ent_a, "dg-1", "gw-1"),
+        "b": gateway_user(ent_b, "dg-1", "gw-1"),
+        "ingest": INGEST_USER,
+        "deploy": DEPLOY_USER,
+    }
+    passwords = {name: f"pw-{uuid.uuid4().hex}" for name in users.values()}
+    for name, pw in passwords.items():
+        monkeypatch.setenv(password_var(name), pw)
+    port, out = _free_port(), tmp_path / "broker"
+    result = CliRunner().invoke(
+        broker,
+        [
+            "config",
+            "--config",
+            str(_plant(ent_a, tmp_path)),
+            str(_plant(ent_b, tmp_path)),
+            "--out",
+            str(out),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    for pw in passwords.values():
+        assert pw not in result.output
+    assert (out / "passwd").stat().st_mode & 0o777 == 0o600
+    conf = out / "mosquitto.conf"
+    if os.geteuid() == 0:  # Mosquitto drops root for the 'mosquitto' user, which cannot read our tmp_path
+        conf.write_text(conf.read_text() + "user root\n")
+    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "mosquitto did not start"
+                time.sleep(0.05)
+        yield Broker(port, out / "mosquitto.log", passwords, users, ent_a, ent_b)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+class Client:
+    """A paho MQTT v5 client that records what the broker answered."""
+
+    def __init__(self, port: int, user: str | None, password: str | None, client_id: str = "") -> None:
+        self.connack: list[int] = []
+        self.pubacks: dict[int, int] = {}
+        self.subacks: list[list[int]] = []
+        self.messages: list[tuple[str, bytes]] = []
+        self.event = threading.Event()
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or uuid.uuid4().hex, protocol=mqtt.MQTTv5)
+        if user:
+            self.c.username_pw_set(user, password)
+        self.c.on_connect = lambda _c, _u, _f, rc, _p: (self.connack.append(rc.value), self.event.set())
+        self.c.on_publish = lambda _c, _u, mid, rc, _p: self.pubacks.__setitem__(mid, rc.value)
+        self.c.on_subscribe = lambda _c, _u, _mid, rcs, _p: self.subacks.append([r.value for r in rcs])
+        self.c.on_message = lambda _c, _u, msg: self.messages.append((msg.topic, msg.payload))
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+        assert self.event.wait(5), "no CONNACK"
+
+    def wait(self, predicate: Any, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def test_gateway_cannot_publish_outside_its_prefix(secured_broker: Broker) -> None:
+    b = secured_broker
+    ingest = Client(b.port, b.users["ingest"], b.passwords[INGEST_USER])
+    shared = Client(b.port, b.users["ingest"], b.passwords[INGEST_USER])
+    gw_a = Client(b.port, b.users["a"], b.passwords[b.users["a"]], client_id="gw-a")
+    try:
+        assert ingest.connack == [0] and gw_a.connack == [0]
+        ingest.c.subscribe("df/v1/#", qos=1)
+        shared.c.subscribe("$share/ingest/df/v1/#", qos=1)
+        assert ingest.wait(lambda: ingest.subacks) and shared.wait(lambda: shared.subacks)
+        assert ingest.subacks == [[1]] and shared.subacks == [[1]]
+        spoof = gw_a.c.publish(f"df/v1/{b.enterprise_b}/dg-1/stamping/line1/press-01/data", b"spoof", qos=1)
+        own = gw_a.c.publish(f"df/v1/{b.enterprise_a}/dg-1/stamping/line1/press-01/data", b"own", qos=1)
+        assert gw_a.wait(lambda: len(gw_a.pubacks) == 2)
+        assert gw_a.pubacks[spoof.mid] == NOT_AUTHORIZED  # Mosquitto 2.0.11 answers MQTT 5 PUBACK 0x87
+        assert gw_a.pubacks[own.mid] in (0, 0x10)  # success / no matching subscribers
+        assert ingest.wait(lambda: ingest.messages) and shared.wait(lambda: shared.messages)
+        time.sleep(0.3)  # the refused message would have arrived by now
+        assert ingest.messages == [(f"df/v1/{b.enterprise_a}/dg-1/stamping/line1/press-01/data", b"own")]
+        assert [p for _, p in shared.messages] == [b"own"]
+    finally:
+        for client in (ingest, shared, gw_a):
+            client.close()
+
+
+def test_gateway_reads_only_its_own_config_topic(secured_broker: Broker) -> None:
+    b = secured_broker
+    deploy = Client(b.port, DEPLOY_USER, b.passwords[DEPLOY_USER])
+    gw_a = Client(b.port, b.users["a"], b.passwords[b.users["a"]])
+    try:
+        own_topic = f"df/v1/{b.enterprise_a}/dg-1/_gw/gw-1/config"
+        other_topic = f"df/v1/{b.enterprise_b}/dg-1/_gw/gw-1/config"
+        for topic in (own_topic, other_topic):
+            info = deploy.c.publish(topic, topic.encode(), qos=1, retain=True)
+            assert deploy.wait(lambda info=info: info.mid in deploy.pubacks)
+            assert deploy.pubacks[info.mid] in (0, 0x10)
+        # Mosquitto 2.0.11 grants the SUBACK but checks the ACL on every delivery: B's retained config (and any
+        # other message of plant B) never reaches gateway A.
+        gw_a.c.subscribe(other_topic, qos=1)
+        gw_a.c.subscribe(f"df/v1/{b.enterprise_b}/#", qos=1)
+        gw_a.c.subscribe(own_topic, qos=1)
+        assert gw_a.wait(lambda: len(gw_a.subacks) == 3)
+        assert gw_a.wait(lambda: gw_a.messages)
+        gw_b = Client(b.port, b.users["b"], b.passwords[b.users["b"]])
+        info = gw_b.c.publish(f"df/v1/{b.enterprise_b}/dg-1/x/y/z/data", b"b-data", qos=1)
+        assert gw_b.wait(lambda: info.mid in gw_b.pubacks)
+        gw_b.close()
+        assert gw_b.pubacks[info.mid] == 0  # accepted: A's subscription matches, but the ACL stops delivery
+        time.sleep(0.3)
+        assert gw_a.messages == [(own_topic, own_topic.encode())]
+    finally:
+        deploy.close()
+        gw_a.close()
+
+
+def test_clients_without_valid_credentials_cannot_connect(secured_broker: Broker) -> None:
+    b = secured_broker
+    anonymous = Client(b.port, None, None)
+    wrong = Client(b.port, b.users["a"], "not-the-password")
+    try:
+        assert anonymous.connack and anonymous.connack[0] != 0
+        assert wrong.connack and wrong.connack[0] != 0
+    finally:
+        anonymous.close()
+        wrong.close()
+    text = b.log.read_text()
+    assert "not authorised" in text
+    for pw in b.passwords.values():
+        assert pw not in text
+
+
+def test_missing_password_is_an_error_naming_the_variable(tmp_path: Path, enterprise: str) -> None:
+    result = CliRunner().invoke(
+        broker, ["config", "--config", str(_plant(enterprise, tmp_path)), "--out", str(tmp_path / "o")], env={}
+    )
+    assert result.exit_code != 0
+    assert password_var(gateway_user(enterprise, "dg-1", "gw-1")) in result.output
+    assert password_var(INGEST_USER) in result.output
+
+
+def test_hash_format_matches_mosquitto_passwd(tmp_path: Path) -> None:
+    """Our $7$ hash verifies with Mosquitto's own tool: re-hashing with its salt and iterations gives its hash."""
+    passwd = tmp_path / "p"
+    passwd.write_text("")
+    subprocess.run(["mosquitto_passwd", "-b", str(passwd), "u", "s3cret!"], check=True)
+    _, _, iterations, salt64, _ = passwd.read_text().strip().split(":", 1)[1].split("$")
+    import base64
+
+    ours = mosquitto_hash("s3cret!", iterations=int(iterations), salt=base64.b64decode(salt64))
+    assert passwd.read_text().strip() == f"u:{ours}"
