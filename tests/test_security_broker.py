@@ -114,13 +114,17 @@ class Client:
         self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or uuid.uuid4().hex, protocol=mqtt.MQTTv5)
         if user:
             self.c.username_pw_set(user, password)
-        self.c.on_connect = lambda _c, _u, _f, rc, _p: (self.connack.append(rc.value), self.event.set())
+        self.c.on_connect = self._on_connect
         self.c.on_publish = lambda _c, _u, mid, rc, _p: self.pubacks.__setitem__(mid, rc.value)
         self.c.on_subscribe = lambda _c, _u, _mid, rcs, _p: self.subacks.append([r.value for r in rcs])
-        self.c.on_message = lambda _c, _u, msg: self.messages.append((msg.topic, msg.payload))
+        self.c.on_message = lambda _c, _u, msg: self.messages.append((msg.topic, bytes(msg.payload)))
         self.c.connect("127.0.0.1", port)
         self.c.loop_start()
         assert self.event.wait(5), "no CONNACK"
+
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        self.connack.append(rc.value)
+        self.event.set()
 
     def wait(self, predicate: Any, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout
