@@ -1,0 +1,6 @@
+"""OEE, energy and predictive-maintenance analytics.
+
+Pure functions from pandas frames to frames live in the modules named for what they compute; all database I/O is
+in ``analytics.store``; ``analytics.run`` ties them together behind a watermark; ``analytics.cli`` is the command.
+Times in frames are tz-aware UTC ``Timestamp`` columns named ``time`` (and ``time_end`` for intervals).
+"""

@@ -1,0 +1,150 @@
+"""OEE in the ISO 22400-2 time model, per machine and period, and roll-ups that sum time elements.
+
+Time elements (seconds): planned busy time PBT = APT + ADET + ASUT + ADOT; planned downtime (PDOT) and time
+without data are outside PBT. Availability = APT/PBT, performance = ideal production time / APT where ideal
+production time = Σ ideal cycle time × units, quality = good/total, OEE = A·P·Q; NEE = APT/(PBT − ADET)·P·Q (net of
+external delays); TEEP = OEE · PBT / calendar time. Roll-ups (line, plant, day, month) sum the elements and the
+counts and recompute the ratios — never the mean of percentages.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analytics.counters import sum_by_period
+from analytics.intervals import overlap
+
+ELEMENTS = ("apt", "adet", "asut", "adot", "pdot", "unknown")
+SUM_COLUMNS = [
+    "calendar_s", "planned_down_s", "pbt_s", "apt_s", "adet_s", "asut_s", "adot_s", "unknown_s", "microstop_s",
+    "microstop_count", "stop_count", "changeover_count", "total_count", "good_count", "reject_count",
+    "ideal_production_s",
+]
+RATIO_COLUMNS = ["availability", "performance", "quality", "oee", "nee", "teep", "mtbf_s", "mttr_s"]
+
+
+def _div(a: pd.Series | np.ndarray, b: pd.Series | np.ndarray) -> np.ndarray:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1.0), np.nan)
+
+
+def ratios(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add the ratio columns computed from the summed time elements and counts (in place, returned)."""
+    a = _div(frame["apt_s"], frame["pbt_s"])
+    p = _div(frame["ideal_production_s"], frame["apt_s"])
+    q = _div(frame["good_count"], frame["total_count"])
+    frame["availability"], frame["performance"], frame["quality"] = a, p, q
+    frame["oee"] = a * p * q
+    frame["nee"] = _div(frame["apt_s"], frame["pbt_s"] - frame["adet_s"]) * p * q
+    frame["teep"] = frame["oee"] * _div(frame["pbt_s"], frame["calendar_s"])
+    frame["mtbf_s"] = _div(frame["apt_s"], frame["stop_count"])
+    frame["mttr_s"] = _div(frame["adot_s"] - frame["microstop_s"], frame["stop_count"])
+    return frame
+
+
+def oee_textbook(planned_s: float, down_s: float, ideal_cycle_s: float, total: float, good: float) -> dict[str, float]:
+    """A, P, Q, OEE from the classic inputs (planned production time, down time, counts) — the same formulas."""
+    frame = pd.DataFrame({"calendar_s": [planned_s], "pbt_s": [planned_s], "apt_s": [planned_s - down_s],
+                          "adet_s": [0.0], "adot_s": [down_s], "microstop_s": [0.0], "stop_count": [0],
+                          "ideal_production_s": [ideal_cycle_s * total], "good_count": [good], "total_count": [total]})
+    row = ratios(frame).iloc[0]
+    return {k: float(row[k]) for k in ("availability", "performance", "quality", "oee")}
+
+
+def machine_oee(
+    intervals: pd.DataFrame,
+    periods: pd.DataFrame,
+    counts: dict[str, pd.DataFrame],
+    ideal_cycle_time_s: float | None,
+    product_cycle_times: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """OEE rows of one machine for each period.
+
+    ``intervals``: state intervals (``analytics.states``) with a boolean ``continued`` column marking intervals that
+    began before the computed range (they are not counted as a new stop). ``counts``: increments
+    (``analytics.counters.increments``) by meaning ``total_count`` / ``good_count`` / ``reject_count``; missing ones are
+    derived (total = good + reject). ``product_cycle_times``: optional step function ``time``, ``ideal_cycle_time_s``
+    (the cycle time of the product running from that time), which takes precedence over the machine's.
+    """
+    out = periods[["time", "time_end", "shift_name"]].reset_index(drop=True).copy()
+    n = len(out)
+    out["calendar_s"] = (out["time_end"] - out["time"]).dt.total_seconds()
+    ov = overlap(intervals, out)
+    iv = intervals.reset_index(drop=True)
+    elem = iv["time_element"].to_numpy()[ov["ia"]]
+    for e in ELEMENTS:
+        out[f"{e}_s"] = np.bincount(ov["ib"][elem == e], weights=ov["seconds"][elem == e], minlength=n)[:n]
+    micro = iv["microstop"].to_numpy(dtype=bool)[ov["ia"]]
+    out["microstop_s"] = np.bincount(ov["ib"][micro], weights=ov["seconds"][micro], minlength=n)[:n]
+    # Event counts: attribute each stop to the period containing its start (the overlap starting at the interval's own
+    # start); intervals continued from before the range are not new events.
+    starts = ov["start"].to_numpy() == iv["time"].to_numpy(dtype="datetime64[ns]").astype(np.int64)[ov["ia"]]
+    fresh = starts & ~iv.get("continued", pd.Series(False, index=iv.index)).to_numpy(dtype=bool)[ov["ia"]]
+    cat = iv["category"].to_numpy()[ov["ia"]]
+    is_stop = (cat == "unplanned_stop") & fresh
+    out["microstop_count"] = np.bincount(ov["ib"][is_stop & micro], minlength=n)[:n]
+    out["stop_count"] = np.bincount(ov["ib"][is_stop & ~micro], minlength=n)[:n]
+    out["changeover_count"] = np.bincount(ov["ib"][(cat == "setup") & fresh], minlength=n)[:n]
+    out = out.rename(columns={"pdot_s": "planned_down_s"})
+    out["pbt_s"] = out["apt_s"] + out["adet_s"] + out["asut_s"] + out["adot_s"]
+
+    total, good, reject = (counts.get(k) for k in ("total_count", "good_count", "reject_count"))
+    tot = sum_by_period(total, out) if total is not None else None
+    gd = sum_by_period(good, out) if good is not None else None
+    rj = sum_by_period(reject, out) if reject is not None else None
+    if tot is None:
+        tot = (gd if gd is not None else 0) + (rj if rj is not None else 0)
+    if gd is None:
+        gd = tot - (rj if rj is not None else 0)
+    if rj is None:
+        rj = tot - gd
+    out["total_count"], out["good_count"], out["reject_count"] = tot, gd, rj
+    out["ideal_cycle_time_s"] = ideal_cycle_time_s
+    out["ideal_production_s"] = _ideal_production(total, out, ideal_cycle_time_s, product_cycle_times, tot)
+    return ratios(out)
+
+
+def _ideal_production(
+    total: pd.DataFrame | None,
+    periods: pd.DataFrame,
+    ict: float | None,
+    product_cycle_times: pd.DataFrame | None,
+    total_by_period: np.ndarray,
+) -> np.ndarray:
+    if product_cycle_times is None or product_cycle_times.empty or total is None or total.empty:
+        return np.asarray(total_by_period, dtype=float) * (ict if ict is not None else np.nan)
+    steps = product_cycle_times.sort_values("time")
+    merged = pd.merge_asof(total.sort_values("time"), steps, on="time", direction="backward")
+    per_unit = merged["ideal_cycle_time_s"].fillna(ict if ict is not None else np.nan)
+    weighted = pd.DataFrame({"time": merged["time"], "increment": merged["increment"] * per_unit})
+    return sum_by_period(weighted, periods)
+
+
+def rollup(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Sum time elements and counts over ``by`` and recompute the ratios from the sums."""
+    cols = [c for c in SUM_COLUMNS if c in frame.columns]
+    agg: dict[str, tuple[str, str]] = {c: (c, "sum") for c in cols}
+    agg["time_end"] = ("time_end", "max")
+    out = frame.groupby(by, as_index=False, sort=True).agg(**agg)
+    return ratios(out)
+
+
+
+def assign_periods(rows: pd.DataFrame, periods: pd.DataFrame) -> pd.DataFrame:
+    """Rows (e.g. hours) with the start, end and shift name of the period containing each row's ``time``.
+
+    Rows outside every period are dropped. Hours nest in plant-local days and months, so summing hour rows per day
+    or month gives exactly the day or month figures.
+    """
+    p0 = periods["time"].to_numpy(dtype="datetime64[ns]")
+    p1 = periods["time_end"].to_numpy(dtype="datetime64[ns]")
+    t = rows["time"].to_numpy(dtype="datetime64[ns]")
+    idx = np.searchsorted(p0, t, side="right") - 1
+    ok = (idx >= 0) & (t < p1[np.clip(idx, 0, None)])
+    out = rows[ok].copy()
+    out["time"] = periods["time"].to_numpy()[idx[ok]]
+    out["time_end"] = periods["time_end"].to_numpy()[idx[ok]]
+    out["shift_name"] = periods["shift_name"].to_numpy()[idx[ok]] if "shift_name" in periods else ""
+    return out

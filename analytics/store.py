@@ -1,0 +1,261 @@
+"""All database I/O of analytics: reading the signal registry, samples and config; writing result tables.
+
+Samples are selected by meaning through ``signal_paths``. Result rows of a window are replaced (DELETE then COPY in
+one transaction), which makes re-running a window idempotent. psycopg errors are translated to
+``AnalyticsStoreError`` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import psycopg
+from pydantic import ValidationError
+
+from datafactory.config.analytics import AnalyticsConfig
+from datafactory.db.connect import connect
+from datafactory.errors import DataFactoryError
+
+log = logging.getLogger(__name__)
+
+
+class AnalyticsStoreError(DataFactoryError):
+    """Reading or writing the analytics tables failed."""
+
+
+@dataclass(frozen=True)
+class Plant:
+    id: int
+    enterprise: str
+    site: str
+    timezone: str
+
+
+@contextmanager
+def session(url: str) -> Iterator[psycopg.Connection]:
+    conn = connect(url, application_name="datafactory-analytics")
+    try:
+        yield conn
+    except psycopg.Error as err:
+        raise AnalyticsStoreError(f"database error: {str(err).strip()}") from err
+    finally:
+        conn.close()
+
+
+def plants(conn: psycopg.Connection, enterprise: str | None = None) -> list[Plant]:
+    rows = conn.execute(
+        "SELECT id, enterprise, site, timezone FROM plants WHERE %s::text IS NULL OR enterprise = %s ORDER BY id",
+        (enterprise, enterprise),
+    ).fetchall()
+    return [Plant(int(r[0]), r[1], r[2], r[3]) for r in rows]
+
+
+def analytics_config(conn: psycopg.Connection, plant_id: int) -> AnalyticsConfig:
+    """The ``analytics:`` section of the plant's newest deployed config (``plant_configs``), else the defaults."""
+    if conn.execute("SELECT to_regclass('plant_configs')").fetchone() == (None,):
+        return AnalyticsConfig()
+    row = conn.execute(
+        "SELECT config -> 'analytics' FROM plant_configs WHERE plant_id = %s ORDER BY received_at DESC LIMIT 1",
+        (plant_id,),
+    ).fetchone()
+    if row is None or row[0] is None:
+        return AnalyticsConfig()
+    try:
+        return AnalyticsConfig.model_validate(row[0])
+    except ValidationError as err:
+        # The gateway validated this config before deploying; a stale or foreign document must not stop analytics.
+        log.warning("plant %s: analytics config is invalid, using defaults: %s", plant_id, err)
+        return AnalyticsConfig()
+
+
+def cells(conn: psycopg.Connection, plant_id: int) -> pd.DataFrame:
+    rows = conn.execute(
+        "SELECT id, area, line, cell, attributes FROM cells WHERE plant_id = %s ORDER BY id", (plant_id,)
+    ).fetchall()
+    return pd.DataFrame(rows, columns=["cell_id", "area", "line", "cell", "attributes"])
+
+
+def signals(conn: psycopg.Connection, plant_id: int) -> pd.DataFrame:
+    rows = conn.execute(
+        "SELECT signal_id, cell_id, meaning FROM signal_paths WHERE plant_id = %s ORDER BY signal_id", (plant_id,)
+    ).fetchall()
+    return pd.DataFrame(rows, columns=["signal_id", "cell_id", "meaning"])
+
+
+def latest_sample_time(conn: psycopg.Connection, signal_ids: list[int]) -> pd.Timestamp | None:
+    row = conn.execute(
+        "SELECT max(m) FROM unnest(%s::int[]) AS id,"
+        " LATERAL (SELECT max(time) AS m FROM samples WHERE signal_id = id) x",
+        (signal_ids,),
+    ).fetchone()
+    return None if row is None or row[0] is None else pd.Timestamp(row[0]).tz_convert("UTC")
+
+
+def earliest_sample_time(conn: psycopg.Connection, signal_ids: list[int]) -> pd.Timestamp | None:
+    row = conn.execute(
+        "SELECT min(m) FROM unnest(%s::int[]) AS id,"
+        " LATERAL (SELECT min(time) AS m FROM samples WHERE signal_id = id) x",
+        (signal_ids,),
+    ).fetchone()
+    return None if row is None or row[0] is None else pd.Timestamp(row[0]).tz_convert("UTC")
+
+
+def samples(
+    conn: psycopg.Connection, signal_ids: list[int], start: pd.Timestamp, end: pd.Timestamp, *, previous: bool = True
+) -> pd.DataFrame:
+    """``signal_id``, ``time``, ``value`` in [start, end) — bad quality as NaN — plus, with ``previous``, each
+    signal's last sample before ``start`` (the state or meter reading the window starts from)."""
+    if not signal_ids:
+        return pd.DataFrame({"signal_id": pd.Series(dtype=int), "time": pd.Series(dtype="datetime64[ns, UTC]"),
+                             "value": pd.Series(dtype=float)})
+    value = "CASE WHEN df_quality_severity(quality) = 'bad' THEN NULL ELSE value END"
+    query = f"SELECT signal_id, time, {value} FROM samples WHERE signal_id = ANY(%s) AND time >= %s AND time < %s"
+    params: list[Any] = [signal_ids, start, end]
+    if previous:
+        query += (
+            f" UNION ALL SELECT p.signal_id, p.time, p.v FROM unnest(%s::int[]) AS id, LATERAL"
+            f" (SELECT signal_id, time, {value} AS v FROM samples WHERE signal_id = id AND time < %s"
+            f" ORDER BY time DESC LIMIT 1) p"
+        )
+        params += [signal_ids, start]
+    with conn.cursor() as cur:
+        cur.execute(query, params)
+        rows = cur.fetchall()
+    frame = pd.DataFrame(rows, columns=["signal_id", "time", "value"])
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    frame["value"] = frame["value"].astype(float)
+    return frame.sort_values(["signal_id", "time"], kind="stable").reset_index(drop=True)
+
+
+def running_bucket_means(
+    conn: psycopg.Connection, signal_ids: list[int], start: pd.Timestamp, end: pd.Timestamp, minutes: int
+) -> pd.DataFrame:
+    """Bucket means (``date_bin``) of signals, only over samples taken while their cell was in ``running``."""
+    rows = conn.execute(
+        """
+        SELECT s.signal_id, date_bin(make_interval(mins => %s), s.time, timestamptz '2000-01-01') AS b,
+               avg(s.value), count(*)
+        FROM samples s
+        JOIN signals g ON g.id = s.signal_id
+        JOIN state_intervals si ON si.cell_id = g.cell_id AND s.time >= si.time AND s.time < si.time_end
+        WHERE s.signal_id = ANY(%s) AND s.time >= %s AND s.time < %s AND si.category = 'running'
+          AND si.time < %s AND si.time_end > %s AND df_quality_severity(s.quality) <> 'bad'
+        GROUP BY 1, 2 HAVING count(*) >= 3 ORDER BY 1, 2
+        """,
+        (minutes, signal_ids, start, end, end, start),
+    ).fetchall()
+    frame = pd.DataFrame(rows, columns=["signal_id", "time", "value", "n"])
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    frame["time_end"] = frame["time"] + pd.Timedelta(minutes=minutes)
+    frame["value"] = frame["value"].astype(float)
+    return frame
+
+
+def table_rows(conn: psycopg.Connection, query: str, params: tuple[Any, ...], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(conn.execute(query, params).fetchall(), columns=columns)  # type: ignore[arg-type]
+    for col in ("time", "time_end"):
+        if col in frame:
+            frame[col] = pd.to_datetime(frame[col], utc=True)
+    return frame
+
+
+def _py(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, np.generic):
+        return _py(value.item())
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, dict):
+        return orjson.dumps(value).decode()
+    return value
+
+
+def replace(
+    conn: psycopg.Connection, table: str, frame: pd.DataFrame, columns: list[str], where: str, params: tuple[Any, ...]
+) -> int:
+    """DELETE the window's rows (``where``) then COPY ``frame``'s ``columns`` in; the caller commits."""
+    conn.execute(f"DELETE FROM {table} WHERE {where}", params)  # table/where are code constants, never input
+    if frame.empty:
+        return 0
+    with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in frame[columns].itertuples(index=False, name=None):
+            copy.write_row([_py(v) for v in row])
+    return len(frame)
+
+
+def trim_intervals(conn: psycopg.Connection, plant_id: int, at: pd.Timestamp) -> None:
+    """End stored intervals that run past ``at`` there, so intervals recomputed from ``at`` do not overlap them."""
+    conn.execute(
+        "UPDATE state_intervals SET time_end = %s, duration_s = extract(epoch FROM %s - time)"
+        " WHERE plant_id = %s AND time < %s AND time_end > %s",
+        (at, at, plant_id, at, at),
+    )
+
+
+def watermark(conn: psycopg.Connection, plant_id: int, job: str) -> pd.Timestamp | None:
+    row = conn.execute(
+        "SELECT watermark FROM analytics_watermarks WHERE plant_id = %s AND job = %s", (plant_id, job)
+    ).fetchone()
+    return None if row is None else pd.Timestamp(row[0]).tz_convert("UTC")
+
+
+def set_watermark(conn: psycopg.Connection, plant_id: int, job: str, at: pd.Timestamp) -> None:
+    conn.execute(
+        "INSERT INTO analytics_watermarks (plant_id, job, watermark) VALUES (%s, %s, %s)"
+        " ON CONFLICT (plant_id, job) DO UPDATE SET watermark = EXCLUDED.watermark, updated_at = now()",
+        (plant_id, job, at.to_pydatetime()),
+    )
+
+
+def pending_late_writes(conn: psycopg.Connection, plant_id: int) -> tuple[list[int], pd.Timestamp | None]:
+    """Unprocessed late writes of the plant's signals: their ids and the earliest time they touch."""
+    rows = conn.execute(
+        "SELECT l.id, l.time_from FROM late_writes l JOIN signals s ON s.id = l.signal_id"
+        " WHERE l.processed_at IS NULL AND s.plant_id = %s",
+        (plant_id,),
+    ).fetchall()
+    if not rows:
+        return [], None
+    return [int(r[0]) for r in rows], pd.Timestamp(min(r[1] for r in rows)).tz_convert("UTC")
+
+
+def mark_late_writes(conn: psycopg.Connection, ids: list[int]) -> None:
+    if ids:
+        conn.execute("UPDATE late_writes SET processed_at = now() WHERE id = ANY(%s)", (ids,))
+
+
+ALERT_COLUMNS = ["kind", "time", "time_end", "status", "severity", "updated_at", "update_count", "message", "value",
+                 "zone", "rul_p10_h", "rul_p50_h", "rul_p90_h", "details"]
+
+
+def sync_alerts(
+    conn: psycopg.Connection, plant_id: int, cell_id: int, signal_id: int, kind: str, alerts: list[dict[str, Any]]
+) -> None:
+    """Make the stored alerts of one signal equal ``alerts`` (matched by raise time, so ids stay stable)."""
+    keep = [a["time"] for a in alerts]
+    conn.execute(
+        "DELETE FROM alerts WHERE signal_id = %s AND kind = %s AND NOT (time = ANY(%s))", (signal_id, kind, keep)
+    )
+    for a in alerts:
+        values = [_py(a[c]) for c in ALERT_COLUMNS]
+        updated = conn.execute(
+            "UPDATE alerts SET " + ", ".join(f"{c} = %s" for c in ALERT_COLUMNS[1:])
+            + " WHERE signal_id = %s AND kind = %s AND time = %s",
+            (*values[1:], signal_id, kind, values[1]),
+        )
+        if updated.rowcount == 0:
+            conn.execute(
+                f"INSERT INTO alerts (plant_id, cell_id, signal_id, {', '.join(ALERT_COLUMNS)})"
+                f" VALUES (%s, %s, %s, {', '.join(['%s'] * len(ALERT_COLUMNS))})",
+                (plant_id, cell_id, signal_id, *values),
+            )
