@@ -40,7 +40,7 @@ class Change(NamedTuple):
 class SimOptions:
     seed: int = 1
     analog_period_s: float = 5.0  # power, energy, vibration, temperature sample period (simulated seconds)
-    meter_period_s: float = 10.0  # utility meter publish period
+    meter_period_s: float | None = None  # utility meter period; default 10 s, or the analog period if longer
     energy_saving_at: datetime | None = None  # all power × (1 − fraction) from this time
     energy_saving_fraction: float = 0.10
     bearing_fault_cell: str | None = None  # 'area/line/cell' whose bearing degrades
@@ -156,7 +156,8 @@ class PlantModel:
 
     def _with_meter(self, merged: Iterator[tuple[int, int, float]]) -> Iterator[tuple[int, int, float]]:
         o = self.options
-        period = max(1000, round(o.meter_period_s * 1000) * 1000)
+        meter_s = o.meter_period_s if o.meter_period_s is not None else max(10.0, o.analog_period_s)
+        period = max(1000, round(meter_s * 1000) * 1000)
         n = len(self.machines)
         power_index = {i * 8 + SIG_POWER: i for i in range(n)}
         state = _MeterState(n, self.start_us, random.Random(f"{o.seed}/meter").uniform(200_000.0, 900_000.0))

@@ -1,0 +1,39 @@
+"""The demo plant config: valid, and equal to what the simulator serves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from datafactory.codes.credit_code import credit_code_problem
+from datafactory.config.loader import load_config
+from datafactory.config.models import MqttJsonSource, OpcUaSource
+from simulator import demo_layout, node_id, plant_document
+
+DEMO = Path(__file__).resolve().parent.parent / "edge_configs" / "demo-plant.yaml"
+
+
+def test_demo_config_validates_and_matches_the_simulated_layout():
+    cfg = load_config(DEMO)
+    assert yaml.safe_load(DEMO.read_text(encoding="utf-8")) == plant_document(demo_layout())
+    assert credit_code_problem(cfg.enterprise.credit_code) is None
+    assert (cfg.enterprise.id, cfg.site.id, cfg.enterprise.timezone) == (
+        "demo-precision",
+        "dongguan-1",
+        "Asia/Shanghai",
+    )
+    assert set(cfg.cell_paths()) == {m.path for m in demo_layout().machines} | {"utilities/main/main-meter"}
+    opcua = next(s for s in cfg.sources if isinstance(s, OpcUaSource))
+    assert (opcua.security.policy.value, opcua.security.mode.value) == ("none", "none")
+    assert len(opcua.nodes) == 64
+    for n in opcua.nodes:
+        assert n.node_id == node_id(n.cell, n.signal)
+        if n.meaning.value in ("machine_state", "good_count", "reject_count", "total_count", "energy_kwh"):
+            assert n.deadband.kind.value == "none"
+    meter = next(s for s in cfg.sources if isinstance(s, MqttJsonSource))
+    assert {(m.signal, m.value_path, m.topic) for m in meter.mappings} == {
+        ("power", "kw", "sim/demo-precision/utilities/main-meter"),
+        ("energy", "kwh", "sim/demo-precision/utilities/main-meter"),
+    }
+    assert "basic256sha256" in DEMO.read_text(encoding="utf-8")  # the production-security comment
