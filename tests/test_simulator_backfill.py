@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -18,6 +19,12 @@ pytestmark = pytest.mark.integration
 START = datetime(2026, 6, 6, 0, 0, tzinfo=UTC)  # Saturday 08:00 local
 END = START + timedelta(days=3)
 CELL = "machining/line-1/cnc-03"
+
+
+def _row(conn: psycopg.Connection, query: str) -> Any:
+    row = conn.execute(query).fetchone()
+    assert row is not None
+    return row
 
 
 def _options() -> SimOptions:
@@ -36,32 +43,36 @@ def test_backfill_writes_every_sample_and_the_ground_truth(db_url):
     assert result.samples == n_expected and chunks[-1] == n_expected and len(chunks) > 3
     assert result.signals == 66
     with psycopg.connect(db_url) as conn:
-        assert conn.execute("SELECT count(*) FROM samples").fetchone()[0] == n_expected
-        per_signal = dict(
+        assert _row(conn, "SELECT count(*) FROM samples")[0] == n_expected
+        per_signal: dict[str, int] = dict(
             conn.execute(
                 "SELECT sp.area || '/' || sp.line || '/' || sp.cell || '/' || sp.signal, count(*) FROM samples s"
                 " JOIN signal_paths sp ON sp.signal_id = s.signal_id GROUP BY 1"
             ).fetchall()
         )
         assert len(per_signal) == 66
-        meanings = dict(conn.execute("SELECT signal, meaning FROM signal_paths WHERE cell = 'cnc-01'").fetchall())
+        meanings: dict[str, str] = dict(
+            conn.execute("SELECT signal, meaning FROM signal_paths WHERE cell = 'cnc-01'").fetchall()
+        )
         assert meanings["state"] == "machine_state" and meanings["energy"] == "energy_kwh"
-        attrs = conn.execute("SELECT attributes FROM cells WHERE cell = 'cnc-01'").fetchone()[0]
+        attrs = _row(conn, "SELECT attributes FROM cells WHERE cell = 'cnc-01'")[0]
         assert attrs["ideal_cycle_time_s"] == layout.machines[0].ideal_cycle_time_s
-        assert conn.execute("SELECT count(*) FROM sim_truth_states").fetchone()[0] == len(truth.states)
-        shifts = conn.execute(
+        assert _row(conn, "SELECT count(*) FROM sim_truth_states")[0] == len(truth.states)
+        shifts = _row(
+            conn,
             "SELECT count(*), max(abs(planned_busy_s - apt_s - delay_s - setup_s - down_s)),"
-            " sum(total_count) - sum(good_count) - sum(reject_count) FROM sim_truth_shift"
-        ).fetchone()
+            " sum(total_count) - sum(good_count) - sum(reject_count) FROM sim_truth_shift",
+        )
         assert shifts[0] == len(truth.shifts) == 4 * 8
         assert shifts[1] < 1e-6 and shifts[2] == 0
         kinds = {r[0] for r in conn.execute("SELECT kind FROM sim_truth_events").fetchall()}
         assert {"energy_saving", "bearing_degradation_onset", "bearing_failure_threshold"} <= kinds
         # the last state value in the database is the truth's last interval
-        last = conn.execute(
+        last = _row(
+            conn,
             "SELECT s.value FROM samples s JOIN signal_paths sp ON sp.signal_id = s.signal_id"
-            " WHERE sp.cell = 'asm-04' AND sp.signal = 'state' ORDER BY s.time DESC LIMIT 1"
-        ).fetchone()[0]
+            " WHERE sp.cell = 'asm-04' AND sp.signal = 'state' ORDER BY s.time DESC LIMIT 1",
+        )[0]
         assert last == [i.state_code for i in truth.states if i.cell_path == "assembly/line-1/asm-04"][-1]
     with pytest.raises(DataFactoryError, match="already exist"):
         backfill(db_url, layout, _options(), start=START, end=END)
@@ -91,10 +102,10 @@ def test_backfill_cli_scales_the_plant(db_url):
     )
     assert res.exit_code == 0, res.output
     with psycopg.connect(db_url) as conn:
-        assert conn.execute("SELECT count(*) FROM cells WHERE cell <> 'main-meter'").fetchone()[0] == 12
-        assert conn.execute("SELECT count(*) FROM signals").fetchone()[0] == 12 * 8 + 2
-        assert conn.execute("SELECT count(*) FROM sim_truth_shift").fetchone()[0] == 12
-        n = conn.execute("SELECT count(*) FROM samples").fetchone()[0]
+        assert _row(conn, "SELECT count(*) FROM cells WHERE cell <> 'main-meter'")[0] == 12
+        assert _row(conn, "SELECT count(*) FROM signals")[0] == 12 * 8 + 2
+        assert _row(conn, "SELECT count(*) FROM sim_truth_shift")[0] == 12
+        n = _row(conn, "SELECT count(*) FROM samples")[0]
     assert f'"samples": {n}' in res.output
     bad = runner.invoke(
         cli, ["simulate", "backfill", "--days", "1", "--bearing-fault", "nope/x/y", "--database-url", db_url]

@@ -126,7 +126,6 @@ def test_counters_are_monotone_and_total_is_good_plus_reject(run):
         cell, sig = model.signal_keys[i]
         if sig in ("good_count", "reject_count", "total_count"):
             by_time[t].append((cell, sig, v))
-    rejects = 0
     for t in sorted(by_time):
         touched = set()
         for cell, sig, v in by_time[t]:
@@ -181,7 +180,8 @@ def test_shift_truth_agrees_with_the_raw_signals(run):
             energy = value_at(f"{s.cell_path}/energy", b) - value_at(f"{s.cell_path}/energy", a)
             assert energy == pytest.approx(s.energy_kwh, rel=1e-9)
         states = series[f"{s.cell_path}/state"]
-        down = micro = 0.0
+        down = 0.0
+        micro = 0.0
         count = 0
         for (t0, code), (t1, _) in zip(states, [*states[1:], (datetime_to_us(END), 0.0)], strict=True):
             lo, hi = max(t0, a), min(t1, b)
