@@ -145,23 +145,24 @@ def simulate(
     if demo is not None:
         codes[0], names[0], keys[0], connected[0] = demo["credit_code"], demo["name"], "demo-precision", True
         industry[0], div[0] = demo["industry_code"].lstrip("C")[:4], demo["industry_code"].lstrip("C")[:2]
-        start[0], stop[0], active[0] = 0, m, True
+        start[0], stop[0] = 0, m
+        active[0] = True
 
     with conn.transaction():
         plant_ids: dict[int, int] = {}
-        for i in np.flatnonzero(connected):
-            key = keys[i] or f"city-{i:05d}"
-            keys[i] = key
+        for ci in np.flatnonzero(connected).tolist():
+            key = keys[ci] or f"city-{ci:05d}"
+            keys[ci] = key
             row = conn.execute(
                 "INSERT INTO plants (enterprise, site) VALUES (%s, 'main') ON CONFLICT (enterprise, site)"
                 " DO UPDATE SET name = plants.name RETURNING id", (key,)
             ).fetchone()
             assert row is not None
-            plant_ids[int(i)] = row[0]
+            plant_ids[ci] = row[0]
         with conn.cursor().copy("COPY bureau_enterprises (credit_code, key) FROM STDIN") as copy:
-            for i in range(n):
-                copy.write_row((codes[i], keys[i]))
-        ids = dict(conn.execute("SELECT credit_code, id FROM bureau_enterprises").fetchall())
+            for k in range(n):
+                copy.write_row((codes[k], keys[k]))
+        ids: dict[str, int] = dict(conn.execute("SELECT credit_code, id FROM bureau_enterprises").fetchall())
         eid = np.array([ids[c] for c in codes])
         annual = base * 12 * rng.uniform(0.85, 1.05, n)
         with conn.cursor().copy(
@@ -179,7 +180,7 @@ def simulate(
                     copy.write_row((
                         int(eid[i]), month_list[a], None if b >= m else month_list[b], names[i], industry[i],
                         industry[i][:2], industry[i][:3], town_names[town_idx[i]], park[i], ownership[i], emp,
-                        round(rev, 1), size_class(emp, rev), above_designated(rev), plant_ids.get(i),
+                        round(rev, 1), size_class(emp, rev), above_designated(rev), plant_ids.get(int(i)),
                     ))
         employees = np.maximum(1, (base * 12 / productivity)[:, None] * (festival[None, :] ** 0.3)).astype(int)
         sales = output * rng.uniform(0.93, 1.0, (n, m))

@@ -110,14 +110,14 @@ def build(facts: pd.DataFrame, month: date) -> MonthTables:
                 parts_of.setdefault(coarse_key, []).append(int(idx))
             for coarse_key, parts in parts_of.items():
                 relations.append(Relation(key_index[coarse_key], tuple(parts)))
-    top = {
+    tops = {
         m: np.column_stack([cells[f"{m}__1"].fillna(0.0).to_numpy(float), cells[f"{m}__2"].fillna(0.0).to_numpy(float)])
         for m in PROTECTED
     }
     table = CellTable(
         count=cells["enterprises"].to_numpy(int),
         values={m: cells[m].fillna(0.0).to_numpy(float) for m in PROTECTED},
-        top=top,
+        top=tops,
         relations=relations,
     )
     return MonthTables(month, cells, table, {k: sorted(v) for k, v in membership.items()})
@@ -139,7 +139,10 @@ def protect(tables: MonthTables, params: SdcParameters) -> tuple[np.ndarray, np.
 
 def _published_frame(tables: MonthTables, sensitive: np.ndarray, supp: np.ndarray, p: SdcParameters) -> pd.DataFrame:
     cells = tables.cells.copy()
-    cells["suppression"] = np.where(sensitive, "primary", np.where(supp, "secondary", None))
+    kind = pd.Series(None, index=cells.index, dtype=object)
+    kind[supp] = "secondary"
+    kind[sensitive] = "primary"
+    cells["suppression"] = kind
     hidden = supp
     for m in PROTECTED:
         cells[m] = cells[m].where(~hidden)

@@ -88,7 +88,7 @@ def validate_reports(conn: psycopg.Connection, path: Path) -> tuple[list[tuple[i
     report.problems += _header_problems(table.header, REPORT_COLUMNS, ())
     if report.problems:
         return [], report
-    known = dict(conn.execute("SELECT credit_code, id FROM bureau_enterprises").fetchall())
+    known: dict[str, int] = dict(conn.execute("SELECT credit_code, id FROM bureau_enterprises").fetchall())
     this_month = datetime.now(UTC).date().replace(day=1)
     seen: dict[tuple[str, date], int] = {}
     good: list[tuple[int, ReportRow]] = []

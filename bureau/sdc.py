@@ -167,9 +167,12 @@ def _components(table: CellTable, supp: np.ndarray) -> list[tuple[list[int], lis
 
 def audit(
     table: CellTable, supp: np.ndarray, needs: dict[str, np.ndarray], measures: Sequence[str] | None = None,
-    *, only_sensitive: bool = True,
+    *, only_sensitive: bool = True, cache: dict[tuple[frozenset[int], str], list[Interval]] | None = None,
 ) -> list[Interval]:
-    """Feasible interval of every suppressed (sensitive) cell by LP, for each measure."""
+    """Feasible interval of every suppressed (sensitive) cell by LP, for each measure.
+
+    ``cache`` (component cells, measure) → intervals lets repeated audits skip components that did not change.
+    """
     out: list[Interval] = []
     for cells, rels in _components(table, supp):
         index = {c: i for i, c in enumerate(cells)}
@@ -182,10 +185,17 @@ def audit(
                     data.append(sign)
         a_eq = csr_matrix((data, (rows, cols)), shape=(len(rels), len(cells)))
         for measure in measures or list(table.values):
+            cache_key = (frozenset(cells), measure)
+            if cache is not None and cache_key in cache:
+                out.extend(cache[cache_key])
+                continue
+            found: list[Interval] = []
             value = table.values[measure]
             need = needs[measure]
             targets = [c for c in cells if need[c] > 0] if only_sensitive else cells
             if not targets:
+                if cache is not None:
+                    cache[cache_key] = []
                 continue
             b_eq = np.zeros(len(rels))
             for r, rel in enumerate(rels):
@@ -207,7 +217,10 @@ def audit(
                         bounds.append(sense * res.fun * scale)
                     else:
                         bounds.append(value[c])  # infeasible/numerical trouble: assume disclosed (conservative)
-                out.append(Interval(c, measure, float(value[c]), bounds[0], bounds[1], float(need[c])))
+                found.append(Interval(c, measure, float(value[c]), bounds[0], bounds[1], float(need[c])))
+            if cache is not None:
+                cache[cache_key] = found
+            out.extend(found)
     return out
 
 
@@ -224,8 +237,9 @@ def suppress(
         for c in rel.members:
             member_of[c].append(rel)
     intervals: list[Interval] = []
+    cache: dict[tuple[frozenset[int], str], list[Interval]] = {}
     for _ in range(p.max_audit_rounds):
-        intervals = audit(table, supp, needs, lp_measures)
+        intervals = audit(table, supp, needs, lp_measures, cache=cache)
         weak = [iv for iv in intervals if not iv.protected]
         if not weak:
             break

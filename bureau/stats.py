@@ -52,10 +52,7 @@ def summarize(
     )
     sums = ["_one", *MEASURES, "output_ytd", "_cur_same", "_prev_same", "_ytd_same", "_prev_ytd_same", "_kwh_same",
             "_prev_kwh_same", "_connected", "_metered", "_operating"]
-    if by:
-        agg = frame.groupby(list(by), observed=True)[sums].sum().reset_index()
-    else:
-        agg = frame[sums].sum().to_frame().T
+    agg = frame.groupby(list(by), observed=True)[sums].sum().reset_index() if by else frame[sums].sum().to_frame().T
     out = agg[list(by)].copy() if by else pd.DataFrame(index=agg.index)
     out["enterprises"] = agg["_one"].astype(int)
     for m in (*MEASURES, "output_ytd"):

@@ -49,7 +49,8 @@ VIEWS = {
     "bureau_v_industry_codes": "SELECT code, level, parent, name FROM bureau_industry_codes",
     "bureau_v_early_warnings": """SELECT month, scope_kind, scope, measure, actual, expected, lower_bound, shortfall,
         yoy_growth FROM bureau_early_warnings""",
-    "bureau_v_forecasts": "SELECT made_for, scope_kind, scope, month, forecast, lower_95, upper_95 FROM bureau_forecasts",
+    "bureau_v_forecasts": """SELECT made_for, scope_kind, scope, month, forecast, lower_95, upper_95
+        FROM bureau_forecasts""",
     "bureau_v_nowcasts": """SELECT month, scope_kind, scope, nowcast, lower_95, upper_95, electricity_growth
         FROM bureau_nowcasts""",
     "bureau_v_seasonal": """SELECT month, scope_kind, scope, output_value, seasonally_adjusted, spring_festival_effect

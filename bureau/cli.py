@@ -1,0 +1,162 @@
+"""``datafactory bureau …`` (import, registry, stats, publish, analyse) and ``datafactory city simulate``.
+
+Every command reads the database URL from ``DATAFACTORY_DATABASE_URL``. Import problems are printed one per line
+with row and column, and the command exits with status 1 when a file had problems.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+
+from bureau.reports_import import ImportReport, parse_month
+from datafactory.db.connect import connect
+from datafactory.settings import get_settings
+
+
+def _month(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    parsed = parse_month(value)
+    if parsed is None:
+        raise click.BadParameter(f"{value!r} is not a month (YYYY-MM)")
+    return parsed
+
+
+def _print_report(report: ImportReport) -> None:
+    for problem in report.problems:
+        click.echo(f"{report.file}: {problem}", err=True)
+    click.echo(f"{report.file}: {report.rows_loaded} of {report.rows_total} row(s) loaded,"
+               f" {report.revisions} revision(s), {len(report.problems)} problem(s)")
+
+
+@click.group()
+def bureau() -> None:
+    """City industry bureau: registry, reports import, statistics, disclosure-controlled publication."""
+
+
+@bureau.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--good-rows-only", is_flag=True, help="Load the valid rows even when others have problems.")
+def import_cmd(file: Path, good_rows_only: bool) -> None:
+    """Import monthly reports from a CSV or XLSX file (all-or-nothing unless --good-rows-only)."""
+    from bureau.reports_import import import_reports
+
+    with connect(get_settings().database_url) as conn:
+        report = import_reports(conn, file, good_rows_only=good_rows_only)
+    _print_report(report)
+    if report.problems:
+        sys.exit(1)
+
+
+@bureau.group()
+def registry() -> None:
+    """The enterprise registry (attributes with validity intervals)."""
+
+
+@registry.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--valid-from", callback=_month, required=True, help="Month the attributes take effect (YYYY-MM).")
+@click.option("--good-rows-only", is_flag=True, help="Load the valid rows even when others have problems.")
+def registry_import(file: Path, valid_from: date, good_rows_only: bool) -> None:
+    """Register or update enterprises from a CSV/XLSX file."""
+    from bureau.reports_import import import_registry
+
+    with connect(get_settings().database_url) as conn:
+        report = import_registry(conn, file, valid_from=valid_from, good_rows_only=good_rows_only)
+    _print_report(report)
+    if report.problems:
+        sys.exit(1)
+
+
+@registry.command("show")
+@click.argument("credit_code")
+def registry_show(credit_code: str) -> None:
+    """Print an enterprise's attribute history."""
+    from bureau.registry import history
+
+    with connect(get_settings().database_url) as conn:
+        rows = history(conn, credit_code)
+    if not rows:
+        raise click.ClickException(f"{credit_code} is not in the registry")
+    for r in rows:
+        click.echo("  ".join(f"{k}={v}" for k, v in r.items()))
+
+
+@bureau.command("stats")
+@click.option("--month", callback=_month, required=True, help="Month (YYYY-MM).")
+@click.option("--by", multiple=True, help="Dimension to group by (repeatable): division, industry_group, town, park,"
+              " size_class, ownership, above_designated.")
+@click.option("--filter", "filters", multiple=True, help="dimension=value (repeatable).")
+def stats_cmd(month: date, by: tuple[str, ...], filters: tuple[str, ...]) -> None:
+    """Unsuppressed statistics for bureau staff with access to raw data (not the `bureau` role)."""
+    from bureau.facts import enterprise_frame
+    from bureau.stats import summarize
+
+    wanted: dict[str, list[str]] = {}
+    for f in filters:
+        if "=" not in f:
+            raise click.BadParameter(f"{f!r}: use dimension=value", param_hint="--filter")
+        dim, value = f.split("=", 1)
+        wanted.setdefault(dim, []).append(value)
+    with connect(get_settings().database_url) as conn:
+        frame = enterprise_frame(conn, month)
+    try:
+        table = summarize(frame, by, wanted)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(table.to_string(index=False))
+
+
+@bureau.command("publish")
+@click.option("--month", callback=_month, required=True, help="Month (YYYY-MM).")
+@click.option("--min-frequency", default=3, show_default=True, help="Minimum contributors per published cell.")
+@click.option("--dominance-k", default=0.85, show_default=True, help="Dominance (2, k) rule share.")
+@click.option("--p-percent", default=0.10, show_default=True, help="p % rule, as a fraction.")
+def publish_cmd(month: date, min_frequency: int, dominance_k: float, p_percent: float) -> None:
+    """Recompute the month's disclosure-controlled tables the `bureau` role reads."""
+    from bureau.publish import publish_month
+    from bureau.sdc import SdcParameters
+
+    params = SdcParameters(min_frequency=min_frequency, dominance_k=dominance_k, p_percent=p_percent)
+    with connect(get_settings().database_url) as conn:
+        r = publish_month(conn, month, params)
+    click.echo(f"{month:%Y-%m}: {r.cells} cells, {r.primary} primary and {r.secondary} secondary suppressions,"
+               f" {r.seconds:.1f} s")
+
+
+@bureau.command("analyse")
+@click.option("--month", callback=_month, required=True, help="Month (YYYY-MM); publish it first.")
+def analyse_cmd(month: date) -> None:
+    """Seasonal adjustment, forecasts, early warnings and nowcasts for the month."""
+    from bureau.macro_run import run_macro
+
+    with connect(get_settings().database_url) as conn:
+        r = run_macro(conn, month)
+    click.echo(f"{month:%Y-%m}: {r.warnings} warning(s), {r.seasonal} adjusted series, {r.forecasts} forecast"
+               f" point(s), {r.nowcasts} nowcast(s)")
+
+
+@click.group()
+def city() -> None:
+    """Synthetic city of enterprises for the bureau."""
+
+
+@city.command("simulate")
+@click.option("--enterprises", default=2000, show_default=True)
+@click.option("--towns", default=30, show_default=True)
+@click.option("--months", default=36, show_default=True)
+@click.option("--seed", default=1, show_default=True)
+@click.option("--end", callback=_month, default="2026-10", show_default=True, help="Last month (YYYY-MM).")
+def simulate_cmd(enterprises: int, towns: int, months: int, seed: int, end: date) -> None:
+    """Write a synthetic city (registry, reports, planted events) into the bureau tables."""
+    from bureau.city import simulate
+
+    with connect(get_settings().database_url) as conn:
+        truth = simulate(conn, enterprises=enterprises, towns=towns, months=months, seed=seed, end=end)
+    click.echo(f"{truth.enterprises} enterprises, {truth.first_month:%Y-%m}–{truth.last_month:%Y-%m}; planted:"
+               f" division {truth.decline_division} −15 % from {truth.decline_month:%Y-%m}, park {truth.growth_park}"
+               f" growing from {truth.growth_month:%Y-%m}")
