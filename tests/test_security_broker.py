@@ -229,3 +229,42 @@ def test_hash_format_matches_mosquitto_passwd(tmp_path: Path) -> None:
 
     ours = mosquitto_hash("s3cret!", iterations=int(iterations), salt=base64.b64decode(salt64))
     assert passwd.read_text().strip() == f"u:{ours}"
+
+
+def test_broker_log_detectors_see_denials_and_password_guessing(
+    secured_broker: Broker, db_url: str, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import psycopg
+
+    from datafactory.db import registry
+    from datafactory.security.detectors import WatchSettings, run
+
+    b = secured_broker
+    gw_a = Client(b.port, b.users["a"], b.passwords[b.users["a"]], client_id="gw-a-detect")
+    ingest = Client(b.port, INGEST_USER, b.passwords[INGEST_USER])
+    info = gw_a.c.publish(f"df/v1/{b.enterprise_b}/dg-1/a/l/c/data", b"x", qos=1)
+    assert gw_a.wait(lambda: info.mid in gw_a.pubacks)
+    for _ in range(6):
+        Client(b.port, b.users["b"], "guess").close()
+    gw_a.close()
+    ingest.close()
+    # Only the gateways are "known" here, so ingest's connection counts as an unknown account.
+    known = tmp_path / "known"
+    known.write_text("".join(f"{u}:x\n" for u in (b.users["a"], b.users["b"])))
+    with psycopg.connect(db_url) as conn:
+        plant_a = registry.upsert_plant(conn, b.enterprise_a, "dg-1")
+        conn.commit()
+        settings = WatchSettings(mosquitto_log=b.log, mosquitto_passwd=known, window_minutes=5)
+        deadline = time.monotonic() + 5
+        while "Denied PUBLISH" not in b.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        alerts = {(a.detector, a.subject): a for a in run(conn, settings, now=datetime.now(UTC) + timedelta(seconds=2))}
+        denied = alerts[("publish_denied", b.users["a"])]
+        assert denied.plant_id == plant_a and denied.details["topics"] == [f"df/v1/{b.enterprise_b}/dg-1/a/l/c/data"]
+        assert alerts[("auth_failures", "127.0.0.1")].observed >= 6
+        assert ("unknown_client", f"{INGEST_USER}@127.0.0.1") in alerts
+        assert not any(d == "unknown_client" and b.users["a"] in s for d, s in alerts)
+        stored = conn.execute("SELECT count(*) FROM security_alerts").fetchone()
+        assert stored == (len(alerts),)

@@ -90,6 +90,43 @@ def show(limit: int) -> None:
         )
 
 
+@audit.command()
+@click.option(
+    "--mosquitto-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Broker log to scan (default $DATAFACTORY_SECURITY_MOSQUITTO_LOG).",
+)
+@click.option(
+    "--mosquitto-passwd",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Broker password file: its users are the known ones ($DATAFACTORY_SECURITY_MOSQUITTO_PASSWD).",
+)
+@click.option("--every", type=float, default=None, help="Repeat every this many seconds (default: run once).")
+def watch(mosquitto_log: Path | None, mosquitto_passwd: Path | None, every: float | None) -> None:
+    """Run the attack/misuse detectors and record new alerts in security_alerts."""
+    import time
+
+    from datafactory.security.detectors import WatchSettings, run
+
+    install_redaction()
+    settings = WatchSettings()
+    if mosquitto_log is not None:
+        settings.mosquitto_log = mosquitto_log
+    if mosquitto_passwd is not None:
+        settings.mosquitto_passwd = mosquitto_passwd
+    with connect(get_settings().database_url) as conn:
+        while True:
+            alerts = run(conn, settings)
+            for alert in alerts:
+                click.echo(str(alert))
+            if every is None:
+                click.echo(f"{len(alerts)} new alert(s)")
+                return
+            time.sleep(every)
+
+
 @click.command()
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Dump file.")
 @click.option("--compress", type=click.IntRange(0, 9), default=None, help="pg_dump compression level (default 6).")
