@@ -64,6 +64,8 @@ class _Result:
     wall_s: float
     snapshot: DatabaseSnapshot
     published: int
+    unique: int | None
+    run_s: float
     analytics: str
     oee: list[OeeRow]
     interrupted: bool
@@ -128,10 +130,10 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
         enterprise=opts.enterprise, duration_s=opts.duration,
     )
     counter: PublishedCounter | None = None
-    started = time.monotonic()
     try:
         click.echo("==> starting ingest, simulator, gateway", err=True)
         pipeline.start()
+        started = time.monotonic()  # the plant runs for --duration from here; start-up is not counted
         for name, reason in pipeline.unavailable.items():
             click.echo(f"    UNAVAILABLE: {name}: {reason}", err=True)
         counter = PublishedCounter(services.mqtt_url, pipeline.enterprise_id)
@@ -143,6 +145,7 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
             if pipeline.failed():
                 break
         click.echo("", err=True)
+        run_s = time.monotonic() - started
         crashed = pipeline.failed()
         for name, detail in crashed.items():
             click.echo(f"    {name} {detail}", err=True)
@@ -157,8 +160,15 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
         snap = database_snapshot(services.database_url, pipeline.enterprise_id, reasons=True)
         return (
             _Result(
-                wall, snap, counter.samples, analytics_state, _oee(services.database_url, pipeline.enterprise_id),
-                stop.requested, {name: detail.splitlines()[0] for name, detail in crashed.items()},
+                wall_s=wall,
+                snapshot=snap,
+                published=counter.samples,
+                unique=counter.unique_samples,
+                run_s=run_s,
+                analytics=analytics_state,
+                oee=_oee(services.database_url, pipeline.enterprise_id),
+                interrupted=stop.requested,
+                crashed={name: detail.splitlines()[0] for name, detail in crashed.items()},
             ),
             pipeline,
         )
@@ -201,9 +211,8 @@ def _analytics(pipeline: Pipeline) -> str:
     if reason is not None:
         return f"unavailable: {reason}"
     click.echo("==> analytics run", err=True)
-    code = run_once(
-        ["analytics", "run"], log_path=pipeline.log("analytics"), env=pipeline.env, timeout_s=_ANALYTICS_TIMEOUT_S
-    )
+    args = ["analytics", *(["--enterprise", pipeline.enterprise_id] if pipeline.enterprise_id else []), "run"]
+    code = run_once(args, log_path=pipeline.log("analytics"), env=pipeline.env, timeout_s=_ANALYTICS_TIMEOUT_S)
     if code == 0:
         return "done"
     return f"failed (exit {code}; see {pipeline.log('analytics')})"
@@ -238,13 +247,14 @@ def _summary(services: Services, pipeline: Pipeline, r: _Result) -> None:
     out("")
     out("SUMMARY" + (" (interrupted)" if r.interrupted else ""))
     out(f"  enterprise          {pipeline.enterprise_id or '—'}")
-    out(f"  wall time           {r.wall_s:.1f} s at speed {pipeline.speed:g}x")
+    out(f"  wall time           {r.wall_s:.1f} s (plant ran {r.run_s:.1f} s at speed {pipeline.speed:g}x)")
     if s.oldest_sample and s.newest_sample:
         out(f"  simulated span      {s.oldest_sample:%Y-%m-%d %H:%M:%S} → {s.newest_sample:%Y-%m-%d %H:%M:%S} UTC")
     out(f"  signals registered  {s.signals}")
-    out(f"  samples published   {r.published}")
+    repeats = "" if r.unique is None or r.unique == r.published else f" ({r.unique} distinct; repeats are stored once)"
+    out(f"  samples published   {r.published}{repeats}")
     out(f"  samples stored      {s.samples}")
-    out(f"  samples/s           {s.samples / max(r.wall_s, 1e-9):.0f}")
+    out(f"  samples/s           {s.samples / max(r.run_s, 1e-9):.0f} (while the plant ran, {r.run_s:.0f} s)")
     reasons = ", ".join(f"{k}: {v}" for k, v in s.dead_letter_reasons.items())
     out(f"  dead letters        {s.dead_letters}" + (f" ({reasons})" if reasons else ""))
     out(f"  analytics           {r.analytics}")

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import IO
 
@@ -43,6 +44,18 @@ class Child:
 
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    def wait_for_output(self, text: str, timeout_s: float) -> bool:
+        """True once ``text`` appears in the child's output; False if it exits or ``timeout_s`` passes first."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.running():
+            try:
+                if text in self.log_path.read_text(errors="replace"):
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.1)
+        return False
 
     def wait(self, timeout_s: float) -> int | None:
         """Wait for the child to exit; its exit code, or None if it still runs after ``timeout_s``."""

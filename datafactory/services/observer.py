@@ -21,6 +21,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from datafactory.db.connect import connect
 from datafactory.errors import DataFactoryError
 
+# Distinct keys kept for the "unique published" figure: a few minutes of demo, not an unbounded run.
+_MAX_TRACKED = 2_000_000
+
 
 class PublishedCounter:
     """Counts samples in data messages below ``df/v1/<enterprise>/#`` (a passive observer)."""
@@ -33,6 +36,7 @@ class PublishedCounter:
         self._lock = threading.Lock()
         self.samples = 0
         self.messages = 0
+        self._keys: set[tuple[str, str, object]] = set()
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"df-demo-observer-{uuid.uuid4().hex[:8]}")
         if parts.username:
             self._client.username_pw_set(parts.username, parts.password)
@@ -45,12 +49,25 @@ class PublishedCounter:
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         try:
             doc = orjson.loads(msg.payload)
-            n = len(doc.get("samples", ())) if isinstance(doc, dict) else 0
+            items = doc.get("samples", []) if isinstance(doc, dict) else []
         except orjson.JSONDecodeError:
-            n = 0  # not ours to judge: ingest dead-letters it
+            items = []  # not ours to judge: ingest dead-letters it
+        keys = set()
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, list) and len(item) >= 2 and isinstance(item[0], str):
+                keys.add((msg.topic, item[0], item[1]))
         with self._lock:
-            self.samples += n
+            self.samples += len(items)
             self.messages += 1
+            if len(self._keys) < _MAX_TRACKED:
+                self._keys |= keys
+
+    @property
+    def unique_samples(self) -> int | None:
+        """Distinct (cell, signal, time) published; None past the tracking limit. The database keys samples the
+        same way, so a sample sent twice (a gateway re-reading values after reconnecting) is stored once."""
+        with self._lock:
+            return len(self._keys) if len(self._keys) < _MAX_TRACKED else None
 
     def start(self) -> None:
         self._client.connect_async(self._host, self._port, keepalive=30)

@@ -26,6 +26,11 @@ from datafactory.services.children import Child
 from datafactory.services.process import free_port
 
 DEMO_CONFIG = Path("edge_configs/demo-plant.yaml")
+# ``datafactory ingest run`` prints this once the broker has acknowledged its subscription.
+_INGEST_READY = "running on"
+_INGEST_READY_TIMEOUT_S = 30.0
+_SIMULATOR_READY = "OPC-UA server opc.tcp://"
+_SIMULATOR_READY_TIMEOUT_S = 60.0
 _ENDPOINT_RE = re.compile(r"^(opc\.tcp://)([^/:]+)(:\d+)?(/.*)?$")
 
 
@@ -145,8 +150,12 @@ class Pipeline:
             )
         if "ingest" not in self.unavailable:
             self._spawn("ingest", self._ingest_args())
+            # Its subscription must exist before the first batch is published, or that batch has no one to go to.
+            self.children["ingest"].wait_for_output(_INGEST_READY, _INGEST_READY_TIMEOUT_S)
         if "simulate" not in self.unavailable:
             self._spawn("simulate", self._simulator_args())
+            # The gateway would only retry until the OPC-UA server listens; waiting keeps its log clean.
+            self.children["simulate"].wait_for_output(_SIMULATOR_READY, _SIMULATOR_READY_TIMEOUT_S)
         if "gateway" not in self.unavailable:
             self._spawn("gateway", ["gateway", "run", "--config", str(config_path)])
 
