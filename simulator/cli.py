@@ -37,6 +37,22 @@ def _layout(machines_per_line: int, lines_per_area: int) -> PlantLayout:
     return layout
 
 
+def _from_config(path: Path) -> tuple[PlantLayout, int | None, str | None]:
+    from urllib.parse import urlsplit
+
+    from datafactory.config.loader import load_config
+    from datafactory.config.models import OpcUaSource
+    from simulator.plant_config import configured_meter_topic, layout_from_config
+
+    try:
+        cfg = load_config(path)
+        layout = layout_from_config(cfg)
+    except DataFactoryError as err:
+        raise click.ClickException(str(err)) from err
+    port = next((urlsplit(s.endpoint).port for s in cfg.sources if isinstance(s, OpcUaSource)), None)
+    return layout, port, configured_meter_topic(cfg)
+
+
 def _check_cell(layout: PlantLayout, cell: str | None, what: str) -> None:
     if cell is not None and cell not in {m.path for m in layout.machines}:
         known = ", ".join(m.path for m in layout.machines[:4])
@@ -65,12 +81,18 @@ def _with_plant_options(f):  # type: ignore[no-untyped-def]
 
 @simulate.command()
 @_with_plant_options
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Serve the machines of this plant config (its endpoint port and meter topic) instead of the demo plant.",
+)
 @click.option("--speed", type=float, default=1.0, show_default=True, help="Simulated seconds per real second.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the OPC-UA server listens on.")
-@click.option("--port", type=int, default=4840, show_default=True, help="OPC-UA port; 0 picks a free one.")
+@click.option("--port", type=int, help="OPC-UA port; 0 picks a free one [default: the config's, else 4840].")
 @click.option("--mqtt-url", help="Broker for the utility meter [default: DATAFACTORY_MQTT_URL].")
 @click.option("--no-meter", is_flag=True, help="Do not publish the MQTT utility meter.")
-@click.option("--device-topic-prefix", default="sim", show_default=True, help="First level of the meter topic.")
+@click.option("--device-topic-prefix", help="First level of the meter topic [default: the config's, else sim].")
 @click.option("--duration", type=float, help="Stop after this many SIMULATED seconds [default: run until stopped].")
 @click.option("--start", "start_iso", help="Simulated start time, ISO 8601 [default: now].")
 @click.option("--analog-period-s", type=float, default=5.0, show_default=True, help="Analog sample period.")
@@ -83,20 +105,29 @@ def run(
     lines_per_area: int,
     energy_saving_at: str | None,
     bearing_fault: str | None,
+    config_path: Path | None,
     speed: float,
     host: str,
-    port: int,
+    port: int | None,
     mqtt_url: str | None,
     no_meter: bool,
-    device_topic_prefix: str,
+    device_topic_prefix: str | None,
     duration: float | None,
     start_iso: str | None,
     analog_period_s: float,
     truth_file: Path | None,
     database_url: str | None,
 ) -> None:
-    """Serve the simulated plant on OPC-UA and publish the utility meter over MQTT, in real time × SPEED."""
+    """Serve the simulated plant on OPC-UA and publish the utility meter over MQTT, in real time × SPEED.
+
+    --duration and --start are simulated time; values carry the simulated time as their source timestamp.
+    """
     layout = _layout(machines_per_line, lines_per_area)
+    topic = None
+    if config_path is not None:
+        layout, config_port, config_topic = _from_config(config_path)
+        port = config_port if port is None else port
+        topic = None if device_topic_prefix else config_topic
     _check_cell(layout, bearing_fault, "--bearing-fault")
     start = _parse_time(start_iso, "--start") or datetime.now(UTC).replace(microsecond=0)
     end = start + timedelta(seconds=duration) if duration else None
@@ -113,10 +144,11 @@ def run(
             _serve(
                 model,
                 host=host,
-                port=port,
+                port=4840 if port is None else port,
                 speed=speed,
                 mqtt_url=meter_url,
-                topic_prefix=device_topic_prefix,
+                topic_prefix=device_topic_prefix or "sim",
+                meter_topic=topic,
                 truth_file=truth_file,
                 database_url=database_url,
             )
@@ -133,6 +165,7 @@ async def _serve(
     speed: float,
     mqtt_url: str | None,
     topic_prefix: str,
+    meter_topic: str | None,
     truth_file: Path | None,
     database_url: str | None,
 ) -> None:
@@ -156,6 +189,7 @@ async def _serve(
         speed=speed,
         mqtt_url=mqtt_url,
         device_topic_prefix=topic_prefix,
+        meter_topic=meter_topic,
         recorder=recorder,
     )
     stop = asyncio.Event()

@@ -93,27 +93,33 @@ _AREA_KINDS = {
 }
 
 
+def machine_spec(
+    area: str, line: str, cell: str, position: int, *, ideal_cycle_time_s: float | None = None, name: str = ""
+) -> MachineSpec:
+    """Physical parameters of the ``position``-th (1-based) machine of a line, by the kind of its area."""
+    _prefix, label, cycles, kws, reject = _AREA_KINDS.get(area, _AREA_KINDS["machining"])
+    k = (position - 1) % len(cycles)
+    return MachineSpec(
+        area=area,
+        line=line,
+        cell=cell,
+        name=name or f"{label} {position}",
+        ideal_cycle_time_s=ideal_cycle_time_s or cycles[k],
+        run_kw=kws[k],
+        reject_rate=reject + 0.005 * k,
+        vibration_base=1.6 + 0.25 * k,
+    )
+
+
 def demo_layout(machines_per_line: int = 4, lines_per_area: int = 1) -> PlantLayout:
     """The demo plant; the defaults give the 8-machine plant of the shared semantics."""
     if machines_per_line < 1 or lines_per_area < 1:
         raise ValueError("machines_per_line and lines_per_area must be at least 1")
     machines = []
-    for area, (prefix, label, cycles, kws, reject) in _AREA_KINDS.items():
+    for area, (prefix, *_rest) in _AREA_KINDS.items():
         for li in range(1, lines_per_area + 1):
             for mi in range(1, machines_per_line + 1):
-                k = (mi - 1) % len(cycles)
-                machines.append(
-                    MachineSpec(
-                        area=area,
-                        line=f"line-{li}",
-                        cell=f"{prefix}-{mi:02d}",
-                        name=f"{label} {mi}",
-                        ideal_cycle_time_s=cycles[k],
-                        run_kw=kws[k],
-                        reject_rate=reject + 0.005 * k,
-                        vibration_base=1.6 + 0.25 * k,
-                    )
-                )
+                machines.append(machine_spec(area, f"line-{li}", f"{prefix}-{mi:02d}", mi))
     return PlantLayout(tuple(machines))
 
 

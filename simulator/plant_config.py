@@ -110,3 +110,54 @@ def plant_document(
 def plant_config(layout: PlantLayout, **kwargs: Any) -> PlantConfig:
     """The validated plant config of a simulated layout (see ``plant_document`` for the options)."""
     return validate_document(plant_document(layout, **kwargs), source=f"simulated plant {layout.enterprise}")
+
+
+def layout_from_config(cfg: PlantConfig) -> PlantLayout:
+    """The simulated layout serving an existing plant config: every cell with a ``state`` node on an OPC-UA source
+    becomes a machine (its ideal cycle time from the config). Raises ``ConfigError`` when a node id does not follow
+    the simulator's scheme, because the gateway would then subscribe to nodes the simulator does not have."""
+    from datafactory.config.models import OpcUaSource
+    from datafactory.errors import ConfigError
+    from simulator.layout import machine_spec
+
+    problems: list[tuple[str, str]] = []
+    state_cells: set[str] = set()
+    for i, src in enumerate(cfg.sources):
+        if not isinstance(src, OpcUaSource):
+            continue
+        for j, node in enumerate(src.nodes):
+            expected = node_id(node.cell, node.signal)
+            if node.node_id != expected:
+                problems.append((f"sources[{i}].nodes[{j}].node_id", f"the simulator serves {expected!r} here"))
+            if node.signal == "state":
+                state_cells.add(node.cell)
+    if problems:
+        raise ConfigError("simulated plant", problems)
+    machines = []
+    for area in cfg.areas:
+        for line in area.lines:
+            position = 0
+            for cell in line.cells:
+                path = f"{area.id}/{line.id}/{cell.id}"
+                if path not in state_cells:
+                    continue
+                position += 1
+                machines.append(
+                    machine_spec(
+                        area.id, line.id, cell.id, position, ideal_cycle_time_s=cell.ideal_cycle_time_s, name=cell.name
+                    )
+                )
+    ent = cfg.enterprise
+    return PlantLayout(tuple(machines), enterprise=ent.id, site=cfg.site.id, timezone=ent.timezone)
+
+
+def configured_meter_topic(cfg: PlantConfig) -> str | None:
+    """The topic the config maps for the utility meter, if it has one."""
+    from datafactory.config.models import MqttJsonSource
+
+    for src in cfg.sources:
+        if isinstance(src, MqttJsonSource):
+            for m in src.mappings:
+                if m.cell == METER_CELL:
+                    return m.topic
+    return None

@@ -30,7 +30,7 @@ from datafactory.errors import ConnectionLost
 from simulator.layout import METER_CELL, NAMESPACE_URI, SIG_STATE, SIGNALS_PER_MACHINE
 from simulator.model import PlantModel
 from simulator.mqtt_device import MeterPublisher
-from simulator.plant_config import meter_topic
+from simulator.plant_config import meter_topic as default_meter_topic
 from simulator.truth import EmittedSink
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,12 @@ class SimulatorServer:
         speed: float = 1.0,
         mqtt_url: str | None = None,
         device_topic_prefix: str = "sim",
+        meter_topic: str | None = None,
         recorder: EmittedSink | None = None,
         autoplay: bool = True,
     ) -> None:
-        """``port`` 0/None picks a free port; without ``mqtt_url`` the utility meter is not published."""
+        """``port`` 0/None picks a free port; without ``mqtt_url`` the utility meter is not published. The meter
+        publishes to ``meter_topic``, by default ``<device_topic_prefix>/<enterprise>/utilities/main-meter``."""
         if speed <= 0:
             raise ValueError(f"speed must be positive, got {speed}")
         self.model = model
@@ -67,7 +69,8 @@ class SimulatorServer:
         self.autoplay = autoplay
         self.emitted: dict[str, int] = {}  # writes / publishes per 'area/line/cell/signal'
         self.sim_time_us = model.start_us
-        self._meter = MeterPublisher(mqtt_url, meter_topic(device_topic_prefix, model.layout)) if mqtt_url else None
+        topic = meter_topic or default_meter_topic(device_topic_prefix, model.layout)
+        self._meter = MeterPublisher(mqtt_url, topic) if mqtt_url else None
         self._server: Server | None = None
         self._nodes: list[ua.NodeId | None] = []
         self._last: list[float | None] = []

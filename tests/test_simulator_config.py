@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from datafactory.codes.credit_code import credit_code_problem
-from datafactory.config.loader import load_config
+from datafactory.config.loader import load_config, validate_document
 from datafactory.config.models import MqttJsonSource, OpcUaSource
+from datafactory.errors import ConfigError
 from simulator import demo_layout, node_id, plant_document
+from simulator.plant_config import configured_meter_topic, layout_from_config
 
 DEMO = Path(__file__).resolve().parent.parent / "edge_configs" / "demo-plant.yaml"
 
@@ -37,3 +40,13 @@ def test_demo_config_validates_and_matches_the_simulated_layout():
         ("energy", "kwh", "sim/demo-precision/utilities/main-meter"),
     }
     assert "basic256sha256" in DEMO.read_text(encoding="utf-8")  # the production-security comment
+
+
+def test_the_simulator_serves_the_machines_of_a_config():
+    cfg = load_config(DEMO)
+    assert layout_from_config(cfg) == demo_layout()
+    assert configured_meter_topic(cfg) == "sim/demo-precision/utilities/main-meter"
+    doc = plant_document(demo_layout(machines_per_line=2))
+    doc["sources"][0]["nodes"][3]["node_id"] = "ns=2;s=Line1.Press01.Power"
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.nodes\[3\]\.node_id"):
+        layout_from_config(validate_document(doc))
