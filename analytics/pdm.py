@@ -6,12 +6,14 @@ that a stopped machine's low vibration is not mistaken for a change. The baselin
 ``baseline_hours`` of buckets. Degradation is an *increase* (vibration, bearing temperature), so alerts use the
 upper side; both sides are reported.
 
-RUL: over the last ``trend_hours`` of buckets, OLS of log(value − baseline mean) on time (bearing wear grows
-roughly exponentially); the time at which the fit's mean, upper and lower 80 % prediction bounds reach the failure
-threshold gives P50, P10 and P90 (the upper bound crosses first, hence P10).
+RUL: over the drifting buckets of the last ``trend_hours``, an exponential trend with an offset (``rul_at``); the
+time at which the fit's mean, upper and lower 80 % prediction bounds reach the failure threshold gives P50, P10
+and P90 (the upper bound crosses first, hence P10).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -118,29 +120,44 @@ def rul_series(
     drift = b["drift"].to_numpy(dtype=bool).copy()
     if rul_from is not None:
         drift &= (b["time"] >= rul_from).to_numpy()
+    # Only the current degradation: buckets from the first drift on (the healthy past would flatten the trend).
+    first = np.flatnonzero(b["drift"].to_numpy(dtype=bool))
+    drift_seen = np.arange(len(b)) >= (first[0] if len(first) else len(b))
     for i in np.flatnonzero(drift):
-        sel = (hours > hours[i] - config.trend_hours) & (hours <= hours[i])
+        sel = (hours > hours[i] - config.trend_hours) & (hours <= hours[i]) & drift_seen
         out[i] = rul_at(hours[sel], v[sel], mu, threshold, hours[i], config.rul_max_hours)
     return out
 
 
 def rul_at(hours: np.ndarray, values: np.ndarray, mu: float, threshold: float, now_h: float,
            max_h: float) -> tuple[float, float, float]:
-    """(P10, P50, P90) hours from ``now_h`` until the log-linear trend of (value − mu) reaches the threshold."""
-    excess = values - mu
-    ok = excess > 0
+    """(P10, P50, P90) hours from ``now_h`` until the trend v = mu − c + exp(a + b·t) reaches the threshold.
+
+    Wear grows exponentially from an onset, so the excess over the baseline is c·(exp(b·(t − t0)) − 1); the offset c
+    is profiled on a grid (least squares in value space) and, for the best c, OLS of log(v − mu + c) on time gives
+    the prediction interval whose 80 % bounds yield P10 and P90.
+    """
     nan = (np.nan, np.nan, np.nan)
-    if ok.sum() < 6 or threshold <= mu:
-        return nan
-    x, y = hours[ok], np.log(excess[ok])
-    fit = sm.OLS(y, sm.add_constant(x)).fit()
-    if fit.params[1] <= 0:
+    if len(values) < 6 or threshold <= mu:
         return nan
     if values[-1] >= threshold:
         return (0.0, 0.0, 0.0)
+    x = sm.add_constant(hours)
+    best: tuple[float, float, Any] | None = None
+    for c in np.geomspace(0.01, 5.0, 40) * max(abs(mu), 1e-6) / 2.0:
+        shifted = values - mu + c
+        if (shifted <= 0).any():
+            continue
+        fit = sm.OLS(np.log(shifted), x).fit()
+        sse = float(((np.exp(fit.fittedvalues) - shifted) ** 2).sum())
+        if best is None or sse < best[0]:
+            best = (sse, float(c), fit)
+    if best is None or best[2].params[1] <= 0:
+        return nan
+    _, c, fit = best
     future = now_h + np.linspace(0.0, max_h, RUL_HORIZON_STEPS)
     frame = fit.get_prediction(sm.add_constant(future, has_constant="add")).summary_frame(alpha=0.2)
-    target = np.log(threshold - mu)
+    target = np.log(threshold - mu + c)
     result = []
     for col in ("obs_ci_upper", "mean", "obs_ci_lower"):
         crossed = np.flatnonzero(frame[col].to_numpy() >= target)

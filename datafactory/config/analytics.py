@@ -218,7 +218,7 @@ class PdmConfig(StrictModel):
     )
     raise_after: int = Field(default=3, ge=1, description="Consecutive drifting buckets before an alert is raised.")
     clear_after: int = Field(default=6, ge=1, description="Consecutive healthy buckets before an alert is cleared.")
-    trend_hours: float = Field(default=48, gt=0, description="Window of the trend regression used for RUL.")
+    trend_hours: float = Field(default=240, gt=0, description="Longest window of the trend regression used for RUL.")
     rul_max_hours: float = Field(default=24 * 90, gt=0, description="RUL beyond this is reported as NULL.")
     failure_threshold: float | None = Field(
         default=None, gt=0, description="Failure threshold of monitored vibration (mm/s); None = the failure_zone boundary."
