@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from datafactory.errors import ConfigError
 
-_SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|PASSPHRASE|_KEY)(_FILE)?$")
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|PASSPHRASE|_KEY(_FILE)?$")
 _MIN_SECRET_LEN = 4  # shorter values would redact ordinary words in log lines
 REDACTED = "***"
 

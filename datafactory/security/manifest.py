@@ -1,10 +1,12 @@
 """What a backup must reproduce: per-table row counts and content checksums, sequence positions, the audit head.
 
-The checksum of a table is order-independent — the sum over rows of the first 60 bits of md5(row as text) — so it
+The checksum of a table is order-independent — the sum over rows of a 64-bit hash of the row as text
+(``hashtextextended``, PostgreSQL's stable hash-partitioning hash; three times faster than md5 here) — so it
 needs no primary key, no ORDER BY and no sort of a 10-million-row table, and it is one parallel-capable
-aggregate computed server-side. Row text depends on session settings (time zone, date and float formats), which
-are pinned here for both sides. ``row_security = off`` makes the query fail rather than silently skip rows a
-policy would hide: run backups as a superuser or a role with BYPASSRLS.
+aggregate computed server-side. It guards against a lossy or altered restore, not against a forger: the dump
+file itself is covered by a sha256 in the manifest. Row text depends on session settings (time zone, date and
+float formats), which are pinned here for both sides. ``row_security = off`` makes the query fail rather than
+silently skip rows a policy would hide: run backups as a superuser or a role with BYPASSRLS.
 """
 
 from __future__ import annotations
@@ -58,10 +60,9 @@ def user_tables(conn: psycopg.Connection) -> list[str]:
 
 def table_checksum(conn: psycopg.Connection, table: str) -> tuple[int, str]:
     row = conn.execute(
-        sql.SQL(
-            "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0)::text"
-            " FROM {} AS t"
-        ).format(sql.Identifier(table))
+        sql.SQL("SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text FROM {} AS t").format(
+            sql.Identifier(table)
+        )
     ).fetchone()
     assert row is not None
     return int(row[0]), str(row[1])
