@@ -32,7 +32,7 @@ from ingest.options import IngestOptions
 
 log = logging.getLogger(__name__)
 
-_MAX_BACKOFF_S = 10.0
+_MAX_BACKOFF_S = 5.0
 _ATTEMPTS_BEFORE_ISOLATING = 3  # a batch failing this often for a non-connection reason is split up
 
 
