@@ -94,6 +94,7 @@ def demo(
     stop = _Stop()
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     services: Services | None = None
+    exit_code = 0
     try:
         click.echo("==> services", err=True)
         services = resolve_services(state, embedded=embedded)
@@ -105,6 +106,8 @@ def demo(
         options = _Options(duration, speed, config_path, enterprise, analytics)
         outcome, pipeline = _run(services, state, options, stop)
         _summary(services, pipeline, outcome)
+        if not outcome.interrupted and (outcome.crashed or pipeline.unavailable or outcome.snapshot.samples == 0):
+            exit_code = 1
     except DataFactoryError as err:
         raise click.ClickException(str(err)) from err
     finally:
@@ -112,6 +115,8 @@ def demo(
             services.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if exit_code:
+        raise SystemExit(exit_code)  # a failed or missing stage, or nothing stored: scripts must notice
 
 
 def _describe_services(services: Services) -> None:
@@ -149,6 +154,8 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
         crashed = pipeline.failed()
         for name, detail in crashed.items():
             click.echo(f"    {name} {detail}", err=True)
+        if "ingest" in crashed and not services.mqtt_v5:
+            crashed["ingest"] += " — ingest needs MQTT 5, which the embedded amqtt broker lacks: install Mosquitto"
         pipeline.stop_producers()
         if not stop.requested:
             _drain(pipeline, stop)
@@ -168,7 +175,7 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
                 analytics=analytics_state,
                 oee=_oee(services.database_url, pipeline.enterprise_id),
                 interrupted=stop.requested,
-                crashed={name: detail.splitlines()[0] for name, detail in crashed.items()},
+                crashed=crashed,
             ),
             pipeline,
         )

@@ -188,11 +188,12 @@ class Pipeline:
 
     def failed(self) -> dict[str, str]:
         """Children that exited on their own, with the tail of their log."""
-        return {
-            name: f"exited with code {child.returncode}:\n{child.log_tail()}"
-            for name, child in self.children.items()
-            if child.returncode is not None
-        }
+        failed = {}
+        for name, child in self.children.items():
+            if child.returncode is not None:
+                last = [line for line in child.log_tail(20).splitlines() if line.strip()]
+                failed[name] = f"exited with code {child.returncode}: {last[-1] if last else '(no output)'}"
+        return failed
 
     def stop_producers(self) -> None:
         for name in ("gateway", "simulate"):  # the gateway first: it flushes what it read
