@@ -1,0 +1,61 @@
+"""Statistics from the registry and reports: attributes as of the month, same-scope year-on-year growth."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from bureau import registry
+from bureau.facts import enterprise_frame
+from bureau.reports_import import ReportRow, write_reports
+from bureau.stats import summarize
+from datafactory.db.connect import connect
+from tests.test_bureau_import import record
+
+pytestmark = pytest.mark.integration
+
+NOW, YEAR_AGO = date(2026, 3, 1), date(2025, 3, 1)
+
+
+def report(eid: int, month: date, output: float, kwh: float = 1000.0) -> ReportRow:
+    return ReportRow(eid, month, output, output * 0.95, output * 0.97, 10, output / 100, kwh)
+
+
+def test_same_scope_growth_with_enterprises_entering_and_leaving(db_url: str) -> None:
+    with connect(db_url) as conn:
+        a = registry.upsert(conn, record(1, "3484"), date(2025, 1, 1))  # in division 34 throughout
+        b = registry.upsert(conn, record(2, "3484"), date(2026, 1, 1))  # new: no report a year ago
+        c = registry.upsert(conn, record(3, "3525"), date(2025, 1, 1))  # moves 35 → 34 in 2026
+        registry.upsert(conn, record(3, "3484"), date(2026, 1, 1))
+        d = registry.upsert(conn, record(4, "3484"), date(2025, 1, 1))  # moves 34 → 35 in 2026
+        registry.upsert(conn, record(4, "3525"), date(2026, 1, 1))
+        e = registry.upsert(conn, record(5, "3484"), date(2025, 1, 1))  # closed at the end of 2025
+        registry.deregister(conn, record(5).credit_code, date(2026, 1, 1))
+        write_reports(conn, [
+            report(a, NOW, 100, 2000), report(a, YEAR_AGO, 80, 1600),
+            report(b, NOW, 50),
+            report(c, NOW, 30, 500), report(c, YEAR_AGO, 20, 400),
+            report(d, NOW, 40), report(d, YEAR_AGO, 60),
+            report(e, YEAR_AGO, 70),
+            report(a, date(2026, 1, 1), 90), report(a, date(2026, 2, 1), 60),
+            report(a, date(2025, 1, 1), 70), report(a, date(2025, 2, 1), 50),
+        ], "test")
+        conn.commit()
+        facts = enterprise_frame(conn, NOW)
+    by_div = summarize(facts, by=["division"]).set_index("division")
+    # Division 34 now: A, B and C (by their attributes in March 2026); E is gone, D has moved to 35.
+    assert by_div.loc["34", "enterprises"] == 3
+    assert by_div.loc["34", "output_value"] == pytest.approx(180.0)
+    # Same scope: only A and C reported a year earlier → (100 + 30) / (80 + 20) − 1, by hand.
+    assert by_div.loc["34", "yoy_growth"] == pytest.approx(0.30)
+    assert by_div.loc["34", "electricity_index"] == pytest.approx(100 * (2000 + 500) / (1600 + 400))
+    assert by_div.loc["35", "yoy_growth"] == pytest.approx(40 / 60 - 1)
+    # Year to date (Jan–Mar): A 90+60+100 against 70+50+80; C only March both years; B has no prior year.
+    assert by_div.loc["34", "output_ytd"] == pytest.approx(250 + 50 + 30)
+    assert by_div.loc["34", "ytd_growth"] == pytest.approx((250 + 30) / (200 + 20) - 1)
+    assert by_div.loc["34", "energy_intensity"] == pytest.approx(1.8 / 180)
+    only_34 = summarize(facts, filters={"division": "34", "town": ["长安镇"]})
+    assert only_34["enterprises"].iloc[0] == 3 and only_34["yoy_growth"].iloc[0] == pytest.approx(0.30)
+    with pytest.raises(ValueError, match="unknown dimension"):
+        summarize(facts, by=["colour"])
