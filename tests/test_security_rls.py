@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -296,3 +297,25 @@ def test_login_passwords_come_from_environment(db_url: str, enterprise: str, cap
     finally:
         mp.undo()
         _drop_plant_roles(db_url)
+
+
+def test_plant_role_names_are_sanitised_and_unique() -> None:
+    assert df_roles.plant_role_name("demo-precision", "dongguan-1") == "df_plant_demo_precision_dongguan_1"
+    assert df_roles.plant_role_name("a-b", "c", hashed=True) != df_roles.plant_role_name("a", "b-c", hashed=True)
+    long = df_roles.plant_role_name("e" * 64, "s" * 64)
+    assert len(long) <= 63 and long != df_roles.plant_role_name("e" * 64, "s" * 63 + "t")
+    assert df_roles.plant_password_var("demo-precision", "dongguan-1") == (
+        "DF_GRAFANA_PLANT_DEMO_PRECISION_DONGGUAN_1_PASSWORD"
+    )
+
+
+def test_colliding_sanitised_names_get_distinct_roles(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        suffix = uuid.uuid4().hex[:6]
+        first = registry.upsert_plant(conn, f"x{suffix}-b", "c")
+        second = registry.upsert_plant(conn, f"x{suffix}", "b-c")
+        conn.commit()
+        report = provision(conn, actor="test")
+        roles = {plant: role for role, plant in report.plant_roles.items()}
+        assert roles[first] != roles[second] and len(report.plant_roles) == 2
+    _drop_plant_roles(db_url)

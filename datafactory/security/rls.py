@@ -180,7 +180,7 @@ def _plant_role_for(conn: psycopg.Connection, plant_id: int, enterprise: str, si
     role = plant_role_name(enterprise, site)
     taken = conn.execute("SELECT 1 FROM plant_roles WHERE role = %s", (role,)).fetchone()
     if taken:
-        role = plant_role_name(enterprise + "/" + "x" * 64, site)  # forces the hashed form
+        role = plant_role_name(enterprise, site, hashed=True)
     return role
 
 

@@ -44,10 +44,12 @@ PASSWORD_VARS = {
 }
 
 
-def plant_role_name(enterprise: str, site: str) -> str:
-    """``df_plant_<enterprise>_<site>``, lower-case ``[a-z0-9_]``; a hash suffix keeps long names unique."""
+def plant_role_name(enterprise: str, site: str, *, hashed: bool = False) -> str:
+    """``df_plant_<enterprise>_<site>``, lower-case ``[a-z0-9_]``. Sanitising can map two plants to one name
+    (``a-b/c`` and ``a/b-c``) and PostgreSQL truncates past 63 bytes, so ``hashed`` (or a long name) appends an
+    8-hex digest of the exact ``enterprise/site``."""
     base = PLANT_ROLE_PREFIX + re.sub(r"[^a-z0-9_]", "_", f"{enterprise}_{site}".lower())
-    if len(base) <= _MAX_IDENT:
+    if len(base) <= _MAX_IDENT and not hashed:
         return base
     digest = hashlib.sha256(f"{enterprise}/{site}".encode()).hexdigest()[:8]
     return f"{base[: _MAX_IDENT - 9]}_{digest}"
