@@ -97,3 +97,18 @@ def test_no_secret_is_committed() -> None:
     text = COMPOSE.read_text()
     assert "PASSWORD: ${" in text  # every password comes from the environment / .env
     assert not (ROOT / ".env").exists() or ".env" in (ROOT / ".gitignore").read_text()
+
+
+def test_grafana_gets_every_variable_its_provisioning_reads(parsed: dict) -> None:
+    import re
+
+    provisioning = ROOT / "grafana" / "provisioning"
+    wanted = {
+        m
+        for path in provisioning.rglob("*.yaml")
+        for m in re.findall(r"\$__env\{([A-Z0-9_]+)\}", path.read_text(encoding="utf-8"))
+    }
+    if not wanted:
+        pytest.skip("grafana/provisioning has no data source files yet")
+    missing = wanted - set(parsed["services"]["grafana"]["environment"])
+    assert not missing, f"compose.yaml's grafana service lacks {sorted(missing)}"
