@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -100,8 +101,6 @@ def test_no_secret_is_committed() -> None:
 
 
 def test_grafana_gets_every_variable_its_provisioning_reads(parsed: dict) -> None:
-    import re
-
     provisioning = ROOT / "grafana" / "provisioning"
     wanted = {
         m
