@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -21,6 +22,13 @@ from bureau.facts import enterprise_frame, monthly_series
 from bureau.macro import early_warnings
 from datafactory.db.connect import connect, with_database
 from tests.conftest import PG_SERVER
+
+
+def one(cur: psycopg.Cursor) -> tuple[Any, ...]:
+    row = cur.fetchone()
+    assert row is not None
+    return row
+
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -43,7 +51,9 @@ DIMS = ("division", "industry_group", "town", "park", "size_class", "ownership",
 def city_url(template_db: str) -> Iterator[str]:
     name = f"dft_city_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(with_database(PG_SERVER, "postgres"), autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db)))
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db))
+        )
     url = with_database(PG_SERVER, name)
     runner = CliRunner()
     env = {"DATAFACTORY_DATABASE_URL": url}
@@ -58,14 +68,14 @@ def city_url(template_db: str) -> Iterator[str]:
 
 def test_city_is_realistic_and_deterministic(city_url: str) -> None:
     with connect(city_url) as conn:
-        n, towns, divisions = conn.execute(
+        n, towns, divisions = one(conn.execute(
             "SELECT count(DISTINCT enterprise_id), count(DISTINCT town), count(DISTINCT division)"
-            " FROM bureau_enterprise_versions").fetchone()
-        months = conn.execute("SELECT count(DISTINCT month) FROM bureau_reports").fetchone()[0]
+            " FROM bureau_enterprise_versions"))
+        months = one(conn.execute("SELECT count(DISTINCT month) FROM bureau_reports"))[0]
         shares = [r[0] for r in conn.execute(
             "SELECT output_value / sum(output_value) OVER () FROM bureau_reports WHERE month = %s"
             " ORDER BY output_value DESC LIMIT 10", (MONTH,))]
-        truth = dict(conn.execute("SELECT kind, month FROM bureau_sim_truth").fetchall())
+        truth: dict[str, date] = dict(conn.execute("SELECT kind, month FROM bureau_sim_truth").fetchall())
     assert n == 2000 and towns == 30 and divisions == 31 and months == 36
     assert shares[0] > 0.02 and sum(shares) > 0.15  # a few dominant firms
     assert truth["division_decline"] == date(2026, 3, 1) and "park_growth" in truth
@@ -128,9 +138,9 @@ def _requirements(url: str, measure: str) -> dict[tuple[str, ...], tuple[float, 
     for dims in [(), ("division",), ("division", "industry_group"), ("town",), ("park",), ("size_class",),
                  ("ownership",), ("above_designated",)]:
         groups = facts.groupby(list(dims)) if dims else [((), facts)]
-        for key, group in groups:
-            key = key if isinstance(key, tuple) else (key,)
-            cell = tuple(key[dims.index(d)] if d in dims else "*" for d in DIMS)
+        for raw_key, group in groups:
+            key = raw_key if isinstance(raw_key, tuple) else (raw_key,)
+            cell = tuple(str(key[dims.index(d)]) if d in dims else "*" for d in DIMS)
             x = np.sort(group[measure].to_numpy(float))[::-1]
             total, x1, x2 = x.sum(), x[0], (x[1] if len(x) > 1 else 0.0)
             need = max(P * x1 - (total - x1 - x2), (x1 + x2) / K - total if x1 + x2 > K * total else 0.0,
@@ -180,9 +190,9 @@ def test_lp_attack_cannot_narrow_any_confidential_cell(city_url: str, measure: s
 
 def test_planted_decline_reaches_early_warning_and_quiet_months_stay_short(city_url: str) -> None:
     with connect(city_url) as conn:
-        onset = conn.execute("SELECT month FROM bureau_sim_truth WHERE kind = 'division_decline'").fetchone()[0]
-        division = conn.execute("SELECT scope FROM bureau_sim_truth WHERE kind = 'division_decline'").fetchone()[0]
-        first = conn.execute("SELECT min(month) FROM bureau_reports").fetchone()[0]
+        onset = one(conn.execute("SELECT month FROM bureau_sim_truth WHERE kind = 'division_decline'"))[0]
+        division = one(conn.execute("SELECT scope FROM bureau_sim_truth WHERE kind = 'division_decline'"))[0]
+        first = one(conn.execute("SELECT min(month) FROM bureau_reports"))[0]
         by_div = monthly_series(conn, "division", first, MONTH)
         by_town = monthly_series(conn, "town", first, MONTH)
     flagged = {m: {w.scope for w in early_warnings(by_div, m)} for m in (onset, add_months(onset, 1))}
@@ -199,12 +209,14 @@ def test_macro_results_visible_to_bureau_only_for_published_scopes(city_url: str
     result = runner.invoke(bureau, ["analyse", "--month", f"{MONTH:%Y-%m}"], env=env)
     assert result.exit_code == 0, result.output
     with _as_bureau(city_url) as conn:
-        forecasts = conn.execute("SELECT count(DISTINCT scope), bool_and(lower_95 <= forecast AND forecast <= upper_95)"
-                                 " FROM bureau_v_forecasts WHERE made_for = %s", (MONTH,)).fetchone()
-        nowcasts = conn.execute("SELECT count(*) FROM bureau_v_nowcasts WHERE month = %s", (MONTH,)).fetchone()[0]
+        forecasts = conn.execute(
+            "SELECT count(DISTINCT scope), bool_and(lower_95 <= forecast AND forecast <= upper_95)"
+            " FROM bureau_v_forecasts WHERE made_for = %s", (MONTH,)).fetchone()
+        nowcasts = conn.execute("SELECT count(*) FROM bureau_v_nowcasts WHERE month = %s", (MONTH,)).fetchone()
         suppressed = {r[0] for r in conn.execute(
             "SELECT division FROM bureau_v_industry WHERE month = %s AND level = 'division' AND suppressed", (MONTH,))}
         scopes = {r[0] for r in conn.execute(
             "SELECT scope FROM bureau_v_forecasts WHERE made_for = %s AND scope_kind = 'division'", (MONTH,))}
-    assert forecasts[0] >= 20 and forecasts[1] and nowcasts >= 20
+    assert forecasts is not None and nowcasts is not None
+    assert forecasts[0] >= 20 and forecasts[1] and nowcasts[0] >= 20
     assert not scopes & suppressed

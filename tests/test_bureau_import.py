@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from bureau import registry
 from bureau.reports_import import import_registry, import_reports
 from datafactory.codes.credit_code import check_character
 from datafactory.db.connect import connect
+
+
+def one(cur: psycopg.Cursor) -> tuple[Any, ...]:
+    row = cur.fetchone()
+    assert row is not None
+    return row
+
 
 pytestmark = pytest.mark.integration
 
@@ -22,14 +31,16 @@ def code(n: int) -> str:
     return body + check_character(body)
 
 
-def record(n: int, industry: str = "3484", town: str = "长安镇", employees: int = 120, revenue: float = 5000.0,
-           park: str = "") -> registry.EnterpriseRecord:
-    return registry.EnterpriseRecord(code(n), f"测试企业{n}有限公司", industry, town, park, "private", employees, revenue)
+def record(n: int, industry: str = "3484", *, employees: int = 120, revenue: float = 5000.0
+           ) -> registry.EnterpriseRecord:
+    return registry.EnterpriseRecord(
+        code(n), f"测试企业{n}有限公司", industry, "长安镇", "", "private", employees, revenue
+    )
 
 
 def _counts(conn) -> tuple[int, int]:
-    reports = conn.execute("SELECT count(*) FROM bureau_reports").fetchone()[0]
-    revisions = conn.execute("SELECT count(*) FROM bureau_report_revisions").fetchone()[0]
+    reports = one(conn.execute("SELECT count(*) FROM bureau_reports"))[0]
+    revisions = one(conn.execute("SELECT count(*) FROM bureau_report_revisions"))[0]
     return reports, revisions
 
 
@@ -62,7 +73,7 @@ def test_import_reports_every_error_with_row_and_column(db_url: str, tmp_path: P
         assert "not in the enterprise registry" in messages[(7, "credit_code")]
         assert "duplicate of row 2" in messages[(8, "month")]
         assert report.rows_loaded == 0 and _counts(conn) == before == (0, 0)
-        assert conn.execute("SELECT count(*) FROM bureau_imports").fetchone()[0] == 0
+        assert one(conn.execute("SELECT count(*) FROM bureau_imports"))[0] == 0
 
         partial = import_reports(conn, path, good_rows_only=True)
         assert partial.rows_loaded == 1 and len(partial.problems) == 8
@@ -129,7 +140,7 @@ def test_registry_history_and_derived_size(db_url: str, tmp_path: Path) -> None:
     with connect(db_url) as conn:
         report = import_registry(conn, path, valid_from=date(2025, 1, 1))
         assert {(p.row, p.column) for p in report.problems} == {(3, "industry_code"), (4, "ownership")}
-        assert conn.execute("SELECT count(*) FROM bureau_enterprises").fetchone()[0] == 0
+        assert one(conn.execute("SELECT count(*) FROM bureau_enterprises"))[0] == 0
         partial = import_registry(conn, path, valid_from=date(2025, 1, 1), good_rows_only=True)
         assert partial.rows_loaded == 1
         registry.upsert(conn, record(1, employees=800, revenue=30000), date(2026, 1, 1))
