@@ -1,0 +1,1 @@
+"""Grafana dashboards as code: typed models, one module per dashboard, file provisioning and API deploy."""

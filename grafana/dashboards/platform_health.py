@@ -1,0 +1,193 @@
+"""Platform health for operators: ingest rate and lag, dead letters by reason, gateway status and buffers, stale
+data. Uses the platform (admin) data source: it spans every plant.
+
+``ingest_health`` and ``gateway_status`` hold the latest state only (refreshed by the workers and the retained status
+topics), so those panels show "now"; dead letters and staleness honour the time range.
+"""
+
+from __future__ import annotations
+
+from grafana import styles
+from grafana.model import Dashboard, DatasourceRef, Panel, Query, Row, Step
+
+PLATFORM_DS = DatasourceRef("df-platform")
+UID = "df-platform-health"
+STALE_AFTER_S = 300
+
+INGEST_NOW = Panel(
+    "Ingest now", "stat",
+    (Query("""
+        SELECT coalesce(sum(samples_per_s) FILTER (WHERE updated_at > now() - interval '1 minute'), 0)
+                   AS "samples/s",
+               count(*) FILTER (WHERE updated_at > now() - interval '1 minute') AS "live workers",
+               max(lag_s) FILTER (WHERE updated_at > now() - interval '1 minute') AS "lag",
+               max(batch_latency_ms) FILTER (WHERE updated_at > now() - interval '1 minute') AS "batch latency"
+        FROM ingest_health
+    """),),
+    width=12, height=5, decimals=0,
+    description="Workers that refreshed their health row in the last minute.",
+    options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "value",
+             "graphMode": "none", "textMode": "value_and_name"},
+    overrides=(
+        styles.unit_override("samples/s", "short"),
+        {"matcher": {"id": "byName", "options": "live workers"},
+         "properties": [{"id": "thresholds", "value": {"mode": "absolute", "steps": [
+             {"value": None, "color": "red"}, {"value": 1, "color": "green"}]}}]},
+        {"matcher": {"id": "byName", "options": "lag"},
+         "properties": [{"id": "unit", "value": "s"}, {"id": "thresholds", "value": {"mode": "absolute", "steps": [
+             {"value": s.value, "color": s.color} for s in styles.LAG_STEPS]}}]},
+        styles.unit_override("batch latency", "ms"),
+    ),
+)
+
+BACKLOG = Panel(
+    "Backlog", "stat",
+    (Query("""
+        SELECT (SELECT count(*) FROM dead_letters WHERE $__timeFilter(received_at)) AS "dead letters",
+               (SELECT count(*) FROM late_writes WHERE processed_at IS NULL) AS "late writes to reprocess",
+               (SELECT count(*) FROM gateway_status WHERE NOT online) AS "gateways offline"
+    """),),
+    width=12, height=5, decimals=0, steps=styles.ZERO_IS_GOOD,
+    options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "background",
+             "graphMode": "none", "textMode": "value_and_name"},
+)
+
+WORKERS = Panel(
+    "Ingest workers", "table",
+    (Query("""
+        SELECT worker, updated_at AS "updated", samples_per_s AS "samples/s", lag_s AS "lag",
+               batch_latency_ms AS "batch latency", samples_total AS "samples", redeliveries,
+               dead_letters_total AS "dead letters", newest_sample AS "newest sample"
+        FROM ingest_health ORDER BY worker
+    """),),
+    width=24, height=6, decimals=0,
+    overrides=(
+        styles.unit_override("updated", "dateTimeFromNow"), styles.unit_override("newest sample", "dateTimeAsIso"),
+        styles.thresholds_override("lag", styles.LAG_STEPS), styles.unit_override("lag", "s"),
+        styles.unit_override("batch latency", "ms"), styles.unit_override("samples", "short"),
+    ),
+)
+
+DEAD_BY_REASON = Panel(
+    "Dead letters by reason", "barchart",
+    (Query("""
+        SELECT reason, count(*) AS "messages"
+        FROM dead_letters WHERE $__timeFilter(received_at)
+        GROUP BY 1 ORDER BY 2 DESC
+    """),),
+    width=8, height=8, decimals=0, color_mode="fixed",
+    options={"orientation": "horizontal", "xField": "reason", "showValue": "auto",
+             "legend": {"showLegend": False, "displayMode": "list", "placement": "bottom"}},
+    overrides=(styles.colour_override("messages", "orange"),),
+)
+
+DEAD_OVER_TIME = Panel(
+    "Dead letters over time", "timeseries",
+    (Query("""
+        SELECT date_bin($__interval_ms * interval '1 millisecond', received_at, timestamptz '2000-01-01') AS time,
+               reason AS metric, count(*) AS value
+        FROM dead_letters WHERE $__timeFilter(received_at)
+        GROUP BY 1, 2 ORDER BY 1
+    """, format="time_series"),),
+    width=8, height=8, decimals=0, interval="1m", color_mode="palette-classic",
+    custom={"drawStyle": "bars", "fillOpacity": 70, "stacking": {"mode": "normal", "group": "A"}},
+)
+
+DEAD_RECENT = Panel(
+    "Newest dead letters", "table",
+    (Query("""
+        SELECT received_at AS "received", reason, topic, detail
+        FROM dead_letters WHERE $__timeFilter(received_at)
+        ORDER BY received_at DESC LIMIT 100
+    """),),
+    width=8, height=8,
+    description="What was wrong, and on which topic. The payload is kept in the table for replay.",
+)
+
+GATEWAYS = Panel(
+    "Gateways", "table",
+    (Query("""
+        SELECT p.enterprise || '/' || p.site AS plant, g.gateway, g.online, g.updated_at AS "updated",
+               g.config_version AS "config",
+               (g.status -> 'buffer' ->> 'samples')::bigint AS "buffered samples",
+               (g.status -> 'buffer' ->> 'bytes')::bigint AS "buffer size",
+               (g.status -> 'dropped' ->> 'buffer_overflow')::bigint AS "dropped",
+               (g.status ->> 'samples_per_s')::float AS "samples/s",
+               g.status ->> 'config_error' AS "config error"
+        FROM gateway_status g JOIN plants p ON p.id = g.plant_id
+        ORDER BY g.online, 1, 2
+    """),),
+    width=24, height=6, mappings=styles.ONLINE_MAPPINGS,
+    description="Latest retained status of every gateway; buffered samples wait in its store-and-forward buffer.",
+    overrides=(
+        {"matcher": {"id": "byName", "options": "online"},
+         "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background", "mode": "basic"}}]},
+        styles.unit_override("updated", "dateTimeFromNow"), styles.unit_override("buffer size", "bytes"),
+        styles.thresholds_override("buffered samples", (Step(None, "green"), Step(10_000, "orange"))),
+        styles.thresholds_override("dropped", styles.ZERO_IS_GOOD),
+    ),
+)
+
+STALE = Panel(
+    "Data freshness by machine", "table",
+    (Query(f"""
+        SELECT p.enterprise || '/' || p.site AS plant, c.area || '/' || c.line || '/' || c.cell AS cell,
+               count(*) AS signals,
+               count(*) FILTER (WHERE n.time IS NULL OR n.time < now() - interval '{STALE_AFTER_S} seconds')
+                   AS "stale signals",
+               max(n.time) AS "newest sample",
+               extract(epoch FROM now() - max(n.time)) AS "age"
+        FROM signals s
+        JOIN cells c ON c.id = s.cell_id
+        JOIN plants p ON p.id = s.plant_id
+        LEFT JOIN LATERAL (
+            SELECT x.time FROM samples x
+            WHERE x.signal_id = s.id AND x.time <= $__timeTo() AND x.time > $__timeTo()::timestamptz - interval '7 days'
+            ORDER BY x.time DESC LIMIT 1
+        ) n ON true
+        GROUP BY 1, 2
+        ORDER BY "age" DESC NULLS FIRST
+    """),),
+    width=12, height=10, decimals=0,
+    description=f"A signal is stale when its newest sample is older than {STALE_AFTER_S} s (none in the 7 days "
+                "before the end of the range counts as stale).",
+    overrides=(
+        styles.thresholds_override("age", styles.AGE_STEPS), styles.unit_override("age", "s"),
+        styles.thresholds_override("stale signals", styles.ZERO_IS_GOOD),
+        styles.unit_override("newest sample", "dateTimeAsIso"),
+    ),
+)
+
+ANALYTICS_FRESHNESS = Panel(
+    "Analytics freshness", "table",
+    (Query("""
+        SELECT p.enterprise || '/' || p.site AS plant, w.job, w.watermark AS "computed up to",
+               extract(epoch FROM now() - w.watermark) AS "behind",
+               w.updated_at AS "last run"
+        FROM analytics_watermarks w JOIN plants p ON p.id = w.plant_id
+        ORDER BY "behind" DESC
+    """),),
+    width=12, height=10, decimals=0,
+    description="Results older than the watermark are final; newer data waits for the next analytics run.",
+    overrides=(
+        styles.thresholds_override("behind", (Step(None, "green"), Step(2 * 3600, "orange"), Step(6 * 3600, "red"))),
+        styles.unit_override("behind", "s"), styles.unit_override("last run", "dateTimeFromNow"),
+        styles.unit_override("computed up to", "dateTimeAsIso"),
+    ),
+)
+
+DASHBOARD = Dashboard(
+    uid=UID,
+    title="Platform health",
+    folder="platform",
+    description="Ingest rate and lag, dead letters, gateways and their buffers, stale data.",
+    datasource=PLATFORM_DS,
+    tags=("datafactory", "platform"),
+    time_from="now-24h",
+    refresh="30s",
+    rows=(
+        Row("Ingest", (INGEST_NOW, BACKLOG, WORKERS)),
+        Row("Dead letters", (DEAD_BY_REASON, DEAD_OVER_TIME, DEAD_RECENT)),
+        Row("Gateways and data", (GATEWAYS, STALE, ANALYTICS_FRESHNESS)),
+    ),
+)
