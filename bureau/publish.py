@@ -23,6 +23,7 @@ import pandas as pd
 import psycopg
 
 from bureau.facts import DIMENSIONS, enterprise_frame
+from bureau.platform_energy import sync_platform_energy
 from bureau.sdc import CellTable, Interval, Relation, SdcParameters, suppress
 from bureau.stats import summarize
 
@@ -178,6 +179,7 @@ def publish_month(conn: psycopg.Connection, month: date, params: SdcParameters |
     """Recompute and store the month's published cells (replacing any earlier publication of it)."""
     params = params or SdcParameters()
     started = time.perf_counter()
+    sync_platform_energy(conn, month)
     facts = enterprise_frame(conn, month)
     tables = build(facts, month)
     sensitive, supp, intervals = protect(tables, params)
