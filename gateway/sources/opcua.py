@@ -72,8 +72,14 @@ class OpcUaAdapter:
 
     async def open(self) -> None:
         cfg = self.config
+        # asyncua probes the server state every watchdog interval with that interval as timeout; a 1 s probe
+        # (its default) declares a busy-but-healthy server dead, so probe at the configured stall timeout.
         self._client = client = await opcua_session.connect(
-            cfg.endpoint, cfg.security, cfg.auth, state_dir=self._state_dir
+            cfg.endpoint,
+            cfg.security,
+            cfg.auth,
+            state_dir=self._state_dir,
+            watchdog_interval_s=cfg.keepalive_timeout_s,
         )
         client.connection_lost_callback = self._connection_lost
         try:

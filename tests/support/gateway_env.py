@@ -118,6 +118,7 @@ def collect(mqtt_url: str, topic_filter: str, *, client_id: str = "", clean: boo
             col.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
 
     client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
+    client.reconnect_delay_set(min_delay=1, max_delay=1)  # fault tests restart the broker: come back quickly
     client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
     client.loop_start()
     assert ready.wait(10), "collector could not subscribe"
@@ -223,3 +224,35 @@ class GatewayThread:
             self.loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(20)
         assert not self._thread.is_alive(), "gateway did not stop"
+
+
+class CounterWriter:
+    """Writes 1, 2, 3, … to every named variable of an ``OpcUaTestServer`` at ``rate_hz`` in a thread."""
+
+    def __init__(self, server: OpcUaTestServer, names: list[str], rate_hz: float) -> None:
+        self.server, self.names, self.period = server, names, 1.0 / rate_hz
+        self.count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from asyncua import ua
+
+        async def write_all(value: float) -> None:
+            for name in self.names:
+                await self.server.nodes[name].write_value(ua.DataValue(ua.Variant(value, ua.VariantType.Double)))
+
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            self.server.call(write_all(float(self.count + 1)))
+            self.count += 1
+            next_t += self.period
+            time.sleep(max(0.0, next_t - time.monotonic()))
+
+    def __enter__(self) -> CounterWriter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
