@@ -208,3 +208,22 @@ def test_local_postgres_survives_restart_and_kill(tmp_path: Path) -> None:
 def test_local_postgres_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     with MosquittoBroker(data_dir=tmp_path / "mq") as broker, pytest.raises(ServiceStartError, match="in use"):
         LocalPostgres(tmp_path / "pg", port=broker.port).start()
+
+
+def test_demo_service_selection_prefers_environment_then_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datafactory.services.selection import LOCAL_MQTT_PORT, LOCAL_PG_PORT, resolve_services
+
+    monkeypatch.setenv("DATAFACTORY_DATABASE_URL", "postgresql://u:secret@db.example:5432/x")
+    monkeypatch.setenv("DATAFACTORY_MQTT_URL", "mqtt://broker.example:1883")
+    chosen = resolve_services(tmp_path)
+    assert (chosen.database_origin, chosen.mqtt_origin) == ("environment", "environment")
+    assert chosen.database_url.endswith("db.example:5432/x") and chosen.owned == []
+
+    monkeypatch.delenv("DATAFACTORY_DATABASE_URL")
+    monkeypatch.delenv("DATAFACTORY_MQTT_URL")
+    if not (port_accepts(LOCAL_PG_PORT) and port_accepts(LOCAL_MQTT_PORT)):
+        pytest.skip("the shared PostgreSQL/Mosquitto are not running on their standard ports")
+    chosen = resolve_services(tmp_path)
+    assert (chosen.database_origin, chosen.mqtt_origin) == ("local", "local")
+    assert chosen.mqtt_url == f"mqtt://127.0.0.1:{LOCAL_MQTT_PORT}" and chosen.owned == []
+    assert not (tmp_path / "pg").exists()  # nothing private was started
