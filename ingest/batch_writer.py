@@ -345,9 +345,13 @@ class _ColumnBuffer:
         self.qualities: list[int] = []
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Columns sorted by (signal, time): the primary-key index then grows page by page, not all over."""
+        sids = np.array(self.sids, dtype=np.int32)
+        times = np.array(self.times, dtype=np.int64)
+        order = np.lexsort((times, sids))
         return (
-            np.array(self.sids, dtype=np.int32),
-            np.array(self.times, dtype=np.int64),
-            np.array(self.values, dtype=np.float64),
-            np.array(self.qualities, dtype=np.int64),
+            sids[order],
+            times[order],
+            np.array(self.values, dtype=np.float64)[order],
+            np.array(self.qualities, dtype=np.int64)[order],
         )

@@ -95,9 +95,7 @@ class SignalCache:
             attributes=attributes or None,  # an empty 'cell' object keeps what a deployed config registered
         )
         entry = self._cells.get(path.key) or CellEntry(plant_id, cell_id)
-        for s in meta.signals:
-            entry.signals[s.name] = registry.upsert_signal(
-                conn, plant_id, cell_id, s.name, meaning=s.meaning, unit=s.unit, description=s.description
-            )
+        announced = {s.name: (s.name, s.meaning, s.unit, s.description) for s in meta.signals}  # last one wins
+        entry.signals.update(registry.upsert_signals(conn, plant_id, cell_id, announced.values()))
         self._cells[path.key] = entry
         return len(meta.signals)

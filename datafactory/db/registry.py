@@ -6,6 +6,7 @@ from a plant config. Identifiers are passed as parameters, never formatted into 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -92,6 +93,36 @@ def upsert_signal(
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def upsert_signals(
+    conn: psycopg.Connection,
+    plant_id: int,
+    cell_id: int,
+    signals: Iterable[tuple[str, Meaning | str, str, str]],
+    *,
+    registered_by: str = "meta",
+) -> dict[str, int]:
+    """``upsert_signal`` for many ``(name, meaning, unit, description)`` of one cell in one statement.
+    Names must be distinct. Returns signal ids by name."""
+    rows = list(signals)
+    if not rows:
+        return {}
+    names, meanings, units, descriptions = (list(col) for col in zip(*rows, strict=True))
+    result = conn.execute(
+        """
+        INSERT INTO signals (plant_id, cell_id, name, meaning, unit, description, registered_by)
+        SELECT %s, %s, n, m, u, d, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS x(n, m, u, d)
+        ON CONFLICT (cell_id, name) DO UPDATE SET
+            meaning = EXCLUDED.meaning, unit = EXCLUDED.unit, description = EXCLUDED.description,
+            updated_at = CASE WHEN (signals.meaning, signals.unit, signals.description)
+                                   IS DISTINCT FROM (EXCLUDED.meaning, EXCLUDED.unit, EXCLUDED.description)
+                              THEN now() ELSE signals.updated_at END
+        RETURNING name, id
+        """,
+        (plant_id, cell_id, registered_by, names, [str(m) for m in meanings], units, descriptions),
+    ).fetchall()
+    return {str(name): int(signal_id) for name, signal_id in result}
 
 
 def ensure_signal(

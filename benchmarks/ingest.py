@@ -1,0 +1,313 @@
+"""Ingest benchmark: N samples (5 million; --quick: 300,000) in messages of 100 samples (10 cells × 100 signals)
+published to a broker, drained into a fresh database by one `datafactory ingest run` worker, then by two workers
+sharing a subscription. As the machine's own ceiling, `psql \\copy` of the same rows (CSV) into the same table
+definition is timed too.
+
+    python -m benchmarks.ingest [--quick] [--samples N]
+
+The broker is a private Mosquitto with an unlimited per-client queue (``max_queued_messages 0``): the whole
+backlog is published first while the workers are offline (their persistent sessions exist), then the workers
+start and the clock runs from their start (``ingest_health.started_at``) until every sample is committed. The
+shared broker's default queue limit (1000 messages per client) would drop such a backlog. The database server
+comes from DATAFACTORY_DATABASE_URL (default the local PostgreSQL); each run uses fresh databases, dropped after.
+
+Last stdout line: JSON with samples, samples_per_s, samples_per_s_2_workers, copy_samples_per_s, ratio_vs_copy,
+bytes_per_sample, bytes_per_sample_compressed (null without TimescaleDB), cpu_count, timescaledb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+from datafactory.contract.payload import SignalMeta, encode_meta
+from datafactory.contract.sample import now_us
+from datafactory.contract.topics import CellPath, TopicKind
+from datafactory.db import timescale
+from datafactory.db.connect import drop_database, with_database
+from datafactory.db.migrate import migrate
+from datafactory.services.broker import MosquittoBroker
+from datafactory.settings import get_settings
+
+CELLS = 10
+SIGNALS_PER_CELL = 100
+STEP_US = 100_000
+ENTERPRISE = "bench"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def cells() -> list[CellPath]:
+    return [CellPath(ENTERPRISE, "site-1", "area-1", "line-1", f"cell-{c:02d}") for c in range(CELLS)]
+
+
+def payloads(samples: int, start_us: int):
+    """Yield (topic, payload): per tick, one message per cell with one sample of each of its signals."""
+    ticks = samples // (CELLS * SIGNALS_PER_CELL)
+    names = [f"s{k:03d}" for k in range(SIGNALS_PER_CELL)]
+    topics = [c.topic(TopicKind.DATA) for c in cells()]
+    for tick in range(ticks):
+        t = start_us + tick * STEP_US
+        for c, topic in enumerate(topics):
+            rows = ",".join(f'["{n}",{t},{tick * 0.5 + c + k * 0.001!r},0]' for k, n in enumerate(names))
+            yield topic, f'{{"fmt":"df-json/1","gw":"gw-1","seq":{tick},"samples":[{rows}]}}'.encode()
+
+
+def publish_all(broker_url: str, samples: int, start_us: int) -> float:
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
+        protocol=mqtt.MQTTv5,
+    )
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    port = int(broker_url.rsplit(":", 1)[1])
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    started = time.monotonic()
+    for c in cells():
+        meta = encode_meta([SignalMeta(f"s{k:03d}", unit="kW") for k in range(SIGNALS_PER_CELL)], gateway="gw-1")
+        client.publish(c.topic(TopicKind.META), meta, qos=1, retain=True).wait_for_publish(30)
+    infos = [client.publish(topic, payload, qos=1) for topic, payload in payloads(samples, start_us)]
+    for info in infos:  # every QoS 1 PUBACK received: the broker holds the whole backlog
+        info.wait_for_publish(600)
+    elapsed = time.monotonic() - started
+    client.disconnect()
+    client.loop_stop()
+    return elapsed
+
+
+def worker_argv(db_url: str, broker_url: str, name: str, share: bool) -> list[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "datafactory.cli.main",
+        "ingest",
+        "run",
+        "--database-url",
+        db_url,
+        "--mqtt-url",
+        broker_url,
+        "--topic-filter",
+        f"df/v1/{ENTERPRISE}/#",
+        "--worker",
+        name,
+        "--health-interval-s",
+        "0.2",
+    ]
+    return [*argv, "--share-group", "bench"] if share else argv
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def wait_health(db_url: str, workers: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with psycopg.connect(db_url) as conn:
+            row = conn.execute("SELECT count(*) FROM ingest_health").fetchone()
+        if row and row[0] >= workers:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{workers} ingest worker(s) did not report health within {timeout_s} s")
+
+
+def run_ingest(server: str, broker_url: str, samples: int, workers: int) -> tuple[float, str]:
+    """Return (samples per second, database URL) for ``workers`` workers draining a pre-published backlog."""
+    db_url = with_database(server, f"dfbench_ingest_{workers}w_{uuid.uuid4().hex[:6]}")
+    migrate(db_url)
+    try:
+        return _drain(db_url, broker_url, samples, workers)
+    except BaseException:
+        drop_database(db_url)
+        raise
+
+
+def _drain(db_url: str, broker_url: str, samples: int, workers: int) -> tuple[float, str]:
+    names = [f"bench-{workers}w-{i}-{uuid.uuid4().hex[:4]}" for i in range(workers)]
+    share = workers > 1
+    # First start: creates the persistent sessions and subscriptions; then offline while the backlog builds.
+    procs = [subprocess.Popen(worker_argv(db_url, broker_url, n, share)) for n in names]
+    try:
+        wait_health(db_url, workers)
+    finally:
+        stop(procs)
+    with psycopg.connect(db_url) as conn:
+        conn.execute("DELETE FROM ingest_health")
+        conn.commit()
+    start_us = now_us() - 3_600_000_000
+    log(f"  publishing {samples:,} samples for {workers} worker(s) …")
+    pub_s = publish_all(broker_url, samples, start_us)
+    log(f"  published in {pub_s:.1f} s ({samples / pub_s:,.0f} samples/s); starting {workers} worker(s)")
+    procs = [subprocess.Popen(worker_argv(db_url, broker_url, n, share)) for n in names]
+    try:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            deadline = time.monotonic() + 3600
+            while time.monotonic() < deadline:
+                row = conn.execute(
+                    "SELECT coalesce(sum(samples_total), 0), count(*), extract(epoch FROM now() - min(started_at))"
+                    " FROM ingest_health"
+                ).fetchone()
+                assert row is not None
+                if row[1] == workers and row[0] >= samples:
+                    elapsed = float(row[2])
+                    break
+                if any(p.poll() is not None for p in procs):
+                    raise RuntimeError("an ingest worker exited during the benchmark")
+                time.sleep(0.1)
+            else:
+                raise RuntimeError("ingest did not finish within an hour")
+            stored = conn.execute("SELECT count(*) FROM samples").fetchone()
+            dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
+    finally:
+        stop(procs)
+    assert stored is not None and dead is not None
+    if stored[0] != samples or dead[0] != 0:
+        raise RuntimeError(f"stored {stored[0]} of {samples} samples, {dead[0]} dead letters")
+    rate = samples / elapsed
+    log(f"  {workers} worker(s): {samples:,} samples in {elapsed:.1f} s = {rate:,.0f} samples/s")
+    return rate, db_url
+
+
+def bytes_per_sample(db_url: str) -> tuple[float, bool]:
+    with psycopg.connect(db_url) as conn:
+        ts = timescale.installed(conn)
+        if ts:
+            row = conn.execute("SELECT hypertable_size('samples'), (SELECT count(*) FROM samples)").fetchone()
+        else:
+            row = conn.execute(
+                "SELECT sum(pg_total_relation_size(relid)), (SELECT count(*) FROM samples)"
+                " FROM pg_partition_tree('samples')"
+            ).fetchone()
+    assert row is not None
+    return float(row[0]) / float(row[1]), ts
+
+
+def compressed_bytes_per_sample(db_url: str) -> float | None:
+    with psycopg.connect(db_url) as conn:
+        if not timescale.installed(conn):
+            return None
+        timescale.compress_all(conn)
+        conn.commit()
+        row = conn.execute("SELECT hypertable_size('samples'), (SELECT count(*) FROM samples)").fetchone()
+    assert row is not None
+    return float(row[0]) / float(row[1])
+
+
+def run_copy(server: str, samples: int, workdir: Path) -> float:
+    """psql \\copy of the same rows (CSV) into a fresh, migrated database: the machine's ceiling."""
+    db_url = with_database(server, f"dfbench_copy_{uuid.uuid4().hex[:6]}")
+    migrate(db_url)
+    ticks = samples // (CELLS * SIGNALS_PER_CELL)
+    signals = CELLS * SIGNALS_PER_CELL
+    start_us = now_us() - 3_600_000_000
+    tick = np.repeat(np.arange(ticks), signals)
+    sid = np.tile(np.arange(1, signals + 1), ticks)
+    times = (start_us + tick * STEP_US).astype("datetime64[us]")
+    values = tick * 0.5 + (sid - 1) // SIGNALS_PER_CELL + ((sid - 1) % SIGNALS_PER_CELL) * 0.001
+    path = workdir / "samples.csv"
+    log(f"  writing {len(sid):,} rows of CSV …")
+    with path.open("w") as f:
+        time_text = np.char.add(np.datetime_as_string(times, unit="us"), "Z")
+        for i in range(0, len(sid), 500_000):
+            block = slice(i, i + 500_000)
+            f.writelines(
+                f"{s},{t},{v!r},0\n"
+                for s, t, v in zip(sid[block].tolist(), time_text[block].tolist(), values[block].tolist(), strict=True)
+            )
+    try:
+        psql = shutil.which("psql")
+        if psql is None:
+            raise RuntimeError("psql is not installed")
+        started = time.monotonic()
+        subprocess.run(
+            [
+                psql,
+                db_url,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-c",
+                f"\\copy samples (signal_id, time, value, quality) FROM '{path}' WITH (FORMAT csv)",
+            ],
+            check=True,
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        drop_database(db_url)
+    rate = len(sid) / elapsed
+    log(f"  psql \\copy: {len(sid):,} rows in {elapsed:.1f} s = {rate:,.0f} rows/s")
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="300,000 samples instead of 5 million")
+    parser.add_argument("--samples", type=int, default=None, help="override the number of samples")
+    args = parser.parse_args()
+    samples = args.samples or (300_000 if args.quick else 5_000_000)
+    samples -= samples % (CELLS * SIGNALS_PER_CELL)
+    server = get_settings().database_url
+    with tempfile.TemporaryDirectory(prefix="dfbench-ingest-") as tmp:
+        workdir = Path(tmp)
+        config = "max_queued_messages 0\nmax_inflight_messages 0\n"
+        with MosquittoBroker(data_dir=workdir / "mq", extra_config=config, persistence=False) as broker:
+            log(f"ingest benchmark: {samples:,} samples, broker {broker.url}")
+            rate_1, db_1 = run_ingest(server, broker.url, samples, 1)
+            try:
+                size, ts = bytes_per_sample(db_1)
+                compressed = compressed_bytes_per_sample(db_1)
+            finally:
+                drop_database(db_1)
+            rate_2, db_2 = run_ingest(server, broker.url, samples, 2)
+            drop_database(db_2)
+        copy_rate = run_copy(server, samples, workdir)
+    result = {
+        "samples": samples,
+        "samples_per_s": round(rate_1),
+        "samples_per_s_2_workers": round(rate_2),
+        "copy_samples_per_s": round(copy_rate),
+        "ratio_vs_copy": round(rate_1 / copy_rate, 3),
+        "ratio_2_workers_vs_copy": round(rate_2 / copy_rate, 3),
+        "bytes_per_sample": round(size, 1),
+        "bytes_per_sample_compressed": None if compressed is None else round(compressed, 1),
+        "cpu_count": os.cpu_count(),
+        "timescaledb": ts,
+    }
+    table = [
+        ("one worker", f"{rate_1:,.0f} samples/s"),
+        ("two workers", f"{rate_2:,.0f} samples/s"),
+        ("psql \\copy (ceiling)", f"{copy_rate:,.0f} rows/s"),
+        ("bytes per sample", f"{size:.1f}"),
+    ]
+    log("\n".join(f"{k:>24}: {v:>20}" for k, v in table))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
