@@ -214,9 +214,8 @@ async def _serve(
         reached = us_to_datetime(server.sim_time_us)
         if conn is not None:
             cells = [m.path for m in model.layout.machines]
-            for m in model.machines:
-                m.finish(server.sim_time_us)
-            write_truth(conn, model.truth(), cells, us_to_datetime(model.start_us), reached + timedelta(days=30))
+            truth = model.truth_until(server.sim_time_us + 1)
+            write_truth(conn, truth, cells, us_to_datetime(model.start_us), reached + timedelta(days=30))
             conn.commit()
         if recorder is not None:
             recorder.close()

@@ -24,7 +24,7 @@ from datafactory.contract.sample import datetime_to_us
 from simulator.layout import SIG_POWER, PlantLayout
 from simulator.machine import BearingFault, Chunk, MachinePlan, MachineSim
 from simulator.shift_calendar import ShiftCalendar
-from simulator.truth import GroundTruth, TruthEvent
+from simulator.truth import GroundTruth, StateInterval, TruthEvent
 
 DAY_US = 86_400_000_000
 
@@ -192,6 +192,23 @@ class PlantModel:
             gt.states.extend(m.states)
             gt.shifts.extend(m.shifts)
             gt.events.extend(m.events)
+        gt.events.sort(key=lambda e: (e.time_us, e.kind, e.cell_path))
+        return gt
+
+
+    def truth_until(self, end_us: int) -> GroundTruth:
+        """Ground truth of [start, end_us) while a live run is under way (the model may have simulated ahead):
+        state intervals clipped at end_us, the open one included; only shifts that ended; machine events before
+        end_us; planted events always."""
+        gt = GroundTruth(events=list(self._events))
+        for m in self.machines:
+            for s in m.states:
+                if s.start_us < end_us:
+                    gt.states.append(StateInterval(s.cell_path, s.start_us, min(s.end_us, end_us), s.state_code))
+            if m.code >= 0 and m.code_since < end_us:
+                gt.states.append(StateInterval(m.path, m.code_since, end_us, m.code))
+            gt.shifts.extend(s for s in m.shifts if s.shift_end_us <= end_us)
+            gt.events.extend(e for e in m.events if e.time_us < end_us)
         gt.events.sort(key=lambda e: (e.time_us, e.kind, e.cell_path))
         return gt
 

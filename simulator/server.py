@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import cast
 
@@ -35,6 +36,7 @@ from simulator.truth import EmittedSink
 
 log = logging.getLogger(__name__)
 _FLUSH_S = 1.0
+_BATCH = 2000
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -79,6 +81,7 @@ class SimulatorServer:
         self._task: asyncio.Task[None] | None = None
         self._done = asyncio.Event()
         self._meter_kw: tuple[int | None, float] = (None, 0.0)
+        self._fetch: asyncio.Future[list[tuple[int, int, float]]] | None = None
 
     @property
     def endpoint(self) -> str:
@@ -129,6 +132,10 @@ class SimulatorServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._fetch is not None:  # let the worker finish its batch before anyone reads the model's truth
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._fetch)
+            self._fetch = None
         if self._meter is not None:
             await asyncio.to_thread(self._meter.stop)
         if self._server is not None:
@@ -211,13 +218,13 @@ class SimulatorServer:
             samples = _prepend(self._pending, samples)
             self._pending = None
         try:
-            for t_us, i, value in samples:
+            async for t_us, i, value in self._prefetched(samples):
                 due = real0 + (t_us - start_us) / 1e6 / self.speed
                 now = time.monotonic()
+                if self.recorder is not None and now - last_flush > _FLUSH_S:
+                    self.recorder.flush()
+                    last_flush = now
                 if due > now:
-                    if self.recorder is not None and now - last_flush > _FLUSH_S:
-                        self.recorder.flush()
-                        last_flush = now
                     await asyncio.sleep(due - now)
                 self.sim_time_us = t_us
                 if i >= machine_signals:
@@ -234,6 +241,23 @@ class SimulatorServer:
             if self.recorder is not None:
                 self.recorder.flush()
         self._done.set()
+
+    async def _prefetched(self, samples: Iterator[tuple[int, int, float]]) -> AsyncIterator[tuple[int, int, float]]:
+        """The model runs in a worker thread, one batch ahead: simulating a long calendar segment of many
+        machines takes CPU seconds, and the OPC-UA server must keep answering meanwhile."""
+        loop = asyncio.get_running_loop()
+
+        def take() -> list[tuple[int, int, float]]:
+            return list(itertools.islice(samples, _BATCH))
+
+        self._fetch = loop.run_in_executor(None, take)
+        while True:
+            batch = await self._fetch
+            if not batch:
+                return
+            self._fetch = loop.run_in_executor(None, take)
+            for item in batch:
+                yield item
 
     def _meter_sample(self, i: int, t_us: int, value: float) -> None:
         """Meter power and energy arrive as a pair at each meter tick; publish the pair as one JSON message."""

@@ -306,3 +306,13 @@ def test_ninety_machine_days_simulate_in_seconds():
     elapsed = time.process_time() - t0
     assert n > 170_000
     assert 3 * elapsed < 20.0, f"30 machine-days took {elapsed:.1f} s of CPU"
+
+
+def test_truth_until_clips_a_run_in_progress(run):
+    model, _ = run
+    cut = datetime_to_us(START + timedelta(days=1, hours=3))
+    gt = model.truth_until(cut)
+    assert gt.states and all(s.start_us < s.end_us <= cut for s in gt.states)
+    assert max(s.end_us for s in gt.states) == cut
+    assert len(gt.shifts) == 2 * len(model.layout.machines)  # Saturday day and night shifts ended by then
+    assert {e.kind for e in gt.events} == {"energy_saving"}

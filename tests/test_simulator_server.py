@@ -120,3 +120,33 @@ async def _receive_exactly_the_emitted_values(tmp_path, mqtt_url, enterprise):
     assert len(meter_msgs) == server.meter_published
     assert [(m["ts"] * 1000, m["kw"]) for m in meter_msgs] == emitted["utilities/main/main-meter/power"]
     assert [(m["ts"] * 1000, m["kwh"]) for m in meter_msgs] == emitted["utilities/main/main-meter/energy"]
+
+
+def test_simulate_run_cli_records_the_emitted_values_and_truth(tmp_path, db_url, mqtt_url, enterprise):
+    """`datafactory simulate run` as a user starts it: finite duration, truth file and database truth."""
+    import subprocess
+    import sys
+
+    import psycopg
+
+    truth_file = tmp_path / "truth.sqlite"
+    args = [
+        sys.executable, "-m", "datafactory.cli.main", "simulate", "run", "--port", "0", "--speed", "200",
+        "--duration", "600", "--start", "2026-09-07T03:55:00Z", "--truth-file", str(truth_file),
+        "--database-url", db_url, "--mqtt-url", mqtt_url, "--device-topic-prefix", enterprise,
+    ]  # fmt: skip
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "OPC-UA server opc.tcp://127.0.0.1:" in proc.stdout
+    summary = orjson.loads(proc.stdout.strip().splitlines()[-1])
+    emitted = load_emitted(truth_file)
+    assert summary["emitted"] == sum(len(v) for v in emitted.values())
+    assert summary["meter_messages"] == len(emitted["utilities/main/main-meter/power"]) == 60
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT count(*) FROM sim_truth_emitted").fetchone()
+        assert row is not None and row[0] == summary["emitted"]
+        # 12:00 local is the break: every machine has a state interval 300 starting at 04:00 UTC
+        breaks = conn.execute(
+            "SELECT count(*) FROM sim_truth_states WHERE state_code = 300 AND time = '2026-09-07T04:00:00Z'"
+        ).fetchone()
+        assert breaks is not None and breaks[0] == 8
