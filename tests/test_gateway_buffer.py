@@ -1,0 +1,92 @@
+"""Store-and-forward buffer, normaliser and batcher: no network needed."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+import pytest
+
+from datafactory.config.models import OverflowPolicy, SignalBinding
+from datafactory.contract.payload import decode_batch
+from datafactory.contract.quality import BAD_NO_COMMUNICATION
+from datafactory.contract.sample import Sample
+from gateway.batcher import Batcher
+from gateway.buffer import Buffer
+from gateway.normalise import BAD_TYPE_MISMATCH, Normaliser
+
+
+def _samples(start: int, n: int) -> list[Sample]:
+    return [Sample("power", 1_700_000_000_000_000 + i, float(i)) for i in range(start, start + n)]
+
+
+def _buffer(tmp_path, max_bytes: int, overflow: OverflowPolicy) -> Buffer:
+    b = Buffer(tmp_path / "b.sqlite", max_bytes=max_bytes, overflow=overflow, gateway="gw-1")
+    b.open()
+    return b
+
+
+def test_batches_survive_reopen_in_order_with_monotonic_seq(tmp_path) -> None:
+    b = _buffer(tmp_path, 10_000_000, OverflowPolicy.DROP_OLDEST)
+    ids = [b.append("t/data", _samples(i * 100, 100)) for i in range(5)]
+    b.delete(b.pending(0, 2))  # the first two were acknowledged
+    b.close()
+    b = _buffer(tmp_path, 10_000_000, OverflowPolicy.DROP_OLDEST)
+    pending = b.pending(0, 100)
+    assert [p.id for p in pending] == ids[2:]
+    assert b.depth_batches == 3 and b.depth_samples == 300
+    assert [decode_batch(p.payload).batch.seq for p in pending] == ids[2:]
+    assert b.append("t/data", _samples(0, 1)) == ids[-1] + 1  # ids are never reused
+    b.close()
+
+
+@pytest.mark.parametrize("policy", [OverflowPolicy.DROP_OLDEST, OverflowPolicy.DROP_NEWEST])
+def test_overflow_drops_are_counted(tmp_path, policy) -> None:
+    size = len(
+        orjson.dumps({"fmt": "df-json/1", "gw": "gw-1", "seq": 1, "samples": [list(s) for s in _samples(0, 100)]})
+    )
+    b = _buffer(tmp_path, int(size * 3.5), policy)
+    for i in range(6):
+        b.append("t/data", _samples(i * 100, 100))
+    kept = [decode_batch(p.payload).batch.samples[0].value for p in b.pending(0, 100)]
+    assert b.depth_batches == 3 and b.depth_bytes <= b.max_bytes
+    assert b.dropped_batches == 3 and b.dropped_samples == 300
+    assert kept == ([300.0, 400.0, 500.0] if policy is OverflowPolicy.DROP_OLDEST else [0.0, 100.0, 200.0])
+    b.close()
+
+
+def test_normaliser_scaling_booleans_and_bad_values() -> None:
+    n = Normaliser(SignalBinding(cell="a/b/c", signal="p", meaning="power_kw", scale=0.5, offset=1.0))
+    assert n.apply(10, 1).value == 6.0
+    assert n.apply(True, 2).value == 1.0  # booleans are 0/1, not scaled
+    bad = n.apply("n/a", 3)
+    assert math.isnan(bad.value) and bad.quality == BAD_TYPE_MISMATCH
+    lost = n.apply(None, 4, BAD_NO_COMMUNICATION)
+    assert math.isnan(lost.value) and lost.quality == BAD_NO_COMMUNICATION
+
+
+def test_deadbands() -> None:
+    absolute = Normaliser(
+        SignalBinding(cell="a/b/c", signal="t", meaning="temperature", deadband={"kind": "absolute", "value": 1.0})
+    )
+    passed = [absolute.apply(v, i) for i, v in enumerate([20.0, 20.5, 21.0, 21.1, 19.0])]
+    assert [s.value for s in passed if s is not None] == [20.0, 21.1, 19.0]  # 21.0 is exactly 1.0 away: suppressed
+    assert absolute.apply(19.2, 9, 0x40000000) is not None  # a quality change always passes
+
+    binding = SignalBinding(cell="a/b/c", signal="p", meaning="power_kw", deadband={"kind": "percent", "value": 10})
+    of_range = Normaliser(binding, eu_span=50.0)  # 10 % of the EU range = 5
+    assert [of_range.apply(v, i) is not None for i, v in enumerate([100.0, 104.0, 106.0])] == [True, False, True]
+    of_last = Normaliser(binding)  # no EU range: 10 % of the last value passed on (100 → 10)
+    assert [of_last.apply(v, i) is not None for i, v in enumerate([100.0, 109.0, 111.0])] == [True, False, True]
+
+
+def test_batcher_flushes_by_size_and_age() -> None:
+    flushed: list[tuple[str, int]] = []
+    b = Batcher(max_samples=3, max_ms=1, flush=lambda cell, samples: flushed.append((cell, len(samples))))
+    b.add([("x", s) for s in _samples(0, 7)] + [("y", s) for s in _samples(0, 1)])
+    assert flushed == [("x", 3), ("x", 3)]
+    import time
+
+    time.sleep(0.01)
+    b.flush_due()
+    assert sorted(flushed[2:]) == [("x", 1), ("y", 1)]
