@@ -34,7 +34,8 @@ def increments(samples: pd.DataFrame, *, modulus: float | None = None) -> pd.Dat
         rollover = drop & (prev >= ROLLOVER_NEAR * mod) & (cur < (1 - ROLLOVER_NEAR) * mod)
         inc = np.where(rollover, mod - prev + cur, inc)
         inc = np.where(drop & ~rollover, cur, inc)
-    return pd.DataFrame({"time": times.iloc[1:].to_numpy(), "prev_time": times.iloc[:-1].to_numpy(), "increment": inc})
+    return pd.DataFrame({"time": times.iloc[1:].reset_index(drop=True), "prev_time": times.iloc[:-1].reset_index(drop=True),
+                         "increment": inc})
 
 
 def sum_by_period(incs: pd.DataFrame, periods: pd.DataFrame) -> np.ndarray:

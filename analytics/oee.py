@@ -144,7 +144,7 @@ def assign_periods(rows: pd.DataFrame, periods: pd.DataFrame) -> pd.DataFrame:
     idx = np.searchsorted(p0, t, side="right") - 1
     ok = (idx >= 0) & (t < p1[np.clip(idx, 0, None)])
     out = rows[ok].copy()
-    out["time"] = periods["time"].to_numpy()[idx[ok]]
-    out["time_end"] = periods["time_end"].to_numpy()[idx[ok]]
+    out["time"] = periods["time"].array[idx[ok]]
+    out["time_end"] = periods["time_end"].array[idx[ok]]
     out["shift_name"] = periods["shift_name"].to_numpy()[idx[ok]] if "shift_name" in periods else ""
     return out

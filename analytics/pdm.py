@@ -13,11 +13,10 @@ and P90 (the upper bound crosses first, hence P10).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from scipy import stats
 
 from datafactory.config.analytics import PdmConfig, VibrationZones
 
@@ -116,6 +115,7 @@ def rul_series(
     """RUL (P10, P50, P90 hours) at each drifting bucket; NaN where there is no drift or no usable trend."""
     out = np.full((len(b), 3), np.nan)
     hours = (b["time_end"] - b["time_end"].iloc[0]).dt.total_seconds().to_numpy() / 3600.0 if len(b) else np.array([])
+    width_h = float((b["time_end"] - b["time"]).dt.total_seconds().median() / 3600.0) if len(b) else 0.0
     v = b["value"].to_numpy(dtype=float)
     drift = b["drift"].to_numpy(dtype=bool).copy()
     if rul_from is not None:
@@ -125,7 +125,9 @@ def rul_series(
     drift_seen = np.arange(len(b)) >= (first[0] if len(first) else len(b))
     for i in np.flatnonzero(drift):
         sel = (hours > hours[i] - config.trend_hours) & (hours <= hours[i]) & drift_seen
-        out[i] = rul_at(hours[sel], v[sel], mu, threshold, hours[i], config.rul_max_hours)
+        # A bucket mean stands for the bucket's middle; RUL counts from the bucket's end (when it is known).
+        mid = hours[sel] - width_h / 2.0
+        out[i] = rul_at(mid, v[sel], mu, threshold, hours[i], config.rul_max_hours)
     return out
 
 
@@ -133,33 +135,58 @@ def rul_at(hours: np.ndarray, values: np.ndarray, mu: float, threshold: float, n
            max_h: float) -> tuple[float, float, float]:
     """(P10, P50, P90) hours from ``now_h`` until the trend v = mu − c + exp(a + b·t) reaches the threshold.
 
-    Wear grows exponentially from an onset, so the excess over the baseline is c·(exp(b·(t − t0)) − 1); the offset c
-    is profiled on a grid (least squares in value space) and, for the best c, OLS of log(v − mu + c) on time gives
-    the prediction interval whose 80 % bounds yield P10 and P90.
+    Wear grows exponentially from an onset, so the excess over the baseline is c·(exp(b·(t − t0)) − 1). The offset
+    c is profiled on a grid (least squares in value space). P50 comes from the best c; P10 and P90 are the extremes,
+    over every c inside the profile-likelihood 80 % confidence region, of the times at which the 80 % prediction
+    bounds of OLS log(v − mu + c) ~ t reach the threshold — early in a degradation the offset is poorly determined,
+    and the interval then widens honestly instead of trusting one shape.
     """
     nan = (np.nan, np.nan, np.nan)
     if len(values) < 6 or threshold <= mu:
         return nan
     if values[-1] >= threshold:
         return (0.0, 0.0, 0.0)
-    x = sm.add_constant(hours)
-    best: tuple[float, float, Any] | None = None
-    for c in np.geomspace(0.01, 5.0, 40) * max(abs(mu), 1e-6) / 2.0:
-        shifted = values - mu + c
-        if (shifted <= 0).any():
-            continue
-        fit = sm.OLS(np.log(shifted), x).fit()
-        sse = float(((np.exp(fit.fittedvalues) - shifted) ** 2).sum())
-        if best is None or sse < best[0]:
-            best = (sse, float(c), fit)
-    if best is None or best[2].params[1] <= 0:
+    offsets = np.geomspace(0.01, 5.0, 40) * max(abs(mu), 1e-6) / 2.0
+    shifted = values[None, :] - mu + offsets[:, None]
+    valid = (shifted > 0).all(axis=1)
+    if not valid.any():
         return nan
-    _, c, fit = best
+    offsets, shifted = offsets[valid], shifted[valid]
+    logs = np.log(shifted)
+    xc = hours - hours.mean()
+    slope = (logs - logs.mean(axis=1, keepdims=True)) @ xc / (xc @ xc)
+    fitted = logs.mean(axis=1, keepdims=True) + slope[:, None] * xc[None, :]
+    sse = ((np.exp(fitted) - shifted) ** 2).sum(axis=1)
+    best = int(np.argmin(sse))
+    # Profile likelihood: n·ln(SSE_c / SSE_min) ≤ χ²₁(0.8).
+    inside = len(values) * np.log(sse / sse[best]) <= stats.chi2.ppf(0.8, 1)
     future = now_h + np.linspace(0.0, max_h, RUL_HORIZON_STEPS)
+    p50 = _crossings(hours, values, mu, float(offsets[best]), threshold, future)[1]
+    if np.isnan(p50):
+        return nan
+    lows, highs = [], []
+    region = offsets[inside]
+    if len(region) > 8:  # the extremes come from the region's edges; a few interior points suffice
+        region = region[np.unique(np.linspace(0, len(region) - 1, 8).round().astype(int))]
+    for c in region:
+        lo, _, hi = _crossings(hours, values, mu, float(c), threshold, future)
+        lows.append(lo)
+        highs.append(hi)
+    p10 = float(np.nanmin(lows)) - now_h if not np.isnan(lows).all() else np.nan
+    p90 = float(np.nanmax(highs)) - now_h if not np.isnan(highs).all() else np.nan
+    return (p10, p50 - now_h, p90)
+
+
+def _crossings(hours: np.ndarray, values: np.ndarray, mu: float, c: float, threshold: float,
+               future: np.ndarray) -> tuple[float, float, float]:
+    """Times at which the upper 80 % bound, the mean and the lower bound of the log-linear fit reach the threshold."""
+    fit = sm.OLS(np.log(values - mu + c), sm.add_constant(hours)).fit()
+    if fit.params[1] <= 0:
+        return (np.nan, np.nan, np.nan)
     frame = fit.get_prediction(sm.add_constant(future, has_constant="add")).summary_frame(alpha=0.2)
     target = np.log(threshold - mu + c)
-    result = []
+    out = []
     for col in ("obs_ci_upper", "mean", "obs_ci_lower"):
         crossed = np.flatnonzero(frame[col].to_numpy() >= target)
-        result.append(float(future[crossed[0]] - now_h) if len(crossed) else np.nan)
-    return (result[0], result[1], result[2])
+        out.append(float(future[crossed[0]]) if len(crossed) else np.nan)
+    return (out[0], out[1], out[2])

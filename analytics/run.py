@@ -174,7 +174,7 @@ def downtime(intervals: pd.DataFrame, periods: pd.DataFrame) -> pd.DataFrame:
     fresh = (ov["start"].to_numpy() == iv["time"].to_numpy(dtype="datetime64[ns]").astype(np.int64)) & ~iv[
         "continued"].to_numpy(dtype=bool)
     frame = pd.DataFrame({
-        "time": periods["time"].to_numpy()[ov["ib"]], "time_end": periods["time_end"].to_numpy()[ov["ib"]],
+        "time": periods["time"].array[ov["ib"]], "time_end": periods["time_end"].array[ov["ib"]],
         "state_code": iv["state_code"].astype(int), "category": iv["category"], "reason": iv["reason"],
         "time_element": iv["time_element"], "stops": fresh.astype(int), "duration_s": ov["seconds"],
         "microstops": (fresh & iv["microstop"].to_numpy(dtype=bool)).astype(int),
