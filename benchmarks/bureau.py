@@ -1,0 +1,133 @@
+"""Bureau benchmark: a synthetic city of 10,000 enterprises × 60 months (--quick: 2,000 × 36) in a fresh database,
+the disclosure-controlled tables of the last 12 months (--quick: 3) recomputed and timed, the macro analysis of
+the last month, then every bureau view/panel query run as the `bureau` role and timed (p50/p95 of repeated runs).
+
+    python -m benchmarks.bureau [--quick] [--enterprises N] [--months M] [--publish-months K] [--repeat R]
+
+Targets: p95 < 500 ms per panel, recompute of one month < 30 s. Last stdout line: JSON with enterprises, months,
+panels, panel_p95_ms_max, slowest_panel, recompute_s (the slowest month), cpu_count, timescaledb and more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import date
+
+import numpy as np
+import psycopg
+
+from bureau.calendar import add_months
+from bureau.city import DEFAULT_END, simulate
+from bureau.macro_run import run_macro
+from bureau.publish import publish_month
+from datafactory.db.connect import drop_database, with_database
+from datafactory.db.migrate import migrate
+from datafactory.settings import get_settings
+
+END = DEFAULT_END
+# name → (SQL as the bureau role, parameters); what a Grafana bureau dashboard runs.
+PANELS: dict[str, tuple[str, tuple[object, ...]]] = {
+    "city_trend": ("SELECT month, output_value, output_ytd, yoy_growth, ytd_growth, electricity_index"
+                   " FROM bureau_v_city ORDER BY month", ()),
+    "city_kpis": ("SELECT enterprises, output_value, output_ytd, yoy_growth, energy_intensity, operating_rate"
+                  " FROM bureau_v_city WHERE month = %s", (END,)),
+    "division_table": ("SELECT division, division_name, enterprises, output_value, yoy_growth, energy_intensity,"
+                       " suppressed FROM bureau_v_industry WHERE month = %s AND level = 'division'"
+                       " ORDER BY output_value DESC NULLS LAST", (END,)),
+    "group_table": ("SELECT industry_group, group_name, enterprises, output_value, yoy_growth, suppressed"
+                    " FROM bureau_v_industry WHERE month = %s AND level = 'group' AND division = '39'", (END,)),
+    "division_trend": ("SELECT month, division_name, output_value FROM bureau_v_industry WHERE level = 'division'"
+                       " AND division IN ('39', '38', '33') ORDER BY month", ()),
+    "town_table": ("SELECT town, enterprises, output_value, yoy_growth, electricity_kwh, suppressed FROM bureau_v_town"
+                   " WHERE month = %s AND town <> '*' ORDER BY output_value DESC NULLS LAST", (END,)),
+    "town_trend": ("SELECT month, town, output_value, yoy_growth FROM bureau_v_town WHERE town <> '*'"
+                   " ORDER BY month, town", ()),
+    "park_table": ("SELECT park, enterprises, output_value, yoy_growth, suppressed FROM bureau_v_park"
+                   " WHERE month = %s", (END,)),
+    "size_mix": ("SELECT size_class, enterprises, output_value, employment FROM bureau_v_size WHERE month = %s",
+                 (END,)),
+    "ownership_mix": ("SELECT ownership, enterprises, output_value FROM bureau_v_ownership WHERE month = %s", (END,)),
+    "above_designated": ("SELECT above_designated, enterprises, output_value, ytd_growth"
+                         " FROM bureau_v_above_designated WHERE month = %s", (END,)),
+    "energy_intensity": ("SELECT month, division, energy_intensity FROM bureau_v_industry WHERE level = 'division'"
+                         " AND NOT suppressed ORDER BY month, division", ()),
+    "early_warnings": ("SELECT scope_kind, scope, measure, shortfall, yoy_growth FROM bureau_v_early_warnings"
+                       " WHERE month = %s ORDER BY shortfall", (END,)),
+    "forecasts": ("SELECT scope, month, forecast, lower_95, upper_95 FROM bureau_v_forecasts WHERE made_for = %s"
+                  " AND scope_kind = 'division' ORDER BY scope, month", (END,)),
+    "nowcasts": ("SELECT scope, nowcast, lower_95, upper_95, electricity_growth FROM bureau_v_nowcasts"
+                 " WHERE month = %s", (END,)),
+    "seasonal": ("SELECT scope, output_value, seasonally_adjusted, spring_festival_effect FROM bureau_v_seasonal"
+                 " WHERE month = %s", (END,)),
+}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--enterprises", type=int)
+    parser.add_argument("--months", type=int)
+    parser.add_argument("--publish-months", type=int)
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+    enterprises = args.enterprises or (2000 if args.quick else 10_000)
+    months = args.months or (36 if args.quick else 60)
+    publish_n = args.publish_months or (3 if args.quick else 12)
+
+    base = get_settings().database_url
+    url = with_database(base, f"bench_bureau_{uuid.uuid4().hex[:8]}")
+    try:
+        result = migrate(url)
+        with psycopg.connect(url) as conn:
+            started = time.perf_counter()
+            simulate(conn, enterprises=enterprises, towns=30, months=months, seed=1, end=END)
+            simulate_s = time.perf_counter() - started
+            log(f"simulated {enterprises} enterprises × {months} months in {simulate_s:.1f} s")
+            recompute: list[float] = []
+            for k in range(publish_n - 1, -1, -1):
+                month: date = add_months(END, -k)
+                r = publish_month(conn, month)
+                recompute.append(r.seconds)
+                log(f"published {month:%Y-%m}: {r.cells} cells, {r.primary} primary, {r.secondary} secondary,"
+                    f" {r.seconds:.1f} s")
+            started = time.perf_counter()
+            macro = run_macro(conn, END)
+            macro_s = time.perf_counter() - started
+            log(f"macro analysis {macro_s:.1f} s: {macro}")
+        timings: dict[str, tuple[float, float]] = {}
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SET ROLE bureau")
+            for name, (query, params) in PANELS.items():
+                conn.execute(query, params).fetchall()  # warm
+                samples = []
+                for _ in range(args.repeat):
+                    t = time.perf_counter()
+                    conn.execute(query, params).fetchall()
+                    samples.append((time.perf_counter() - t) * 1000)
+                timings[name] = (float(np.percentile(samples, 50)), float(np.percentile(samples, 95)))
+        log(f"{'panel':<20} {'p50 ms':>8} {'p95 ms':>8}")
+        for name, (p50, p95) in timings.items():
+            log(f"{name:<20} {p50:8.2f} {p95:8.2f}")
+        slowest = max(timings, key=lambda n: timings[n][1])
+        print(json.dumps({
+            "enterprises": enterprises, "months": months, "panels": len(timings),
+            "panel_p95_ms_max": round(timings[slowest][1], 2), "slowest_panel": slowest,
+            "recompute_s": round(max(recompute), 2), "recompute_s_median": round(float(np.median(recompute)), 2),
+            "published_months": publish_n, "simulate_s": round(simulate_s, 1), "macro_s": round(macro_s, 1),
+            "cpu_count": os.cpu_count(), "timescaledb": result.timescale,
+        }))
+    finally:
+        drop_database(url)
+
+
+if __name__ == "__main__":
+    main()
