@@ -17,7 +17,8 @@ def test_time_macros() -> None:
     out = expand(sql, {}, START, END)
     assert out == ("WHERE s.time BETWEEN '2026-03-01T00:00:00Z' AND '2026-03-02T00:00:00Z' AND t < "
                    "'2026-03-02T00:00:00Z' AND t > '2026-03-01T00:00:00Z' AND e >= 1772323200 AND e <= 1772409600")
-    assert expand("$__timeGroupAlias(time, '5m')", {}, START, END) == 'floor(extract(epoch from time)/300)*300 AS "time"'
+    grouped = expand("$__timeGroupAlias(time, '5m')", {}, START, END)
+    assert grouped == 'floor(extract(epoch from time)/300)*300 AS "time"'
     assert expand("$__time(t)", {}, START, END) == 't AS "time"'
 
 
