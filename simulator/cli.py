@@ -59,6 +59,31 @@ def _check_cell(layout: PlantLayout, cell: str | None, what: str) -> None:
         raise click.BadParameter(f"{cell!r} is not a simulated machine (e.g. {known}, …)", param_hint=what)
 
 
+def _sim_options(
+    layout: PlantLayout,
+    *,
+    seed: int,
+    analog_period_s: float,
+    energy_saving_at: str | None,
+    bearing_fault: str | None,
+    energy_meter_reset: str | None,
+) -> SimOptions:
+    _check_cell(layout, bearing_fault, "--bearing-fault")
+    reset_cell, reset_at = None, None
+    if energy_meter_reset:
+        reset_cell, _, when = energy_meter_reset.partition("@")
+        _check_cell(layout, reset_cell, "--energy-meter-reset")
+        reset_at = _parse_time(when, "--energy-meter-reset")
+    return SimOptions(
+        seed=seed,
+        analog_period_s=analog_period_s,
+        energy_saving_at=_parse_time(energy_saving_at, "--energy-saving-at"),
+        bearing_fault_cell=bearing_fault,
+        energy_reset_cell=reset_cell,
+        energy_reset_at=reset_at,
+    )
+
+
 @click.group()
 def simulate() -> None:
     """The simulated plant: live OPC-UA server + MQTT meter, or a database backfill."""
@@ -70,6 +95,9 @@ _plant_options = [
     click.option("--lines-per-area", type=int, default=1, show_default=True, help="Lines in each area."),
     click.option("--energy-saving-at", help="ISO time from which all power drops by 10 % (planted event)."),
     click.option("--bearing-fault", "bearing_fault", help="Cell path 'area/line/cell' whose bearing degrades."),
+    click.option(
+        "--energy-meter-reset", help="'area/line/cell@ISO-time': that machine's energy meter restarts from 0 then."
+    ),
 ]
 
 
@@ -105,6 +133,7 @@ def run(
     lines_per_area: int,
     energy_saving_at: str | None,
     bearing_fault: str | None,
+    energy_meter_reset: str | None,
     config_path: Path | None,
     speed: float,
     host: str,
@@ -128,14 +157,15 @@ def run(
         layout, config_port, config_topic = _from_config(config_path)
         port = config_port if port is None else port
         topic = None if device_topic_prefix else config_topic
-    _check_cell(layout, bearing_fault, "--bearing-fault")
     start = _parse_time(start_iso, "--start") or datetime.now(UTC).replace(microsecond=0)
     end = start + timedelta(seconds=duration) if duration else None
-    options = SimOptions(
+    options = _sim_options(
+        layout,
         seed=seed,
         analog_period_s=analog_period_s,
-        energy_saving_at=_parse_time(energy_saving_at, "--energy-saving-at"),
-        bearing_fault_cell=bearing_fault,
+        energy_saving_at=energy_saving_at,
+        bearing_fault=bearing_fault,
+        energy_meter_reset=energy_meter_reset,
     )
     model = PlantModel(layout, options, start=start, end=end)
     meter_url = None if no_meter else (mqtt_url or get_settings().mqtt_url)
@@ -240,6 +270,7 @@ def backfill(
     lines_per_area: int,
     energy_saving_at: str | None,
     bearing_fault: str | None,
+    energy_meter_reset: str | None,
     days: float,
     start_iso: str | None,
     end_iso: str | None,
@@ -252,7 +283,14 @@ def backfill(
     from simulator.backfill import backfill as run_backfill
 
     layout = _layout(machines_per_line, lines_per_area)
-    _check_cell(layout, bearing_fault, "--bearing-fault")
+    options = _sim_options(
+        layout,
+        seed=seed,
+        analog_period_s=analog_period_s,
+        energy_saving_at=energy_saving_at,
+        bearing_fault=bearing_fault,
+        energy_meter_reset=energy_meter_reset,
+    )
     start = _parse_time(start_iso, "--start")
     end = _parse_time(end_iso, "--end")
     if start is None:
@@ -260,12 +298,6 @@ def backfill(
         start = end - timedelta(days=days)
     else:
         end = start + timedelta(days=days)
-    options = SimOptions(
-        seed=seed,
-        analog_period_s=analog_period_s,
-        energy_saving_at=_parse_time(energy_saving_at, "--energy-saving-at"),
-        bearing_fault_cell=bearing_fault,
-    )
     url = database_url or get_settings().database_url
     t0 = time.perf_counter()
 

@@ -195,7 +195,6 @@ class PlantModel:
         gt.events.sort(key=lambda e: (e.time_us, e.kind, e.cell_path))
         return gt
 
-
     def truth_until(self, end_us: int) -> GroundTruth:
         """Ground truth of [start, end_us) while a live run is under way (the model may have simulated ahead):
         state intervals clipped at end_us, the open one included; only shifts that ended; machine events before

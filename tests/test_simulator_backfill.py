@@ -17,7 +17,7 @@ from simulator.backfill import backfill
 pytestmark = pytest.mark.integration
 
 START = datetime(2026, 6, 6, 0, 0, tzinfo=UTC)  # Saturday 08:00 local
-END = START + timedelta(days=3)
+END = START + timedelta(days=2)  # Saturday's two shifts, then Sunday without
 CELL = "machining/line-1/cnc-03"
 
 
@@ -28,7 +28,7 @@ def _row(conn: psycopg.Connection, query: str) -> Any:
 
 
 def _options() -> SimOptions:
-    return SimOptions(seed=4, analog_period_s=120, bearing_fault_cell=CELL, energy_saving_at=START + timedelta(days=2))
+    return SimOptions(seed=4, analog_period_s=120, bearing_fault_cell=CELL, energy_saving_at=START + timedelta(days=1))
 
 
 def test_backfill_writes_every_sample_and_the_ground_truth(db_url):
@@ -63,7 +63,7 @@ def test_backfill_writes_every_sample_and_the_ground_truth(db_url):
             "SELECT count(*), max(abs(planned_busy_s - apt_s - delay_s - setup_s - down_s)),"
             " sum(total_count) - sum(good_count) - sum(reject_count) FROM sim_truth_shift",
         )
-        assert shifts[0] == len(truth.shifts) == 4 * 8
+        assert shifts[0] == len(truth.shifts) == 2 * 8
         assert shifts[1] < 1e-6 and shifts[2] == 0
         kinds = {r[0] for r in conn.execute("SELECT kind FROM sim_truth_events").fetchall()}
         assert {"energy_saving", "bearing_degradation_onset", "bearing_failure_threshold"} <= kinds
@@ -98,6 +98,8 @@ def test_backfill_cli_scales_the_plant(db_url):
             "--database-url",
             db_url,
             "--no-migrate",
+            "--energy-meter-reset",
+            "assembly/line-2/asm-03@2026-06-08T06:00:00Z",
         ],
     )
     assert res.exit_code == 0, res.output
@@ -106,6 +108,8 @@ def test_backfill_cli_scales_the_plant(db_url):
         assert _row(conn, "SELECT count(*) FROM signals")[0] == 12 * 8 + 2
         assert _row(conn, "SELECT count(*) FROM sim_truth_shift")[0] == 12
         n = _row(conn, "SELECT count(*) FROM samples")[0]
+        reset = _row(conn, "SELECT cell_path, time FROM sim_truth_events WHERE kind = 'energy_meter_reset'")
+        assert reset[0] == "assembly/line-2/asm-03" and reset[1] == datetime(2026, 6, 8, 6, tzinfo=UTC)
     assert f'"samples": {n}' in res.output
     bad = runner.invoke(
         cli, ["simulate", "backfill", "--days", "1", "--bearing-fault", "nope/x/y", "--database-url", db_url]
