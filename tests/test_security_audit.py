@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import psycopg
@@ -61,6 +62,9 @@ def test_chain_verifies_and_changes_are_refused(db_url: str) -> None:
         conn.rollback()
     code, output = _verify_cli(db_url)
     assert code == 0 and "intact: 7 row(s)" in output  # 5 + forged attempt + db_roles
+    shown = CliRunner().invoke(audit_cli, ["show", "--limit", "2"], env={"DATAFACTORY_DATABASE_URL": db_url})
+    entries = [json.loads(line) for line in shown.output.splitlines()]
+    assert [e["seq"] for e in entries] == [6, 7] and entries[1]["action"] == "db_roles"
 
 
 def test_verify_detects_a_modified_row(db_url: str) -> None:

@@ -15,9 +15,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from datafactory.config import load_config_text
 from datafactory.db import registry
 from datafactory.security import roles as df_roles
-from datafactory.security.rls import BUREAU_PREFIX, POLICY_READ, POLICY_SERVICE, discover, provision
+from datafactory.security.rls import BUREAU_PREFIX, INGEST_TABLES, POLICY_READ, POLICY_SERVICE, discover, provision
+from tests.test_config import GOOD
 
 pytestmark = pytest.mark.integration
 _counter = itertools.count(1)
@@ -227,8 +229,24 @@ def test_views_partitions_and_bureau(two_plants: Any) -> None:
 
 
 def test_writers_see_all_rows_and_reprovisioning_picks_up_new_tables(two_plants: Any) -> None:
-    db_url, a, b, _ = two_plants
+    db_url, a, b, tables = two_plants
     with psycopg.connect(db_url) as conn:
+        # Each service can write every per-plant table it owns, for any plant (sequences included).
+        for table in sorted(tables - {"plants", "cells", "signals"}):
+            if table.startswith(BUREAU_PREFIX):
+                continue
+            writer = "df_ingest" if table in INGEST_TABLES else "df_analytics"
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(writer)))
+            for ids in (a, b):
+                try:
+                    with conn.transaction():
+                        fill_row(conn, table, ids)
+                except psycopg.errors.UniqueViolation:
+                    pass  # privileges and policies let the row in; only the fixture's own row is in the way
+            conn.rollback()
+        conn.execute("SET ROLE df_ingest")
+        registry.register_config(conn, load_config_text(GOOD.replace("id: acme", "id: acme-writer-test")))
+        conn.rollback()
         conn.execute("SET ROLE df_ingest")
         assert conn.execute("SELECT count(DISTINCT plant_id) FROM signals").fetchone() == (2,)
         conn.execute("INSERT INTO samples (signal_id, time, value) VALUES (%s, now(), 1)", (b["signal_id"],))
