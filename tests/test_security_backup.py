@@ -65,10 +65,15 @@ def _drop_plant_roles(urls: list[str], enterprise: str) -> None:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
-def test_backup_drop_restore_verifies(db_url: str, target_url: str, enterprise: str, tmp_path: Path) -> None:
+def test_backup_drop_restore_verifies(
+    db_url: str, target_url: str, enterprise: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     _populate(db_url, enterprise)
     dump = tmp_path / "df.dump"
-    env = {"DATAFACTORY_DATABASE_URL": db_url}
+    # The test server trusts local connections, so a password in the URL is accepted and must never be shown.
+    secret = f"bk-{enterprise}-pw"
+    caplog.set_level("DEBUG")
+    env = {"DATAFACTORY_DATABASE_URL": db_url.replace("postgres@", f"postgres:{secret}@")}
     result = CliRunner().invoke(backup, ["--out", str(dump)], env=env)
     assert result.exit_code == 0, result.output
     doc = json.loads(manifest_path(dump).read_text())
@@ -80,8 +85,12 @@ def test_backup_drop_restore_verifies(db_url: str, target_url: str, enterprise: 
     _drop_plant_roles([db_url], enterprise)
     drop_database(db_url)
 
-    result = CliRunner().invoke(restore, ["--from", str(dump), "--database-url", target_url], env={})
-    assert result.exit_code == 0, result.output
+    secret_target = target_url.replace("postgres@", f"postgres:{secret}@")
+    restored_out = CliRunner().invoke(restore, ["--from", str(dump), "--database-url", secret_target], env={})
+    assert restored_out.exit_code == 0, restored_out.output
+    for text in (result.output, restored_out.output, caplog.text, manifest_path(dump).read_text()):
+        assert secret not in text
+    result = restored_out
     assert f"{len(doc['tables'])} tables verified" in result.output
     with psycopg.connect(target_url) as conn:
         restored = manifest.compute(conn)
@@ -92,6 +101,8 @@ def test_backup_drop_restore_verifies(db_url: str, target_url: str, enterprise: 
                 assert restored.tables[table] == want, table
         assert restored.tables["samples"] == source.tables["samples"]
         assert audit.verify(conn).ok
+        trail = conn.execute("SELECT string_agg(object || details::text, ' ') FROM audit_log").fetchone()
+        assert trail is not None and "df.dump" in trail[0] and secret not in trail[0]
         assert conn.execute("SELECT relforcerowsecurity FROM pg_class WHERE relname = 'samples'").fetchone() == (True,)
     _drop_plant_roles([target_url], enterprise)
 
