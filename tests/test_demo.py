@@ -59,7 +59,7 @@ def _stored_in_db(url: str, enterprise: str) -> tuple[int, int]:
 
 
 def test_demo_embedded_stores_samples(tmp_path: Path) -> None:
-    proc = _demo(tmp_path, "--embedded", "--duration", "15", "--speed", "30", "--no-analytics")
+    proc = _demo(tmp_path, "--embedded", "--duration", "15", "--speed", "30")
     out, err = _finish(proc)
     assert proc.returncode == 0, f"{out}\n{err[-3000:]}"
     assert "UNAVAILABLE" not in out and "FAILED" not in out, out
@@ -68,6 +68,9 @@ def test_demo_embedded_stores_samples(tmp_path: Path) -> None:
     assert stored > 0
     assert _field(out, "signals registered") > 0
     assert _field(out, "dead letters") == 0
+    # Analytics ran on what was stored and the summary shows its OEE per machine.
+    assert re.search(r"^\s+analytics\s+done$", out, re.MULTILINE), out
+    assert "OEE (latest shift per machine)" in out
 
     # The embedded PostgreSQL was stopped by the demo; its cluster is on disk: start it and count.
     with LocalPostgres(tmp_path / "state" / "pg") as pg:

@@ -130,7 +130,7 @@ class Pipeline:
         return self.work_dir / "logs" / f"{name}.log"
 
     def start(self) -> None:
-        """Start ingest first (so nothing published is missed), then the simulator, then the gateway."""
+        """Start ingest and the simulator, wait until both are ready, then start the gateway."""
         for group, sub in (("ingest", "run"), ("simulate", "run"), ("gateway", "run")):
             reason = subcommand_available(group, sub)
             if reason is not None:
@@ -148,13 +148,16 @@ class Pipeline:
                 device_prefix=self.device_prefix,
                 enterprise=self.enterprise,
             )
+        # Ingest and the simulator start side by side (the simulator publishes nothing under df/v1/); the gateway,
+        # the only publisher of samples, starts once ingest's subscription exists — or the first batches would
+        # have no one to go to — and the OPC-UA server listens.
         if "ingest" not in self.unavailable:
             self._spawn("ingest", self._ingest_args())
-            # Its subscription must exist before the first batch is published, or that batch has no one to go to.
-            self.children["ingest"].wait_for_output(_INGEST_READY, _INGEST_READY_TIMEOUT_S)
         if "simulate" not in self.unavailable:
             self._spawn("simulate", self._simulator_args())
-            # The gateway would only retry until the OPC-UA server listens; waiting keeps its log clean.
+        if "ingest" in self.children:
+            self.children["ingest"].wait_for_output(_INGEST_READY, _INGEST_READY_TIMEOUT_S)
+        if "simulate" in self.children:
             self.children["simulate"].wait_for_output(_SIMULATOR_READY, _SIMULATOR_READY_TIMEOUT_S)
         if "gateway" not in self.unavailable:
             self._spawn("gateway", ["gateway", "run", "--config", str(config_path)])
