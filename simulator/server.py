@@ -81,6 +81,7 @@ class SimulatorServer:
         self._task: asyncio.Task[None] | None = None
         self._done = asyncio.Event()
         self._meter_kw: tuple[int | None, float] = (None, 0.0)
+        self._initial_meter: list[tuple[int, int, float]] = []
         self._fetch: asyncio.Future[list[tuple[int, int, float]]] | None = None
 
     @property
@@ -120,6 +121,9 @@ class SimulatorServer:
     def play(self) -> None:
         """Start replaying the model in real time × speed (``start`` does it unless ``autoplay=False``)."""
         if self._task is None:
+            for i, t_us, value in self._initial_meter:
+                self._meter_sample(i, t_us, value)
+            self._initial_meter = []
             self._task = asyncio.create_task(self._replay(), name="simulator-replay")
 
     async def wait_done(self, timeout: float | None = None) -> None:
@@ -174,9 +178,9 @@ class SimulatorServer:
             if i in initial:
                 await server.write_attribute_value(var.nodeid, self._datavalue(value, vtype, t_us))
                 self._count(i, t_us, value)
-        for i in range(machine_signals, len(keys)):
-            if i in initial:
-                self._meter_sample(i, *initial[i])
+        # The meter's first reading is published when replay starts, not now: plain MQTT keeps nothing for a
+        # subscriber that connects later, so a reading sent before play() would reach nobody.
+        self._initial_meter = [(i, *initial[i]) for i in range(machine_signals, len(keys)) if i in initial]
 
     async def _folder(self, server: Server, folders: dict[str, object], cell_path: str) -> object:
         parent: object = server.nodes.objects
