@@ -134,8 +134,26 @@ class PublishResult:
     intervals: list[Interval]
 
 
-def protect(tables: MonthTables, params: SdcParameters) -> tuple[np.ndarray, np.ndarray, list[Interval]]:
-    return suppress(tables.table, params, lp_measures=LP_MEASURES)
+def protect(
+    tables: MonthTables, params: SdcParameters, hidden_earlier: set[tuple[str, ...]] | None = None
+) -> tuple[np.ndarray, np.ndarray, list[Interval]]:
+    keys = tables.cells[list(DIMENSIONS)].itertuples(index=False, name=None)
+    forced = np.array([tuple(k) in (hidden_earlier or set()) for k in keys], dtype=bool)
+    return suppress(tables.table, params, lp_measures=LP_MEASURES, forced=forced)
+
+
+def hidden_earlier_this_year(conn: psycopg.Connection, month: date) -> set[tuple[str, ...]]:
+    """Cells suppressed in an earlier month of the same year.
+
+    They stay hidden for the rest of the year: otherwise this month's published year-to-date minus this month's
+    value would reveal last month's suppressed year-to-date, and with it last month's suppressed value.
+    """
+    rows = conn.execute(
+        f"SELECT DISTINCT {', '.join(DIMENSIONS)} FROM bureau_published_cells"
+        " WHERE month >= date_trunc('year', %s::date) AND month < %s AND suppression IS NOT NULL",
+        (month, month),
+    ).fetchall()
+    return {tuple(r) for r in rows}
 
 
 def _published_frame(tables: MonthTables, sensitive: np.ndarray, supp: np.ndarray, p: SdcParameters) -> pd.DataFrame:
@@ -182,7 +200,7 @@ def publish_month(conn: psycopg.Connection, month: date, params: SdcParameters |
     sync_platform_energy(conn, month)
     facts = enterprise_frame(conn, month)
     tables = build(facts, month)
-    sensitive, supp, intervals = protect(tables, params)
+    sensitive, supp, intervals = protect(tables, params, hidden_earlier_this_year(conn, month))
     frame = _published_frame(tables, sensitive, supp, params).assign(month=month)
     with conn.transaction():
         conn.execute("DELETE FROM bureau_published_cells WHERE month = %s", (month,))

@@ -225,11 +225,17 @@ def audit(
 
 
 def suppress(
-    table: CellTable, p: SdcParameters, *, key_measure: str = "output_value", lp_measures: Sequence[str] | None = None
+    table: CellTable, p: SdcParameters, *, key_measure: str = "output_value", lp_measures: Sequence[str] | None = None,
+    forced: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[Interval]]:
-    """Primary and secondary suppression. Returns (primary mask, suppressed mask, final audit intervals)."""
+    """Primary and secondary suppression. Returns (primary mask, suppressed mask, final audit intervals).
+
+    ``forced`` marks cells that must be hidden although not sensitive now (e.g. hidden earlier in the year).
+    """
     sensitive, needs = primary(table, p)
     supp = sensitive.copy()
+    if forced is not None:
+        supp |= forced & (table.count > 0)
     need_any = np.maximum.reduce(list(needs.values()))
     _close_singletons(table, supp, need_any, key_measure)
     member_of: dict[int, list[Relation]] = defaultdict(list)

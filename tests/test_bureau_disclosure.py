@@ -220,3 +220,19 @@ def test_macro_results_visible_to_bureau_only_for_published_scopes(city_url: str
     assert forecasts is not None and nowcasts is not None
     assert forecasts[0] >= 20 and forecasts[1] and nowcasts[0] >= 20
     assert not scopes & suppressed
+
+
+def test_cells_hidden_earlier_in_the_year_stay_hidden(city_url: str) -> None:
+    """Otherwise year-to-date minus this month would reveal last month's hidden year-to-date (runs last)."""
+    runner = CliRunner()
+    env = {"DATAFACTORY_DATABASE_URL": city_url}
+    previous = add_months(MONTH, -1)
+    for month in (previous, MONTH):
+        result = runner.invoke(bureau, ["publish", "--month", f"{month:%Y-%m}"], env=env)
+        assert result.exit_code == 0, result.output
+    with _as_bureau(city_url) as conn:
+        def hidden(month: date) -> set[tuple[str, str]]:
+            return {(r[0], r[1]) for r in conn.execute(
+                "SELECT division, industry_group FROM bureau_v_industry WHERE month = %s AND suppressed", (month,))}
+        before, now = hidden(previous), hidden(MONTH)
+    assert before and before <= now
