@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,14 @@ def test_grafana_gets_every_variable_its_provisioning_reads(parsed: dict) -> Non
         pytest.skip("grafana/provisioning has no data source files yet")
     missing = wanted - set(parsed["services"]["grafana"]["environment"])
     assert not missing, f"compose.yaml's grafana service lacks {sorted(missing)}"
+
+
+def test_dockerfile_copies_every_package_and_ignores_local_state() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    copied = set(re.findall(r"^COPY (\S+) \./\1$", dockerfile, re.MULTILINE))
+    assert packages <= copied, f"Dockerfile does not COPY {sorted(packages - copied)}"
+    assert "COPY edge_configs ./edge_configs" in dockerfile  # the services' commands name edge_configs/…
+    ignored = set((ROOT / ".dockerignore").read_text(encoding="utf-8").split())
+    assert {".venv", ".df", ".env", ".git"} <= ignored
