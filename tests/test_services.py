@@ -159,6 +159,19 @@ def test_embedded_broker_qos1_v311_and_refuses_v5(tmp_path: Path) -> None:
         sub.disconnect()
         sub.loop_stop()
 
+        # Retained messages (meta, status, config topics) reach a later subscriber.
+        retained_topic = topic.replace("/data", "/meta")
+        client = _client(broker.port, "emb-retain", protocol=mqtt.MQTTv311)
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+        client.publish(retained_topic, b"meta", qos=1, retain=True).wait_for_publish(timeout=10)
+        client.disconnect()
+        client.loop_stop()
+        late, late_received = _subscriber(broker.port, retained_topic, protocol=mqtt.MQTTv311, client_id="emb-late")
+        assert late_received.get(timeout=10) == (retained_topic, b"meta", 1)
+        late.disconnect()
+        late.loop_stop()
+
         # The documented limit: amqtt speaks MQTT 3.1.1 only.
         v5 = _client(broker.port, "emb-v5", protocol=mqtt.MQTTv5)
         codes: queue.Queue[int] = queue.Queue()

@@ -6,8 +6,10 @@ machines without Mosquitto. Its limits (amqtt 0.12), found by reading its code a
 
 * MQTT 3.1.1 only: a CONNECT with protocol level 5 is refused ("unacceptable protocol version"), so clients
   that need MQTT 5 (manual ack with receive maximum, session expiry) must use Mosquitto.
-* QoS 0/1/2, retained messages and persistent (clean_session=False) sessions work while the process lives;
-  nothing survives a restart (no persistence without its optional SQLAlchemy plugin).
+* QoS 0/1 delivery to connected subscribers and retained messages work (tests/test_services.py).
+* Messages published while a persistent (clean_session=False) subscriber is away are NOT delivered when it
+  reconnects (observed with amqtt 0.12.1), and nothing survives a restart (no persistence without its
+  optional SQLAlchemy plugin). Fault tests that need a broker to keep messages must use Mosquitto.
 
 Both raise ``ServiceStartError`` when the server cannot start (binary missing, port taken).
 """
