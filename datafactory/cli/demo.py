@@ -291,5 +291,6 @@ def _summary(services: Services, pipeline: Pipeline, r: _Result) -> None:
             " JOIN signal_paths sp ON sp.signal_id = x.signal_id GROUP BY 1 ORDER BY 1\""
         )
         out(f"    psql '{db}' -c \"SELECT reason, count(*) FROM dead_letters GROUP BY 1\"")
-    out("  dashboards: docker compose up -d grafana  →  http://localhost:3000 (see README, Grafana section)")
+    out("  dashboards: an existing Grafana: datafactory grafana deploy --url http://127.0.0.1:3000 (data source")
+    out("              variables DATAFACTORY_PG_*); or the whole stack: docker compose --profile demo up -d (README)")
     sys.stdout.flush()
