@@ -147,6 +147,10 @@ def provision(
             enable_login(conn, role, var, report.roles, env)
     conn.commit()  # role creation is cluster-wide: do not hold its locks while we alter tables
 
+    # Policy DDL takes an ACCESS EXCLUSIVE lock: behind a long transaction it would stall ingest queued after it.
+    # Fail fast instead (re-run later); tables already in the wanted state are not touched at all.
+    conn.execute("SET lock_timeout = '5s'")
+
     for rel in discover(conn):
         if rel.kind == "v" and not rel.security_invoker and not rel.name.startswith(BUREAU_PREFIX):
             conn.execute(sql.SQL("ALTER VIEW {} SET (security_invoker = true)").format(sql.Identifier(rel.name)))
@@ -169,6 +173,7 @@ def provision(
     }
     audit.record(conn, actor, "db_roles", "database", details)
     conn.commit()
+    conn.execute("RESET lock_timeout")
     return report
 
 
@@ -184,7 +189,27 @@ def _plant_role_for(conn: psycopg.Connection, plant_id: int, enterprise: str, si
     return role
 
 
+def _already_protected(conn: psycopg.Connection, rel: Relation) -> bool:
+    """RLS forced and both current policies present for the right roles: a re-run then takes no table lock."""
+    row = conn.execute(
+        """
+        SELECT c.relrowsecurity AND c.relforcerowsecurity,
+               (SELECT array_agg(p.policyname::text || ':' || array_to_string(ARRAY(SELECT unnest(p.roles::text[])
+                                 ORDER BY 1), ',') ORDER BY p.policyname)
+                FROM pg_policies p WHERE p.schemaname = current_schema() AND p.tablename = c.relname
+                AND p.policyname LIKE 'df\\_%%')
+        FROM pg_class c WHERE c.oid = %s::regclass
+        """,
+        (rel.name,),
+    ).fetchone()
+    service = ",".join(sorted(set((*SERVICE_ROLES, rel.owner))))
+    expected = [f"{POLICY_READ}:{PLANT_READER}", f"{POLICY_SERVICE}:{service}"]
+    return row is not None and bool(row[0]) and row[1] == expected
+
+
 def _protect(conn: psycopg.Connection, rel: Relation, column: str) -> None:
+    if _already_protected(conn, rel):
+        return
     table = sql.Identifier(rel.name)
     conn.execute(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(table))
     conn.execute(sql.SQL("ALTER TABLE {} FORCE ROW LEVEL SECURITY").format(table))
