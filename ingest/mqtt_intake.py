@@ -40,7 +40,7 @@ class MqttIntake:
         self.inbox: queue.Queue[Inbound] = queue.Queue(maxsize=options.receive_maximum + 1000)
         self.generation = 0  # incremented on every (re)connect
         self.connected = threading.Event()
-        self._subscribed = threading.Event()
+        self.subscribed = threading.Event()
         self._stopping = False
         self._client = self._make_client()
 
@@ -84,7 +84,7 @@ class MqttIntake:
         except OSError as err:
             raise ConnectionLost(self.endpoint, f"cannot connect: {err}") from err
         self._client.loop_start()
-        if not self._subscribed.wait(timeout_s):
+        if not self.subscribed.wait(timeout_s):
             self.stop()
             raise ConnectionLost(self.endpoint, f"not subscribed to {self.options.subscriptions()} in {timeout_s} s")
 
@@ -129,7 +129,7 @@ class MqttIntake:
         if failed:
             log.error("subscription to %s refused: %s", self.options.subscriptions(), failed)
             return
-        self._subscribed.set()
+        self.subscribed.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
         self.connected.clear()

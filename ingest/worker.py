@@ -93,7 +93,8 @@ class IngestWorker:
             if conn is None:
                 break  # stopping while the database is away: the batch stays unacknowledged
             try:
-                if self._health.due():
+                # The first health row also tells operators (and tests) that the subscription is in place.
+                if self._health.due() and self._intake.subscribed.is_set():
                     self._health.write(conn)
                 if batch:
                     self._write(conn, batch)

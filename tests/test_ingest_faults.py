@@ -75,6 +75,21 @@ def _ingest_process(db_url: str, mqtt_url: str, enterprise: str, *extra: str) ->
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def _wait_subscribed(proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    """Wait for the worker's "running on <subscriptions>" line (its database may be down: no health row yet)."""
+    assert proc.stderr is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline().decode()
+        lines.append(line)
+        if "running on" in line:
+            return
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError("ingest worker did not subscribe:\n" + "".join(lines))
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -142,7 +157,7 @@ def test_memory_bounded_while_postgres_is_down(private_pg: LocalPostgres, tmp_pa
         private_pg.stop()
         proc = _ingest_process(url, broker.url, enterprise, "--receive-maximum", "500")
         try:
-            time.sleep(3.0)  # started and subscribed, retrying the database
+            _wait_subscribed(proc)
             assert proc.poll() is None
             rss: list[int] = []
             with Stream(broker.url, enterprise, samples, per_message=100, rate=30) as stream:  # ~20 s
