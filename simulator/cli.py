@@ -33,8 +33,10 @@ def _parse_time(value: str | None, what: str) -> datetime | None:
 
 
 def _layout(machines_per_line: int, lines_per_area: int) -> PlantLayout:
-    layout = demo_layout(machines_per_line, lines_per_area)
-    return layout
+    try:
+        return demo_layout(machines_per_line, lines_per_area)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--machines-per-line/--lines-per-area") from err
 
 
 def _from_config(path: Path) -> tuple[PlantLayout, int | None, str | None]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from simulator.layout import (
@@ -339,14 +338,6 @@ class MachineSim:
         return (bearing.threshold - self.spec.vibration_base) * (math.exp(k * x) - 1.0) / (math.exp(k) - 1.0)
 
 
-def degradation_trend(onset_us: int, crossing_us: int, threshold: float, base: float, t_us: int) -> float:
-    """The running vibration trend (without noise) of a machine with a planted bearing fault, for tests."""
-    if t_us < onset_us:
-        return base
-    x = (t_us - onset_us) / (crossing_us - onset_us)
-    return base + (threshold - base) * (math.exp(3.0 * x) - 1.0) / (math.exp(3.0) - 1.0)
-
-
 def _pick(u: float) -> int:
     u *= _EVENT_CUM[-1]
     for i, c in enumerate(_EVENT_CUM):
@@ -377,14 +368,3 @@ def _event_duration(rng: random.Random, code: int) -> float:
 def _ms(seconds: float) -> int:
     """Seconds → µs on whole milliseconds (OPC-UA, MQTT epoch_ms and Grafana all carry milliseconds)."""
     return round(seconds * 1000.0) * 1000
-
-
-def iter_chunks(sim: MachineSim, segments: Iterator[Segment], start_us: int) -> Iterator[Chunk]:
-    sim.start(start_us)
-    first = True
-    for seg in segments:
-        out: Chunk = []
-        sim.segment(seg, out, first=first)
-        first = False
-        out.sort()
-        yield out

@@ -17,7 +17,7 @@ import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import NamedTuple
 
 from datafactory.contract.sample import datetime_to_us
@@ -234,7 +234,3 @@ class _MeterState:
         base_kwh = base_kw * ((t - self.start_us) - fraction * saved_us) / 3.6e9
         machines_kwh = sum(e + p * (t - t0) / 3.6e9 for e, p, t0 in zip(self.e, self.p, self.t, strict=True))
         return round(kw, 3), self.meter0 + base_kwh + machines_kwh
-
-
-def default_backfill_range(days: float, end: datetime) -> tuple[datetime, datetime]:
-    return end - timedelta(days=days), end

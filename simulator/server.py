@@ -28,7 +28,7 @@ from asyncua import Server, ua
 
 from datafactory.contract.sample import us_to_datetime
 from datafactory.errors import ConnectionLost
-from simulator.layout import METER_CELL, NAMESPACE_URI, SIG_STATE, SIGNALS_PER_MACHINE
+from simulator.layout import NAMESPACE_URI, SIG_STATE, SIGNALS_PER_MACHINE
 from simulator.model import PlantModel
 from simulator.mqtt_device import MeterPublisher
 from simulator.plant_config import meter_topic as default_meter_topic
@@ -285,5 +285,3 @@ def _prepend(first: tuple[int, int, float], rest: Iterator[tuple[int, int, float
     yield first
     yield from rest
 
-
-__all__ = ["METER_CELL", "SimulatorServer", "free_port"]
