@@ -337,3 +337,37 @@ def test_colliding_sanitised_names_get_distinct_roles(db_url: str) -> None:
         roles = {plant: role for role, plant in report.plant_roles.items()}
         assert roles[first] != roles[second] and len(report.plant_roles) == 2
     _drop_plant_roles(db_url)
+
+
+def test_view_mode_for_tables_that_cannot_carry_rls(db_url: str, enterprise: str) -> None:
+    """What `db roles` does for TimescaleDB hypertables, forced here on plain PostgreSQL: a plant role logging in
+    reads `samples` through its filtered view, unchanged SQL, and cannot touch the table itself."""
+    password = f"pw-{uuid.uuid4().hex}"
+    with psycopg.connect(db_url) as conn:
+        a, b = _make_plant(conn, enterprise, "site-a"), _make_plant(conn, enterprise + "-b", "site-b")
+        now = datetime.now(UTC)
+        for ids in (a, b):
+            conn.execute("INSERT INTO samples (signal_id, time, value) VALUES (%s, %s, 1)", (ids["signal_id"], now))
+        conn.commit()
+        var = df_roles.plant_password_var(enterprise, "site-a")
+        report = provision(conn, actor="test", login=True, env={var: password}, view_tables=frozenset({"samples"}))
+        assert report.viewed == ["samples"] and "samples" not in report.protected
+        role = _role_of(conn, a["plant_id"])
+    try:
+        with psycopg.connect(db_url.replace("postgres@", f"{role}:{password}@")) as conn:
+            assert conn.execute("SELECT DISTINCT signal_id FROM samples").fetchall() == [(a["signal_id"],)]
+            plan = "\n".join(
+                r[0]
+                for r in conn.execute(
+                    "EXPLAIN SELECT time, value FROM samples WHERE signal_id = %s AND time > now() - interval '1 hour'",
+                    (a["signal_id"],),
+                )
+            )
+            assert re.search(r"Index Cond: .*signal_id = ANY", plan), plan
+            for query in ("SELECT 1 FROM public.samples", "SELECT 1 FROM samples_default"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                    conn.execute(query)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                conn.execute("INSERT INTO samples (signal_id, time, value) VALUES (%s, now(), 2)", (b["signal_id"],))
+    finally:
+        _drop_plant_roles(db_url)

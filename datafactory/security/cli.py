@@ -37,6 +37,8 @@ def run_db_roles(*, login: bool) -> None:
     for role, plant_id in sorted(report.plant_roles.items()):
         click.echo(f"  plant role {role} -> plant {plant_id}")
     click.echo(f"  row-level security on: {', '.join(report.protected)}")
+    if report.viewed:
+        click.echo(f"  plant roles read through df_plant_views (no RLS possible): {', '.join(report.viewed)}")
     if login:
         click.echo(f"  LOGIN enabled: {', '.join(report.roles.login_enabled) or 'none'}")
         for missing in report.roles.no_password:

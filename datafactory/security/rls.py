@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from datafactory.security import audit
+from datafactory.security import audit, plant_views
 from datafactory.security.roles import (
     ADMIN,
     ANALYTICS,
@@ -103,6 +103,7 @@ class ProvisionReport:
     roles: RoleReport = field(default_factory=RoleReport)
     plant_roles: dict[str, int] = field(default_factory=dict)
     protected: list[str] = field(default_factory=list)
+    viewed: list[str] = field(default_factory=list)  # per-plant views instead of RLS (plant_views)
     partitions_revoked: list[str] = field(default_factory=list)
 
 
@@ -125,9 +126,18 @@ def discover(conn: psycopg.Connection) -> list[Relation]:
 
 
 def provision(
-    conn: psycopg.Connection, *, actor: str, login: bool = False, env: Mapping[str, str] | None = None
+    conn: psycopg.Connection,
+    *,
+    actor: str,
+    login: bool = False,
+    env: Mapping[str, str] | None = None,
+    view_tables: frozenset[str] = frozenset(),
 ) -> ProvisionReport:
-    """Create roles, map plant roles, apply grants and policies, audit it; commits. Safe to re-run any time."""
+    """Create roles, map plant roles, apply grants and policies, audit it; commits. Safe to re-run any time.
+
+    Tables that cannot carry RLS safely (TimescaleDB hypertables, or those named in ``view_tables``) are served
+    to plant roles through filtered views instead (``plant_views``).
+    """
     report = ProvisionReport()
     for role in (*SERVICE_ROLES, BUREAU, PLANT_READER):
         ensure_role(conn, role, report.roles)
@@ -161,14 +171,24 @@ def provision(
             _lock_partition(conn, rel)
             report.partitions_revoked.append(rel.name)
         elif rel.scope_column is not None:
-            _protect(conn, rel, rel.scope_column)
-            report.protected.append(rel.name)
-        _grant(conn, rel)
+            if rel.name in view_tables or plant_views.needs_view(conn, rel.name):
+                report.viewed.append(rel.name)
+            else:
+                _protect(conn, rel, rel.scope_column)
+                report.protected.append(rel.name)
+        _grant(conn, rel, viewed=rel.name in report.viewed)
+        if rel.name in report.viewed and rel.scope_column is not None:
+            plant_views.protect_with_view(
+                conn, rel.name, _ALLOWED[rel.scope_column], reader=PLANT_READER, denied=(BUREAU,)
+            )
+    if report.viewed:
+        plant_views.route_plant_roles(conn, report.plant_roles)
     _protect_plant_roles(conn)
     details: dict[str, Any] = {
         "created_roles": report.roles.created,
         "plant_roles": report.plant_roles,
         "protected_tables": report.protected,
+        "view_tables": report.viewed,
         "login_enabled": report.roles.login_enabled,
     }
     audit.record(conn, actor, "db_roles", "database", details)
@@ -290,7 +310,7 @@ def _schema(conn: psycopg.Connection) -> sql.Identifier:
     return sql.Identifier(row[0])
 
 
-def _grant(conn: psycopg.Connection, rel: Relation) -> None:
+def _grant(conn: psycopg.Connection, rel: Relation, *, viewed: bool = False) -> None:
     """Table privileges per role. Only the bureau's access to per-plant tables is revoked; its other grants
     (on its own disclosure-controlled views) belong to the bureau code and are left alone."""
     table = sql.Identifier(rel.name)
@@ -336,7 +356,10 @@ def _grant(conn: psycopg.Connection, rel: Relation) -> None:
     elif scoped:
         grant("SELECT, INSERT, UPDATE, DELETE", ANALYTICS)  # per-plant results, recomputed in place
     if scoped:
-        grant("SELECT", PLANT_READER)
+        if viewed:
+            revoke(PLANT_READER)  # plant roles read it through df_plant_views only
+        else:
+            grant("SELECT", PLANT_READER)
         revoke(BUREAU)
     else:
         revoke(PLANT_READER)
