@@ -92,6 +92,17 @@ def _corpus(enterprise: str, t: int) -> tuple[list[tuple[str, bytes]], list[str]
             ["bad_envelope"],
         ),
         (gateway_topic(enterprise, "site-1", "gw-1", TopicKind.STATUS), b'{"online":"yes"}', ["bad_envelope"]),
+        # Valid JSON the database refuses (a NUL character in text / jsonb).
+        (
+            cell(enterprise, "press-2").topic(TopicKind.META),
+            b'{"fmt":"df-meta/1","signals":[{"name":"x","description":"a\\u0000b"}]}',
+            ["rejected_by_database"],
+        ),
+        (
+            gateway_topic(enterprise, "site-1", "gw-2", TopicKind.STATUS),
+            b'{"online":true,"note":"\\u0000"}',
+            ["rejected_by_database"],
+        ),
         (f"df/v1/{enterprise}/site-2/area-1/line-1/press-1/data", _batch(["power", t, 1.0, 0]), ["foreign_plant"]),
     ]
     pairs = [(topic, payload) for topic, payload, _ in items]
