@@ -188,16 +188,20 @@ def simulate(
         kwh = output * kwh_per_10k[:, None] * rng.lognormal(0, 0.03, (n, m))
         tce = kwh * KGCE_PER_KWH / 1000 * (1 + fuel_share[:, None])
         rows = np.argwhere(active)
-        for table in ("bureau_reports", "bureau_report_revisions"):
-            with conn.cursor().copy(
-                f"COPY {table} (enterprise_id, month, revision, output_value, sales_value, revenue, employment,"
-                " energy_tce, electricity_kwh, source) FROM STDIN"
-            ) as copy:
-                for i, j in rows:
-                    copy.write_row((int(eid[i]), month_list[j], 1, round(float(output[i, j]), 2),
-                                    round(float(sales[i, j]), 2), round(float(revenue[i, j]), 2),
-                                    int(employees[i, j]), round(float(tce[i, j]), 3), round(float(kwh[i, j]), 1),
-                                    "city-simulator"))
+        with conn.cursor().copy(
+            "COPY bureau_reports (enterprise_id, month, revision, output_value, sales_value, revenue, employment,"
+            " energy_tce, electricity_kwh, source) FROM STDIN"
+        ) as copy:
+            for i, j in rows:
+                copy.write_row((int(eid[i]), month_list[j], 1, round(float(output[i, j]), 2),
+                                round(float(sales[i, j]), 2), round(float(revenue[i, j]), 2),
+                                int(employees[i, j]), round(float(tce[i, j]), 3), round(float(kwh[i, j]), 1),
+                                "city-simulator"))
+        conn.execute(
+            "INSERT INTO bureau_report_revisions (enterprise_id, month, revision, output_value, sales_value, revenue,"
+            " employment, energy_tce, electricity_kwh, source) SELECT enterprise_id, month, revision, output_value,"
+            " sales_value, revenue, employment, energy_tce, electricity_kwh, source FROM bureau_reports"
+        )
         with conn.cursor().copy(
             "COPY bureau_platform_energy (enterprise_id, month, electricity_kwh, operating, source) FROM STDIN"
         ) as copy:

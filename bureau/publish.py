@@ -61,31 +61,30 @@ def _groupings() -> list[tuple[str, ...]]:
     return list(seen)
 
 
-def _top2(frame: pd.DataFrame, dims: tuple[str, ...], measure: str) -> pd.DataFrame:
-    ordered = frame.sort_values(measure, ascending=False, kind="stable")
-    if not dims:
-        vals = ordered[measure].to_numpy()
-        return pd.DataFrame({"top1": [vals[0] if len(vals) else 0.0], "top2": [vals[1] if len(vals) > 1 else 0.0]})
-    g = ordered.groupby(list(dims), sort=False)[measure]
-    top1 = g.nth(0)
-    top2 = g.nth(1)
-    first = ordered.loc[top1.index, list(dims)].assign(top1=top1.to_numpy())
-    second = ordered.loc[top2.index, list(dims)].assign(top2=top2.to_numpy())
-    return first.merge(second, on=list(dims), how="left").fillna({"top2": 0.0})
+def _top2(codes: np.ndarray, groups: int, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Largest and second-largest value per group code 0..groups-1 (0 where a group has fewer)."""
+    order = np.lexsort((-values, codes))
+    sorted_codes, sorted_values = codes[order], values[order]
+    starts = np.searchsorted(sorted_codes, np.arange(groups), side="left")
+    ends = np.searchsorted(sorted_codes, np.arange(groups), side="right")
+    top1 = np.where(ends > starts, sorted_values[np.minimum(starts, len(values) - 1)], 0.0)
+    top2 = np.where(ends > starts + 1, sorted_values[np.minimum(starts + 1, len(values) - 1)], 0.0)
+    return top1, top2
 
 
 def build(facts: pd.DataFrame, month: date) -> MonthTables:
     facts = facts.assign(park=facts["park"].replace("", NO_PARK))
     frames: list[pd.DataFrame] = []
     for dims in _groupings():
+        # summarize() groups with sort=True, so its rows are in group-code order.
         stats = summarize(facts, by=dims)
-        same = facts.assign(_same=facts["prev_output"].notna().astype(int))
-        same_n = same.groupby(list(dims))["_same"].sum().reset_index() if dims else pd.DataFrame(
-            {"_same": [int(same["_same"].sum())]})
-        stats = stats.merge(same_n, on=list(dims), how="left") if dims else stats.assign(_same=same_n["_same"])
+        codes = (facts.groupby(list(dims), sort=True, observed=True).ngroup().to_numpy() if dims
+                 else np.zeros(len(facts), dtype=int))
+        groups = len(stats)
+        stats["_same"] = np.bincount(codes, weights=facts["prev_output"].notna().to_numpy(float), minlength=groups)
         for measure in PROTECTED:
-            top = _top2(facts, dims, measure).rename(columns={"top1": f"{measure}__1", "top2": f"{measure}__2"})
-            stats = stats.merge(top, on=list(dims), how="left") if dims else pd.concat([stats, top], axis=1)
+            top1, top2 = _top2(codes, groups, facts[measure].fillna(0.0).to_numpy(float))
+            stats[f"{measure}__1"], stats[f"{measure}__2"] = top1, top2
         for dim in DIMENSIONS:
             if dim not in dims:
                 stats[dim] = "*"

@@ -69,7 +69,9 @@ def test_metered_electricity_replaces_reported(db_url: str) -> None:
         write_reports(conn, [ReportRow(e, MONTH, 100, 95, 96, 10, 1.0, 999.0) for e in (a, b, c)], "test")
         conn.commit()
         assert sync_platform_energy(conn, MONTH) == 2
-        sources = dict(conn.execute("SELECT enterprise_id, source FROM bureau_platform_energy").fetchall())
+        sources: dict[int, str] = dict(
+            conn.execute("SELECT enterprise_id, source FROM bureau_platform_energy").fetchall()
+        )
         facts = enterprise_frame(conn, MONTH).set_index("enterprise_id")
     # Main meter: 6-hourly steps of 60 kWh over the month, minus the one step lost at the reset.
     steps = len(range(0, 31 * 24, 6)) - 1
