@@ -371,3 +371,21 @@ def test_view_mode_for_tables_that_cannot_carry_rls(db_url: str, enterprise: str
                 conn.execute("INSERT INTO samples (signal_id, time, value) VALUES (%s, now(), 2)", (b["signal_id"],))
     finally:
         _drop_plant_roles(db_url)
+
+
+def test_db_roles_cli_registers_plants_from_configs(db_url: str, enterprise: str, tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from datafactory.cli.db_cmd import db
+
+    path = tmp_path / "plant.yaml"
+    path.write_text(GOOD.replace("id: acme", f"id: {enterprise}"))
+    try:
+        result = CliRunner().invoke(db, ["roles", "--config", str(path)], env={"DATAFACTORY_DATABASE_URL": db_url})
+        assert result.exit_code == 0, result.output
+        role = df_roles.plant_role_name(enterprise, "dg-1")
+        assert f"plant role {role}" in result.output
+        with psycopg.connect(db_url) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (role,)).fetchone() == (1,)
+    finally:
+        _drop_plant_roles(db_url)

@@ -52,8 +52,12 @@ def partitions_cmd(ahead_days: int, back_days: int, retention_days: int | None) 
 
 @db.command("roles")
 @click.option("--login", is_flag=True, help="Give LOGIN to roles whose password variable is set (docs/security.md).")
-def roles_cmd(login: bool) -> None:
+@click.option(
+    "--config", "configs", multiple=True, type=click.Path(exists=True, dir_okay=False),
+    help="Register these plant configs' plants first, so their roles exist before any data arrives (repeatable).",
+)
+def roles_cmd(login: bool, configs: tuple[str, ...]) -> None:
     """Provision database roles and row-level security (idempotent; picks up tables added later)."""
     from datafactory.security.cli import run_db_roles
 
-    run_db_roles(login=login)
+    run_db_roles(login=login, configs=configs)

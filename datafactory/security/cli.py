@@ -25,12 +25,30 @@ def actor() -> str:
         return "unknown"
 
 
-def run_db_roles(*, login: bool) -> None:
+def run_db_roles(*, login: bool, configs: tuple[str, ...] = ()) -> None:
+    from datafactory.config import load_config
+    from datafactory.db.registry import upsert_plant
+    from datafactory.errors import ConfigError
     from datafactory.security.rls import provision
 
     install_redaction()
     settings = get_settings()
+    try:
+        plants = [load_config(path) for path in configs]
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
     with connect(settings.database_url) as conn:
+        for cfg in plants:  # the same plant row `config deploy` and ingest would create
+            ent = cfg.enterprise
+            upsert_plant(
+                conn,
+                ent.id,
+                cfg.site.id,
+                name=cfg.site.name or ent.name,
+                timezone=ent.timezone,
+                info=ent.model_dump(mode="json"),
+            )
+        conn.commit()
         report = provision(conn, actor=actor(), login=login)
     click.echo(f"{redact_url(settings.database_url)}: roles provisioned")
     click.echo(f"  created roles: {', '.join(report.roles.created) or 'none'}")
