@@ -8,11 +8,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from datafactory.config.models import OpcUaSource, PlantConfig, SecurityMode, SecurityPolicy
+from datafactory.config.models import OpcUaSource, PlantConfig, SecurityMode, SecurityPolicy, SparkplugSource
 from datafactory.errors import ConfigError
 
 # pydantic puts the discriminator tag of a tagged union into the error location; a user never wrote it.
-_UNION_TAGS = {"opcua", "mqtt_json", "anonymous", "username", "certificate"}
+_UNION_TAGS = {"opcua", "mqtt_json", "sparkplug", "anonymous", "username", "certificate"}
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
@@ -70,6 +70,9 @@ def semantic_problems(cfg: PlantConfig) -> list[tuple[str, str]]:
                 )
             items: list[Any] = list(src.nodes)
             list_key = "nodes"
+        elif isinstance(src, SparkplugSource):
+            items = list(src.metrics)
+            list_key = "metrics"
         else:
             items = list(src.mappings)
             list_key = "mappings"

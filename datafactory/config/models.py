@@ -238,7 +238,29 @@ class MqttJsonSource(StrictModel):
     mappings: list[MqttJsonMapping] = Field(default_factory=list, description="Payload mappings to signals.")
 
 
-Source = Annotated[OpcUaSource | MqttJsonSource, Field(discriminator="kind")]
+class SparkplugMetric(SignalBinding):
+    edge_node: str = Field(description="Sparkplug edge node id that publishes the metric.", min_length=1)
+    device: str = Field(default="", description="Device id under the edge node; empty for a node-level metric.")
+    metric: str = Field(description="Metric name as announced in the NBIRTH/DBIRTH (may contain '/').", min_length=1)
+
+
+class SparkplugSource(StrictModel):
+    kind: Literal["sparkplug"] = Field(description="Subscribe to Sparkplug B edge nodes (protobuf payloads).")
+    id: Name = Field(description="Source name, unique in this config.")
+    broker_url: str = Field(
+        default="",
+        description="Sparkplug broker, mqtt://host:port; empty = the platform broker (DATAFACTORY_MQTT_URL).",
+    )
+    username_env: EnvVar | None = Field(default=None, description="Environment variable with the broker user.")
+    password_env: EnvVar | None = Field(default=None, description="Environment variable with the broker password.")
+    group_id: str = Field(description="Sparkplug group id (second topic level).", min_length=1)
+    rebirth_on_gap: bool = Field(
+        default=True, description="Send an NCMD 'Node Control/Rebirth' when a sequence number is missing."
+    )
+    metrics: list[SparkplugMetric] = Field(default_factory=list, description="Metrics to read and what they mean.")
+
+
+Source = Annotated[OpcUaSource | MqttJsonSource | SparkplugSource, Field(discriminator="kind")]
 
 
 class OverflowPolicy(StrEnum):
@@ -287,5 +309,10 @@ class PlantConfig(StrictModel):
     def bindings(self) -> list[SignalBinding]:
         out: list[SignalBinding] = []
         for src in self.sources:
-            out.extend(src.nodes if isinstance(src, OpcUaSource) else src.mappings)
+            if isinstance(src, OpcUaSource):
+                out.extend(src.nodes)
+            elif isinstance(src, MqttJsonSource):
+                out.extend(src.mappings)
+            else:
+                out.extend(src.metrics)
         return out
