@@ -70,20 +70,24 @@ def _credit_codes(rng: np.random.Generator, n: int) -> list[str]:
     return out
 
 
-def _demo_enterprise() -> dict[str, str] | None:
-    path = Path(__file__).resolve().parent.parent / "edge_configs" / "demo-plant.yaml"
-    if not path.exists():
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "edge_configs" / "demo-plant.yaml"
+
+
+def _demo_enterprise(path: Path | None) -> tuple[dict[str, str], str] | None:
+    """The demo plant's enterprise and site id, once the simulator engineer has committed its config."""
+    if path is None or not path.exists():
         return None
     import yaml
 
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     ent = data.get("enterprise") or {}
-    return ent if ent.get("id") == "demo-precision" else None
+    site = (data.get("site") or {}).get("id", "main")
+    return (ent, str(site)) if ent.get("id") == "demo-precision" else None
 
 
 def simulate(
     conn: psycopg.Connection, *, enterprises: int = 2000, towns: int = 30, months: int = 36, seed: int = 1,
-    end: date = DEFAULT_END,
+    end: date = DEFAULT_END, demo_config: Path | None = DEMO_CONFIG,
 ) -> CityTruth:
     """Write a synthetic city into an empty bureau registry; returns the planted ground truth."""
     rng = np.random.default_rng(seed)
@@ -138,13 +142,18 @@ def simulate(
     active = (t[None, :] >= start[:, None]) & (t[None, :] < stop[:, None])
 
     codes = _credit_codes(rng, n)
-    demo = _demo_enterprise()
+    demo = _demo_enterprise(demo_config)
     keys: list[str | None] = [None] * n
     connected = rng.random(n) < 0.05
     names = [f"东莞市{town_names[town_idx[i]][:2]}{industry[i]}制造{i:05d}有限公司" for i in range(n)]
+    sites = ["main"] * n
     if demo is not None:
-        codes[0], names[0], keys[0], connected[0] = demo["credit_code"], demo["name"], "demo-precision", True
-        industry[0], div[0] = demo["industry_code"].lstrip("C")[:4], demo["industry_code"].lstrip("C")[:2]
+        ent, sites[0] = demo
+        codes[0], names[0], keys[0], connected[0] = ent["credit_code"], ent["name"], "demo-precision", True
+        industry[0], div[0] = ent["industry_code"].lstrip("C")[:4], ent["industry_code"].lstrip("C")[:2]
+        town_names_0 = ent.get("town", "")
+        if town_names_0 in town_names:
+            town_idx[0] = town_names.index(town_names_0)
         start[0], stop[0] = 0, m
         active[0] = True
 
@@ -154,8 +163,8 @@ def simulate(
             key = keys[ci] or f"city-{ci:05d}"
             keys[ci] = key
             row = conn.execute(
-                "INSERT INTO plants (enterprise, site) VALUES (%s, 'main') ON CONFLICT (enterprise, site)"
-                " DO UPDATE SET name = plants.name RETURNING id", (key,)
+                "INSERT INTO plants (enterprise, site) VALUES (%s, %s) ON CONFLICT (enterprise, site)"
+                " DO UPDATE SET name = plants.name RETURNING id", (key, sites[ci])
             ).fetchone()
             assert row is not None
             plant_ids[ci] = row[0]
@@ -206,7 +215,7 @@ def simulate(
             "COPY bureau_platform_energy (enterprise_id, month, electricity_kwh, operating, source) FROM STDIN"
         ) as copy:
             for i, j in rows:
-                if connected[i]:
+                if connected[i] and keys[i] != "demo-precision":  # the demo plant is metered for real
                     metered = float(kwh[i, j]) * float(rng.uniform(0.99, 1.01))
                     copy.write_row((int(eid[i]), month_list[j], round(metered, 1), holiday_share(month_list[j]) < 0.5,
                                     "simulated"))

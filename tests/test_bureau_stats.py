@@ -59,3 +59,34 @@ def test_same_scope_growth_with_enterprises_entering_and_leaving(db_url: str) ->
     assert only_34["enterprises"].iloc[0] == 3 and only_34["yoy_growth"].iloc[0] == pytest.approx(0.30)
     with pytest.raises(ValueError, match="unknown dimension"):
         summarize(facts, by=["colour"])
+
+
+def test_small_city_is_deterministic_and_includes_the_demo_enterprise(db_url: str, tmp_path) -> None:
+    from bureau.city import simulate
+    from tests.test_bureau_import import code
+
+    demo = tmp_path / "demo-plant.yaml"
+    demo.write_text(
+        "enterprise:\n  id: demo-precision\n  name: 东莞市示例精密制造有限公司\n"
+        f"  credit_code: '{code(42)}'\n  industry_code: C3484\n  town: 长安镇\n"
+        "  size_class: small\n  ownership: private\nsite:\n  id: dongguan-1\n",
+        encoding="utf-8",
+    )
+    sums = []
+    for _ in range(2):
+        with connect(db_url) as conn:
+            conn.execute("TRUNCATE bureau_enterprises, plants CASCADE")
+            simulate(conn, enterprises=150, towns=30, months=24, seed=7, demo_config=demo)
+            total = conn.execute("SELECT round(sum(output_value)::numeric, 2) FROM bureau_reports").fetchone()
+            linked = conn.execute(
+                "SELECT e.key, p.enterprise, p.site, v.industry_code, v.town FROM bureau_enterprises e"
+                " JOIN bureau_enterprise_versions v ON v.enterprise_id = e.id JOIN plants p ON p.id = v.plant_id"
+                " WHERE e.credit_code = %s", (code(42),)).fetchall()
+            simulated_kwh = conn.execute(
+                "SELECT count(*) FROM bureau_platform_energy pe JOIN bureau_enterprises e ON e.id = pe.enterprise_id"
+                " WHERE e.key = 'demo-precision'").fetchone()
+            conn.commit()
+        sums.append(total)
+        assert linked == [("demo-precision", "demo-precision", "dongguan-1", "3484", "长安镇")]
+        assert simulated_kwh == (0,)  # its electricity comes from the platform's own meters
+    assert sums[0] == sums[1] and sums[0] is not None
