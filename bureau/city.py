@@ -108,9 +108,9 @@ def simulate(
     in_park = rng.random(n) < 0.3
     park_idx = rng.integers(len(PARKS), size=n)
     town_idx = np.where(in_park, park_towns[park_idx], rng.integers(len(town_names), size=n))
-    park = np.where(in_park, np.array(PARKS)[park_idx], "")
+    park = np.where(in_park, np.array(PARKS)[park_idx], "").astype(object)
     owners = list(OWNERSHIP_MIX)
-    ownership = rng.choice(owners, n, p=np.array(list(OWNERSHIP_MIX.values())))
+    ownership = rng.choice(owners, n, p=np.array(list(OWNERSHIP_MIX.values()))).astype(object)
 
     base = rng.lognormal(np.log(250.0), 1.3, n)  # monthly output, 万元
     giants = rng.choice(n, max(3, n // 250), replace=False)
@@ -151,9 +151,13 @@ def simulate(
         ent, sites[0] = demo
         codes[0], names[0], keys[0], connected[0] = ent["credit_code"], ent["name"], "demo-precision", True
         industry[0], div[0] = ent["industry_code"].lstrip("C")[:4], ent["industry_code"].lstrip("C")[:2]
-        town_names_0 = ent.get("town", "")
-        if town_names_0 in town_names:
-            town_idx[0] = town_names.index(town_names_0)
+        # The demo enterprise keeps the attributes of its config (its town may be one the city list lacks).
+        if ent.get("town") and ent["town"] not in town_names:
+            town_names.append(ent["town"])
+        if ent.get("town"):
+            town_idx[0] = town_names.index(ent["town"])
+        park[0] = ent.get("industrial_park", "") or ""
+        ownership[0] = ent.get("ownership", ownership[0])
         start[0], stop[0] = 0, m
         active[0] = True
 

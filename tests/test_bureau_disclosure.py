@@ -76,7 +76,7 @@ def test_city_is_realistic_and_deterministic(city_url: str) -> None:
             "SELECT output_value / sum(output_value) OVER () FROM bureau_reports WHERE month = %s"
             " ORDER BY output_value DESC LIMIT 10", (MONTH,))]
         truth: dict[str, date] = dict(conn.execute("SELECT kind, month FROM bureau_sim_truth").fetchall())
-    assert n == 2000 and towns == 30 and divisions == 31 and months == 36
+    assert n == 2000 and towns >= 30 and divisions == 31 and months == 36
     assert shares[0] > 0.02 and sum(shares) > 0.15  # a few dominant firms
     assert truth["division_decline"] == date(2026, 3, 1) and "park_growth" in truth
 

@@ -68,7 +68,8 @@ def test_small_city_is_deterministic_and_includes_the_demo_enterprise(db_url: st
     demo = tmp_path / "demo-plant.yaml"
     demo.write_text(
         "enterprise:\n  id: demo-precision\n  name: 东莞市示例精密制造有限公司\n"
-        f"  credit_code: '{code(42)}'\n  industry_code: C3484\n  town: 长安镇\n"
+        f"  credit_code: '{code(42)}'\n  industry_code: C3484\n  town: 松山湖\n"
+        "  industrial_park: 松山湖高新技术产业开发区\n"
         "  size_class: small\n  ownership: private\nsite:\n  id: dongguan-1\n",
         encoding="utf-8",
     )
@@ -79,7 +80,7 @@ def test_small_city_is_deterministic_and_includes_the_demo_enterprise(db_url: st
             simulate(conn, enterprises=150, towns=30, months=24, seed=7, demo_config=demo)
             total = conn.execute("SELECT round(sum(output_value)::numeric, 2) FROM bureau_reports").fetchone()
             linked = conn.execute(
-                "SELECT e.key, p.enterprise, p.site, v.industry_code, v.town FROM bureau_enterprises e"
+                "SELECT e.key, p.enterprise, p.site, v.industry_code, v.town, v.park FROM bureau_enterprises e"
                 " JOIN bureau_enterprise_versions v ON v.enterprise_id = e.id JOIN plants p ON p.id = v.plant_id"
                 " WHERE e.credit_code = %s", (code(42),)).fetchall()
             simulated_kwh = conn.execute(
@@ -87,6 +88,8 @@ def test_small_city_is_deterministic_and_includes_the_demo_enterprise(db_url: st
                 " WHERE e.key = 'demo-precision'").fetchone()
             conn.commit()
         sums.append(total)
-        assert linked == [("demo-precision", "demo-precision", "dongguan-1", "3484", "长安镇")]
+        assert linked == [
+            ("demo-precision", "demo-precision", "dongguan-1", "3484", "松山湖", "松山湖高新技术产业开发区")
+        ]
         assert simulated_kwh == (0,)  # its electricity comes from the platform's own meters
     assert sums[0] == sums[1] and sums[0] is not None
