@@ -120,13 +120,13 @@ def _percentile(values: list[float], q: float) -> float:
 
 def measure(filled: FilledPlant, repeat: int) -> dict[str, tuple[float, float]]:
     """Panel query name → (p50 ms, p95 ms) over ``repeat`` runs with the full data range selected."""
-    from grafana.dashboards import ALL
+    from grafana.dashboards import PLANT_AND_PLATFORM
     from grafana.panel_queries import expanded_sql, panel_queries, resolve_variables
 
     timings: dict[str, tuple[float, float]] = {}
     with psycopg.connect(filled.url, autocommit=True) as conn:
-        variables = {d.uid: resolve_variables(conn, d, filled.start, filled.end) for d in ALL}
-        for pq in panel_queries(ALL):
+        variables = {d.uid: resolve_variables(conn, d, filled.start, filled.end) for d in PLANT_AND_PLATFORM}
+        for pq in panel_queries(PLANT_AND_PLATFORM):
             text = expanded_sql(pq, variables[pq.dashboard.uid], filled.start, filled.end)
             conn.execute(text).fetchall()  # warm the cache once
             samples = []

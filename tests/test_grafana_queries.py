@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import psycopg
@@ -28,7 +29,7 @@ from psycopg import sql
 
 from benchmarks.dashboards import FilledPlant, fill_database
 from datafactory.db.connect import with_database
-from grafana.dashboards import ALL
+from grafana.dashboards import PLANT_AND_PLATFORM
 from grafana.expand import VariableValue, leftover
 from grafana.panel_queries import PanelQuery, expanded_sql, panel_queries, resolve_variables
 from tests.conftest import PG_SERVER
@@ -37,29 +38,36 @@ pytestmark = pytest.mark.integration
 
 DAYS = 6.0
 NUMERIC = (int, float)
-PANEL_QUERIES = list(panel_queries(ALL))
+PANEL_QUERIES = list(panel_queries(PLANT_AND_PLATFORM))
 
 
-@pytest.fixture(scope="module")
-def demo(template_db: str) -> Iterator[FilledPlant]:
-    """One database for the whole module: 6 days of the demo plant with a degrading bearing, analytics run,
-    and the config/status/health/dead-letter rows ingest writes."""
+@contextmanager
+def scratch_database(template_db: str) -> Iterator[str]:
+    """A database of its own (cloned from the migrated template) for a whole test module; dropped afterwards."""
     name = f"dft_grafana_{uuid.uuid4().hex[:8]}"
     admin = with_database(PG_SERVER, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
                                                                        sql.Identifier(template_db)))
     try:
-        yield fill_database(with_database(PG_SERVER, name), days=DAYS)
+        yield with_database(PG_SERVER, name)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="module")
+def demo(template_db: str) -> Iterator[FilledPlant]:
+    """One database for the whole module: 6 days of the demo plant with a degrading bearing, analytics run,
+    and the config/status/health/dead-letter rows ingest writes."""
+    with scratch_database(template_db) as url:
+        yield fill_database(url, days=DAYS)
+
+
+@pytest.fixture(scope="module")
 def all_selected(demo: FilledPlant) -> dict[str, dict[str, VariableValue]]:
     with psycopg.connect(demo.url) as conn:
-        return {d.uid: resolve_variables(conn, d, demo.start, demo.end) for d in ALL}
+        return {d.uid: resolve_variables(conn, d, demo.start, demo.end) for d in PLANT_AND_PLATFORM}
 
 
 def _run(url: str, text: str) -> tuple[list[str], list[tuple[object, ...]]]:
@@ -96,7 +104,7 @@ def _assert_shape(pq: PanelQuery, columns: list[str], rows: list[tuple[object, .
 
 
 def test_every_variable_has_options(demo: FilledPlant, all_selected: dict[str, dict[str, VariableValue]]) -> None:
-    for dash in ALL:
+    for dash in PLANT_AND_PLATFORM:
         chosen = all_selected[dash.uid]
         for var in dash.variables:
             if var.kind != "datasource":
@@ -122,7 +130,7 @@ def test_single_selection_and_short_range(demo: FilledPlant) -> None:
     time-filtered ones only see that day."""
     start = demo.end - timedelta(days=1)
     with psycopg.connect(demo.url) as conn:
-        chosen = {d.uid: resolve_variables(conn, d, start, demo.end, pick_first=True) for d in ALL}
+        chosen = {d.uid: resolve_variables(conn, d, start, demo.end, pick_first=True) for d in PLANT_AND_PLATFORM}
         for pq in PANEL_QUERIES:
             text = expanded_sql(pq, chosen[pq.dashboard.uid], start, demo.end)
             conn.execute(text).fetchall()

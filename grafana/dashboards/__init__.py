@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grafana.dashboards import energy, machine_detail, maintenance, plant_overview, platform_health
+from grafana.dashboards import bureau, energy, machine_detail, maintenance, plant_overview, platform_health
 from grafana.model import Dashboard
 
 ALL: tuple[Dashboard, ...] = (
@@ -11,4 +11,9 @@ ALL: tuple[Dashboard, ...] = (
     energy.DASHBOARD,
     maintenance.DASHBOARD,
     platform_health.DASHBOARD,
+    bureau.DASHBOARD,
 )
+# Plant and platform dashboards read the per-plant tables; the bureau's read only its disclosure-controlled views
+# (tested and benchmarked against data of their own).
+PLANT_AND_PLATFORM: tuple[Dashboard, ...] = tuple(d for d in ALL if d.folder in ("plant", "platform"))
+BUREAU: tuple[Dashboard, ...] = tuple(d for d in ALL if d.folder == "bureau")
