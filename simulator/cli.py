@@ -238,7 +238,9 @@ async def _serve(
     done = asyncio.create_task(server.wait_done())
     stopper = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait({done, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finished, _ = await asyncio.wait({done, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if done in finished:
+            done.result()  # raises what stopped the replay, if it failed
     finally:
         done.cancel()
         stopper.cancel()

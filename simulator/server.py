@@ -127,8 +127,11 @@ class SimulatorServer:
             self._task = asyncio.create_task(self._replay(), name="simulator-replay")
 
     async def wait_done(self, timeout: float | None = None) -> None:
-        """Wait until a finite model has been replayed to its end."""
+        """Wait until a finite model has been replayed to its end; raise what stopped the replay if it failed."""
         await asyncio.wait_for(self._done.wait(), timeout)
+        task = self._task
+        if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -242,9 +245,9 @@ class SimulatorServer:
                 await server.write_attribute_value(node, self._datavalue(value, vtype, t_us))
                 self._count(i, t_us, value)
         finally:
+            self._done.set()  # also on failure, so nobody waits forever; wait_done raises the error
             if self.recorder is not None:
                 self.recorder.flush()
-        self._done.set()
 
     async def _prefetched(self, samples: Iterator[tuple[int, int, float]]) -> AsyncIterator[tuple[int, int, float]]:
         """The model runs in a worker thread, one batch ahead: simulating a long calendar segment of many
@@ -284,4 +287,3 @@ def _node(identifier: str) -> ua.NodeId:
 def _prepend(first: tuple[int, int, float], rest: Iterator[tuple[int, int, float]]) -> Iterator[tuple[int, int, float]]:
     yield first
     yield from rest
-

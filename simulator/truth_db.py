@@ -81,10 +81,13 @@ class PgEmittedRecorder:
     def flush(self) -> None:
         if not self._pending:
             return
-        sql = "COPY sim_truth_emitted (cell_path, signal, time, value) FROM STDIN"
-        with self._conn.cursor() as cur, cur.copy(sql) as cp:
-            for row in self._pending:
-                cp.write_row(row)
+        # Through a temporary table so that a repeated run over the same simulated period keeps one copy.
+        with self._conn.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS sim_emitted_in (LIKE sim_truth_emitted) ON COMMIT DELETE ROWS")
+            with cur.copy("COPY sim_emitted_in (cell_path, signal, time, value) FROM STDIN") as cp:
+                for row in self._pending:
+                    cp.write_row(row)
+            cur.execute("INSERT INTO sim_truth_emitted SELECT * FROM sim_emitted_in ON CONFLICT DO NOTHING")
         self._conn.commit()
         self._pending.clear()
 

@@ -13,6 +13,7 @@ from datafactory.cli.main import cli
 from datafactory.errors import DataFactoryError
 from simulator import PlantModel, SimOptions, demo_layout
 from simulator.backfill import backfill
+from simulator.truth_db import PgEmittedRecorder
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +79,7 @@ def test_backfill_writes_every_sample_and_the_ground_truth(db_url):
         backfill(db_url, layout, _options(), start=START, end=END)
 
 
-def test_backfill_cli_scales_the_plant(db_url):
+def test_backfill_cli_scales_the_plant_and_emitted_truth_is_idempotent(db_url):
     runner = CliRunner()
     res = runner.invoke(
         cli,
@@ -115,3 +116,12 @@ def test_backfill_cli_scales_the_plant(db_url):
         cli, ["simulate", "backfill", "--days", "1", "--bearing-fault", "nope/x/y", "--database-url", db_url]
     )
     assert bad.exit_code != 0 and "not a simulated machine" in bad.output
+    # live runs record what they emit; a repeated run over the same simulated instants keeps one copy
+    with psycopg.connect(db_url) as conn:
+        recorder = PgEmittedRecorder(conn)
+        for value in (1.0, 2.0):
+            recorder.add(CELL, "power", 1_000_000, value)
+            recorder.add(CELL, "energy", 1_000_000, value)
+            recorder.flush()
+        recorder.close()
+        assert _row(conn, "SELECT count(*), sum(value) FROM sim_truth_emitted") == (2, 2.0)
