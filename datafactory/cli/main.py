@@ -74,6 +74,10 @@ def cli(verbose: int) -> None:
     """datafactory — industrial IoT manufacturing-data platform."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # Every command, not only the security ones: passwords from the environment never reach a log line.
+    from datafactory.security.credentials import install_redaction
+
+    install_redaction()
 
 
 def main() -> None:
