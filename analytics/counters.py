@@ -3,7 +3,8 @@
 A drop in a cumulative counter is either a **rollover** (the register wrapped at its modulus: the previous value was
 near a power of ten, or an explicit ``modulus``, and the new value is near zero) — the increment is
 ``modulus − previous + value`` (without an explicit modulus the candidates are 2¹⁶, 2³², 10⁴ … 10¹²:
-register widths and meter display widths) — or a **reset** (the PLC restarted counting from zero) — the increment is ``value``.
+register widths and meter display widths) — or a **reset** (the PLC restarted counting from zero) — the
+increment is ``value``.
 Each increment is attributed to the time of the sample that shows it, i.e. the period in which it happened.
 """
 
@@ -34,8 +35,8 @@ def increments(samples: pd.DataFrame, *, modulus: float | None = None) -> pd.Dat
         rollover = drop & (prev >= ROLLOVER_NEAR * mod) & (cur < (1 - ROLLOVER_NEAR) * mod)
         inc = np.where(rollover, mod - prev + cur, inc)
         inc = np.where(drop & ~rollover, cur, inc)
-    return pd.DataFrame({"time": times.iloc[1:].reset_index(drop=True), "prev_time": times.iloc[:-1].reset_index(drop=True),
-                         "increment": inc})
+    return pd.DataFrame({"time": times.iloc[1:].reset_index(drop=True),
+                         "prev_time": times.iloc[:-1].reset_index(drop=True), "increment": inc})
 
 
 def sum_by_period(incs: pd.DataFrame, periods: pd.DataFrame) -> np.ndarray:

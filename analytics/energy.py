@@ -57,6 +57,7 @@ def quarter_grid(start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
 def cell_energy(
     segments: pd.DataFrame,
     periods: pd.DataFrame,
+    *,
     intervals: pd.DataFrame,
     bands: pd.DataFrame,
     tariff: Tariff,

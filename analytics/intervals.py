@@ -40,8 +40,8 @@ def overlap(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 def clip(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     """Intervals cut to [start, end); those outside are dropped."""
     out = frame[(frame["time_end"] > start) & (frame["time"] < end)].copy()
-    out["time"] = out["time"].clip(lower=start)
-    out["time_end"] = out["time_end"].clip(upper=end)
+    out["time"] = out["time"].where(out["time"] > start, start)
+    out["time_end"] = out["time_end"].where(out["time_end"] < end, end)
     return out.reset_index(drop=True)
 
 

@@ -91,15 +91,16 @@ def machine_oee(
     out["pbt_s"] = out["apt_s"] + out["adet_s"] + out["asut_s"] + out["adot_s"]
 
     total, good, reject = (counts.get(k) for k in ("total_count", "good_count", "reject_count"))
-    tot = sum_by_period(total, out) if total is not None else None
-    gd = sum_by_period(good, out) if good is not None else None
-    rj = sum_by_period(reject, out) if reject is not None else None
-    if tot is None:
-        tot = (gd if gd is not None else 0) + (rj if rj is not None else 0)
-    if gd is None:
-        gd = tot - (rj if rj is not None else 0)
-    if rj is None:
-        rj = tot - gd
+    zero = np.zeros(n)
+    gd_raw = sum_by_period(good, out) if good is not None else None
+    rj_raw = sum_by_period(reject, out) if reject is not None else None
+    # Missing counters are derived from the others: total = good + reject.
+    if total is not None:
+        tot = sum_by_period(total, out)
+    else:
+        tot = (gd_raw if gd_raw is not None else zero) + (rj_raw if rj_raw is not None else zero)
+    gd = gd_raw if gd_raw is not None else tot - (rj_raw if rj_raw is not None else zero)
+    rj = rj_raw if rj_raw is not None else tot - gd
     out["total_count"], out["good_count"], out["reject_count"] = tot, gd, rj
     out["ideal_cycle_time_s"] = ideal_cycle_time_s
     out["ideal_production_s"] = _ideal_production(total, out, ideal_cycle_time_s, product_cycle_times, tot)

@@ -37,7 +37,8 @@ def bucket_means(samples: pd.DataFrame, running: pd.DataFrame, minutes: int) -> 
     width = pd.Timedelta(minutes=minutes)
     b = s.groupby(s["time"].dt.floor(width))["value"].agg(["mean", "count"])
     b = b[b["count"] >= 3]
-    return pd.DataFrame({"time": b.index, "time_end": b.index + width, "value": b["mean"].to_numpy()})
+    starts = pd.Series(b.index)
+    return pd.DataFrame({"time": starts, "time_end": starts + width, "value": b["mean"].to_numpy()})
 
 
 def zone_of(values: np.ndarray, zones: VibrationZones | None) -> np.ndarray:
@@ -63,6 +64,7 @@ def western_electric(z: np.ndarray) -> np.ndarray:
 def health(
     buckets: pd.DataFrame,
     config: PdmConfig,
+    *,
     zones: VibrationZones | None,
     failure_threshold: float | None,
     baseline: tuple[float, float] | None = None,
@@ -103,14 +105,16 @@ def health(
     b["drift"] = (ewma > mu + width) & (cp > h)
     b["zone"] = zone_of(v, zones)
     b["failure_threshold"] = failure_threshold
-    rul = rul_series(b, mu, failure_threshold, config, rul_from) if failure_threshold is not None else None
+    rul = None
+    if failure_threshold is not None:
+        rul = rul_series(b, mu=mu, threshold=failure_threshold, config=config, rul_from=rul_from)
     for j, col in enumerate(("rul_p10_h", "rul_p50_h", "rul_p90_h")):
         b[col] = rul[:, j] if rul is not None else np.nan
     return b
 
 
 def rul_series(
-    b: pd.DataFrame, mu: float, threshold: float, config: PdmConfig, rul_from: pd.Timestamp | None = None
+    b: pd.DataFrame, *, mu: float, threshold: float, config: PdmConfig, rul_from: pd.Timestamp | None = None
 ) -> np.ndarray:
     """RUL (P10, P50, P90 hours) at each drifting bucket; NaN where there is no drift or no usable trend."""
     out = np.full((len(b), 3), np.nan)
@@ -127,11 +131,11 @@ def rul_series(
         sel = (hours > hours[i] - config.trend_hours) & (hours <= hours[i]) & drift_seen
         # A bucket mean stands for the bucket's middle; RUL counts from the bucket's end (when it is known).
         mid = hours[sel] - width_h / 2.0
-        out[i] = rul_at(mid, v[sel], mu, threshold, hours[i], config.rul_max_hours)
+        out[i] = rul_at(mid, v[sel], mu=mu, threshold=threshold, now_h=hours[i], max_h=config.rul_max_hours)
     return out
 
 
-def rul_at(hours: np.ndarray, values: np.ndarray, mu: float, threshold: float, now_h: float,
+def rul_at(hours: np.ndarray, values: np.ndarray, *, mu: float, threshold: float, now_h: float,
            max_h: float) -> tuple[float, float, float]:
     """(P10, P50, P90) hours from ``now_h`` until the trend v = mu − c + exp(a + b·t) reaches the threshold.
 
@@ -161,7 +165,7 @@ def rul_at(hours: np.ndarray, values: np.ndarray, mu: float, threshold: float, n
     # Profile likelihood: n·ln(SSE_c / SSE_min) ≤ χ²₁(0.8).
     inside = len(values) * np.log(sse / sse[best]) <= stats.chi2.ppf(0.8, 1)
     future = now_h + np.linspace(0.0, max_h, RUL_HORIZON_STEPS)
-    p50 = _crossings(hours, values, mu, float(offsets[best]), threshold, future)[1]
+    p50 = _crossings(hours, values, mu=mu, c=float(offsets[best]), threshold=threshold, future=future)[1]
     if np.isnan(p50):
         return nan
     lows, highs = [], []
@@ -169,7 +173,7 @@ def rul_at(hours: np.ndarray, values: np.ndarray, mu: float, threshold: float, n
     if len(region) > 8:  # the extremes come from the region's edges; a few interior points suffice
         region = region[np.unique(np.linspace(0, len(region) - 1, 8).round().astype(int))]
     for c in region:
-        lo, _, hi = _crossings(hours, values, mu, float(c), threshold, future)
+        lo, _, hi = _crossings(hours, values, mu=mu, c=float(c), threshold=threshold, future=future)
         lows.append(lo)
         highs.append(hi)
     p10 = float(np.nanmin(lows)) - now_h if not np.isnan(lows).all() else np.nan
@@ -177,7 +181,7 @@ def rul_at(hours: np.ndarray, values: np.ndarray, mu: float, threshold: float, n
     return (p10, p50 - now_h, p90)
 
 
-def _crossings(hours: np.ndarray, values: np.ndarray, mu: float, c: float, threshold: float,
+def _crossings(hours: np.ndarray, values: np.ndarray, *, mu: float, c: float, threshold: float,
                future: np.ndarray) -> tuple[float, float, float]:
     """Times at which the upper 80 % bound, the mean and the lower bound of the log-linear fit reach the threshold."""
     fit = sm.OLS(np.log(values - mu + c), sm.add_constant(hours)).fit()

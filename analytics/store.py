@@ -140,11 +140,36 @@ def samples(
 
 
 def table_rows(conn: psycopg.Connection, query: str, params: tuple[Any, ...], columns: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame(conn.execute(query, params).fetchall(), columns=columns)  # type: ignore[arg-type]
+    frame = pd.DataFrame(conn.execute(query, params).fetchall(), columns=columns)
     for col in ("time", "time_end"):
         if col in frame:
             frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame
+
+
+def hour_rows(
+    conn: psycopg.Connection, table: str, plant_id: int, lo: pd.Timestamp, hi: pd.Timestamp, *, columns: list[str]
+) -> pd.DataFrame:
+    """Stored hour rows of a result table (``oee``, ``downtime``, ``energy``) in [lo, hi)."""
+    query = (f"SELECT {', '.join(columns)} FROM {table} WHERE plant_id = %s AND period = 'hour'"  # code constants
+             " AND time >= %s AND time < %s")
+    return table_rows(conn, query, (plant_id, lo, hi), columns)
+
+
+def pdm_history(conn: psycopg.Connection, plant_id: int, before: pd.Timestamp) -> pd.DataFrame:
+    cols = ["signal_id", "time", "time_end", "value", "rul_p10_h", "rul_p50_h", "rul_p90_h"]
+    return table_rows(conn, f"SELECT {', '.join(cols)} FROM pdm_health WHERE plant_id = %s AND time < %s"
+                      " ORDER BY signal_id, time", (plant_id, before), cols)
+
+
+def day_energy(conn: psycopg.Connection, plant_id: int) -> pd.DataFrame:
+    return table_rows(conn, "SELECT cell_id, time, time_end, kwh FROM energy WHERE plant_id = %s AND period = 'day'"
+                      " ORDER BY time", (plant_id,), ["cell_id", "time", "time_end", "kwh"])
+
+
+def day_production(conn: psycopg.Connection, plant_id: int) -> pd.DataFrame:
+    return table_rows(conn, "SELECT time, sum(good_count) FROM oee WHERE plant_id = %s AND period = 'day'"
+                      " GROUP BY time", (plant_id,), ["time", "production"])
 
 
 def _py(value: Any) -> Any:
@@ -175,14 +200,16 @@ def _csv_ready(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def replace(
-    conn: psycopg.Connection, table: str, frame: pd.DataFrame, columns: list[str], where: str, params: tuple[Any, ...]
+    conn: psycopg.Connection, table: str, frame: pd.DataFrame, *, columns: list[str], where: str,
+    params: tuple[Any, ...],
 ) -> int:
     """DELETE the window's rows (``where``) then COPY ``frame``'s ``columns`` in (CSV); the caller commits."""
     conn.execute(f"DELETE FROM {table} WHERE {where}", params)  # table/where are code constants, never input
     if frame.empty:
         return 0
     data = _csv_ready(frame, columns).to_csv(index=False, header=False, na_rep="\\N").encode()
-    with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv, NULL '\\N')") as copy:
+    command = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv, NULL '\\N')"
+    with conn.cursor() as cur, cur.copy(command) as copy:
         copy.write(data)
     return len(frame)
 
@@ -233,7 +260,7 @@ ALERT_COLUMNS = ["kind", "time", "time_end", "status", "severity", "updated_at",
 
 
 def sync_alerts(
-    conn: psycopg.Connection, plant_id: int, cell_id: int, signal_id: int, kind: str, alerts: list[dict[str, Any]]
+    conn: psycopg.Connection, *, plant_id: int, cell_id: int, signal_id: int, kind: str, alerts: list[dict[str, Any]]
 ) -> None:
     """Make the stored alerts of one signal equal ``alerts`` (matched by raise time, so ids stay stable)."""
     keep = [a["time"] for a in alerts]

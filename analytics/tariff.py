@@ -7,6 +7,8 @@ tariff documented in ``datafactory.config.analytics.Tariff.source``.
 
 from __future__ import annotations
 
+import itertools
+
 import pandas as pd
 
 from analytics.calendar import local_days, local_instant
@@ -28,7 +30,7 @@ def day_bands(tariff: Tariff, critical: bool) -> list[tuple[int, int, str]]:
         layers += [(clock_minutes(w.start), clock_minutes(w.end), w.band.value) for w in tariff.critical_windows]
     cuts = sorted({0, 1440, *(s for s, _, _ in layers), *(e for _, e, _ in layers)})
     out: list[tuple[int, int, str]] = []
-    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+    for a, b in itertools.pairwise(cuts):
         band = next(band for s, e, band in reversed(layers) if s <= a and b <= e)
         if out and out[-1][2] == band:
             out[-1] = (out[-1][0], b, band)

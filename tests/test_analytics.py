@@ -70,7 +70,8 @@ def test_meter_energy_with_reset_and_rollover_per_period() -> None:
     assert segs["kwh"].tolist() == [15, 15, 4, 20]  # +15; rollover 100000 − 99995 + 10; reset → 4; +20
     per = pd.DataFrame({"time": [at(0), at(60)], "time_end": [at(60), at(120)], "shift_name": ["", ""]})
     bands = tariff.band_intervals(Tariff(), "Asia/Shanghai", at(0), at(120))
-    rows = energy.cell_energy(segs, per, pd.DataFrame(), bands, Tariff(), 0.1229, None)
+    rows = energy.cell_energy(segs, per, intervals=pd.DataFrame(), bands=bands, tariff=Tariff(), kgce_per_kwh=0.1229,
+                                good=None)
     assert rows["kwh"].tolist() == pytest.approx([30, 24])
     # 00:00–02:00 local is valley: everything at the valley price
     assert rows["cost"].tolist() == pytest.approx([30 * 0.247, 24 * 0.247])
@@ -93,7 +94,8 @@ def test_tou_cost_over_a_day(day: str, expected: float) -> None:
     segs = energy.power_segments(power, end)
     per = pd.DataFrame({"time": [start], "time_end": [end], "shift_name": [""]})
     bands = tariff.band_intervals(Tariff(), "Asia/Shanghai", start, end)
-    row = energy.cell_energy(segs, per, pd.DataFrame(), bands, Tariff(), 0.1229, None).iloc[0]
+    row = energy.cell_energy(segs, per, intervals=pd.DataFrame(), bands=bands, tariff=Tariff(), kgce_per_kwh=0.1229,
+                                good=None).iloc[0]
     assert row["kwh"] == pytest.approx(240)
     assert row["cost"] == pytest.approx(expected)
 
@@ -104,7 +106,8 @@ def test_peak_15_minute_demand_and_load_factor() -> None:
     segs = energy.power_segments(power, at(60), max_hold_s=3600)
     per = pd.DataFrame({"time": [at(0)], "time_end": [at(60)], "shift_name": [""]})
     bands = tariff.band_intervals(Tariff(), "Asia/Shanghai", at(0), at(60))
-    row = energy.cell_energy(segs, per, pd.DataFrame(), bands, Tariff(), 0.1229, None).iloc[0]
+    row = energy.cell_energy(segs, per, intervals=pd.DataFrame(), bands=bands, tariff=Tariff(), kgce_per_kwh=0.1229,
+                                good=None).iloc[0]
     assert row["kwh"] == pytest.approx(10 * 50 / 60 + 40 * 10 / 60)  # 15 kWh
     assert row["peak_kw_15min"] == pytest.approx(30.0)
     assert row["load_factor"] == pytest.approx(15.0 / 30.0)
@@ -122,7 +125,8 @@ def test_state_intervals_microstops_and_conventions() -> None:
     row = oee.machine_oee(iv, per, {}, 1.0).iloc[0]
     assert (row["apt_s"], row["adot_s"], row["planned_down_s"], row["pbt_s"]) == (2940, 360, 300, 3300)
     assert (row["microstop_count"], row["stop_count"], row["microstop_s"]) == (1, 1, 60)
-    perf = state_intervals(samples, at(0), at(60), cfg.model_copy(update={"microstops": MicrostopConvention.PERFORMANCE}))
+    perf_cfg = cfg.model_copy(update={"microstops": MicrostopConvention.PERFORMANCE})
+    perf = state_intervals(samples, at(0), at(60), perf_cfg)
     assert perf["time_element"].tolist()[1] == "apt"
 
 
@@ -162,7 +166,7 @@ def test_ewma_and_cusum_detect_a_ramp_not_the_noise() -> None:
     rng = np.random.default_rng(3)
     flat = 2.0 + rng.normal(0, 0.05, 120)
     ramp = 2.0 + 0.02 * np.arange(1, 81) + rng.normal(0, 0.05, 80)
-    h = pdm.health(_buckets(np.concatenate([flat, ramp])), PdmConfig(), None, 7.1)
+    h = pdm.health(_buckets(np.concatenate([flat, ramp])), PdmConfig(), zones=None, failure_threshold=7.1)
     assert not h["drift"].iloc[:120].any()
     first = int(np.flatnonzero(h["drift"].to_numpy())[0])
     assert 120 < first < 120 + 15  # a 0.4 σ-per-hour ramp is caught within hours

@@ -39,7 +39,9 @@ THRESHOLD = 7.1
 def _new_db(template_db: str) -> str:
     name = f"dft_an_{uuid.uuid4().hex[:10]}"
     with _admin() as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db))
+        )
     from datafactory.db.connect import with_database
 
     return with_database(PG_SERVER, name)

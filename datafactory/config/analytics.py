@@ -221,7 +221,7 @@ class PdmConfig(StrictModel):
     trend_hours: float = Field(default=240, gt=0, description="Longest window of the trend regression used for RUL.")
     rul_max_hours: float = Field(default=24 * 90, gt=0, description="RUL beyond this is reported as NULL.")
     failure_threshold: float | None = Field(
-        default=None, gt=0, description="Failure threshold of monitored vibration (mm/s); None = the failure_zone boundary."
+        default=None, gt=0, description="Failure threshold of vibration (mm/s); None = the failure_zone boundary."
     )
     failure_zone: str = Field(
         default="cd", pattern="^(bc|cd)$", description="Zone boundary taken as the failure threshold (bc or cd)."
