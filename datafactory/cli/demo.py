@@ -26,6 +26,7 @@ from datafactory.services.selection import Services, resolve_services
 from datafactory.settings import Settings, get_settings, redact_url
 
 _DRAIN_TIMEOUT_S = 20.0
+_FIRST_SAMPLES_TIMEOUT_S = 90.0
 _ANALYTICS_TIMEOUT_S = 180.0
 
 
@@ -70,6 +71,7 @@ class _Result:
     oee: list[OeeRow]
     interrupted: bool
     crashed: dict[str, str]
+    earlier_samples: int
 
 
 @click.command()
@@ -136,17 +138,22 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
     )
     counter: PublishedCounter | None = None
     try:
+        pipeline.prepare()
+        # The database may hold earlier runs: report what this run adds.
+        baseline = database_snapshot(services.database_url, pipeline.enterprise_id, reasons=True)
+        pipeline.not_before = baseline.newest_sample
         click.echo("==> starting ingest, simulator, gateway", err=True)
         pipeline.start()
-        started = time.monotonic()  # the plant runs for --duration from here; start-up is not counted
         for name, reason in pipeline.unavailable.items():
             click.echo(f"    UNAVAILABLE: {name}: {reason}", err=True)
         counter = PublishedCounter(services.mqtt_url, pipeline.enterprise_id)
         counter.start()
+        _wait_for_first_samples(pipeline, counter, stop)
+        started = time.monotonic()
         click.echo(f"    logs in {pipeline.work_dir / 'logs'}", err=True)
         while not stop.requested and time.monotonic() - started < opts.duration:
             stop.sleep(2.0)
-            _live_line(pipeline, counter, started)
+            _live_line(pipeline, counter, started, baseline)
             if pipeline.failed():
                 break
         click.echo("", err=True)
@@ -164,7 +171,9 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
         analytics_state = "skipped"
         if opts.analytics and not stop.requested:
             analytics_state = _analytics(pipeline)
-        snap = database_snapshot(services.database_url, pipeline.enterprise_id, reasons=True)
+        snap = database_snapshot(
+            services.database_url, pipeline.enterprise_id, reasons=True, span_from=pipeline.sim_start
+        ).since(baseline)
         return (
             _Result(
                 wall_s=wall,
@@ -176,6 +185,7 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
                 oee=_oee(services.database_url, pipeline.enterprise_id),
                 interrupted=stop.requested,
                 crashed=crashed,
+                earlier_samples=baseline.samples,
             ),
             pipeline,
         )
@@ -185,8 +195,21 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
             counter.stop()
 
 
-def _live_line(pipeline: Pipeline, counter: PublishedCounter, started: float) -> None:
-    snap = database_snapshot(pipeline.database_url, pipeline.enterprise_id)
+def _wait_for_first_samples(pipeline: Pipeline, counter: PublishedCounter, stop: _Stop) -> None:
+    """--duration counts from the first published batch: on a busy machine the OPC-UA server and the gateway's
+    session can take many seconds to come up, and that start-up is not the plant running."""
+    if "gateway" not in pipeline.children:
+        return
+    click.echo("    waiting for the first samples…", err=True)
+    deadline = time.monotonic() + _FIRST_SAMPLES_TIMEOUT_S
+    while not stop.requested and counter.samples == 0 and time.monotonic() < deadline and not pipeline.failed():
+        stop.sleep(0.25)
+
+
+def _live_line(pipeline: Pipeline, counter: PublishedCounter, started: float, baseline: DatabaseSnapshot) -> None:
+    snap = database_snapshot(pipeline.database_url, pipeline.enterprise_id, span_from=pipeline.sim_start).since(
+        baseline
+    )
     elapsed = time.monotonic() - started
     sim = snap.newest_sample.strftime("%Y-%m-%d %H:%M:%S UTC") if snap.newest_sample else "—"
     line = (
@@ -260,7 +283,7 @@ def _summary(services: Services, pipeline: Pipeline, r: _Result) -> None:
     out(f"  signals registered  {s.signals}")
     repeats = "" if r.unique is None or r.unique == r.published else f" ({r.unique} distinct; repeats are stored once)"
     out(f"  samples published   {r.published}{repeats}")
-    out(f"  samples stored      {s.samples}")
+    out(f"  samples stored      {s.samples}" + (" (by this run)" if r.earlier_samples else ""))
     out(f"  samples/s           {s.samples / max(r.run_s, 1e-9):.0f} (while the plant ran, {r.run_s:.0f} s)")
     reasons = ", ".join(f"{k}: {v}" for k, v in s.dead_letter_reasons.items())
     out(f"  dead letters        {s.dead_letters}" + (f" ({reasons})" if reasons else ""))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import orjson
@@ -88,9 +88,29 @@ class DatabaseSnapshot:
     oldest_sample: datetime | None = None
     error: str = ""
 
+    def since(self, baseline: DatabaseSnapshot) -> DatabaseSnapshot:
+        """What was added after ``baseline`` (a database the demo ran on before keeps its earlier samples)."""
+        reasons = {
+            reason: count - baseline.dead_letter_reasons.get(reason, 0)
+            for reason, count in self.dead_letter_reasons.items()
+            if count > baseline.dead_letter_reasons.get(reason, 0)
+        }
+        return DatabaseSnapshot(
+            signals=self.signals,
+            samples=self.samples - baseline.samples,
+            dead_letters=self.dead_letters - baseline.dead_letters,
+            dead_letter_reasons=reasons,
+            newest_sample=self.newest_sample,
+            oldest_sample=self.oldest_sample,
+            error=self.error or baseline.error,
+        )
 
-def database_snapshot(database_url: str, enterprise: str, *, reasons: bool = False) -> DatabaseSnapshot:
-    """Counts for one enterprise (all enterprises if empty); errors are reported in ``.error``, not raised."""
+
+def database_snapshot(
+    database_url: str, enterprise: str, *, reasons: bool = False, span_from: datetime | None = None
+) -> DatabaseSnapshot:
+    """Counts for one enterprise (all enterprises if empty); errors are reported in ``.error``, not raised.
+    The oldest/newest sample times consider samples from ``span_from`` on (this run's simulated start)."""
     snap = DatabaseSnapshot()
     try:
         with connect(database_url, autocommit=True, application_name="datafactory-demo") as conn:
@@ -101,9 +121,10 @@ def database_snapshot(database_url: str, enterprise: str, *, reasons: bool = Fal
             ).fetchone()
             snap.signals = int(row[0]) if row else 0
             row = conn.execute(
-                "SELECT count(*), min(x.time), max(x.time) FROM samples x JOIN signals s ON s.id = x.signal_id"
+                "SELECT count(*), min(x.time) FILTER (WHERE x.time >= %(f)s),"
+                " max(x.time) FILTER (WHERE x.time >= %(f)s) FROM samples x JOIN signals s ON s.id = x.signal_id"
                 f" JOIN plants p ON p.id = s.plant_id WHERE {plant_clause}",
-                {"e": enterprise},
+                {"e": enterprise, "f": span_from or datetime(1970, 1, 1, tzinfo=UTC)},
             ).fetchone()
             if row:
                 snap.samples, snap.oldest_sample, snap.newest_sample = int(row[0]), row[1], row[2]

@@ -108,6 +108,8 @@ class Pipeline:
     duration_s: float = 60.0
     analog_period_s: float = 1.0
     opcua_port: int = 0
+    sim_start: datetime | None = None
+    not_before: datetime | None = None  # newest sample already stored for this plant
     # The simulated meter publishes under <device_prefix>/…: unique per run so demos sharing a broker stay apart.
     device_prefix: str = field(default_factory=lambda: f"sim-{uuid.uuid4().hex[:8]}")
     plant: dict[str, Any] = field(default_factory=dict)
@@ -126,28 +128,37 @@ class Pipeline:
     def enterprise_id(self) -> str:
         return str(self.plant.get("enterprise", {}).get("id", self.enterprise or ""))
 
+    @property
+    def config_path(self) -> Path:
+        """The runtime copy of the plant config the gateway reads."""
+        return self.work_dir / "demo-plant.yaml"
+
     def log(self, name: str) -> Path:
         return self.work_dir / "logs" / f"{name}.log"
 
-    def start(self) -> None:
-        """Start ingest and the simulator, wait until both are ready, then start the gateway."""
+    def prepare(self) -> None:
+        """Check which stages this build has and write the runtime config (no process is started)."""
         for group, sub in (("ingest", "run"), ("simulate", "run"), ("gateway", "run")):
             reason = subcommand_available(group, sub)
             if reason is not None:
                 self.unavailable[group] = reason
         self.opcua_port = free_port()
-        config_path = self.work_dir / "demo-plant.yaml"
         if not self.config_source.exists():
             self.unavailable.setdefault("simulate", f"{self.config_source} does not exist yet")
             self.unavailable.setdefault("gateway", f"{self.config_source} does not exist yet")
         else:
             self.plant = runtime_config(
                 self.config_source,
-                config_path,
+                self.config_path,
                 opcua_port=self.opcua_port,
                 device_prefix=self.device_prefix,
                 enterprise=self.enterprise,
             )
+
+    def start(self) -> None:
+        """Start ingest and the simulator, wait until both are ready, then start the gateway."""
+        if not self.opcua_port:
+            self.prepare()
         # Ingest and the simulator start side by side (the simulator publishes nothing under df/v1/); the gateway,
         # the only publisher of samples, starts once ingest's subscription exists — or the first batches would
         # have no one to go to — and the OPC-UA server listens.
@@ -160,7 +171,7 @@ class Pipeline:
         if "simulate" in self.children:
             self.children["simulate"].wait_for_output(_SIMULATOR_READY, _SIMULATOR_READY_TIMEOUT_S)
         if "gateway" not in self.unavailable:
-            self._spawn("gateway", ["gateway", "run", "--config", str(config_path)])
+            self._spawn("gateway", ["gateway", "run", "--config", str(self.config_path)])
 
     def _ingest_args(self) -> list[str]:
         args = ["ingest", "run"]
@@ -174,7 +185,12 @@ class Pipeline:
     def _simulator_args(self) -> list[str]:
         # Simulated time ends near "now" instead of running ahead of the clock: the data is recent history, which
         # is what dashboards and analytics show, and nothing trips ingest's future-timestamp window.
-        start = datetime.now(UTC) - timedelta(seconds=self.duration_s * self.speed)
+        span = timedelta(seconds=self.duration_s * self.speed)
+        start = datetime.now(UTC).replace(microsecond=0) - span
+        if self.not_before is not None and start <= self.not_before:
+            # An earlier demo stored this stretch of simulated time: continue after it rather than repeat it.
+            start = self.not_before.replace(microsecond=0) + timedelta(seconds=1)
+        self.sim_start = start
         return [
             "simulate", "run",
             "--port", str(self.opcua_port),

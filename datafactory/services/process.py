@@ -7,6 +7,7 @@ Ctrl-C on the terminal reaches the orchestrator first and it stops them in order
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -161,7 +162,9 @@ class ManagedProcess:
             except ProcessLookupError:
                 pass
             except subprocess.TimeoutExpired:
-                proc.kill()
+                # The whole group: a PostgreSQL backend outliving its postmaster would block the next start.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self._proc = None
         self._close_log()
