@@ -51,8 +51,11 @@ def deploy_cmd(url: str, configs: Path, no_datasources: bool) -> None:
     """Create or update folders, data sources and dashboards (by uid, overwriting). Credentials come from
     GRAFANA_TOKEN, or GRAFANA_USER and GRAFANA_PASSWORD; data source passwords from the same variables the
     provisioned files reference."""
-    from grafana.deploy import GrafanaTarget, deploy
+    from grafana.deploy import DeployError, GrafanaTarget, deploy
 
-    target = GrafanaTarget.from_env(url, os.environ)
-    report = deploy(target, plants_from_configs(configs), datasources=not no_datasources, env=os.environ)
+    try:
+        target = GrafanaTarget.from_env(url, os.environ)
+        report = deploy(target, plants_from_configs(configs), datasources=not no_datasources, env=os.environ)
+    except DeployError as err:
+        raise click.ClickException(str(err)) from err
     click.echo(report.summary())
