@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from simulator.layout import (
@@ -37,6 +38,7 @@ _EVENT_CUM = [sum(w for _, w in EVENT_WEIGHTS[: i + 1]) for i in range(len(EVENT
 # Fraction of running power drawn in each state (spindle, drives, coolant pumps, controls).
 _POWER_FRACTION = {100: 1.0, 110: 0.75, 200: 0.3, 210: 0.3, 300: 0.22, 310: 0.12, 320: 0.08, 330: 0.04, 400: 0.4}
 _STOP_POWER_FRACTION = 0.25
+_PASSIVE_PIECE_US = 3600 * US
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,16 +105,20 @@ class MachineSim:
         self.energy_t = self.temp_t = start_us
         self.next_tick = -(-start_us // self.period_us) * self.period_us
 
-    def segment(self, seg: Segment, out: Chunk, *, first: bool = False) -> None:
-        """Simulate one calendar segment, appending its samples to ``out`` (unsorted)."""
+    def segment(self, seg: Segment, out: Chunk, *, first: bool = False) -> Iterator[None]:
+        """Simulate one calendar segment, appending its samples to ``out`` (unsorted). Yields after each state
+        interval (passive time in pieces of at most an hour), when everything in ``out`` is earlier than what
+        follows: the caller can take the samples so far and memory stays bounded even at a 1 s analog period."""
         if seg.shift is not None and seg.shift is not self._shift_of:
             self._begin_shift(seg.shift, seg.start_us)
-        if seg.kind is SegmentKind.NO_SHIFT:
-            self._interval(seg.start_us, seg.end_us, State.NO_SHIFT, out, first)
-        elif seg.kind is SegmentKind.BREAK:
-            self._interval(seg.start_us, seg.end_us, State.BREAK, out, first)
+        if seg.kind is SegmentKind.WORK:
+            yield from self._work(seg.start_us, seg.end_us, out, first)
         else:
-            self._work(seg.start_us, seg.end_us, out, first)
+            code = State.NO_SHIFT if seg.kind is SegmentKind.NO_SHIFT else State.BREAK
+            for a in range(seg.start_us, seg.end_us, _PASSIVE_PIECE_US):
+                self._interval(a, min(a + _PASSIVE_PIECE_US, seg.end_us), code, out, first)
+                first = False
+                yield
         if self._shift is not None and self._shift_of is not None and seg.end_us >= self._shift_of.end_us:
             self.shifts.append(self._shift)
             self._shift = None
@@ -141,21 +147,22 @@ class MachineSim:
             planned.append((t0, shift.end_us, State.NO_ORDER))
         self._planned = planned
 
-    def _work(self, a: int, b: int, out: Chunk, first: bool) -> None:
+    def _work(self, a: int, b: int, out: Chunk, first: bool) -> Iterator[None]:
         t = a
         for p0, p1, code in self._planned:
             if p1 <= t or p0 >= b:
                 continue
             if p0 > t:
-                self._run_window(t, p0, out, first)
+                yield from self._run_window(t, p0, out, first)
                 first = False
             self._interval(max(t, p0), min(p1, b), code, out, first)
+            yield
             first = False
             t = min(p1, b)
         if t < b:
-            self._run_window(t, b, out, first)
+            yield from self._run_window(t, b, out, first)
 
-    def _run_window(self, a: int, b: int, out: Chunk, first: bool) -> None:
+    def _run_window(self, a: int, b: int, out: Chunk, first: bool) -> Iterator[None]:
         """Worked time: running, interrupted by unplanned events; every event is cut at the window's end."""
         rng = self.rng
         t = a
@@ -170,6 +177,7 @@ class MachineSim:
                     t_evt, forced = bearing.crossing_us, True
                 end = min(t_evt, b)
                 self._interval(t, end, State.RUNNING, out, first)
+                yield
                 first = False
                 t = end
                 if t >= b:
@@ -185,6 +193,7 @@ class MachineSim:
                 dur = _event_duration(rng, code)
             end = min(t + max(US, _ms(dur)), b)
             self._interval(t, end, code, out, first)
+            yield
             first = False
             t = end
 

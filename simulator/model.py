@@ -27,6 +27,7 @@ from simulator.shift_calendar import ShiftCalendar
 from simulator.truth import GroundTruth, StateInterval, TruthEvent
 
 DAY_US = 86_400_000_000
+_CHUNK = 4096  # samples per machine chunk: bounds memory whatever the analog period
 
 
 class Change(NamedTuple):
@@ -126,16 +127,19 @@ class PlantModel:
 
     # ---- streams ---------------------------------------------------------------------------------------
     def machine_chunks(self, index: int) -> Iterator[Chunk]:
-        """Time-ordered chunks ``(time_us, signal_index, value)`` of one machine (one per calendar segment)."""
+        """Time-ordered chunks ``(time_us, signal_index, value)`` of one machine, a few thousand samples each."""
         sim = self.machines[index]
         sim.start(self.start_us)
         first = True
+        out: Chunk = []
         for seg in self.options.calendar.segments(self.start_us, self.end_us):
-            out: Chunk = []
-            sim.segment(seg, out, first=first)
-            first = False
-            out.sort()
-            yield out
+            for _ in sim.segment(seg, out, first=first):
+                first = False
+                if len(out) >= _CHUNK:
+                    chunk = sorted(out)
+                    out.clear()  # the segment generator keeps appending to this same list
+                    yield chunk
+        yield sorted(out)
         if self.end_us is not None:
             sim.finish(self.end_us)
 

@@ -316,3 +316,13 @@ def test_truth_until_clips_a_run_in_progress(run):
     assert max(s.end_us for s in gt.states) == cut
     assert len(gt.shifts) == 2 * len(model.layout.machines)  # Saturday day and night shifts ended by then
     assert {e.kind for e in gt.events} == {"energy_saving"}
+
+
+def test_chunks_stay_small_at_a_one_second_period():
+    """A live run at 1 s must not build a whole idle Sunday in memory before the first sample is replayed."""
+    layout = PlantLayout(demo_layout().machines[:1])
+    sunday = datetime(2026, 8, 2, 0, 0, tzinfo=UTC)  # 08:00 local: a day without shifts begins
+    model = PlantModel(layout, SimOptions(seed=1, analog_period_s=1), start=sunday, end=sunday + timedelta(hours=6))
+    sizes = [len(c) for c in model.machine_chunks(0)]
+    assert sum(sizes) == 6 * 3600 * 4 + 4  # four analog signals every second, plus the initial counters and state
+    assert max(sizes) < 4096 + 3600 * 4
