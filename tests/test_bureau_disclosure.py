@@ -79,6 +79,12 @@ def test_city_is_realistic_and_deterministic(city_url: str) -> None:
     assert n == 2000 and towns >= 30 and divisions == 31 and months == 36
     assert shares[0] > 0.02 and sum(shares) > 0.15  # a few dominant firms
     assert truth["division_decline"] == date(2026, 3, 1) and "park_growth" in truth
+    with _as_bureau(city_url) as conn:
+        growth: dict[str, float | None] = dict(conn.execute(
+            "SELECT park, yoy_growth FROM bureau_v_park WHERE month = %s AND park <> '*'", (MONTH,)).fetchall())
+    # The planted park grows 1.5 % a month on top of the trend; the others do not.
+    grower = max((p for p in growth if growth[p] is not None), key=lambda p: growth[p] or 0.0)
+    assert grower == "松山湖园区" and (growth[grower] or 0.0) > 0.15
 
 
 def _as_bureau(url: str) -> psycopg.Connection:
