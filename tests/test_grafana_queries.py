@@ -39,6 +39,7 @@ pytestmark = pytest.mark.integration
 DAYS = 6.0
 NUMERIC = (int, float)
 PANEL_QUERIES = list(panel_queries(PLANT_AND_PLATFORM))
+PLANT_QUERIES = [pq for pq in PANEL_QUERIES if pq.dashboard.folder == "plant"]
 
 
 @contextmanager
@@ -64,16 +65,9 @@ def demo(template_db: str) -> Iterator[FilledPlant]:
         yield fill_database(url, days=DAYS)
 
 
-@pytest.fixture(scope="module")
-def all_selected(demo: FilledPlant) -> dict[str, dict[str, VariableValue]]:
-    with psycopg.connect(demo.url) as conn:
-        return {d.uid: resolve_variables(conn, d, demo.start, demo.end) for d in PLANT_AND_PLATFORM}
-
-
-def _run(url: str, text: str) -> tuple[list[str], list[tuple[object, ...]]]:
-    with psycopg.connect(url) as conn:
-        cur = conn.execute(text)
-        return [c.name for c in cur.description or []], cur.fetchall()
+def _run(conn: psycopg.Connection, text: str) -> tuple[list[str], list[tuple[object, ...]]]:
+    cur = conn.execute(text)
+    return [c.name for c in cur.description or []], cur.fetchall()
 
 
 def _assert_shape(pq: PanelQuery, columns: list[str], rows: list[tuple[object, ...]]) -> None:
@@ -103,50 +97,83 @@ def _assert_shape(pq: PanelQuery, columns: list[str], rows: list[tuple[object, .
         assert kind == "table", f"{where}: unexpected panel kind {kind}"
 
 
-def test_every_variable_has_options(demo: FilledPlant, all_selected: dict[str, dict[str, VariableValue]]) -> None:
+def test_dashboards_on_the_demo_plant(demo: FilledPlant) -> None:
+    """One test on purpose: the filled database is expensive, and under pytest-xdist every worker that ran a test
+    of this module would fill its own. Problems of all panels are collected and reported together."""
+    with psycopg.connect(demo.url, autocommit=True) as conn:
+        chosen = {d.uid: resolve_variables(conn, d, demo.start, demo.end) for d in PLANT_AND_PLATFORM}
+        _check_variables(chosen)
+        problems = _panel_problems(conn, PANEL_QUERIES, chosen, demo.start, demo.end)
+        assert not problems, "\n".join(problems)
+        _check_single_selection(conn, demo)
+        _check_downsampling(conn, chosen, demo)
+        _check_as_plant_role(conn, demo)
+
+
+def _panel_problems(conn: psycopg.Connection, queries: list[PanelQuery], chosen: dict[str, dict[str, VariableValue]],
+                    start: datetime, end: datetime) -> list[str]:
+    problems = []
+    for pq in queries:
+        text = expanded_sql(pq, chosen[pq.dashboard.uid], start, end)
+        try:
+            assert not leftover(text), f"{pq.name}: unexpanded {leftover(text)}"
+            assert "time_bucket" not in text, f"{pq.name}: TimescaleDB-only time_bucket; use date_bin"
+            _assert_shape(pq, *_run(conn, text))
+        except (AssertionError, psycopg.Error) as err:
+            problems.append(f"{pq.name}: {err}")
+    return problems
+
+
+def _check_variables(chosen: dict[str, dict[str, VariableValue]]) -> None:
     for dash in PLANT_AND_PLATFORM:
-        chosen = all_selected[dash.uid]
         for var in dash.variables:
             if var.kind != "datasource":
-                assert chosen[var.name].values, f"{dash.uid}: {var.name} has no options"
-    overview = all_selected["df-plant-overview"]
+                assert chosen[dash.uid][var.name].values, f"{dash.uid}: {var.name} has no options"
+    overview = chosen["df-plant-overview"]
     assert overview["line"].values == ("assembly/line-1", "machining/line-1")
     assert set(overview["shift"].values) == {"day", "night"}
-    assert len(all_selected["df-machine-detail"]["machine"].values) == 8  # the meter is not a machine
+    assert len(chosen["df-machine-detail"]["machine"].values) == 8  # the meter is not a machine
+    assert "utilities/main" in chosen["df-energy"]["line"].values  # …but energy includes it
 
 
-@pytest.mark.parametrize("pq", PANEL_QUERIES, ids=[pq.name for pq in PANEL_QUERIES])
-def test_panel_query_returns_rows(pq: PanelQuery, demo: FilledPlant,
-                                  all_selected: dict[str, dict[str, VariableValue]]) -> None:
-    text = expanded_sql(pq, all_selected[pq.dashboard.uid], demo.start, demo.end)
-    assert not leftover(text), f"{pq.name}: unexpanded {leftover(text)}"
-    assert "time_bucket" not in text, "TimescaleDB-only function; use date_bin"
-    columns, rows = _run(demo.url, text)
-    _assert_shape(pq, columns, rows)
-
-
-def test_single_selection_and_short_range(demo: FilledPlant) -> None:
-    """One machine, one shift, the last day: every query still runs (variables quoted right) — and the
+def _check_single_selection(conn: psycopg.Connection, demo: FilledPlant) -> None:
+    """One machine, one shift, the last day: every query still runs (variables quoted right), and the
     time-filtered ones only see that day."""
     start = demo.end - timedelta(days=1)
-    with psycopg.connect(demo.url) as conn:
-        chosen = {d.uid: resolve_variables(conn, d, start, demo.end, pick_first=True) for d in PLANT_AND_PLATFORM}
-        for pq in PANEL_QUERIES:
-            text = expanded_sql(pq, chosen[pq.dashboard.uid], start, demo.end)
-            conn.execute(text).fetchall()
-        text = expanded_sql(next(p for p in PANEL_QUERIES if p.panel.title == "Good and rejected units per hour"),
-                            chosen["df-machine-detail"], start, demo.end)
-        times = [r[0] for r in conn.execute(text).fetchall()]
-    assert times and min(times) >= start and max(times) <= demo.end
+    chosen = {d.uid: resolve_variables(conn, d, start, demo.end, pick_first=True) for d in PLANT_AND_PLATFORM}
+    assert len(chosen["df-machine-detail"]["machine"].values) == 1
+    for pq in PANEL_QUERIES:
+        conn.execute(expanded_sql(pq, chosen[pq.dashboard.uid], start, demo.end)).fetchall()
+    counts = next(p for p in PANEL_QUERIES if p.panel.title == "Good and rejected units per hour")
+    times = [r[0] for r in _run(conn, expanded_sql(counts, chosen["df-machine-detail"], start, demo.end))[1]]
+    assert times and min(times) >= start and max(times) <= demo.end  # type: ignore[type-var]
 
 
-def test_downsampling_bounds_raw_rows(demo: FilledPlant, all_selected: dict[str, dict[str, VariableValue]]) -> None:
+def _check_downsampling(conn: psycopg.Connection, chosen: dict[str, dict[str, VariableValue]],
+                        demo: FilledPlant) -> None:
     """Raw-signal panels return at most ~1000 points per series over the whole range, not every sample."""
     pq = next(p for p in PANEL_QUERIES if p.panel.title == "Temperature")
-    _, rows = _run(demo.url, expanded_sql(pq, all_selected[pq.dashboard.uid], demo.start, demo.end))
+    _, rows = _run(conn, expanded_sql(pq, chosen[pq.dashboard.uid], demo.start, demo.end))
     per_series: dict[str, int] = {}
     for _, metric, _value in rows:
         per_series[str(metric)] = per_series.get(str(metric), 0) + 1
     assert len(per_series) == 8
     assert max(per_series.values()) <= 1001
     assert min(per_series.values()) > 100  # still a useful resolution
+
+
+def _check_as_plant_role(conn: psycopg.Connection, demo: FilledPlant) -> None:
+    """The plant dashboards work through the plant's row-level-secured role (what its data source logs in as):
+    after ``db roles`` provisioning, every plant panel still has rows."""
+    from datafactory.security.rls import provision
+    from datafactory.security.roles import plant_role_name
+
+    provision(conn, actor="test-grafana")
+    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(plant_role_name("demo-precision", "dongguan-1"))))
+    try:
+        plant_dashboards = tuple(d for d in PLANT_AND_PLATFORM if d.folder == "plant")
+        chosen = {d.uid: resolve_variables(conn, d, demo.start, demo.end) for d in plant_dashboards}
+        problems = _panel_problems(conn, PLANT_QUERIES, chosen, demo.start, demo.end)
+        assert not problems, "as the plant role:\n" + "\n".join(problems)
+    finally:
+        conn.execute("RESET ROLE")
