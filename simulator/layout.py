@@ -8,7 +8,7 @@ configs (tests, backfill of scaled plants) describe the same thing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from datafactory.contract.meanings import Meaning
 
@@ -77,7 +77,6 @@ class PlantLayout:
     site: str = SITE
     timezone: str = TIMEZONE
     meter_base_kw: float = 18.0  # compressors, lighting, HVAC not metered per machine
-    areas: tuple[str, ...] = field(default=("machining", "assembly"))
 
     def signal_keys(self) -> list[tuple[str, str]]:
         """(cell_path, signal) for every signal, machines first in order, then the utility meter."""
