@@ -77,6 +77,18 @@ def energy_segments(samples: CellSamples, end: pd.Timestamp) -> tuple[pd.DataFra
     return None, ""
 
 
+def product_cycle_times(samples: CellSamples) -> pd.DataFrame | None:
+    """Step function of the ideal cycle time of the product being made, from the ``product`` signal and the cell
+    attribute ``ideal_cycle_time_by_product`` (product code → seconds); None when either is missing."""
+    table = samples.attributes.get("ideal_cycle_time_by_product") or {}
+    product = samples.by_meaning.get(Meaning.PRODUCT)
+    if not table or product is None or product.empty:
+        return None
+    codes = product["value"].round().astype("Int64").astype(str)
+    seconds = codes.map({str(k): float(v) for k, v in table.items()}).astype(float)
+    return pd.DataFrame({"time": product["time"].to_numpy(), "ideal_cycle_time_s": seconds.to_numpy()})
+
+
 def cell_results(samples: CellSamples, window: Window, cfg: AnalyticsConfig) -> CellResults:
     out = CellResults()
     intervals = pd.DataFrame(columns=[*INTERVAL_COLUMNS, CONTINUED])
@@ -86,10 +98,11 @@ def cell_results(samples: CellSamples, window: Window, cfg: AnalyticsConfig) -> 
         intervals = state_intervals(state, window.start, window.cover_end, cfg)
         out.intervals = intervals
         ict = samples.attributes.get("ideal_cycle_time_s")
+        steps = product_cycle_times(samples)
         for name, per in window.periods.items():
             if per.empty:
                 continue
-            rows = oee.machine_oee(intervals, per, incs, float(ict) if ict else None)
+            rows = oee.machine_oee(intervals, per, incs, float(ict) if ict else None, steps)
             out.oee.append(rows.assign(period=name))
             out.downtime.append(downtime(intervals, per).assign(period=name))
     good = incs.get("good_count", incs.get("total_count"))

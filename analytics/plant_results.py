@@ -71,10 +71,11 @@ def pdm_results(
 
 def baseline_results(
     conn: psycopg.Connection, plant: store.Plant, cfg: AnalyticsConfig, *, machine_cells: set[int],
-    data_end: pd.Timestamp,
+    data_end: pd.Timestamp, ambient_signals: list[int],
 ) -> dict[str, int]:
     """Plant energy — utility meters (cells without a machine_state signal), else all cells — against good units
-    per plant-local day, for the days completed before ``data_end``."""
+    (and heating/cooling degree-days when an ambient temperature signal, one on a cell that is not a machine,
+    exists) per plant-local day, for the days completed before ``data_end``."""
     e = store.day_energy(conn, plant.id)
     if e.empty:
         return {}
@@ -83,6 +84,9 @@ def baseline_results(
     daily = e.groupby(["time", "time_end"], as_index=False)["kwh"].sum()
     daily = daily.merge(store.day_production(conn, plant.id), on="time", how="left")
     daily["production"] = daily["production"].fillna(0.0)
+    if ambient_signals:
+        temps = store.daily_means(conn, ambient_signals, plant.timezone, daily["time"].min(), daily["time_end"].max())
+        daily = daily.merge(temps.rename(columns={"value": "temperature"}), on="time", how="left")
     daily = daily[daily["time_end"] <= data_end].reset_index(drop=True)
     if daily.empty:
         return {}

@@ -25,7 +25,7 @@ from datafactory.contract.meanings import Meaning
 log = logging.getLogger(__name__)
 JOB = "main"
 READ_MEANINGS = (Meaning.MACHINE_STATE, Meaning.TOTAL_COUNT, Meaning.GOOD_COUNT, Meaning.REJECT_COUNT,
-                 Meaning.ENERGY_KWH, Meaning.POWER_KW)
+                 Meaning.ENERGY_KWH, Meaning.POWER_KW, Meaning.PRODUCT)
 WINDOW = "plant_id = %s AND time >= %s AND time < %s"
 
 
@@ -111,7 +111,9 @@ def run_window(
                for c, attrs in zip(cell_frame["cell_id"], cell_frame["attributes"], strict=True)}
     summary.add(pdm_results(conn, plant, cfg, signals=sigs, machine_classes=classes, running=running, start=a,
                             end=window.cover_end))
-    summary.add(baseline_results(conn, plant, cfg, machine_cells=set(running), data_end=data_end))
+    ambient = sigs[(sigs["meaning"] == Meaning.TEMPERATURE.value) & ~sigs["cell_id"].isin(list(running))]
+    summary.add(baseline_results(conn, plant, cfg, machine_cells=set(running), data_end=data_end,
+                                 ambient_signals=ambient["signal_id"].astype(int).tolist()))
     return summary
 
 

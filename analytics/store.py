@@ -162,6 +162,19 @@ def pdm_history(conn: psycopg.Connection, plant_id: int, before: pd.Timestamp) -
                       " ORDER BY signal_id, time", (plant_id, before), cols)
 
 
+def daily_means(
+    conn: psycopg.Connection, signal_ids: list[int], tz: str, start: pd.Timestamp, end: pd.Timestamp
+) -> pd.DataFrame:
+    """Mean of the signals per plant-local day (``date_bin`` from a local midnight; exact in zones without DST)."""
+    origin = pd.Timestamp("2000-01-01", tz=tz).to_pydatetime()
+    return table_rows(
+        conn,
+        "SELECT date_bin('1 day', time, %s) AS day, avg(value) FROM samples WHERE signal_id = ANY(%s)"
+        " AND time >= %s AND time < %s AND df_quality_severity(quality) <> 'bad' GROUP BY 1 ORDER BY 1",
+        (origin, signal_ids, start, end), ["time", "value"],
+    )
+
+
 def day_energy(conn: psycopg.Connection, plant_id: int) -> pd.DataFrame:
     return table_rows(conn, "SELECT cell_id, time, time_end, kwh FROM energy WHERE plant_id = %s AND period = 'day'"
                       " ORDER BY time", (plant_id,), ["cell_id", "time", "time_end", "kwh"])

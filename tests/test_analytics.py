@@ -188,3 +188,44 @@ def test_alert_lifecycle_raised_updated_cleared() -> None:
     # updates: 7 more drifting buckets + 5 healthy ones; the 6th healthy bucket clears it
     assert rest[0].status == "cleared" and rest[0].update_count == 12
     assert rest[0].time_end == h["time_end"].iloc[20]
+
+
+def test_ideal_cycle_time_per_product() -> None:
+    # 60 min running; product 1 (2 s/unit) makes 600 units in the first half hour, product 2 (4 s) 300 after
+    iv = state_intervals(pd.DataFrame({"time": [at(0)], "value": [100.0]}), at(0), at(60), AnalyticsConfig())
+    total = pd.DataFrame({"time": [at(30), at(60) - pd.Timedelta(seconds=1)], "increment": [600.0, 300.0]})
+    steps = pd.DataFrame({"time": [at(0), at(30) + pd.Timedelta(seconds=1)], "ideal_cycle_time_s": [2.0, 4.0]})
+    per = pd.DataFrame({"time": [at(0)], "time_end": [at(60)], "shift_name": [""]})
+    row = oee.machine_oee(iv, per, {"total_count": total}, 3.0, steps).iloc[0]
+    assert row["ideal_production_s"] == pytest.approx(600 * 2 + 300 * 4)
+    assert row["performance"] == pytest.approx(2400 / 3600)
+
+
+def test_baseline_with_degree_days() -> None:
+    rng = np.random.default_rng(11)
+    days = pd.date_range("2026-01-01", periods=50, freq="D", tz="UTC")
+    production = rng.uniform(800, 1200, len(days))
+    temperature = rng.uniform(2, 30, len(days))
+    hdd, cdd = np.clip(18 - temperature, 0, None), np.clip(temperature - 18, 0, None)
+    kwh = 300 + 2.0 * production + 40 * hdd + 25 * cdd + rng.normal(0, 5, len(days))
+    daily = pd.DataFrame({"time": days, "time_end": days + pd.Timedelta(days=1), "kwh": kwh,
+                          "production": production, "temperature": temperature})
+    result = fit_baseline(daily, days[35], BaselineConfig())
+    assert result.formula == "kwh ~ production + hdd + cdd"
+    assert result.params["hdd"] == pytest.approx(40, rel=0.05) and result.params["cdd"] == pytest.approx(25, rel=0.1)
+    assert result.saving_fraction == pytest.approx(0.0, abs=0.01)  # nothing changed
+
+
+def test_analytics_config_rejects_what_it_cannot_use() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="more than once"):
+        AnalyticsConfig.model_validate({"state_codes": [{"code": 1, "category": "running"},
+                                                        {"code": 1, "category": "setup"}]})
+    with pytest.raises(ValidationError, match="missing band"):
+        AnalyticsConfig.model_validate({"tariff": {"prices": {"flat": 0.6}}})
+    with pytest.raises(ValidationError, match="extra_forbidden|Extra inputs"):
+        AnalyticsConfig.model_validate({"microstop_treshold_s": 60})
+    cfg = AnalyticsConfig.model_validate({"microstops": "performance", "calendar": {"shifts": [
+        {"name": "day", "start": "07:30", "end": "19:30"}]}})
+    assert cfg.microstops is MicrostopConvention.PERFORMANCE and cfg.tariff.prices  # defaults fill the rest

@@ -96,6 +96,10 @@ class CellConfig(StrictModel):
     target_rate_per_hour: float | None = Field(
         default=None, gt=0, description="Planned output per hour for production-vs-target views."
     )
+    ideal_cycle_time_by_product: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description="Ideal cycle time (s) per product code, used where the cell has a 'product' signal.",
+    )
 
 
 class LineConfig(StrictModel):
