@@ -224,7 +224,7 @@ def test_analytics_config_rejects_what_it_cannot_use() -> None:
                                                         {"code": 1, "category": "setup"}]})
     with pytest.raises(ValidationError, match="missing band"):
         AnalyticsConfig.model_validate({"tariff": {"prices": {"flat": 0.6}}})
-    with pytest.raises(ValidationError, match="extra_forbidden|Extra inputs"):
+    with pytest.raises(ValidationError, match="Extra inputs"):
         AnalyticsConfig.model_validate({"microstop_treshold_s": 60})
     cfg = AnalyticsConfig.model_validate({"microstops": "performance", "calendar": {"shifts": [
         {"name": "day", "start": "07:30", "end": "19:30"}]}})
