@@ -30,7 +30,8 @@ def one(cur: psycopg.Cursor) -> tuple[Any, ...]:
     return row
 
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# One worker builds the city once for every test of this module (CI runs with --dist loadgroup).
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("bureau_city")]
 
 MONTH = date(2026, 10, 1)
 P, K, MIN_N = 0.10, 0.85, 3
