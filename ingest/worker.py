@@ -104,7 +104,7 @@ class IngestWorker:
                 if not isinstance(err, psycopg.Error):
                     log.exception("unexpected error writing a batch")
                 self._failed(conn, err)
-                if self._failures >= _ATTEMPTS_BEFORE_ISOLATING and len(batch) > 1:
+                if self._failures >= _ATTEMPTS_BEFORE_ISOLATING and batch:
                     batch = self._isolate(batch)
         self._final_health()
         if self._conn is not None:
@@ -161,7 +161,8 @@ class IngestWorker:
         return None
 
     def _failed(self, conn: psycopg.Connection, err: Exception) -> None:
-        self._failures += 1
+        """Roll back after a failed write. Only failures with a live connection count towards isolating the
+        batch: a lost connection says nothing about the batch's content."""
         self.stats.database_failures += 1
         self._writer.reset()
         if conn.closed or conn.broken or isinstance(err, psycopg.OperationalError):
@@ -169,6 +170,7 @@ class IngestWorker:
             conn.close()
             self._conn = None
             return
+        self._failures += 1
         log.error("batch write failed (attempt %d): %s", self._failures, str(err).strip())
         try:
             conn.rollback()
@@ -192,6 +194,12 @@ class IngestWorker:
                 continue
             except Exception as err:
                 self._failed(conn, err)
+                if msg.error is not None and msg.error.reason == "rejected_by_database":
+                    # Even its dead letter cannot be written: acknowledge it rather than stall the stream forever.
+                    log.error("dropping a message on %s: even its dead letter is refused: %s", msg.topic, err)
+                    self._intake.ack(msg)
+                    remaining.pop(0)
+                    continue
                 log.error("dead-lettering a message on %s that the database refuses: %s", msg.topic, err)
                 msg.error = ContractError("rejected_by_database", str(err).strip())
                 continue
