@@ -7,6 +7,7 @@ counts the summary reports; each query is cheap at demo scale.
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -39,7 +40,10 @@ class PublishedCounter:
         self._keys: set[tuple[str, str, object]] = set()
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"df-demo-observer-{uuid.uuid4().hex[:8]}")
         if parts.username:
-            self._client.username_pw_set(parts.username, parts.password)
+            password = parts.password or os.environ.get("DATAFACTORY_MQTT_PASSWORD")
+            self._client.username_pw_set(parts.username, password)
+        if parts.scheme == "mqtts":
+            self._client.tls_set()
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
 
