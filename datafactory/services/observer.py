@@ -32,7 +32,7 @@ class PublishedCounter:
     def __init__(self, mqtt_url: str, enterprise: str) -> None:
         parts = urlsplit(mqtt_url)
         self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port or 1883
+        self._port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         self._filter = f"df/v1/{enterprise}/+/+/+/+/data" if enterprise else "df/v1/+/+/+/+/+/data"
         self._lock = threading.Lock()
         self.samples = 0
