@@ -30,7 +30,7 @@ from bureau.stats import summarize
 log = logging.getLogger(__name__)
 
 PROTECTED = ("output_value", "output_ytd", "sales_value", "revenue", "employment", "energy_tce", "electricity_kwh")
-LP_MEASURES = ("output_value", "output_ytd", "energy_tce", "electricity_kwh")
+LP_MEASURES = PROTECTED
 NO_PARK = "none"
 
 # table → list of (coarser grouping, finer grouping)

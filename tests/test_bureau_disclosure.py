@@ -20,6 +20,7 @@ from bureau.calendar import add_months, month_range
 from bureau.cli import bureau, city
 from bureau.facts import enterprise_frame, monthly_series
 from bureau.macro import early_warnings
+from bureau.publish import PROTECTED
 from datafactory.db.connect import connect, with_database
 from tests.conftest import PG_SERVER
 
@@ -156,7 +157,7 @@ def _requirements(url: str, measure: str) -> dict[tuple[str, ...], tuple[float, 
     return out
 
 
-@pytest.mark.parametrize("measure", ["output_value", "energy_tce"])
+@pytest.mark.parametrize("measure", PROTECTED)
 def test_lp_attack_cannot_narrow_any_confidential_cell(city_url: str, measure: str) -> None:
     values, flags, relations = _published(city_url, measure)
     truth = _requirements(city_url, measure)
