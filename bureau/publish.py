@@ -215,6 +215,7 @@ def publish_month(conn: psycopg.Connection, month: date, params: SdcParameters |
             (month, tables.table.size, int(sensitive.sum()), int((supp & ~sensitive).sum()),
              orjson.dumps(params.as_dict()).decode(), seconds),
         )
+    conn.commit()  # reading the facts opened the transaction the block above was a savepoint of
     log.info("published %s: %d cells, %d primary, %d secondary suppressions in %.1f s", month, tables.table.size,
              int(sensitive.sum()), int((supp & ~sensitive).sum()), seconds)
     return PublishResult(month, tables.table.size, int(sensitive.sum()), int((supp & ~sensitive).sum()), seconds,

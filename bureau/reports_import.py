@@ -189,6 +189,7 @@ def import_reports(conn: psycopg.Connection, path: Path, *, good_rows_only: bool
             " %s::jsonb)",
             (str(path), report.rows_total, report.rows_loaded, _errors_json(report)),
         )
+    conn.commit()  # the validation's reads opened the transaction the block above was a savepoint of
     return report
 
 
@@ -238,4 +239,5 @@ def import_registry(
             " %s, %s::jsonb)",
             (str(path), report.rows_total, report.rows_loaded, _errors_json(report)),
         )
+    conn.commit()  # the validation's reads opened the transaction the block above was a savepoint of
     return report
