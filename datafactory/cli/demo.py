@@ -85,10 +85,13 @@ class _Result:
 )
 @click.option("--enterprise", default=None, help="Publish as this enterprise id (keeps demos sharing a broker apart).")
 @click.option("--analytics/--no-analytics", default=True, show_default=True, help="Run analytics at the end.")
+@click.option(
+    "--keep-services", is_flag=True, help="Leave the embedded PostgreSQL and broker running to explore the data."
+)
 def demo(
     *,
     duration: float, speed: float, embedded: bool, state_dir: Path | None, config_path: Path,
-    enterprise: str | None, analytics: bool,
+    enterprise: str | None, analytics: bool, keep_services: bool,
 ) -> None:
     """Run the simulated plant end to end (simulator → gateway → broker → ingest → database → analytics)."""
     settings = get_settings()
@@ -97,6 +100,7 @@ def demo(
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     services: Services | None = None
     exit_code = 0
+    keep = False
     try:
         click.echo("==> services", err=True)
         services = resolve_services(state, embedded=embedded)
@@ -107,13 +111,14 @@ def demo(
         click.echo(f"    {backend}; applied {len(result.applied)} migration(s)", err=True)
         options = _Options(duration, speed, config_path, enterprise, analytics)
         outcome, pipeline = _run(services, state, options, stop)
-        _summary(services, pipeline, outcome)
         if not outcome.interrupted and (outcome.crashed or pipeline.unavailable or outcome.snapshot.samples == 0):
             exit_code = 1
+        keep = keep_services and not outcome.interrupted and exit_code == 0
+        _summary(services, pipeline, outcome, keep=keep)
     except DataFactoryError as err:
         raise click.ClickException(str(err)) from err
     finally:
-        if services is not None:
+        if services is not None and not keep:
             services.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -271,7 +276,7 @@ def _pct(value: float | None) -> str:
     return "   —  " if value is None else f"{100 * value:5.1f}%"
 
 
-def _summary(services: Services, pipeline: Pipeline, r: _Result) -> None:
+def _summary(services: Services, pipeline: Pipeline, r: _Result, *, keep: bool) -> None:
     s = r.snapshot
     out = click.echo
     out("")
@@ -302,9 +307,12 @@ def _summary(services: Services, pipeline: Pipeline, r: _Result) -> None:
     out(f"  data      {redact_url(services.database_url)} ({services.database_origin})")
     out(f"  broker    {services.mqtt_url} ({services.mqtt_origin})")
     out(f"  logs      {pipeline.work_dir / 'logs'}")
-    if services.database_origin == "embedded":
+    if services.owned and keep:
+        pids = " ".join(str(service.pid) for service in services.owned)
+        out(f"  the embedded services keep running (stop them with: kill {pids})")
+    if services.database_origin == "embedded" and not keep:
         out(f"  the embedded PostgreSQL is stopped now; its data stays in {Path(pipeline.work_dir).parent / 'pg'}")
-        out("  (run the demo again to continue, or use your own PostgreSQL via DATAFACTORY_DATABASE_URL)")
+        out("  (--keep-services leaves it running to explore; or use your own via DATAFACTORY_DATABASE_URL)")
     else:
         db = redact_url(services.database_url)
         out("  look at it:")
