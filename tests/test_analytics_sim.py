@@ -102,6 +102,15 @@ def test_against_simulator_ground_truth(plant_db: str) -> None:
     energy_err = float(((m["kwh"] - m["kwh_t"]).abs() / m["kwh_t"]).max() * 100)
     assert energy_err <= 0.5, f"shift energy differs by {energy_err:.3f} %"
 
+    plant = _frame(url, "SELECT p.time, p.meters, p.kwh, (SELECT sum(e.kwh) FROM energy e JOIN cells c ON c.id ="
+                   " e.cell_id WHERE c.area <> 'utilities' AND e.period = 'shift' AND e.time = p.time)"
+                   " FROM energy_plant p WHERE p.period = 'shift'", "time meters kwh machines")
+    plant = plant[plant["time"].isin(set(m["time"]))]  # whole shifts (the truth has no partial ones)
+    assert len(plant) == m["time"].nunique() and (plant["meters"] == 1).all()
+    # The main meter sees every machine plus the unmetered base load (18 kW).
+    base_kw = (plant["kwh"] - plant["machines"]) / 12.0
+    assert base_kw.between(18 * 0.9 * 0.99, 18 * 1.01).all(), base_kw.describe()
+
     base = _frame(url, "SELECT saving_fraction, r2, cv_rmse, nmbe, meets_ashrae14, n_days FROM energy_baseline",
                   "saving r2 cv nmbe ok n")
     assert len(base) == 1 and base["n"][0] >= 5
