@@ -112,7 +112,7 @@ def test_entries_carry_all_fields_and_schema_from_database(plants_db: Any) -> No
     url, signals = plants_db
     with psycopg.connect(url) as conn:
         entries = {e.name: e for e in build(conn)}
-        registry_types = dict(conn.execute(
+        registry_types: dict[str, str] = dict(conn.execute(
             "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'bureau_reports'"
         ).fetchall())
         enterprise_a = conn.execute("SELECT enterprise FROM plants WHERE id = %s",
