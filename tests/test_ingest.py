@@ -50,7 +50,9 @@ def test_published_batches_are_stored_exactly(db_url: str, mqtt_url: str, enterp
 def test_same_batch_twice_stores_no_duplicates(db_url: str, mqtt_url: str, enterprise: str) -> None:
     path = cell(enterprise)
     samples = make_samples(["power", "speed"], 300)
-    worker = start_worker(db_url, mqtt_url, enterprise)
+    # Margin 0: every re-sent sample is older than its signal's newest, so only the duplicate filter keeps
+    # them out of late_writes.
+    worker = start_worker(db_url, mqtt_url, enterprise, late_margin_s=0.0)
     pub = Publisher(mqtt_url)
     try:
         publish_samples(pub, path, samples)
