@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -46,7 +47,22 @@ def run(config_path: Path, mqtt_url: str | None, state_dir: Path | None) -> None
             loop.add_signal_handler(sig, stop.set)
         await gw.run(stop)
 
-    asyncio.run(main())
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        stragglers = asyncio.all_tasks(loop)
+        for task in stragglers:
+            task.cancel()
+        if stragglers:
+            loop.run_until_complete(asyncio.wait(stragglers, timeout=3))
+        if any(not t.done() for t in stragglers):
+            # The buffer is closed and on disk; a library task that ignores cancellation must not turn a
+            # SIGTERM into a hang (systemd would SIGKILL us anyway).
+            _log.warning("exiting with %d library tasks still running", sum(not t.done() for t in stragglers))
+            logging.shutdown()
+            os._exit(0)
+        loop.close()
 
 
 @click.group()

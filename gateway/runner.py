@@ -119,8 +119,8 @@ class Gateway:
             with contextlib.suppress(ConnectionLost):
                 self._session.publish(self.status_topic, self._status(online=False), qos=1, retain=True)
             await asyncio.sleep(0.2)  # let the offline status leave before DISCONNECT
-        broker.cancel()
-        await asyncio.gather(broker, timers, return_exceptions=True)
+        await _cancel(broker, "broker session")
+        await _cancel(timers, "timers")
         self.buffer.close()
         _log.info("gateway %s stopped; %d batches left in the buffer", self.gateway_id, self.buffer.depth_batches)
 
@@ -139,10 +139,8 @@ class Gateway:
         run = self._sources.get(source_id)
         if run is None or run.task is None:
             return
-        run.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await run.task
-        run.task = None
+        task, run.task = run.task, None
+        await _cancel(task, f"source {source_id}")
 
     async def _run_source(self, run: _SourceRun) -> None:
         delay = BACKOFF_MIN_S
@@ -356,3 +354,12 @@ class Gateway:
             _log.info("applied config %s (re-opened sources: %s)", self.version, ", ".join(changed) or "none")
             self._publish_meta()
             self._publish_status()
+
+
+async def _cancel(task: asyncio.Task[None], what: str, timeout_s: float = 5.0) -> None:
+    """Cancel ``task`` and wait for it a bounded time: library code that swallows a cancellation (seen in
+    asyncua while a connect is in progress on a loaded machine) must not keep the gateway from stopping."""
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        _log.warning("%s did not stop within %.0f s; abandoning it", what, timeout_s)

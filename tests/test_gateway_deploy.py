@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 import orjson
 import pytest
@@ -35,7 +36,7 @@ def _doc(enterprise: str, endpoint: str, scale: float) -> dict:
 
 def _publish_raw(mqtt_url: str, topic: str, payload: bytes) -> None:
     async def go() -> None:
-        session = MqttSession(mqtt_url, client_id="df-test-raw")
+        session = MqttSession(mqtt_url, client_id=f"df-test-raw-{uuid.uuid4().hex[:8]}")
         await session.connect()
         session.publish(topic, payload, retain=True)
         await asyncio.sleep(0.3)
