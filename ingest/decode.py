@@ -28,8 +28,9 @@ from ingest.options import IngestOptions
 
 log = logging.getLogger(__name__)
 DAY_US = 86_400_000_000
-# Keys whose repetition in a payload would let two parsers read two different messages.
-_ENVELOPE_KEYS = (b'"fmt"', b'"samples"', b'"signals"', b'"config"', b'"version"', b'"online"')
+# Data envelope keys whose repetition would let two parsers read two different messages. Counting them is cheap;
+# a signal named like one of them only costs its messages the exact check.
+_DATA_KEYS = (b'"fmt"', b'"samples"', b'"gw"', b'"seq"')
 
 
 @dataclass(slots=True)
@@ -46,17 +47,16 @@ class Inbound:
     parsed: ParsedTopic | None = None
     error: ContractError | None = None
     ignored: bool = False  # an empty retained message clears a retained topic: nothing to store
-
-    @property
-    def sample_count(self) -> int:
-        return len(self.columns[0])
-
     columns: Columns = EMPTY  # names, times (µs), values, qualities of the storable samples
     rejects: list[SampleReject] = field(default_factory=list)
     days: set[int] = field(default_factory=set)  # days since the epoch (UTC) the samples fall on
     meta: CellMeta | None = None
     config: tuple[str, dict[str, Any]] | None = None
     status: dict[str, Any] | None = None
+
+    @property
+    def sample_count(self) -> int:
+        return len(self.columns[0])
 
 
 def decode_message(msg: Inbound, options: IngestOptions) -> Inbound:
@@ -82,7 +82,9 @@ def _decode(msg: Inbound, options: IngestOptions) -> None:
     if parsed.kind is not TopicKind.DATA and not raw:
         msg.ignored = True
         return
-    _reject_duplicate_keys(raw)
+    # Meta, status and config messages are rare: always checked exactly. Data only on suspicion.
+    if parsed.kind is not TopicKind.DATA or any(raw.count(key) > 1 for key in _DATA_KEYS):
+        _reject_duplicate_keys(raw)
     if parsed.kind is TopicKind.DATA:
         now = msg.received_us
         msg.columns, msg.rejects = decode_columns(
@@ -106,9 +108,7 @@ def _days(times: tuple[int, ...]) -> set[int]:
 
 
 def _reject_duplicate_keys(raw: bytes) -> None:
-    """Reject an object with a repeated key. Counting bytes is cheap; the exact check runs only on suspicion."""
-    if not any(raw.count(key) > 1 for key in _ENVELOPE_KEYS):
-        return
+    """Reject a payload in which any JSON object repeats a key."""
 
     def check(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         keys = [k for k, _ in pairs]
