@@ -14,6 +14,7 @@ import click
 
 from bureau.reports_import import ImportReport, parse_month
 from datafactory.db.connect import connect
+from datafactory.errors import DataFactoryError
 from datafactory.settings import get_settings
 
 
@@ -46,7 +47,10 @@ def import_cmd(file: Path, good_rows_only: bool) -> None:
     from bureau.reports_import import import_reports
 
     with connect(get_settings().database_url) as conn:
-        report = import_reports(conn, file, good_rows_only=good_rows_only)
+        try:
+            report = import_reports(conn, file, good_rows_only=good_rows_only)
+        except DataFactoryError as err:
+            raise click.ClickException(str(err)) from err
     _print_report(report)
     if report.problems:
         sys.exit(1)
@@ -66,7 +70,10 @@ def registry_import(file: Path, valid_from: date, good_rows_only: bool) -> None:
     from bureau.reports_import import import_registry
 
     with connect(get_settings().database_url) as conn:
-        report = import_registry(conn, file, valid_from=valid_from, good_rows_only=good_rows_only)
+        try:
+            report = import_registry(conn, file, valid_from=valid_from, good_rows_only=good_rows_only)
+        except DataFactoryError as err:
+            raise click.ClickException(str(err)) from err
     _print_report(report)
     if report.problems:
         sys.exit(1)
@@ -123,7 +130,10 @@ def publish_cmd(month: date, min_frequency: int, dominance_k: float, p_percent: 
 
     params = SdcParameters(min_frequency=min_frequency, dominance_k=dominance_k, p_percent=p_percent)
     with connect(get_settings().database_url) as conn:
-        r = publish_month(conn, month, params)
+        try:
+            r = publish_month(conn, month, params)
+        except DataFactoryError as err:
+            raise click.ClickException(str(err)) from err
     click.echo(f"{month:%Y-%m}: {r.cells} cells, {r.primary} primary and {r.secondary} secondary suppressions,"
                f" {r.seconds:.1f} s")
 

@@ -26,6 +26,7 @@ from bureau.facts import DIMENSIONS, enterprise_frame
 from bureau.platform_energy import sync_platform_energy
 from bureau.sdc import CellTable, Interval, Relation, SdcParameters, suppress
 from bureau.stats import summarize
+from datafactory.errors import DataFactoryError
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,10 @@ def build(facts: pd.DataFrame, month: date) -> MonthTables:
     return MonthTables(month, cells, table, {k: sorted(v) for k, v in membership.items()})
 
 
+class NothingToPublish(DataFactoryError):
+    """The month has no reports of registered enterprises."""
+
+
 @dataclass
 class PublishResult:
     month: date
@@ -198,6 +203,9 @@ def publish_month(conn: psycopg.Connection, month: date, params: SdcParameters |
     started = time.perf_counter()
     sync_platform_energy(conn, month)
     facts = enterprise_frame(conn, month)
+    if facts.empty:
+        conn.rollback()
+        raise NothingToPublish(f"{month:%Y-%m}: no reports of registered enterprises; import reports first")
     tables = build(facts, month)
     sensitive, supp, intervals = protect(tables, params, hidden_earlier_this_year(conn, month))
     frame = _published_frame(tables, sensitive, supp, params).assign(month=month)

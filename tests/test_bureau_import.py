@@ -149,3 +149,23 @@ def test_registry_history_and_derived_size(db_url: str, tmp_path: Path) -> None:
     assert [(h["valid_from"], h["valid_to"], h["size_class"]) for h in hist] == [
         (date(2025, 1, 1), date(2026, 1, 1), "large"), (date(2026, 1, 1), None, "medium")]
     assert hist[0]["industry_code"] == "3484" and hist[1]["above_designated"] is True
+
+
+def test_cli_import_prints_row_and_column_and_fails(db_url: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bureau.cli import bureau
+
+    with connect(db_url) as conn:
+        registry.upsert(conn, record(1), date(2025, 1, 1))
+        conn.commit()
+    path = tmp_path / "r.csv"
+    path.write_text(HEADER + f"{code(1)},2026-03,100,95,96,120,x,80000\n", encoding="utf-8")
+    env = {"DATAFACTORY_DATABASE_URL": db_url}
+    result = CliRunner().invoke(bureau, ["import", str(path)], env=env)
+    assert result.exit_code == 1
+    assert "row 2, column 'energy_tce'" in result.output and "0 of 1 row(s) loaded" in result.output
+    missing = CliRunner().invoke(bureau, ["import", str(tmp_path / "absent.csv")], env=env)
+    assert missing.exit_code == 1 and "no such file" in missing.output
+    empty = CliRunner().invoke(bureau, ["publish", "--month", "2026-03"], env=env)
+    assert empty.exit_code == 1 and "no reports" in empty.output
