@@ -49,7 +49,7 @@ class EdgeNode:
         payload.seq = self.seq if seq is None else seq
         self.seq = (payload.seq + 1) % 256
         payload.timestamp = int(time.time() * 1000)
-        self.client.publish(self._topic(kind, device), payload.SerializeToString(), qos=0).wait_for_publish(5)
+        self.client.publish(self._topic(kind, device), payload.SerializeToString(), qos=0)  # also runs in callbacks
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         cmd = Payload.FromString(msg.payload)
