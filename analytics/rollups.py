@@ -1,7 +1,8 @@
-"""Day and month rows: sums of the stored hour rows of the days and months a run touched.
+"""Shift, day and month rows: sums of the stored hour rows of the periods a run touched.
 
-Hours nest in plant-local days and months, so summing hour time elements, counts and kWh gives exactly the day
-and month figures; ratios are recomputed from the sums and peak demand is the largest hourly peak.
+Hours nest in plant-local days and months (and in shifts that start on whole hours), so summing hour time
+elements, counts and kWh gives exactly the period's figures; ratios are recomputed from the sums and peak demand
+is the largest hourly peak (15-minute windows nest in hours). Hours outside every shift belong to no shift row.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ def roll_up(
     conn: psycopg.Connection, plant: store.Plant, cfg: AnalyticsConfig, period: str, *, start: pd.Timestamp,
     end: pd.Timestamp,
 ) -> dict[str, int]:
-    per = calendar.calendar_periods(period, plant.timezone, start, end)
+    per = calendar.periods(period, cfg.calendar, plant.timezone, start, end)
+    if per.empty:  # e.g. no shift overlaps a Sunday-only window
+        return {}
     lo, hi = per["time"].min(), per["time_end"].max()
     written: dict[str, int] = {}
     cols = ["cell_id", "time", "time_end", *oee.SUM_COLUMNS, "ideal_cycle_time_s"]

@@ -1,10 +1,12 @@
 """The analytics runner: for one plant and window, read samples, compute every result and replace its rows.
 
-Window alignment: the window start moves back to the start of its hour and of any shift it falls in, so hour and
-shift rows are always computed from whole periods; day and month rows are then summed from the stored hour rows
-(``rollups``). Intervals are computed up to the plant's newest sample, never past it: time after the newest sample
-is not known yet. ``run_plant`` without a start goes from the watermark (or the earliest time a late write
-touched) to the newest sample; with a start and end it recomputes that range (backfill).
+Window alignment: the window start moves back to the start of its hour, so hour rows are always computed from whole
+hours; shift, day and month rows are then summed from the stored hour rows (``rollups``) — hours nest in them. A
+calendar with shifts that do not start on a whole hour has its shift rows computed from raw samples instead, and the
+window then also moves back to the start of the shift it falls in. Intervals are computed up to the plant's newest
+sample, never past it: time after the newest sample is not known yet. ``run_plant`` without a start goes from the
+watermark (or the earliest time a late write touched) to the newest sample; with a start and end it recomputes that
+range (backfill).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from analytics import calendar, store, tables, tariff
 from analytics.cell_results import CellSamples, Window, cell_results
 from analytics.plant_results import baseline_results, pdm_results
 from analytics.rollups import roll_up
-from datafactory.config.analytics import AnalyticsConfig
+from datafactory.config.analytics import AnalyticsConfig, clock_minutes
 from datafactory.contract.meanings import Meaning
 
 log = logging.getLogger(__name__)
@@ -41,9 +43,20 @@ class RunSummary:
             self.rows[table] = self.rows.get(table, 0) + n
 
 
+def shifts_on_whole_hours(cfg: AnalyticsConfig, tz: str, at: pd.Timestamp) -> bool:
+    """Whether every shift starts and ends on a whole plant-local hour in a whole-hour zone: then shift rows are
+    sums of hour rows, like days and months, and a run only recomputes from the start of the current hour."""
+    offset = at.tz_convert(tz).utcoffset()
+    whole_zone = offset is not None and offset.total_seconds() % 3600 == 0
+    return whole_zone and all(clock_minutes(s.start) % 60 == 0 and clock_minutes(s.end) % 60 == 0
+                              for s in cfg.calendar.shifts)
+
+
 def aligned_start(cfg: AnalyticsConfig, tz: str, start: pd.Timestamp) -> pd.Timestamp:
-    """The start of the hour, or of the shift, containing ``start`` — whichever is earlier."""
+    """The start of the hour containing ``start`` — or of its shift, when shifts are computed from raw samples."""
     hour = start.tz_convert(tz).floor("h", ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")
+    if shifts_on_whole_hours(cfg, tz, start):
+        return hour
     shifts = calendar.shift_periods(cfg.calendar, tz, start, start + pd.Timedelta(microseconds=1))
     return min([hour, *shifts["time"]])
 
@@ -51,10 +64,11 @@ def aligned_start(cfg: AnalyticsConfig, tz: str, start: pd.Timestamp) -> pd.Time
 def _window(cfg: AnalyticsConfig, tz: str, start: pd.Timestamp, end: pd.Timestamp,
             data_end: pd.Timestamp) -> Window:
     hours = calendar.calendar_periods("hour", tz, start, end)
-    shifts = calendar.shift_periods(cfg.calendar, tz, start, end)
-    periods = {"hour": hours[hours["time"] >= start].reset_index(drop=True),
-               "shift": shifts[shifts["time"] >= start].reset_index(drop=True)}
-    cover_end = min(max([periods["hour"]["time_end"].max(), *periods["shift"]["time_end"]]), data_end)
+    periods = {"hour": hours[hours["time"] >= start].reset_index(drop=True)}
+    if not shifts_on_whole_hours(cfg, tz, start):
+        shifts = calendar.shift_periods(cfg.calendar, tz, start, end)
+        periods["shift"] = shifts[shifts["time"] >= start].reset_index(drop=True)
+    cover_end = min(max(p["time_end"].max() for p in periods.values() if len(p)), data_end)
     return Window(start, cover_end, periods, tariff.band_intervals(cfg.tariff, tz, start, cover_end))
 
 
@@ -102,7 +116,7 @@ def run_window(
                             for cid, r in results.items()}, plant.id)
             summary.add({table: store.replace(conn, table, rows, columns=columns, where=WINDOW + " AND period = %s",
                                               params=(plant.id, a, end, period))})
-    for period in ("day", "month"):
+    for period in ("day", "month") if "shift" in window.periods else ("shift", "day", "month"):
         summary.add(roll_up(conn, plant, cfg, period, start=a, end=end))
 
     running = {cid: r.intervals[r.intervals["category"] == "running"].reset_index(drop=True)

@@ -197,5 +197,21 @@ def test_incremental_run_late_writes_and_idempotent_backfill(template_db: str) -
                 "SELECT count(*) FROM state_intervals a JOIN state_intervals b ON a.cell_id = b.cell_id"
                 " AND a.time < b.time AND a.time_end > b.time").fetchone()
             assert overlaps == (0,), "state intervals never overlap after recomputation"
+        # Shifts that do not start on a whole hour are computed from raw samples instead of summed hours.
+        half_hour = AnalyticsConfig.model_validate({"calendar": {"shifts": [
+            {"name": "early", "start": "07:30", "end": "19:30"}, {"name": "late", "start": "19:30", "end": "07:30"}]}})
+        with store.session(url) as conn:
+            plant = store.plants(conn)[0]
+        run_plant(url, plant, pd.Timestamp(start), pd.Timestamp(start + timedelta(days=2)), half_hour)
+        shifts = _frame(url, "SELECT cell_id, time, time_end, shift_name, apt_s FROM oee WHERE period = 'shift'"
+                        " AND shift_name = 'early'", "cell time end name apt")
+        assert len(shifts) > 0 and (shifts["time"].dt.tz_convert("Asia/Shanghai").dt.minute == 30).all()
+        one = shifts.iloc[0]
+        with psycopg.connect(url) as conn:
+            apt = conn.execute(
+                "SELECT sum(extract(epoch FROM least(time_end, %s) - greatest(time, %s))) FROM state_intervals"
+                " WHERE cell_id = %s AND time_element = 'apt' AND time < %s AND time_end > %s",
+                (one["end"], one["time"], int(one["cell"]), one["end"], one["time"])).fetchone()
+        assert apt is not None and float(apt[0]) == pytest.approx(one["apt"])
     finally:
         _drop(url)
