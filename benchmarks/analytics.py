@@ -7,8 +7,8 @@ Steps, in a fresh database of its own (dropped afterwards): the simulator backfi
 (60 s analog period, every state change and every unit counted); ``analytics`` computes everything for the range
 from raw samples (``month_seconds`` — for N = 30 days a month; state intervals, hour/shift/day/month OEE,
 downtime, energy with TOU cost, PdM health and alerts, the energy baseline); then one more simulated hour is
-backfilled and an incremental ``run`` is timed (``hour_increment_seconds``: it recomputes from the start of the
-shift the watermark falls in, plus the day/month roll-ups, PdM and baseline refresh).
+backfilled and an incremental ``run`` is timed (``hour_increment_seconds``: the new hour from raw samples, then the
+shift/day/month roll-ups, the PdM refresh and the baseline refit).
 
 Last stdout line: JSON with samples, machines, days, month_seconds, hour_increment_seconds, cpu_count, timescaledb.
 """
