@@ -30,7 +30,7 @@ from psycopg import sql
 from benchmarks.dashboards import FilledPlant, fill_database
 from datafactory.db.connect import with_database
 from grafana.dashboards import PLANT_AND_PLATFORM
-from grafana.expand import VariableValue, leftover
+from grafana.expand import VariableValue, expand, leftover
 from grafana.panel_queries import PanelQuery, expanded_sql, panel_queries, resolve_variables
 from tests.conftest import PG_SERVER
 
@@ -161,6 +161,13 @@ def _check_downsampling(conn: psycopg.Connection, chosen: dict[str, dict[str, Va
     assert len(per_series) == 8
     assert max(per_series.values()) <= 1001
     assert min(per_series.values()) > 100  # still a useful resolution
+    # At a ≥ 1 h interval the same panel reads the hourly roll-up instead, with the same hourly means.
+    text = expand(pq.query.sql, chosen[pq.dashboard.uid], demo.start, demo.end, "1h")
+    hourly = _run(conn, text)[1]
+    assert len(hourly) == pytest.approx(8 * DAYS * 24, rel=0.05)
+    raw = _run(conn, text.replace("3600000 >= 3600000", "false").replace("3600000 < 3600000", "true"))[1]
+    assert [(t, m) for t, m, _ in raw] == [(t, m) for t, m, _ in hourly]
+    assert all(abs(float(a[2]) - float(b[2])) < 1e-6 for a, b in zip(raw, hourly, strict=True))  # type: ignore[arg-type]
 
 
 def _check_as_plant_role(conn: psycopg.Connection, demo: FilledPlant) -> None:

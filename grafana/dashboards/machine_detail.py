@@ -17,17 +17,34 @@ SELECTED = f"c.id IN {pv.SELECTED_MACHINES}"
 HOURLY = f"o.period = 'hour' AND $__timeFilter(o.time) AND o.cell_id IN {pv.SELECTED_MACHINES}"
 
 
+ROLLUP_FROM_MS = 3_600_000  # at a ≥ 1 h interval the hourly roll-up has every point the panel can draw
+
+
 def raw_signal_query(meaning: str, label: str) -> Query:
-    """Downsampled raw samples of the selected machines' signals of one meaning; one series per machine."""
+    """Downsampled raw samples of the selected machines' signals of one meaning; one series per machine.
+
+    Two branches, exactly one of which runs: Grafana substitutes ``$__interval_ms`` by a number, so the planner
+    folds ``3600000 >= 3600000`` to a constant and drops the other branch before execution. Short ranges average
+    the raw samples; long ones average the hourly roll-up (weighted by its sample counts).
+    """
+    signals = f"""(SELECT s2.id FROM signals s2 WHERE s2.cell_id IN {pv.SELECTED_MACHINES}
+                AND s2.meaning = '{meaning}')"""
     return Query(f"""
-        SELECT {pv.BIN.format(col="x.time")} AS time, c.cell || ' {label}' AS metric, avg(x.value) AS value
+        SELECT {pv.BIN.format(col="r.time")} AS time, c.cell || ' {label}' AS metric,
+               sum(r.avg * r.n) / nullif(sum(r.n), 0) AS value
+        FROM samples_hourly r
+        JOIN signals s ON s.id = r.signal_id
+        JOIN cells c ON c.id = s.cell_id
+        WHERE $__interval_ms >= {ROLLUP_FROM_MS} AND r.signal_id IN {signals} AND $__timeFilter(r.time)
+        GROUP BY 1, 2
+        UNION ALL
+        SELECT {pv.BIN.format(col="x.time")}, c.cell || ' {label}', avg(x.value)
         FROM samples x
         JOIN signals s ON s.id = x.signal_id
         JOIN cells c ON c.id = s.cell_id
-        WHERE x.signal_id IN (
-            SELECT s2.id FROM signals s2 WHERE s2.cell_id IN {pv.SELECTED_MACHINES} AND s2.meaning = '{meaning}')
-          AND $__timeFilter(x.time)
-        GROUP BY 1, 2 ORDER BY 1
+        WHERE $__interval_ms < {ROLLUP_FROM_MS} AND x.signal_id IN {signals} AND $__timeFilter(x.time)
+        GROUP BY 1, 2
+        ORDER BY 1
     """, format="time_series")
 
 
@@ -39,10 +56,12 @@ STATE_TIMELINE = Panel(
         WHERE si.cell_id IN {pv.SELECTED_MACHINES}
           AND si.time < $__timeTo() AND si.time_end > $__timeFrom()
           AND si.time > $__timeFrom()::timestamptz - interval '14 days'
+          AND si.duration_s * 1000 >= $__interval_ms / 10
         ORDER BY 1
     """, format="time_series"),),
     width=24, height=9, mappings=styles.STATE_MAPPINGS, color_mode="thresholds",
-    description="State intervals per machine (ISO 22400 time model). Hover for the reason.",
+    description="State intervals per machine (ISO 22400 time model). Intervals under a tenth of a pixel "
+                "($__interval / 10) are left out: zoom in to see microstops.",
     options={"mergeValues": True, "showValue": "never", "alignValue": "left", "rowHeight": 0.85,
              "legend": {"showLegend": True, "displayMode": "list", "placement": "bottom"}},
     custom={"fillOpacity": 85, "lineWidth": 0, "spanNulls": True},
@@ -152,14 +171,14 @@ VIBRATION = Panel(
     (
         raw_signal_query("vibration", "vibration"),
         Query(f"""
-            SELECT h.time AS time, c.cell || ' EWMA' AS metric, h.ewma AS value
-            FROM pdm_health h JOIN cells c ON c.id = h.cell_id
-            WHERE h.cell_id IN {pv.SELECTED_MACHINES} AND $__timeFilter(h.time)
-            UNION ALL
-            SELECT h.time, c.cell || ' UCL', h.ewma_ucl
-            FROM pdm_health h JOIN cells c ON c.id = h.cell_id
-            WHERE h.cell_id IN {pv.SELECTED_MACHINES} AND $__timeFilter(h.time)
-            ORDER BY 1
+            SELECT {pv.BIN.format(col="h.time")} AS time, c.cell || ' ' || k.label AS metric, avg(k.value) AS value
+            FROM pdm_health h
+            JOIN cells c ON c.id = h.cell_id
+            CROSS JOIN LATERAL (VALUES ('EWMA', h.ewma), ('UCL', h.ewma_ucl)) k(label, value)
+            WHERE h.signal_id IN (SELECT s.id FROM signals s
+                                  WHERE s.cell_id IN {pv.SELECTED_MACHINES} AND s.meaning = 'vibration')
+              AND $__timeFilter(h.time)
+            GROUP BY 1, 2 ORDER BY 1
         """, format="time_series", ref_id="B"),
     ),
     width=24, height=9, unit="velocitymms", decimals=2, interval="1m", steps=styles.VIBRATION_STEPS,

@@ -51,22 +51,19 @@ ALERT_LOG = Panel(
     ),
 )
 
+VIBRATION_SIGNALS = f"""h.signal_id IN (SELECT s.id FROM signals s
+                          WHERE s.cell_id IN {pv.SELECTED_MACHINES} AND s.meaning = 'vibration')"""
+
 EWMA = Panel(
     "Vibration EWMA against its control limit", "timeseries",
     (Query(f"""
-        SELECT h.time AS time, c.cell || ' EWMA' AS metric, h.ewma AS value
-        FROM pdm_health h JOIN cells c ON c.id = h.cell_id
-        WHERE h.plant_id = ${{plant}} AND h.cell_id IN {pv.SELECTED_MACHINES} AND $__timeFilter(h.time)
-        UNION ALL
-        SELECT h.time, c.cell || ' UCL', h.ewma_ucl
-        FROM pdm_health h JOIN cells c ON c.id = h.cell_id
-        WHERE h.plant_id = ${{plant}} AND h.cell_id IN {pv.SELECTED_MACHINES} AND $__timeFilter(h.time)
-        UNION ALL
-        SELECT h.time, c.cell || ' failure threshold', h.failure_threshold
-        FROM pdm_health h JOIN cells c ON c.id = h.cell_id
-        WHERE h.plant_id = ${{plant}} AND h.cell_id IN {pv.SELECTED_MACHINES} AND $__timeFilter(h.time)
-          AND h.failure_threshold IS NOT NULL
-        ORDER BY 1
+        SELECT {pv.BIN.format(col="h.time")} AS time, c.cell || ' ' || k.label AS metric, avg(k.value) AS value
+        FROM pdm_health h
+        JOIN cells c ON c.id = h.cell_id
+        CROSS JOIN LATERAL (VALUES ('EWMA', h.ewma), ('UCL', h.ewma_ucl),
+                                   ('failure threshold', h.failure_threshold)) k(label, value)
+        WHERE {VIBRATION_SIGNALS} AND $__timeFilter(h.time) AND k.value IS NOT NULL
+        GROUP BY 1, 2 ORDER BY 1
     """, format="time_series"),),
     width=12, height=9, unit="velocitymms", decimals=2, color_mode="palette-classic",
     description="Drift is flagged when the EWMA leaves its limits; the failure threshold is the ISO 20816 "
@@ -84,10 +81,11 @@ EWMA = Panel(
 CUSUM = Panel(
     "Vibration CUSUM against its decision interval", "timeseries",
     (Query(f"""
-        SELECT h.time AS time, c.cell AS metric, h.cusum_pos / nullif(h.cusum_h, 0) AS value
+        SELECT {pv.BIN.format(col="h.time")} AS time, c.cell AS metric,
+               max(h.cusum_pos / nullif(h.cusum_h, 0)) AS value
         FROM pdm_health h JOIN cells c ON c.id = h.cell_id
-        WHERE h.plant_id = ${{plant}} AND h.cell_id IN {pv.SELECTED_MACHINES} AND $__timeFilter(h.time)
-        ORDER BY 1
+        WHERE {VIBRATION_SIGNALS} AND $__timeFilter(h.time)
+        GROUP BY 1, 2 ORDER BY 1
     """, format="time_series"),),
     width=12, height=9, unit="percentunit", decimals=0, color_mode="palette-classic",
     steps=(styles.Step(None, "green"), styles.Step(1.0, "red")),
@@ -98,11 +96,10 @@ CUSUM = Panel(
 ZONES = Panel(
     "ISO 20816 zone over time", "state-timeline",
     (Query(f"""
-        SELECT h.time AS time, c.cell AS metric, h.zone AS value
+        SELECT {pv.BIN.format(col="h.time")} AS time, c.cell AS metric, max(h.zone) AS value
         FROM pdm_health h JOIN cells c ON c.id = h.cell_id
-        WHERE h.plant_id = ${{plant}} AND h.cell_id IN {pv.SELECTED_MACHINES} AND $__timeFilter(h.time)
-          AND h.zone IS NOT NULL
-        ORDER BY 1
+        WHERE {VIBRATION_SIGNALS} AND $__timeFilter(h.time) AND h.zone IS NOT NULL
+        GROUP BY 1, 2 ORDER BY 1
     """, format="time_series"),),
     width=24, height=7, mappings=styles.ZONE_MAPPINGS, color_mode="thresholds",
     options={"mergeValues": True, "showValue": "auto", "alignValue": "left", "rowHeight": 0.85,
