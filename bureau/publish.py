@@ -4,6 +4,7 @@ Published tables (each with its margins; '*' = all):
   industry          city → division → group (GB/T 4754-2017 hierarchy)
   town              city → town
   park, size, ownership, above_designated   city → category (enterprises outside a park are park 'none')
+  division_above    division × above designated size (规模以上/以下), with both margins and the city total
 A town × division cross table is deliberately not published: with a few thousand enterprises most of its
 cells fall under the minimum frequency, and the suppression pattern would hide most of the table.
 All tables are protected together: a cell that appears in two tables (a division total, a town total, the city
@@ -42,6 +43,9 @@ TABLES: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "size": [((), ("size_class",))],
     "ownership": [((), ("ownership",))],
     "above_designated": [((), ("above_designated",))],
+    "division_above": [((), ("division",)), ((), ("above_designated",)),
+                       (("division",), ("division", "above_designated")),
+                       (("above_designated",), ("division", "above_designated"))],
 }
 
 
@@ -96,6 +100,7 @@ def build(facts: pd.DataFrame, month: date) -> MonthTables:
         cells[dim] = cells[dim].astype(str)
     key_index = {tuple(row): i for i, row in enumerate(cells[list(DIMENSIONS)].itertuples(index=False, name=None))}
     relations: list[Relation] = []
+    seen_relations: set[Relation] = set()
     membership: dict[str, set[int]] = {name: set() for name in TABLES}
     by_grouping = {g: cells.index[cells["grouping"] == ",".join(g)] for g in _groupings()}
     for name, pairs in TABLES.items():
@@ -110,7 +115,10 @@ def build(facts: pd.DataFrame, month: date) -> MonthTables:
                 coarse_key = tuple(v if d in coarse else "*" for d, v in zip(DIMENSIONS, row, strict=True))
                 parts_of.setdefault(coarse_key, []).append(int(idx))
             for coarse_key, parts in parts_of.items():
-                relations.append(Relation(key_index[coarse_key], tuple(parts)))
+                relation = Relation(key_index[coarse_key], tuple(parts))
+                if relation not in seen_relations:  # tables share margins, e.g. city = Σ divisions
+                    seen_relations.add(relation)
+                    relations.append(relation)
     tops = {
         m: np.column_stack([cells[f"{m}__1"].fillna(0.0).to_numpy(float), cells[f"{m}__2"].fillna(0.0).to_numpy(float)])
         for m in PROTECTED

@@ -45,7 +45,9 @@ VIEWS = {  # view → (dimension columns of the view, the canonical dimensions t
     "bureau_v_size": ("size_class",),
     "bureau_v_ownership": ("ownership",),
     "bureau_v_above_designated": ("above_designated",),
+    "bureau_v_division_above": ("division", "above_designated"),
 }
+CROSS = {"bureau_v_division_above"}  # two-way tables: both margins add up
 DIMS = ("division", "industry_group", "town", "park", "size_class", "ownership", "above_designated")
 
 
@@ -128,12 +130,18 @@ def _published(url: str, measure: str) -> tuple[dict[tuple[str, ...], float | No
             first = DIMS.index(dims[0])
             top = [k for k in keys if k[first] != "*" and all(k[DIMS.index(d)] == "*" for d in dims[1:])]
             relations.append((city_key, top))
-            if len(dims) == 2:  # division → groups
+            if len(dims) == 2:  # division → groups, or division × above designated
                 second = DIMS.index(dims[1])
                 for parent in top:
                     kids = [k for k in keys if k[first] == parent[first] and k[second] != "*"]
                     if kids:
                         relations.append((parent, kids))
+            if view in CROSS:
+                column_totals = [k for k in keys if k[first] == "*" and k[second] != "*"]
+                relations.append((city_key, column_totals))
+                for total in column_totals:
+                    kids = [k for k in keys if k[second] == total[second] and k[first] != "*"]
+                    relations.append((total, kids))
     return values, flags, relations
 
 
@@ -144,7 +152,7 @@ def _requirements(url: str, measure: str) -> dict[tuple[str, ...], tuple[float, 
     facts["park"] = facts["park"].replace("", "none")
     out: dict[tuple[str, ...], tuple[float, float]] = {}
     for dims in [(), ("division",), ("division", "industry_group"), ("town",), ("park",), ("size_class",),
-                 ("ownership",), ("above_designated",)]:
+                 ("ownership",), ("above_designated",), ("division", "above_designated")]:
         groups = facts.groupby(list(dims)) if dims else [((), facts)]
         for raw_key, group in groups:
             key = raw_key if isinstance(raw_key, tuple) else (raw_key,)
@@ -179,15 +187,18 @@ def test_lp_attack_cannot_narrow_any_confidential_cell(city_url: str, measure: s
             b_eq.append(rhs)
     assert a_eq, "suppressed cells must appear in published relations"
     weak = []
+    # Work in units of the largest published value: kWh totals near 1e10 would defeat the solver's tolerances.
+    scale = max(abs(v) for v in values.values() if v is not None)
+    a_matrix, b_vector = np.array(a_eq), np.array(b_eq) / scale
     for key in primary:
         value, need = truth[key]
         bounds = []
         for sense in (1.0, -1.0):
             cost = np.zeros(len(hidden))
             cost[index[key]] = sense
-            res = linprog(cost, A_eq=np.array(a_eq), b_eq=np.array(b_eq), bounds=(0, None), method="highs")
+            res = linprog(cost, A_eq=a_matrix, b_eq=b_vector, bounds=(0, None), method="highs")
             assert res.status in (0, 3), res.message
-            bounds.append(np.inf if res.status == 3 else sense * res.fun)
+            bounds.append(np.inf if res.status == 3 else sense * res.fun * scale)
         low, high = bounds
         assert low <= value + 1e-6 * max(1, value) and high >= value - 1e-6 * max(1, value)
         slack = 1e-6 * max(1.0, value)
