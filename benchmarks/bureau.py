@@ -54,6 +54,8 @@ PANELS: dict[str, tuple[str, tuple[object, ...]]] = {
     "ownership_mix": ("SELECT ownership, enterprises, output_value FROM bureau_v_ownership WHERE month = %s", (END,)),
     "above_designated": ("SELECT above_designated, enterprises, output_value, ytd_growth"
                          " FROM bureau_v_above_designated WHERE month = %s", (END,)),
+    "division_above": ("SELECT division, division_name, above_designated, enterprises, output_value, suppressed"
+                       " FROM bureau_v_division_above WHERE month = %s ORDER BY division, above_designated", (END,)),
     "energy_intensity": ("SELECT month, division, energy_intensity FROM bureau_v_industry WHERE level = 'division'"
                          " AND NOT suppressed ORDER BY month, division", ()),
     "early_warnings": ("SELECT scope_kind, scope, measure, shortfall, yoy_growth FROM bureau_v_early_warnings"
