@@ -104,7 +104,7 @@ def run_window(
                                                                            strict=True)})
         results[cid] = cell_results(samples, window, cfg)
 
-    store.trim_intervals(conn, plant.id, a)
+    store.trim_intervals(conn, plant.id, a, window.cover_end)
     intervals = _gather({cid: [r.intervals] if r.intervals is not None else [] for cid, r in results.items()},
                         plant.id)
     summary.add({"state_intervals": store.replace(conn, "state_intervals", intervals, columns=tables.STATE_INTERVALS,

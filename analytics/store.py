@@ -227,12 +227,18 @@ def replace(
     return len(frame)
 
 
-def trim_intervals(conn: psycopg.Connection, plant_id: int, at: pd.Timestamp) -> None:
-    """End stored intervals that run past ``at`` there, so intervals recomputed from ``at`` do not overlap them."""
+def trim_intervals(conn: psycopg.Connection, plant_id: int, start: pd.Timestamp, end: pd.Timestamp) -> None:
+    """Cut stored intervals at the edges of a window about to be rewritten: one running past ``start`` ends there,
+    one running past ``end`` keeps only its part after ``end`` — no overlap and no gap with the new rows."""
     conn.execute(
         "UPDATE state_intervals SET time_end = %s, duration_s = extract(epoch FROM %s - time)"
         " WHERE plant_id = %s AND time < %s AND time_end > %s",
-        (at, at, plant_id, at, at),
+        (start, start, plant_id, start, start),
+    )
+    conn.execute(
+        "UPDATE state_intervals SET time = %s, duration_s = extract(epoch FROM time_end - %s)"
+        " WHERE plant_id = %s AND time >= %s AND time < %s AND time_end > %s",
+        (end, end, plant_id, start, end, end),
     )
 
 
