@@ -194,7 +194,8 @@ def _explain(i: int, item: Any, min_us: int | None, max_us: int | None) -> Sampl
     if type(v) is bool or not isinstance(v, int | float):
         return SampleReject(i, "wrong_type", f"{name}: value must be a number, got {type(v).__name__}", item)
     if isinstance(v, int) and not -_FLOAT_MAX <= v <= _FLOAT_MAX:
-        return SampleReject(i, "non_finite", f"{name}: integer value of {v.bit_length()} bits is beyond the float64 range", item)
+        detail = f"{name}: integer value of {v.bit_length()} bits is beyond the float64 range"
+        return SampleReject(i, "non_finite", detail, item)
     if isinstance(v, float) and not math.isfinite(v):
         return SampleReject(i, "non_finite", f"{name}: value {v} is not finite", item)
     return SampleReject(i, "wrong_type", f"{name}: sample {item!r} is not valid", item)
