@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -94,18 +95,30 @@ def test_demo_against_the_shared_services(tmp_path: Path, db_url: str, mqtt_url:
     assert "psql" in out
 
 
+def _names(processes: list[psutil.Process]) -> set[str]:
+    names = set()
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):  # a short-lived helper (initdb) that has exited
+            names.add(process.name())
+    return names
+
+
 def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     proc = _demo(tmp_path, "--embedded", "--duration", "120", "--speed", "30")
     demo = psutil.Process(proc.pid)
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and proc.poll() is None:
-        children = demo.children()
-        if len(children) >= 5 and {"postgres", "mosquitto"} <= {p.name() for p in children}:
-            break
-        time.sleep(0.5)
-    # postgres, mosquitto, ingest, simulator, gateway: every process the demo started, with their own children.
-    descendants = demo.children(recursive=True)
-    assert {"postgres", "mosquitto"} <= {p.name() for p in descendants}, descendants
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            children = demo.children()
+            if len(children) >= 5 and {"postgres", "mosquitto"} <= _names(children):
+                break
+            time.sleep(0.5)
+        # postgres, mosquitto, ingest, simulator, gateway: every process the demo started, with their children.
+        descendants = demo.children(recursive=True)
+    except psutil.NoSuchProcess:
+        out, err = _finish(proc)
+        pytest.fail(f"the demo exited before it was interrupted:\n{out}\n{err[-3000:]}")
+    assert {"postgres", "mosquitto"} <= _names(descendants), descendants
     assert len(demo.children()) >= 5, demo.children()
     time.sleep(2)
     started = time.monotonic()

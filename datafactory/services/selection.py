@@ -16,7 +16,7 @@ from pathlib import Path
 from datafactory.db.connect import with_database
 from datafactory.services.broker import EmbeddedBroker, MosquittoBroker, start_default_broker
 from datafactory.services.postgres import LocalPostgres
-from datafactory.services.process import ManagedProcess, free_port, port_accepts
+from datafactory.services.process import ManagedProcess, ServiceStartError, free_port, port_accepts
 
 LOCAL_PG_PORT = 5432
 LOCAL_MQTT_PORT = 1883
@@ -73,9 +73,15 @@ def _database(state_dir: Path, embedded: bool, owned: list[ManagedProcess]) -> t
         return env, "environment"
     if not embedded and port_accepts(LOCAL_PG_PORT):
         return f"postgresql://postgres@127.0.0.1:{LOCAL_PG_PORT}/{DEMO_DATABASE}", "local"
-    port = EMBEDDED_PG_PORT if not port_accepts(EMBEDDED_PG_PORT) else free_port()
-    pg = LocalPostgres(state_dir / "pg", port=port)
-    pg.start()
+    pg = LocalPostgres(state_dir / "pg", port=EMBEDDED_PG_PORT if not port_accepts(EMBEDDED_PG_PORT) else free_port())
+    try:
+        pg.start()
+    except ServiceStartError:
+        if pg.port != EMBEDDED_PG_PORT:
+            raise
+        # Another demo took the stable port between our check and the server's bind: any free port will do.
+        pg = LocalPostgres(state_dir / "pg", port=free_port())
+        pg.start()
     owned.append(pg)
     return with_database(pg.url, DEMO_DATABASE), "embedded"
 
