@@ -1,0 +1,156 @@
+"""The bulletin of a synthetic city's month: opens in headless Chromium with every chart drawn and no console
+errors, its PDF carries the Chinese headings and headline numbers, and its numbers equal ones recomputed from
+the raw tables. Artefacts (HTML, PDF, screenshot) are kept under test-artifacts/bulletin/."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, cast
+
+import psycopg
+import pypdf
+import pytest
+from click.testing import CliRunner
+
+from bureau.bulletin import BulletinFiles, write_bulletin
+from bureau.bulletin_cli import bulletin
+from bureau.bulletin_period import parse_period
+from bureau.bulletin_render import CHROMIUM_FLAGS
+from bureau.bulletin_text import DASH, pct, wan_tce, yi
+from tests.test_opendata_city import MONTH, city_db  # noqa: F401  (module-scoped fixture)
+
+pytestmark = pytest.mark.integration
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "bulletin"
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed "
+                                    "(.ci/run installs Debian's chromium and fonts-noto-cjk)")
+HEADINGS = ("全市工业经济运行简报", "运行概况", "主要指标", "分行业产值与增速", "镇街", "园区", "增速变动较大的行业",
+            "运行预警")
+
+
+@pytest.fixture(scope="module")
+def zh(city_db: str) -> BulletinFiles:  # noqa: F811
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with psycopg.connect(city_db) as conn:
+        return write_bulletin(conn, parse_period("2026-10"), ARTIFACTS, lang="zh", pdf=CHROMIUM.exists())
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.charts: list[str] = []
+        self.kpis: dict[str, str] = {}
+        self._kpi: str | None = None
+        self._in_value = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "img" and a.get("class") == "chart":
+            self.charts.append(a.get("src") or "")
+        if tag == "div" and a.get("class") == "kpi":
+            self._kpi = a.get("data-key")
+        if tag == "div" and a.get("class") == "value":
+            self._in_value = True
+
+    def handle_data(self, data: str) -> None:
+        if self._in_value and self._kpi:
+            self.kpis[self._kpi] = self.kpis.get(self._kpi, "") + data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "div" and self._in_value:
+            self._in_value = False
+
+
+def _parse(html: str) -> _Images:
+    parser = _Images()
+    parser.feed(html)
+    return parser
+
+
+def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                          capture_output=True, text=True, timeout=180, check=False)
+
+
+@needs_chromium
+def test_opens_in_chromium_with_every_chart_and_no_console_error(zh: BulletinFiles, tmp_path: Path) -> None:
+    url = zh.html.resolve().as_uri()
+    dump = _chromium("--enable-logging=stderr", "--v=0", "--dump-dom", url, profile=tmp_path / "p1")
+    assert dump.returncode == 0, dump.stderr[-2000:]
+    console = [line for line in dump.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console == []
+    dom = _parse(dump.stdout)
+    assert len(dom.charts) >= 5  # output, growth, energy intensity, towns, parks
+    for src in dom.charts:
+        assert src.startswith("data:image/svg+xml;base64,")
+        svg = base64.b64decode(src.split(",", 1)[1]).decode("utf-8")
+        assert svg.count("<path") > 20 and "<svg" in svg
+    assert not re.search(r"(src|href)=\"https?:|url\(https?:", zh.html.read_text(encoding="utf-8"))
+    shot = ARTIFACTS / "bulletin-2026-10-zh.png"
+    done = _chromium("--window-size=900,3000", "--hide-scrollbars", f"--screenshot={shot}", url,
+                     profile=tmp_path / "p2")
+    assert done.returncode == 0 and shot.stat().st_size > 10_000
+
+
+@needs_chromium
+def test_pdf_has_chinese_headings_and_headline_numbers(zh: BulletinFiles) -> None:
+    assert zh.pdf is not None
+    reader = pypdf.PdfReader(zh.pdf)
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    for heading in HEADINGS:
+        assert heading in text, heading
+    city = zh.data.last_city
+    for number in (yi(city.output_value), pct(city.yoy_growth), wan_tce(city.energy_tce), str(city.enterprises)):
+        assert number in text, number
+    assert "\ufffd" not in text and ".notdef" not in text
+    # The glyphs are embedded (Chromium writes the page's web font into the PDF), not left to the viewer.
+    fonts = [f.get_object() for page in reader.pages
+             for f in cast(dict[str, Any], page["/Resources"])["/Font"].get_object().values()]
+    assert fonts and all("/Subtype" in f for f in fonts)
+
+
+def test_numbers_equal_a_recomputation_from_raw_tables(zh: BulletinFiles, city_db: str) -> None:  # noqa: F811
+    with psycopg.connect(city_db) as conn:
+        row = conn.execute(
+            """WITH cur AS (
+                   SELECT r.enterprise_id, r.output_value, r.energy_tce, v.division FROM bureau_reports r
+                   JOIN bureau_enterprise_versions v ON v.enterprise_id = r.enterprise_id AND r.month >= v.valid_from
+                        AND (v.valid_to IS NULL OR r.month < v.valid_to)
+                   WHERE r.month = %(m)s),
+               prev AS (SELECT enterprise_id, output_value FROM bureau_reports
+                        WHERE month = (%(m)s::date - interval '1 year')::date)
+               SELECT sum(cur.output_value), sum(cur.energy_tce), count(*),
+                      sum(cur.output_value) FILTER (WHERE prev.enterprise_id IS NOT NULL) / sum(prev.output_value) - 1
+               FROM cur LEFT JOIN prev USING (enterprise_id)""", {"m": MONTH}).fetchone()
+        assert row is not None
+        output, energy, count, growth = row
+        conn.execute("SET ROLE bureau")
+        towns: dict[str, bool] = dict(conn.execute(
+            "SELECT town, suppressed FROM bureau_v_town WHERE month = %s AND town <> '*'", (MONTH,)).fetchall())
+    html = zh.html.read_text(encoding="utf-8")
+    kpis = _parse(html).kpis
+    assert kpis["output"] == yi(output) and kpis["yoy"] == pct(growth)
+    assert kpis["energy"] == wan_tce(energy) and kpis["enterprises"] == str(count)
+    # A suppressed town shows "—" in every magnitude column, never a number.
+    hidden = [t for t, s in towns.items() if s]
+    assert hidden and any(not s for s in towns.values())
+    for town in hidden:
+        cells = re.search(rf"<tr><td></td><td>{re.escape(town)}</td>(.*?)</tr>", html)
+        assert cells is not None, town
+        values = re.findall(r"<td>(.*?)</td>", cells.group(1))
+        assert all(DASH in v for v in values[:3]), values
+
+
+def test_english_and_unpublished_period(city_db: str, tmp_path: Path) -> None:  # noqa: F811
+    env = {"DATAFACTORY_DATABASE_URL": city_db}
+    done = CliRunner().invoke(bulletin, ["--period", "2026-10", "--lang", "en", "--no-pdf", "--out",
+                                         str(tmp_path)], env=env)
+    assert done.exit_code == 0, done.output
+    html = (tmp_path / "bulletin-2026-10-en.html").read_text(encoding="utf-8")
+    assert "Headline figures" in html and "October 2026" in html and 'lang="en"' in html
+    missing = CliRunner().invoke(bulletin, ["--period", "2026-Q2", "--no-pdf", "--out", str(tmp_path)], env=env)
+    assert missing.exit_code != 0 and "nothing is published" in missing.output
