@@ -245,7 +245,7 @@ class BatchWriter:
                 plant_id,
                 msg.parsed.gateway,
                 msg.status["online"],
-                msg.status.get("config_version", ""),
+                msg.status.get("config_version") or "",
                 orjson.dumps(msg.status).decode(),
             ),
         )

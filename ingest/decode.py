@@ -130,7 +130,7 @@ def _decode_status(raw: bytes) -> dict[str, Any]:
         raise ContractError("malformed_json", f"gateway status is not valid JSON: {err}") from err
     if not isinstance(doc, dict) or not isinstance(doc.get("online"), bool):
         raise ContractError("bad_envelope", "gateway status must be an object with a boolean 'online'")
-    version = doc.get("config_version", "")
-    if not isinstance(version, str):
+    version = doc.get("config_version")
+    if version is not None and not isinstance(version, str):  # optional: absent (e.g. the last will) or null
         raise ContractError("bad_envelope", "gateway status 'config_version' must be a string")
     return doc
