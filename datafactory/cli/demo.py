@@ -142,13 +142,14 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
         enterprise=opts.enterprise, duration_s=opts.duration,
     )
     counter: PublishedCounter | None = None
+    began = time.monotonic()
     try:
         pipeline.prepare()
         # The database may hold earlier runs: report what this run adds.
         baseline = database_snapshot(services.database_url, pipeline.enterprise_id, reasons=True)
         pipeline.not_before = baseline.newest_sample
         click.echo("==> starting ingest, simulator, gateway", err=True)
-        pipeline.start()
+        pipeline.start(cancelled=lambda: stop.requested)
         for name, reason in pipeline.unavailable.items():
             click.echo(f"    UNAVAILABLE: {name}: {reason}", err=True)
         counter = PublishedCounter(services.mqtt_url, pipeline.enterprise_id)
@@ -172,7 +173,7 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
         if not stop.requested:
             _drain(pipeline, stop)
         pipeline.stop()
-        wall = time.monotonic() - started
+        wall = time.monotonic() - began
         analytics_state = "skipped"
         if opts.analytics and not stop.requested:
             analytics_state = _analytics(pipeline)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -45,10 +46,11 @@ class Child:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def wait_for_output(self, text: str, timeout_s: float) -> bool:
-        """True once ``text`` appears in the child's output; False if it exits or ``timeout_s`` passes first."""
+    def wait_for_output(self, text: str, timeout_s: float, *, cancelled: Callable[[], bool] = lambda: False) -> bool:
+        """True once ``text`` appears in the child's output; False if it exits, ``timeout_s`` passes or
+        ``cancelled()`` turns true first."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and self.running():
+        while time.monotonic() < deadline and self.running() and not cancelled():
             try:
                 if text in self.log_path.read_text(errors="replace"):
                     return True

@@ -13,6 +13,7 @@ import importlib
 import os
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -155,10 +156,13 @@ class Pipeline:
                 enterprise=self.enterprise,
             )
 
-    def start(self) -> None:
-        """Start ingest and the simulator, wait until both are ready, then start the gateway."""
+    def start(self, *, cancelled: Callable[[], bool] = lambda: False) -> None:
+        """Start ingest and the simulator, wait until both are ready, then start the gateway.
+        ``cancelled()`` (e.g. Ctrl-C was pressed) cuts the waiting short and starts nothing more."""
         if not self.opcua_port:
             self.prepare()
+        if cancelled():
+            return
         # Ingest and the simulator start side by side (the simulator publishes nothing under df/v1/); the gateway,
         # the only publisher of samples, starts once ingest's subscription exists — or the first batches would
         # have no one to go to — and the OPC-UA server listens.
@@ -167,10 +171,12 @@ class Pipeline:
         if "simulate" not in self.unavailable:
             self._spawn("simulate", self._simulator_args())
         if "ingest" in self.children:
-            self.children["ingest"].wait_for_output(_INGEST_READY, _INGEST_READY_TIMEOUT_S)
+            self.children["ingest"].wait_for_output(_INGEST_READY, _INGEST_READY_TIMEOUT_S, cancelled=cancelled)
         if "simulate" in self.children:
-            self.children["simulate"].wait_for_output(_SIMULATOR_READY, _SIMULATOR_READY_TIMEOUT_S)
-        if "gateway" not in self.unavailable:
+            self.children["simulate"].wait_for_output(
+                _SIMULATOR_READY, _SIMULATOR_READY_TIMEOUT_S, cancelled=cancelled
+            )
+        if "gateway" not in self.unavailable and not cancelled():
             self._spawn("gateway", ["gateway", "run", "--config", str(self.config_path)])
 
     def _ingest_args(self) -> list[str]:
