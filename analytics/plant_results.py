@@ -16,7 +16,6 @@ from datafactory.config.analytics import AnalyticsConfig
 from datafactory.contract.meanings import Meaning
 
 log = logging.getLogger(__name__)
-MONITORED = (Meaning.VIBRATION,)
 RUL_COLUMNS = ["rul_p10_h", "rul_p50_h", "rul_p90_h"]
 
 
@@ -36,11 +35,13 @@ def pdm_results(
     Buckets before ``start`` come from the stored ``pdm_health`` (their values and RUL are final), so a run reads
     only new samples; EWMA and CUSUM are recomputed over the whole history, which is a few thousand buckets.
     """
-    monitored = signals[signals["meaning"].isin([m.value for m in MONITORED]) & signals["cell_id"].isin(list(running))]
+    wanted = [m.value for m in cfg.pdm.monitored]
+    monitored = signals[signals["meaning"].isin(wanted) & signals["cell_id"].isin(list(running))]
     written = {"pdm_health": 0, "alerts": 0}
     if monitored.empty:
         return written
     cell_of = dict(zip(monitored["signal_id"].astype(int), monitored["cell_id"].astype(int), strict=True))
+    meaning_of = dict(zip(monitored["signal_id"].astype(int), monitored["meaning"], strict=True))
     raw = store.samples(conn, list(cell_of), start, end, previous=False)
     prior = store.pdm_history(conn, plant.id, start)
     for sid, cid in cell_of.items():
@@ -50,8 +51,10 @@ def pdm_results(
         buckets = pd.concat([old[["time", "time_end", "value"]], new], ignore_index=True)
         if buckets.empty:
             continue
-        zones = cfg.pdm.zones.get(machine_classes.get(cid, "generic")) or cfg.pdm.zones.get("generic")
-        threshold = cfg.pdm.failure_threshold or (getattr(zones, cfg.pdm.failure_zone) if zones else None)
+        zones, threshold = None, None
+        if meaning_of[sid] == Meaning.VIBRATION.value:
+            zones = cfg.pdm.zones.get(machine_classes.get(cid, "generic")) or cfg.pdm.zones.get("generic")
+            threshold = cfg.pdm.failure_threshold or (getattr(zones, cfg.pdm.failure_zone) if zones else None)
         h = pdm.health(buckets, cfg.pdm, zones=zones, failure_threshold=threshold, rul_from=start)
         if h["baseline_mean"].isna().all():
             continue
@@ -62,7 +65,7 @@ def pdm_results(
         rows = h[~known].assign(plant_id=plant.id, cell_id=cid, signal_id=sid)
         written["pdm_health"] += store.replace(conn, "pdm_health", rows, columns=tables.PDM_HEALTH,
                                                where="signal_id = %s AND time >= %s", params=(sid, start))
-        episodes = lifecycle(h, cfg.pdm, label=f"signal {sid} (cell {cid}) vibration")
+        episodes = lifecycle(h, cfg.pdm, label=f"signal {sid} (cell {cid}) {meaning_of[sid]}")
         alerts = [{k: getattr(a, k) for k in store.ALERT_COLUMNS} for a in episodes]
         store.sync_alerts(conn, plant_id=plant.id, cell_id=cid, signal_id=sid, kind="pdm_drift", alerts=alerts)
         written["alerts"] += len(episodes)

@@ -196,7 +196,8 @@ def test_incremental_run_late_writes_and_idempotent_backfill(template_db: str) -
         _assert_contiguous(url)
         # Shifts that do not start on a whole hour are computed from raw samples instead of summed hours.
         half_hour = AnalyticsConfig.model_validate({"calendar": {"shifts": [
-            {"name": "early", "start": "07:30", "end": "19:30"}, {"name": "late", "start": "19:30", "end": "07:30"}]}})
+            {"name": "early", "start": "07:30", "end": "19:30"}, {"name": "late", "start": "19:30", "end": "07:30"}]},
+            "pdm": {"monitored": ["vibration", "temperature"]}})
         with store.session(url) as conn:
             plant = store.plants(conn)[0]
         run_plant(url, plant, pd.Timestamp(start), pd.Timestamp(start + timedelta(days=2)), half_hour)
@@ -210,6 +211,10 @@ def test_incremental_run_late_writes_and_idempotent_backfill(template_db: str) -
                 " WHERE cell_id = %s AND time_element = 'apt' AND time < %s AND time_end > %s",
                 (one["end"], one["time"], int(one["cell"]), one["end"], one["time"])).fetchone()
         assert apt is not None and float(apt[0]) == pytest.approx(one["apt"])
+        watched = _frame(url, "SELECT g.meaning, count(*), count(h.zone) FROM pdm_health h JOIN signal_paths g"
+                         " ON g.signal_id = h.signal_id GROUP BY 1 ORDER BY 1", "meaning rows zoned")
+        assert watched["meaning"].tolist() == ["temperature", "vibration"]
+        assert watched["zoned"].tolist()[0] == 0 and watched["zoned"].tolist()[1] > 0  # zones are for vibration
     finally:
         _drop(url)
 

@@ -204,7 +204,16 @@ def _default_zones() -> dict[str, VibrationZones]:
     }
 
 
+class MonitoredMeaning(StrEnum):
+    VIBRATION = "vibration"
+    TEMPERATURE = "temperature"
+
+
 class PdmConfig(StrictModel):
+    monitored: list[MonitoredMeaning] = Field(
+        default_factory=lambda: [MonitoredMeaning.VIBRATION],
+        description="Signal meanings watched for drift (zones, failure threshold and RUL apply to vibration).",
+    )
     bucket_minutes: int = Field(default=60, ge=1, le=1440, description="Health is evaluated on bucket means.")
     baseline_hours: float = Field(
         default=72, gt=0, description="Healthy baseline: the first this-many hours of a signal's data."
