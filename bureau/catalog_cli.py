@@ -65,6 +65,20 @@ def export_cmd(out: Path) -> None:
     click.echo(f"{out}: {len(document['dcat:dataset'])} datasets")
 
 
+@catalog.command("check")
+def check_cmd() -> None:
+    """Check that who can read each dataset fits its grade; exit 1 listing every misfit."""
+    from bureau.catalog_grading import violations
+
+    with connect(get_settings().database_url) as conn:
+        problems = violations(conn)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise SystemExit(1)
+    click.echo("every dataset's readers fit its grade")
+
+
 @catalog.command("freshness")
 @click.option("--now", "now", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]), default=None,
               help="Check as of this time (default: now), e.g. 2026-11-23T12:00:00+0000.")

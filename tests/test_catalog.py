@@ -22,6 +22,7 @@ from psycopg import sql
 
 from bureau.catalog import SCHEMA_PATH, build, to_dcat
 from bureau.catalog_freshness import CITY_TZ, acknowledge, assess, check
+from bureau.catalog_grading import violations
 from bureau.catalog_specs import SPECS, plant_samples_spec
 from datafactory.db import registry
 from datafactory.db.connect import with_database
@@ -131,46 +132,35 @@ def test_entries_carry_all_fields_and_schema_from_database(plants_db: Any) -> No
         assert all(cols for cols in entry.columns.values()), entry.name
 
 
-def _violations(conn: psycopg.Connection) -> list[str]:
-    """Every (entry, relation, reader) whose access does not fit the entry's grade."""
-    plant_roles = _plant_roles(conn)
-    entries = build(conn)
-    grades = {rel: e.spec.grade for e in entries for rel in e.columns}
-    problems: list[str] = []
-    for entry in entries:
-        for relation in entry.columns:
-            row = conn.execute(
-                """SELECT c.relkind, c.relrowsecurity,
-                          coalesce('security_invoker=true' = ANY (c.reloptions), false)
-                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                   WHERE n.nspname = current_schema() AND c.relname = %s""", (relation,)).fetchone()
-            assert row is not None
-            kind, rls, invoker = row
-            readers = {r for r in ("public", "bureau", *plant_roles)
-                       if conn.execute("SELECT has_table_privilege(%s, %s, 'SELECT')", (r, relation)).fetchone()
-                       == (True,)}
-            plants = readers & set(plant_roles)
-            where = f"{entry.name}/{relation} (grade {entry.spec.grade})"
-            if entry.spec.grade >= 2 and readers & {"public", "bureau"}:
-                problems.append(f"{where} readable by {sorted(readers & {'public', 'bureau'})}")
-            if entry.spec.grade == 3 and plants and not (rls or (kind == "v" and invoker)):
-                problems.append(f"{where} readable by plant roles without tenant scoping")
-            if entry.spec.grade == 2 and plants:
-                problems.append(f"{where} readable by plant roles")
-            for view in entry.spec.access_views:
-                if grades.get(view) != 1:
-                    problems.append(f"{where} shared through {view}, which is not a grade-1 view")
-    return problems
-
-
 def test_readers_fit_each_grade(plants_db: Any) -> None:
     url, _ = plants_db
+    env = {"DATAFACTORY_DATABASE_URL": url}
+    checked = CliRunner().invoke(_catalog_group(), ["check"], env=env)
+    assert checked.exit_code == 0, checked.output
     with psycopg.connect(url) as conn:
-        assert _violations(conn) == []
+        assert violations(conn) == []
         # The check can fail: a stray grant of a grade-3 table to PUBLIC is caught, then taken back.
         conn.execute("GRANT SELECT ON oee TO PUBLIC")
-        assert any(p.startswith("kpi_results/oee") for p in _violations(conn))
+        assert any(p.startswith("kpi_results/oee") for p in violations(conn))
         conn.rollback()
+        # A plant role granted a grade-2 bureau table is caught too.
+        conn.execute("GRANT SELECT ON bureau_reports TO df_plant_reader")
+        assert any(p.startswith("bureau_reports/bureau_reports") for p in violations(conn))
+        conn.rollback()
+
+
+def test_cli_list_show_and_freshness(plants_db: Any) -> None:
+    url, _ = plants_db
+    env = {"DATAFACTORY_DATABASE_URL": url}
+    listed = CliRunner().invoke(_catalog_group(), ["list"], env=env)
+    assert listed.exit_code == 0 and "bureau_reports" in listed.output and "三级" in listed.output
+    shown = CliRunner().invoke(_catalog_group(), ["show", "bureau_reports"], env=env)
+    assert shown.exit_code == 0
+    assert json.loads(shown.output)["df:classification"]["gradeLabel"] == "二级"
+    unknown = CliRunner().invoke(_catalog_group(), ["show", "no_such_dataset"], env=env)
+    assert unknown.exit_code != 0 and "no_such_dataset" in unknown.output
+    fresh = CliRunner().invoke(_catalog_group(), ["freshness", "--now", "2026-11-23T08:01:00+0000"], env=env)
+    assert fresh.exit_code == 0 and "monitored dataset(s)" in fresh.output
 
 
 def test_other_plants_and_bureau_cannot_read_highest_grade(plants_db: Any) -> None:
