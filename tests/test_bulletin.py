@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from bureau.bulletin import BulletinFiles, write_bulletin
 from bureau.bulletin_cli import bulletin
-from bureau.bulletin_period import parse_period
+from bureau.bulletin_period import PeriodError, parse_period
 from bureau.bulletin_render import CHROMIUM_FLAGS
 from bureau.bulletin_text import DASH, pct, wan_tce, yi
 from tests.test_opendata_city import MONTH, city_db  # noqa: F401  (module-scoped fixture)
@@ -154,3 +154,13 @@ def test_english_and_unpublished_period(city_db: str, tmp_path: Path) -> None:  
     assert "Headline figures" in html and "October 2026" in html and 'lang="en"' in html
     missing = CliRunner().invoke(bulletin, ["--period", "2026-Q2", "--no-pdf", "--out", str(tmp_path)], env=env)
     assert missing.exit_code != 0 and "nothing is published" in missing.output
+
+
+def test_periods() -> None:
+    quarter = parse_period("2026-q3")
+    assert quarter.label == "2026-Q3" and [m.month for m in quarter.months] == [7, 8, 9]
+    assert quarter.end.isoformat() == "2026-10-01" and quarter.title("zh") == "2026年第3季度"
+    assert parse_period("2026-10").title("en") == "October 2026"
+    for bad in ("2026-13", "2026-Q5", "26-10", "2026/10"):
+        with pytest.raises(PeriodError):
+            parse_period(bad)
