@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 
@@ -12,6 +13,8 @@ from analytics import store
 from analytics.run import RunSummary, run_plant
 from datafactory.errors import DataFactoryError
 from datafactory.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def _when(value: datetime | str) -> pd.Timestamp:
@@ -44,16 +47,29 @@ def analytics(ctx: click.Context, database_url: str | None, enterprise: str | No
 
 
 @analytics.command()
+@click.option("--every", type=float, help="Keep running: start a new incremental run this many seconds apart.")
 @click.pass_obj
-def run(obj: tuple[str, str | None]) -> None:
+def run(obj: tuple[str, str | None], every: float | None) -> None:
     """Compute everything new since the watermark, plus windows touched by late data."""
     url, enterprise = obj
-    try:
-        for plant in _plants(url, enterprise):
-            t0 = time.perf_counter()
-            _report(run_plant(url, plant, None, None), plant, time.perf_counter() - t0)
-    except DataFactoryError as err:
-        raise click.ClickException(str(err)) from err
+    while True:
+        started = time.monotonic()
+        try:
+            for plant in _plants(url, enterprise):
+                t0 = time.perf_counter()
+                _report(run_plant(url, plant, None, None), plant, time.perf_counter() - t0)
+        except DataFactoryError as err:
+            if every is None:
+                raise click.ClickException(str(err)) from err
+            log.error("analytics run failed, retrying in %.0f s: %s", every, err)
+        except Exception:
+            if every is None:
+                raise
+            # The service's top level: one bad run must not stop the next; the traceback says what happened.
+            log.exception("analytics run failed unexpectedly, retrying in %.0f s", every)
+        if every is None:
+            return
+        time.sleep(max(0.0, every - (time.monotonic() - started)))
 
 
 @analytics.command()
