@@ -138,6 +138,15 @@ def render_conf(
         f"password_file {directory / 'passwd'}",
         f"acl_file {directory / 'acl'}",
         "",
+        # Nothing lost: ingest's persistent session and its unacknowledged QoS 1 messages must survive a broker
+        # restart, and Mosquitto's default queue bound (1000 messages per offline client) would silently drop
+        # data during an ingest outage. The byte bound keeps a long outage from exhausting memory.
+        "persistence true",
+        f"persistence_location {directory / 'data'}/",
+        "autosave_interval 10",
+        "max_queued_messages 1000000",
+        "max_queued_bytes 1073741824",
+        "",
         f"listener {port}" + (f" {bind}" if bind else ""),
     ]
     if tls:
@@ -193,6 +202,7 @@ def write_broker_config(
     users = users_for(configs)
     passwd_text, skipped = render_passwd(users, env)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "data").mkdir(exist_ok=True)
     where = (install_dir or out).resolve()
     passwd = out / "passwd"
     fd = os.open(passwd, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
