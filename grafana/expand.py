@@ -12,8 +12,8 @@ Macros (Grafana ``pkg/tsdb/grafana-postgresql-datasource/macros.go``; times are 
     $__unixEpochFrom()/To()  from_epoch / to_epoch
     $__interval_ms           the interval in milliseconds;  $__interval  the same as '1m', '5s' …
 
-The interval is Grafana's: range ÷ max data points (the panel's width in pixels; we assume 1000), rounded to a
-"nice" step, but never below the panel's minimum ``interval``.
+The interval is Grafana's: range ÷ max data points (the panel's ``maxDataPoints``, else its width in pixels; we
+assume 1000), rounded to a "nice" step, but never below the panel's minimum ``interval``.
 
 Template variables (the SQL data sources' ``interpolateVariable``):
 
@@ -61,8 +61,9 @@ def format_duration(ms: int) -> str:
     return f"{ms}ms"
 
 
-def interval_ms(start: datetime, end: datetime, min_interval: str | None = None) -> int:
-    raw = (end - start).total_seconds() * 1000 / MAX_DATA_POINTS
+def interval_ms(start: datetime, end: datetime, min_interval: str | None = None,
+                max_data_points: int = MAX_DATA_POINTS) -> int:
+    raw = (end - start).total_seconds() * 1000 / max_data_points
     nice = next((n for n in _NICE_MS if n >= raw), _NICE_MS[-1])
     return max(nice, parse_duration_ms(min_interval) if min_interval else 0)
 
@@ -127,11 +128,12 @@ def expand_variables(sql: str, variables: dict[str, VariableValue]) -> str:
     return re.sub(pattern, repl, sql)
 
 
-def expand(sql: str, variables: dict[str, VariableValue], start: datetime, end: datetime,
-           min_interval: str | None = None) -> str:
+def expand(sql: str, variables: dict[str, VariableValue], start: datetime, end: datetime, *,
+           min_interval: str | None = None, max_data_points: int | None = None) -> str:
     """Variables first, then macros — Grafana interpolates template variables in the frontend before the
     backend expands macros."""
-    return expand_macros(expand_variables(sql, variables), start, end, interval_ms(start, end, min_interval))
+    step = interval_ms(start, end, min_interval, max_data_points or MAX_DATA_POINTS)
+    return expand_macros(expand_variables(sql, variables), start, end, step)
 
 
 UNEXPANDED = re.compile(r"\$(?:\{\w+|\w+|__\w+)|\[\[\w+\]\]")

@@ -109,6 +109,7 @@ class Panel:
     custom: Mapping[str, Any] = field(default_factory=dict)
     overrides: tuple[Json, ...] = ()
     interval: str | None = None  # minimum $__interval, e.g. the raw sample period
+    max_data_points: int | None = None  # fewer points per series than the panel's pixel width (many series)
     datasource: DatasourceRef | None = None  # None: the dashboard's default
 
 
@@ -253,6 +254,8 @@ def _panel_json(panel: Panel, default_ds: DatasourceRef, panel_id: int, grid: Js
     }
     if panel.interval is not None:
         body["interval"] = panel.interval
+    if panel.max_data_points is not None:
+        body["maxDataPoints"] = panel.max_data_points
     return body
 
 

@@ -63,4 +63,5 @@ def resolve_variables(conn: psycopg.Connection, dashboard: Dashboard, start: dat
 
 
 def expanded_sql(pq: PanelQuery, variables: dict[str, VariableValue], start: datetime, end: datetime) -> str:
-    return expand(pq.query.sql, variables, start, end, pq.panel.interval)
+    return expand(pq.query.sql, variables, start, end, min_interval=pq.panel.interval,
+                  max_data_points=pq.panel.max_data_points)

@@ -26,6 +26,7 @@ def test_interval_is_range_over_points_rounded_and_at_least_the_minimum() -> Non
     assert interval_ms(START, END) == 120_000  # 86.4 s per point → the next nice step, 2 min
     assert interval_ms(START, START + timedelta(hours=1)) == 5_000
     assert interval_ms(START, START + timedelta(hours=1), "1m") == 60_000
+    assert interval_ms(START, START + timedelta(days=30), max_data_points=400) == 7_200_000
     assert expand("$__interval_ms|$__interval", {}, START, END) == "120000|2m"
     assert format_duration(3_600_000) == "1h" and parse_duration_ms("15s") == 15_000
     with pytest.raises(ValueError):

@@ -162,7 +162,7 @@ def _check_downsampling(conn: psycopg.Connection, chosen: dict[str, dict[str, Va
     assert max(per_series.values()) <= 1001
     assert min(per_series.values()) > 100  # still a useful resolution
     # At a ≥ 1 h interval the same panel reads the hourly roll-up instead, with the same hourly means.
-    text = expand(pq.query.sql, chosen[pq.dashboard.uid], demo.start, demo.end, "1h")
+    text = expand(pq.query.sql, chosen[pq.dashboard.uid], demo.start, demo.end, min_interval="1h")
     hourly = _run(conn, text)[1]
     assert len(hourly) == pytest.approx(8 * DAYS * 24, rel=0.05)
     raw = _run(conn, text.replace("3600000 >= 3600000", "false").replace("3600000 < 3600000", "true"))[1]

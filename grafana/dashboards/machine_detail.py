@@ -17,6 +17,9 @@ SELECTED = f"c.id IN {pv.SELECTED_MACHINES}"
 HOURLY = f"o.period = 'hour' AND $__timeFilter(o.time) AND o.cell_id IN {pv.SELECTED_MACHINES}"
 
 
+# A line has dozens of machines: 400 points per series keep a 30-day, all-machine panel at ~15k rows (a 2 h step)
+# while a single machine's day still resolves to 5 minutes.
+MANY_SERIES_POINTS = 400
 ROLLUP_FROM_MS = 3_600_000  # at a ≥ 1 h interval the hourly roll-up has every point the panel can draw
 
 
@@ -30,7 +33,7 @@ def raw_signal_query(meaning: str, label: str) -> Query:
     signals = f"""(SELECT s2.id FROM signals s2 WHERE s2.cell_id IN {pv.SELECTED_MACHINES}
                 AND s2.meaning = '{meaning}')"""
     return Query(f"""
-        SELECT {pv.BIN.format(col="r.time")} AS time, c.cell || ' {label}' AS metric,
+        SELECT {pv.BIN.format(col="r.time")} AS time, {pv.SERIES} || ' {label}' AS metric,
                sum(r.avg * r.n) / nullif(sum(r.n), 0) AS value
         FROM samples_hourly r
         JOIN signals s ON s.id = r.signal_id
@@ -38,7 +41,7 @@ def raw_signal_query(meaning: str, label: str) -> Query:
         WHERE $__interval_ms >= {ROLLUP_FROM_MS} AND r.signal_id IN {signals} AND $__timeFilter(r.time)
         GROUP BY 1, 2
         UNION ALL
-        SELECT {pv.BIN.format(col="x.time")}, c.cell || ' {label}', avg(x.value)
+        SELECT {pv.BIN.format(col="x.time")}, {pv.SERIES} || ' {label}', avg(x.value)
         FROM samples x
         JOIN signals s ON s.id = x.signal_id
         JOIN cells c ON c.id = s.cell_id
@@ -51,7 +54,7 @@ def raw_signal_query(meaning: str, label: str) -> Query:
 STATE_TIMELINE = Panel(
     "State timeline", "state-timeline",
     (Query(f"""
-        SELECT si.time AS time, c.cell AS metric, si.state_code AS value
+        SELECT si.time AS time, {pv.SERIES} AS metric, si.state_code AS value
         FROM state_intervals si JOIN cells c ON c.id = si.cell_id
         WHERE si.cell_id IN {pv.SELECTED_MACHINES}
           AND si.time < $__timeTo() AND si.time_end > $__timeFrom()
@@ -60,6 +63,7 @@ STATE_TIMELINE = Panel(
         ORDER BY 1
     """, format="time_series"),),
     width=24, height=9, mappings=styles.STATE_MAPPINGS, color_mode="thresholds",
+    max_data_points=MANY_SERIES_POINTS,
     description="State intervals per machine (ISO 22400 time model). Intervals under a tenth of a pixel "
                 "($__interval / 10) are left out: zoom in to see microstops.",
     options={"mergeValues": True, "showValue": "never", "alignValue": "left", "rowHeight": 0.85,
@@ -104,13 +108,13 @@ CYCLE_TIME = Panel(
     "Cycle time: actual vs ideal", "timeseries",
     (
         Query(f"""
-            SELECT o.time AS time, c.cell || ' actual' AS metric, o.apt_s / nullif(o.total_count, 0) AS value
+            SELECT o.time AS time, {pv.SERIES} || ' actual' AS metric, o.apt_s / nullif(o.total_count, 0) AS value
             FROM oee o JOIN cells c ON c.id = o.cell_id
             WHERE {HOURLY} AND o.total_count > 0
             ORDER BY 1
         """, format="time_series"),
         Query(f"""
-            SELECT o.time AS time, c.cell || ' ideal' AS metric, o.ideal_cycle_time_s AS value
+            SELECT o.time AS time, {pv.SERIES} || ' ideal' AS metric, o.ideal_cycle_time_s AS value
             FROM oee o JOIN cells c ON c.id = o.cell_id
             WHERE {HOURLY} AND o.ideal_cycle_time_s IS NOT NULL
             ORDER BY 1
@@ -171,7 +175,7 @@ VIBRATION = Panel(
     (
         raw_signal_query("vibration", "vibration"),
         Query(f"""
-            SELECT {pv.BIN.format(col="h.time")} AS time, c.cell || ' ' || k.label AS metric, avg(k.value) AS value
+            SELECT {pv.BIN.format(col="h.time")} AS time, {pv.SERIES} || ' ' || k.label AS metric, avg(k.value) AS value
             FROM pdm_health h
             JOIN cells c ON c.id = h.cell_id
             CROSS JOIN LATERAL (VALUES ('EWMA', h.ewma), ('UCL', h.ewma_ucl)) k(label, value)
@@ -182,6 +186,7 @@ VIBRATION = Panel(
         """, format="time_series", ref_id="B"),
     ),
     width=24, height=9, unit="velocitymms", decimals=2, interval="1m", steps=styles.VIBRATION_STEPS,
+    max_data_points=MANY_SERIES_POINTS,
     description="Velocity RMS (mm/s) averaged per $__interval; EWMA and its upper control limit from analytics. "
                 "Background bands: ISO 20816 zones.",
     custom={"drawStyle": "line", "lineWidth": 1, "showPoints": "never", "thresholdsStyle": {"mode": "area"},
@@ -194,13 +199,15 @@ VIBRATION = Panel(
 
 TEMPERATURE = Panel(
     "Temperature", "timeseries", (raw_signal_query("temperature", "temperature"),),
-    width=12, height=8, unit="celsius", decimals=1, interval="1m", color_mode="palette-classic",
+    width=12, height=8, unit="celsius", decimals=1, interval="1m", max_data_points=MANY_SERIES_POINTS,
+    color_mode="palette-classic",
     custom={"drawStyle": "line", "lineWidth": 1, "showPoints": "never"},
 )
 
 POWER = Panel(
     "Power", "timeseries", (raw_signal_query("power_kw", "power"),),
-    width=12, height=8, unit="kwatt", decimals=1, interval="1m", color_mode="palette-classic",
+    width=12, height=8, unit="kwatt", decimals=1, interval="1m", max_data_points=MANY_SERIES_POINTS,
+    color_mode="palette-classic",
     custom={"drawStyle": "line", "lineWidth": 1, "showPoints": "never", "fillOpacity": 10},
 )
 

@@ -57,7 +57,7 @@ VIBRATION_SIGNALS = f"""h.signal_id IN (SELECT s.id FROM signals s
 EWMA = Panel(
     "Vibration EWMA against its control limit", "timeseries",
     (Query(f"""
-        SELECT {pv.BIN.format(col="h.time")} AS time, c.cell || ' ' || k.label AS metric, avg(k.value) AS value
+        SELECT {pv.BIN.format(col="h.time")} AS time, {pv.SERIES} || ' ' || k.label AS metric, avg(k.value) AS value
         FROM pdm_health h
         JOIN cells c ON c.id = h.cell_id
         CROSS JOIN LATERAL (VALUES ('EWMA', h.ewma), ('UCL', h.ewma_ucl),
@@ -66,6 +66,7 @@ EWMA = Panel(
         GROUP BY 1, 2 ORDER BY 1
     """, format="time_series"),),
     width=12, height=9, unit="velocitymms", decimals=2, color_mode="palette-classic",
+    max_data_points=machine_detail.MANY_SERIES_POINTS,
     description="Drift is flagged when the EWMA leaves its limits; the failure threshold is the ISO 20816 "
                 "zone boundary used for RUL.",
     custom={"drawStyle": "line", "lineWidth": 1, "showPoints": "never"},
@@ -81,13 +82,14 @@ EWMA = Panel(
 CUSUM = Panel(
     "Vibration CUSUM against its decision interval", "timeseries",
     (Query(f"""
-        SELECT {pv.BIN.format(col="h.time")} AS time, c.cell AS metric,
+        SELECT {pv.BIN.format(col="h.time")} AS time, {pv.SERIES} AS metric,
                max(h.cusum_pos / nullif(h.cusum_h, 0)) AS value
         FROM pdm_health h JOIN cells c ON c.id = h.cell_id
         WHERE {VIBRATION_SIGNALS} AND $__timeFilter(h.time)
         GROUP BY 1, 2 ORDER BY 1
     """, format="time_series"),),
     width=12, height=9, unit="percentunit", decimals=0, color_mode="palette-classic",
+    max_data_points=machine_detail.MANY_SERIES_POINTS,
     steps=(styles.Step(None, "green"), styles.Step(1.0, "red")),
     description="Upper CUSUM as a fraction of the decision interval h: above 100 % the mean has shifted up.",
     custom={"drawStyle": "line", "lineWidth": 1, "showPoints": "never", "thresholdsStyle": {"mode": "dashed"}},
@@ -96,12 +98,13 @@ CUSUM = Panel(
 ZONES = Panel(
     "ISO 20816 zone over time", "state-timeline",
     (Query(f"""
-        SELECT {pv.BIN.format(col="h.time")} AS time, c.cell AS metric, max(h.zone) AS value
+        SELECT {pv.BIN.format(col="h.time")} AS time, {pv.SERIES} AS metric, max(h.zone) AS value
         FROM pdm_health h JOIN cells c ON c.id = h.cell_id
         WHERE {VIBRATION_SIGNALS} AND $__timeFilter(h.time) AND h.zone IS NOT NULL
         GROUP BY 1, 2 ORDER BY 1
     """, format="time_series"),),
     width=24, height=7, mappings=styles.ZONE_MAPPINGS, color_mode="thresholds",
+    max_data_points=machine_detail.MANY_SERIES_POINTS,
     options={"mergeValues": True, "showValue": "auto", "alignValue": "left", "rowHeight": 0.85,
              "legend": {"showLegend": True, "displayMode": "list", "placement": "bottom"}},
     custom={"fillOpacity": 85, "lineWidth": 0, "spanNulls": True},

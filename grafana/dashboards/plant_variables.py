@@ -51,6 +51,7 @@ SHIFT = Variable("shift", "Shift", "query", """
 LINE_OF_CELL = "c.area || '/' || c.line"
 IN_LINES = f"{LINE_OF_CELL} IN (${{line:sqlstring}})"
 MACHINE_NAME = "c.area || '/' || c.line || '/' || c.cell"
+SERIES = f"({MACHINE_NAME})"  # series names: cell names repeat across lines (cnc-01 on every line)
 SELECTED_MACHINES = "(${machine:csv})"
 SELECTED_SHIFTS = "(${shift:sqlstring})"
 # date_bin (PostgreSQL 14+) rather than time_bucket, so the same SQL runs without TimescaleDB.
