@@ -65,16 +65,19 @@ def sim_config() -> AnalyticsConfig:
 @pytest.fixture(scope="module")
 def plant_db(template_db: str) -> Iterator[str]:
     url = _new_db(template_db)
-    options = SimOptions(seed=1, analog_period_s=60.0, energy_saving_at=SAVING_AT, bearing_fault_cell=BEARING_CELL,
-                         bearing_threshold=THRESHOLD, energy_reset_cell="assembly/line-1/asm-03",
-                         energy_reset_at=START + timedelta(days=2, hours=3))
-    backfill(url, demo_layout(), options, start=START, end=START + timedelta(days=DAYS))
-    with store.session(url) as conn:
-        plant = store.plants(conn)[0]
-    summary = run_plant(url, plant, None, None, sim_config())  # incremental from the first sample
-    assert summary.rows["oee"] > 0
-    yield url
-    _drop(url)
+    try:
+        options = SimOptions(seed=1, analog_period_s=60.0, energy_saving_at=SAVING_AT,
+                             bearing_fault_cell=BEARING_CELL, bearing_threshold=THRESHOLD,
+                             energy_reset_cell="assembly/line-1/asm-03",
+                             energy_reset_at=START + timedelta(days=2, hours=3))
+        backfill(url, demo_layout(), options, start=START, end=START + timedelta(days=DAYS))
+        with store.session(url) as conn:
+            plant = store.plants(conn)[0]
+        summary = run_plant(url, plant, None, None, sim_config())  # incremental from the first sample
+        assert summary.rows["oee"] > 0
+        yield url
+    finally:
+        _drop(url)
 
 
 def _frame(url: str, query: str, columns: str) -> pd.DataFrame:
