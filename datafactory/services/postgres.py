@@ -124,9 +124,10 @@ class LocalPostgres(ManagedProcess):
         _ROOT_CLUSTERS.mkdir(parents=True, exist_ok=True)
         _ROOT_CLUSTERS.chmod(0o755)
         real.mkdir(exist_ok=True)
-        (_ROOT_CLUSTERS / f"{key}.owner").write_text(str(self.data_dir.absolute()))
+        # The symlink first: a concurrent orphan collection must never see an owner file without it.
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.data_dir.symlink_to(real, target_is_directory=True)
+        (_ROOT_CLUSTERS / f"{key}.owner").write_text(str(self.data_dir.absolute()))
 
     def _grant_access(self, bin_dir: Path) -> None:
         import pwd
