@@ -182,6 +182,8 @@ def _published_frame(tables: MonthTables, sensitive: np.ndarray, supp: np.ndarra
     for ratio in ("yoy_growth", "ytd_growth", "electricity_index"):
         cells[ratio] = cells[ratio].where(~hidden & ~weak_scope)
     cells["energy_intensity"] = cells["energy_intensity"].where(~hidden)
+    # The operating rate of one or two connected plants would tell whether a given plant ran.
+    cells["operating_rate"] = cells["operating_rate"].where(~hidden & (cells["connected"] >= p.min_frequency))
     rows = []
     for name, ids in tables.membership.items():
         rows.append(cells.loc[ids].assign(table_name=name))
