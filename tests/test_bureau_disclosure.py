@@ -109,6 +109,11 @@ def test_bureau_role_cannot_read_raw_tables(city_url: str) -> None:
     assert rows and any(s for s, _ in rows) and any(not s for s, _ in rows)
     # A suppressed cell carries a flag and no value — never a zero.
     assert all(v is None for s, v in rows if s) and all(v is not None for s, v in rows if not s)
+    with _as_bureau(city_url) as conn:
+        rates = conn.execute("SELECT suppressed, connected, operating_rate FROM bureau_v_town WHERE month = %s",
+                             (MONTH,)).fetchall()
+    assert any(r is not None for _, _, r in rates)
+    assert all(not s and c >= MIN_N for s, c, r in rates if r is not None)
 
 
 def _published(url: str, measure: str) -> tuple[dict[tuple[str, ...], float | None], dict[tuple[str, ...], str],
