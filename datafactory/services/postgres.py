@@ -202,7 +202,11 @@ class LocalPostgres(ManagedProcess):
         import psycopg
 
         try:
-            with psycopg.connect(self.url, connect_timeout=2):
-                return True
+            with psycopg.connect(self.url, connect_timeout=2) as conn:
+                row = conn.execute("SELECT current_setting('data_directory')").fetchone()
         except psycopg.OperationalError:
             return False
+        # Another server on the port (one that won a race for it) answers too: only our cluster counts as ready.
+        if row is None or Path(row[0]).resolve() != self.cluster_dir:
+            raise ServiceStartError(f"127.0.0.1:{self.port} is served by another PostgreSQL ({row[0] if row else '?'})")
+        return True

@@ -119,7 +119,12 @@ class ManagedProcess:
                 raise ServiceStartError(
                     f"{self.name} exited with code {code} on start-up; log {self.log_path}:\n{self._log_tail()}"
                 )
-            if self._ready():
+            try:
+                ready = self._ready()
+            except ServiceStartError:
+                self.kill()
+                raise
+            if ready:
                 return
             time.sleep(0.05)
         self.kill()
