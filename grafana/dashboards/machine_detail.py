@@ -175,6 +175,74 @@ VIBRATION = Panel(
     (
         raw_signal_query("vibration", "vibration"),
         Query(f"""
+            SELECT b.time, {pv.SERIES} || ' ' || b.label AS metric, b.value
+            FROM (
+                SELECT {pv.BIN.format(col="h.time")} AS time, h.cell_id, k.label, avg(k.value) AS value
+                FROM pdm_health h
+                CROSS JOIN LATERAL (VALUES ('EWMA', h.ewma), ('UCL', h.ewma_ucl)) k(label, value)
+                WHERE h.signal_id IN (SELECT s.id FROM signals s
+                                      WHERE s.cell_id IN {pv.SELECTED_MACHINES} AND s.meaning = 'vibration')
+                  AND $__timeFilter(h.time)
+                GROUP BY 1, 2, 3
+            ) b JOIN cells c ON c.id = b.cell_id
+            ORDER BY 1
+        """, format="time_series", ref_id="B"),
+    ),
+    width=12, height=8, unit="s", decimals=1,
+    description="Run time per unit produced, per hour; dashed: the ideal cycle time.",
+    custom={"drawStyle": "line", "lineWidth": 1, "showPoints": "never", "spanNulls": 3_600_000},
+    overrides=({"matcher": {"id": "byRegexp", "options": ".* ideal"},
+                "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}]},),
+    color_mode="palette-classic",
+)
+
+COUNTS = Panel(
+    "Good and rejected units per hour", "timeseries",
+    (Query(f"""
+        SELECT o.time AS time, sum(o.good_count) AS good, sum(o.reject_count) AS rejected
+        FROM oee o WHERE {HOURLY}
+        GROUP BY 1 ORDER BY 1
+    """, format="time_series"),),
+    width=12, height=8, unit="short", decimals=0,
+    custom={"drawStyle": "bars", "fillOpacity": 70, "stacking": {"mode": "normal", "group": "A"}},
+    overrides=(styles.colour_override("good", "green"), styles.colour_override("rejected", "red")),
+)
+
+MACHINE_OEE = Panel(
+    "OEE by machine", "table",
+    (Query(f"""
+        SELECT {pv.MACHINE_NAME} AS machine,
+               sum(o.apt_s) / nullif(sum(o.pbt_s), 0) AS "Availability",
+               sum(o.ideal_production_s) / nullif(sum(o.apt_s), 0) AS "Performance",
+               sum(o.good_count) / nullif(sum(o.total_count), 0) AS "Quality",
+               sum(o.ideal_production_s * o.good_count / nullif(o.total_count, 0)) / nullif(sum(o.pbt_s), 0) AS "OEE",
+               sum(o.microstop_count) AS "Microstops", sum(o.changeover_count) AS "Changeovers",
+               sum(o.apt_s) / nullif(sum(o.stop_count), 0) AS "MTBF",
+               sum(o.adot_s - o.microstop_s) / nullif(sum(o.stop_count), 0) AS "MTTR",
+               c.id AS cell_id
+        FROM oee o JOIN cells c ON c.id = o.cell_id
+        WHERE o.period = 'shift' AND o.shift_name IN {pv.SELECTED_SHIFTS} AND $__timeFilter(o.time)
+          AND {SELECTED}
+        GROUP BY c.id, 1 ORDER BY 1
+    """),),
+    width=24, height=8, unit="percentunit", decimals=1, links=(pv.to_machine(),),
+    description="Selected shifts; MTBF = run time ÷ failures, MTTR = failure down time ÷ failures.",
+    overrides=(
+        styles.thresholds_override("Availability", styles.AVAILABILITY_STEPS),
+        styles.thresholds_override("Performance", styles.PERFORMANCE_STEPS),
+        styles.thresholds_override("Quality", styles.QUALITY_STEPS),
+        styles.thresholds_override("OEE", styles.OEE_STEPS),
+        styles.unit_override("Microstops", "none"), styles.unit_override("Changeovers", "none"),
+        styles.unit_override("MTBF", "s"), styles.unit_override("MTTR", "s"),
+        {"matcher": {"id": "byName", "options": "cell_id"}, "properties": [{"id": "custom.hidden", "value": True}]},
+    ),
+)
+
+VIBRATION = Panel(
+    "Vibration with EWMA control limits", "timeseries",
+    (
+        raw_signal_query("vibration", "vibration"),
+        Query(f"""
             SELECT {pv.BIN.format(col="h.time")} AS time, {pv.SERIES} || ' ' || k.label AS metric, avg(k.value) AS value
             FROM pdm_health h
             JOIN cells c ON c.id = h.cell_id

@@ -57,25 +57,25 @@ VIBRATION_SIGNALS = f"""h.signal_id IN (SELECT s.id FROM signals s
 EWMA = Panel(
     "Vibration EWMA against its control limit", "timeseries",
     (Query(f"""
-        SELECT {pv.BIN.format(col="h.time")} AS time, {pv.SERIES} || ' ' || k.label AS metric, avg(k.value) AS value
-        FROM pdm_health h
-        JOIN cells c ON c.id = h.cell_id
-        CROSS JOIN LATERAL (VALUES ('EWMA', h.ewma), ('UCL', h.ewma_ucl),
-                                   ('failure threshold', h.failure_threshold)) k(label, value)
-        WHERE {VIBRATION_SIGNALS} AND $__timeFilter(h.time) AND k.value IS NOT NULL
-        GROUP BY 1, 2 ORDER BY 1
+        SELECT b.time, {pv.SERIES} || ' ' || b.label AS metric, b.value
+        FROM (
+            SELECT {pv.BIN.format(col="h.time")} AS time, h.cell_id, k.label, avg(k.value) AS value
+            FROM pdm_health h
+            CROSS JOIN LATERAL (VALUES ('EWMA', h.ewma), ('UCL', h.ewma_ucl)) k(label, value)
+            WHERE {VIBRATION_SIGNALS} AND $__timeFilter(h.time)
+            GROUP BY 1, 2, 3
+        ) b JOIN cells c ON c.id = b.cell_id
+        ORDER BY 1
     """, format="time_series"),),
     width=12, height=9, unit="velocitymms", decimals=2, color_mode="palette-classic",
     max_data_points=machine_detail.MANY_SERIES_POINTS,
-    description="Drift is flagged when the EWMA leaves its limits; the failure threshold is the ISO 20816 "
-                "zone boundary used for RUL.",
-    custom={"drawStyle": "line", "lineWidth": 1, "showPoints": "never"},
+    description="Drift is flagged when the EWMA leaves its limits. Background: ISO 20816 zones (C/D at 4.5 mm/s "
+                "is the default failure threshold used for RUL).",
+    steps=styles.VIBRATION_STEPS,
+    custom={"drawStyle": "line", "lineWidth": 1, "showPoints": "never", "thresholdsStyle": {"mode": "area"}},
     overrides=(
         {"matcher": {"id": "byRegexp", "options": ".* UCL"},
          "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}]},
-        {"matcher": {"id": "byRegexp", "options": ".* failure threshold"},
-         "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
-                        {"id": "custom.lineStyle", "value": {"fill": "dot", "dash": [0, 10]}}]},
     ),
 )
 
