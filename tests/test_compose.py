@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tomllib
+import warnings
 from pathlib import Path
 
+import click
 import pytest
 import yaml
 
@@ -123,3 +126,36 @@ def test_dockerfile_copies_every_package_and_ignores_local_state() -> None:
     assert "COPY edge_configs ./edge_configs" in dockerfile  # the services' commands name edge_configs/…
     ignored = set((ROOT / ".dockerignore").read_text(encoding="utf-8").split())
     assert {".venv", ".df", ".env", ".git"} <= ignored
+
+
+def _parses(command: click.Command, args: list[str], name: str = "datafactory") -> None:
+    """Parse ``args`` as the CLI would (unknown options and missing required ones raise), without running it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Context.protected_args, until click 9
+        ctx = command.make_context(name, list(args))
+        if isinstance(command, click.Group):
+            rest = [*ctx.protected_args, *ctx.args]
+            sub = command.get_command(ctx, rest[0])
+            assert sub is not None, f"no command {rest[0]!r} in {name}"
+            _parses(sub, rest[1:], rest[0])
+
+
+def test_service_commands_are_valid_datafactory_invocations(parsed: dict) -> None:
+    from datafactory.cli.main import cli
+
+    checked = 0
+    for name, service in parsed["services"].items():
+        if service.get("image") != "datafactory:latest":
+            continue
+        if "entrypoint" in service:  # sh -c "datafactory … && datafactory …"
+            script = service["entrypoint"][-1]
+            invocations = [shlex.split(part)[1:] for part in re.findall(r"datafactory [^;&]+", script)]
+        else:
+            invocations = [service["command"]]
+        for args in invocations:
+            try:
+                _parses(cli, args)
+            except click.UsageError as err:
+                pytest.fail(f"compose service {name}: datafactory {' '.join(args)}: {err}")
+            checked += 1
+    assert checked >= 6
