@@ -197,14 +197,18 @@ class Pipeline:
             # An earlier demo stored this stretch of simulated time: continue after it rather than repeat it.
             start = self.not_before.replace(microsecond=0) + timedelta(seconds=1)
         self.sim_start = start
-        return [
+        args = [
             "simulate", "run",
             "--port", str(self.opcua_port),
             "--speed", f"{self.speed:g}",
             "--start", start.isoformat(timespec="seconds"),
             "--analog-period-s", f"{self.analog_period_s:g}",
-            "--device-topic-prefix", self.device_prefix,
         ]  # fmt: skip
+        # With the runtime config the simulator serves exactly the plant the gateway reads (a custom --config too)
+        # and publishes the meter on the topic the config maps.
+        if "--config" in option_names("simulate", "run"):
+            return [*args, "--config", str(self.config_path)]
+        return [*args, "--device-topic-prefix", self.device_prefix]
 
     def _spawn(self, name: str, args: list[str]) -> None:
         child = Child(name, args, log_path=self.log(name), env=self.env)
