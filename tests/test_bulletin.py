@@ -21,9 +21,9 @@ from bureau.bulletin_cli import bulletin
 from bureau.bulletin_period import PeriodError, parse_period
 from bureau.bulletin_render import CHROMIUM_FLAGS
 from bureau.bulletin_text import DASH, pct, wan_tce, yi
-from tests.test_opendata_city import MONTH, city_db  # noqa: F401  (module-scoped fixture)
+from tests.test_opendata_city import GROUP, MONTH, city_db  # noqa: F401  (module-scoped fixture)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, GROUP]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "bulletin"
 needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed "
@@ -129,12 +129,28 @@ def test_numbers_equal_a_recomputation_from_raw_tables(zh: BulletinFiles, city_d
         assert row is not None
         output, energy, count, growth = row
         conn.execute("SET ROLE bureau")
+        division = conn.execute(
+            "SELECT division FROM bureau_v_industry WHERE level = 'division' AND month = %s AND NOT suppressed"
+            " ORDER BY output_value DESC LIMIT 1", (MONTH,)).fetchone()
+        city = conn.execute("SELECT suppressed FROM bureau_v_city WHERE month = %s", (MONTH,)).fetchone()
+        assert city == (False,)  # this city's total is published (else the page must show "—", not a number)
         towns: dict[str, bool] = dict(conn.execute(
             "SELECT town, suppressed FROM bureau_v_town WHERE month = %s AND town <> '*'", (MONTH,)).fetchall())
     html = zh.html.read_text(encoding="utf-8")
     kpis = _parse(html).kpis
     assert kpis["output"] == yi(output) and kpis["yoy"] == pct(growth)
     assert kpis["energy"] == wan_tce(energy) and kpis["enterprises"] == str(count)
+    # The largest published division's row: output recomputed from the raw reports.
+    assert division is not None
+    with psycopg.connect(city_db) as conn:
+        division_output = conn.execute(
+            "SELECT sum(r.output_value) FROM bureau_reports r JOIN bureau_enterprise_versions v"
+            " ON v.enterprise_id = r.enterprise_id AND r.month >= v.valid_from"
+            " AND (v.valid_to IS NULL OR r.month < v.valid_to) WHERE r.month = %s AND v.division = %s",
+            (MONTH, division[0])).fetchone()
+    assert division_output is not None
+    division_row = re.search(rf"<tr><td>{division[0]}</td><td>[^<]*</td><td><span>([^<]*)</span>", html)
+    assert division_row is not None and division_row.group(1) == yi(division_output[0])
     # A suppressed town shows "—" in every magnitude column, never a number.
     hidden = [t for t, s in towns.items() if s]
     assert hidden and any(not s for s in towns.values())

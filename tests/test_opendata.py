@@ -17,9 +17,9 @@ from click.testing import CliRunner
 
 from bureau.opendata_cli import opendata
 from bureau.opendata_deid import KEY_VAR, k_anonymise, smallest_class
-from tests.test_opendata_city import city_db  # noqa: F401  (module-scoped fixture)
+from tests.test_opendata_city import GROUP, city_db  # noqa: F401  (module-scoped fixture)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, GROUP]
 KEY = "open-data-test-key-0001"
 
 
