@@ -256,7 +256,8 @@ def main() -> None:
         return
     if args.bare:
         spec = json.loads(args.bare)
-        result = asyncio.run(bare(spec["endpoints"], spec["node_ids"], spec["warmup"], spec["duration"]))
+        node_ids = _node_ids(spec["items"], spec["servers"])
+        result = asyncio.run(bare(spec["endpoints"], node_ids, spec["warmup"], spec["duration"]))
         print(json.dumps(result), flush=True)
         return
     run(args)
@@ -288,7 +289,9 @@ def run(args: argparse.Namespace) -> None:
         for p in procs:
             assert p.stdout is not None and p.stdout.readline().strip() == "READY", "simulated server failed"
         print("phase 1: bare asyncua subscription client…", file=sys.stderr)
-        spec = json.dumps({"endpoints": endpoints, "node_ids": node_ids, "warmup": warmup, "duration": duration})
+        spec = json.dumps(
+            {"endpoints": endpoints, "items": items, "servers": servers, "warmup": warmup, "duration": duration}
+        )
         out = subprocess.run([*me, "--bare", spec], capture_output=True, text=True, check=True).stdout
         bare_result = json.loads(out.strip().splitlines()[-1])
         print(
@@ -357,7 +360,7 @@ def _run_gateway(
             stderr=subprocess.STDOUT,
         )
         try:
-            if not counter.seen_any.wait(120):
+            if not counter.seen_any.wait(300):  # 20,000 items: config load and subscription creation take a while
                 raise RuntimeError(
                     f"the gateway delivered nothing; log: {(Path(tmp) / 'gateway.log').read_text()[-2000:]}"
                 )

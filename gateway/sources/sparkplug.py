@@ -68,6 +68,9 @@ class SparkplugAdapter:
     def bindings(self) -> list[SignalBinding]:
         return list(self._metrics)
 
+    def counters(self) -> dict[str, int]:
+        return {"rejected": self.rejected, "seq_gaps": self.seq_gaps, "rebirth_requests": self.rebirth_requests}
+
     async def open(self) -> None:
         for env in (self.config.username_env, self.config.password_env):
             if env is not None and env not in os.environ:
@@ -85,7 +88,7 @@ class SparkplugAdapter:
         await session.connect()
         nodes = sorted({m.edge_node for m in self._metrics}) or ["+"]
         for node in nodes:
-            session.subscribe(f"{NAMESPACE}/{self.config.group_id}/+/{node}/#", qos=1)
+            await session.subscribe(f"{NAMESPACE}/{self.config.group_id}/+/{node}/#", qos=1)
         for node in nodes:  # we have no birth certificates yet: ask every node to announce itself
             if node != "+":
                 self._request_rebirth(node, self._nodes.setdefault(node, _NodeState()), force=True)

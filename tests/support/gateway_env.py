@@ -77,7 +77,7 @@ class Collector:
         with self.lock:
             msgs = list(self.messages)
         for topic, payload, _ in msgs:
-            if topic.endswith("/data"):
+            if topic.endswith("/data") and payload:
                 cell = "/".join(topic.split("/")[4:7])
                 out.extend((cell, s) for s in decode_batch(payload).batch.samples)
         return out
@@ -85,7 +85,7 @@ class Collector:
     def last(self, suffix: str) -> bytes | None:
         with self.lock:
             for topic, payload, _ in reversed(self.messages):
-                if topic.endswith(suffix):
+                if topic.endswith(suffix) and payload:  # an empty payload is a cleared retained message
                     return payload
         return None
 
@@ -224,6 +224,28 @@ class GatewayThread:
             self.loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(20)
         assert not self._thread.is_alive(), "gateway did not stop"
+        clear_retained(self._mqtt_url, self._config.enterprise.id)
+
+
+def clear_retained(mqtt_url: str, enterprise: str) -> None:
+    """Remove the retained meta/status/config messages a test gateway left on the (shared) broker."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(mqtt_url)
+    topics: list[str] = []
+    client = paho.Client(CallbackAPIVersion.VERSION2)
+    client.on_message = lambda c, u, m: topics.append(m.topic) if m.retain and m.payload else None
+    try:
+        client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+    except OSError:
+        return  # a private broker that is already gone
+    client.loop_start()
+    client.subscribe(f"df/v1/{enterprise}/#")
+    time.sleep(0.5)
+    for topic in topics:
+        client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
 
 
 class CounterWriter:
