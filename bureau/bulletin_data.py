@@ -7,6 +7,8 @@ the published cells: a suppressed cell arrives with NULL magnitudes and ``suppre
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -83,6 +85,21 @@ class BulletinData:
         return list(reversed(ranked[-n:])), [c for c in ranked[:n] if c not in ranked[-n:]]
 
 
+@contextmanager
+def as_bureau_role(conn: psycopg.Connection) -> Iterator[None]:
+    """Run the enclosed reads as the ``bureau`` role, so they can see the disclosure-controlled views only."""
+    try:
+        conn.execute("SET ROLE bureau")
+    except psycopg.errors.InsufficientPrivilege as err:
+        raise BulletinError("the database login must be a member of the `bureau` role (GRANT bureau TO <login>)"
+                            ) from err
+    try:
+        yield
+    finally:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+            conn.execute("RESET ROLE")
+
+
 def _cells(conn: psycopg.Connection, query: str, params: tuple[object, ...]) -> list[Cell]:
     rows = conn.execute(query, params).fetchall()
     return [Cell(r[0], str(r[1]), str(r[2] or r[1]), *r[3:]) for r in rows]
@@ -92,8 +109,7 @@ def load(conn: psycopg.Connection, period: Period) -> BulletinData:
     """Read the period's cells as the bureau role (the role is reset afterwards)."""
     measures = ", ".join(_MEASURES)
     months = list(period.months)
-    conn.execute("SET ROLE bureau")
-    try:
+    with as_bureau_role(conn):
         city = _cells(conn, f"SELECT month, '*', '*', {measures} FROM bureau_v_city WHERE month = ANY(%s)"
                             " ORDER BY month", (months,))
         if not city:
@@ -110,6 +126,4 @@ def load(conn: psycopg.Connection, period: Period) -> BulletinData:
         warnings = [Warning_(*r) for r in conn.execute(
             "SELECT month, scope_kind, scope, measure, actual, expected, shortfall FROM bureau_v_early_warnings"
             " WHERE month = ANY(%s) ORDER BY shortfall", (months,)).fetchall()]
-    finally:
-        conn.execute("RESET ROLE")
     return BulletinData(period, city, divisions, towns, parks, trend, warnings)

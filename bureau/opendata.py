@@ -27,6 +27,7 @@ import pandas as pd
 import psycopg
 from psycopg.types.json import Jsonb
 
+from bureau.bulletin_data import as_bureau_role
 from bureau.bulletin_period import Period
 from bureau.facts import enterprise_frame
 from bureau.opendata_deid import (
@@ -78,24 +79,17 @@ def _as_bureau(conn: psycopg.Connection, view: str, keys: tuple[str, ...], where
                ) -> pd.DataFrame:
     """Read one view as the bureau role: nothing here can see more than the published cells."""
     columns = ", ".join(("month", *keys, *MEASURES))
-    conn.execute("SET ROLE bureau")
-    try:
-        cur = conn.execute(f"SELECT {columns} FROM {view} WHERE {where} AND month = ANY(%s) ORDER BY 1, 2",
-                           (list(period.months),))
-        rows = cur.fetchall()
-    finally:
-        conn.execute("RESET ROLE")
+    with as_bureau_role(conn):
+        rows = conn.execute(f"SELECT {columns} FROM {view} WHERE {where} AND month = ANY(%s) ORDER BY 1, 2",
+                            (list(period.months),)).fetchall()
     return pd.DataFrame(rows, columns=["month", *keys, *MEASURES])
 
 
 def _warnings(conn: psycopg.Connection, period: Period) -> pd.DataFrame:
     columns = ("month", "scope_kind", "scope", "measure", "actual", "expected", "shortfall", "yoy_growth")
-    conn.execute("SET ROLE bureau")
-    try:
+    with as_bureau_role(conn):
         rows = conn.execute(f"SELECT {', '.join(columns)} FROM bureau_v_early_warnings WHERE month = ANY(%s)"
                             " ORDER BY month, shortfall", (list(period.months),)).fetchall()
-    finally:
-        conn.execute("RESET ROLE")
     return pd.DataFrame(rows, columns=list(columns))
 
 

@@ -28,6 +28,7 @@ def opendata() -> None:
               help="k-anonymity on town, industry division and size class (at least 3).")
 def export_cmd(period: str, out: Path, k: int) -> None:
     """Write the period's statistical tables and pseudonymised enterprise directory; audit the export."""
+    from bureau.bulletin_data import BulletinError
     from bureau.bulletin_period import PeriodError, parse_period
     from bureau.opendata import export
     from bureau.opendata_deid import key_from_env
@@ -37,8 +38,11 @@ def export_cmd(period: str, out: Path, k: int) -> None:
         key = key_from_env()
     except (PeriodError, ConfigError) as err:
         raise click.ClickException(str(err)) from err
-    with connect(get_settings().database_url) as conn:
-        result = export(conn, parsed, out, key, k=k, actor=f"cli:{getpass.getuser()}")
+    try:
+        with connect(get_settings().database_url) as conn:
+            result = export(conn, parsed, out, key, k=k, actor=f"cli:{getpass.getuser()}")
+    except BulletinError as err:
+        raise click.ClickException(str(err)) from err
     rows = ", ".join(f"{name} {info['rows']}" for name, info in result.files.items())
     click.echo(f"{out}: {rows} row(s); key id {result.key_id}; {result.withheld} enterprise row(s) withheld"
                f" for {k}-anonymity")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
+import uuid
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, cast
@@ -15,9 +16,11 @@ import psycopg
 import pypdf
 import pytest
 from click.testing import CliRunner
+from psycopg import sql
 
 from bureau.bulletin import BulletinFiles, write_bulletin
 from bureau.bulletin_cli import bulletin
+from bureau.bulletin_data import BulletinError, load
 from bureau.bulletin_period import PeriodError, parse_period
 from bureau.bulletin_render import CHROMIUM_FLAGS
 from bureau.bulletin_text import DASH, pct, wan_tce, yi
@@ -180,3 +183,15 @@ def test_periods() -> None:
     for bad in ("2026-13", "2026-Q5", "26-10", "2026/10"):
         with pytest.raises(PeriodError):
             parse_period(bad)
+
+
+def test_login_outside_the_bureau_role_is_refused(city_db: str) -> None:  # noqa: F811
+    role = f"df_test_nobureau_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(city_db, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        with psycopg.connect(city_db, user=role) as conn, pytest.raises(BulletinError, match="member of the"):
+            load(conn, parse_period("2026-10"))
+    finally:
+        with psycopg.connect(city_db, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -2,7 +2,8 @@
 
 No tests here. ``city_db`` builds the city once per pytest process through the bureau's own functions
 (simulate → publish → analyse) in a database cloned from the migrated template, and drops it when the session
-ends. Both modules are in the xdist group ``bureau_city``, so under ``--dist loadgroup`` one worker builds it once.
+ends. Both modules carry the xdist group ``bureau_city`` so that ``--dist loadgroup`` may keep them on one
+worker; where the scheduler spreads them anyway, each worker that runs one of them builds its own copy.
 """
 
 from __future__ import annotations
