@@ -114,7 +114,9 @@ def load(conn: psycopg.Connection, period: Period) -> BulletinData:
                             " ORDER BY month", (months,))
         if not city:
             raise BulletinError(f"nothing is published for {period.label}: run `datafactory bureau publish` first")
-        last = (period.last,)
+        # Detail tables are for the period's last published month (a quarter in progress has fewer months).
+        latest = city[-1].month
+        last = (latest,)
         divisions = _cells(conn, f"SELECT month, division, division_name, {measures} FROM bureau_v_industry"
                                  " WHERE level = 'division' AND month = %s ORDER BY division", last)
         towns = _cells(conn, f"SELECT month, town, town, {measures} FROM bureau_v_town WHERE town <> '*'"
@@ -122,7 +124,7 @@ def load(conn: psycopg.Connection, period: Period) -> BulletinData:
         parks = _cells(conn, f"SELECT month, park, park, {measures} FROM bureau_v_park"
                              " WHERE park NOT IN ('*', 'none') AND month = %s ORDER BY park", last)
         trend = _cells(conn, f"SELECT month, '*', '*', {measures} FROM bureau_v_city WHERE month > %s"
-                             " AND month <= %s ORDER BY month", (add_months(period.last, -12), period.last))
+                             " AND month <= %s ORDER BY month", (add_months(latest, -12), latest))
         warnings = [Warning_(*r) for r in conn.execute(
             "SELECT month, scope_kind, scope, measure, actual, expected, shortfall FROM bureau_v_early_warnings"
             " WHERE month = ANY(%s) ORDER BY shortfall", (months,)).fetchall()]
