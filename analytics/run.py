@@ -152,6 +152,8 @@ def run_plant(url: str, plant: store.Plant, start: pd.Timestamp | None, end: pd.
             if late_from is not None:
                 start = min(start, late_from)
         summary = run_window(conn, plant, start, end or pd.Timestamp.now(tz="UTC"), cfg)
+        if summary.start is not None and summary.end is not None:
+            summary.add({"samples_hourly": store.refresh_hourly_rollup(conn, summary.start, summary.end)})
         if summary.end is not None:
             prev = store.watermark(conn, plant.id, JOB)
             store.set_watermark(conn, plant.id, JOB, max(summary.end, prev) if prev is not None else summary.end)

@@ -242,6 +242,17 @@ def trim_intervals(conn: psycopg.Connection, plant_id: int, start: pd.Timestamp,
     )
 
 
+def refresh_hourly_rollup(conn: psycopg.Connection, start: pd.Timestamp, end: pd.Timestamp) -> int:
+    """Refresh the dashboards' hourly sample roll-up (migration 0500) for the window just computed, so long-range
+    raw-signal panels show the same data as short ones. Returns the rows written (0 without the roll-up)."""
+    if conn.execute("SELECT to_regproc('df_rollup_samples_hourly')").fetchone() == (None,):
+        return 0
+    row = conn.execute(
+        "SELECT df_rollup_samples_hourly(%s, %s)", (start.to_pydatetime(), end.to_pydatetime())
+    ).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
 def watermark(conn: psycopg.Connection, plant_id: int, job: str) -> pd.Timestamp | None:
     row = conn.execute(
         "SELECT watermark FROM analytics_watermarks WHERE plant_id = %s AND job = %s", (plant_id, job)
