@@ -266,15 +266,7 @@ class BatchWriter:
                 f"config is for {cfg.enterprise.id}/{cfg.site.id} but was published under"
                 f" {msg.parsed.enterprise}/{msg.parsed.site}"
             )
-        ent = cfg.enterprise
-        plant_id = registry.upsert_plant(
-            conn,
-            ent.id,
-            cfg.site.id,
-            name=cfg.site.name or ent.name,
-            timezone=ent.timezone,
-            info=ent.model_dump(mode="json"),
-        )
+        plant_id = registry.upsert_plant_from_config(conn, cfg)
         conn.execute(
             "INSERT INTO plant_configs (plant_id, gateway, version, config) VALUES (%s, %s, %s, %s::jsonb)"
             " ON CONFLICT (plant_id, gateway, version) DO NOTHING",

@@ -144,10 +144,11 @@ def ensure_signal(
     return int(row[0])
 
 
-def register_config(conn: psycopg.Connection, cfg: PlantConfig, *, registered_by: str = "config") -> dict[str, int]:
-    """Register a plant config's plant, cells and signals. Returns signal ids by 'area/line/cell/signal'."""
+def upsert_plant_from_config(conn: psycopg.Connection, cfg: PlantConfig) -> int:
+    """The plant row a config describes (name, time zone, enterprise attributes): what ``register_config``,
+    ingest (on a deployed config) and ``db roles --config`` all create."""
     ent = cfg.enterprise
-    plant_id = upsert_plant(
+    return upsert_plant(
         conn,
         ent.id,
         cfg.site.id,
@@ -155,6 +156,11 @@ def register_config(conn: psycopg.Connection, cfg: PlantConfig, *, registered_by
         timezone=ent.timezone,
         info=ent.model_dump(mode="json"),
     )
+
+
+def register_config(conn: psycopg.Connection, cfg: PlantConfig, *, registered_by: str = "config") -> dict[str, int]:
+    """Register a plant config's plant, cells and signals. Returns signal ids by 'area/line/cell/signal'."""
+    plant_id = upsert_plant_from_config(conn, cfg)
     cell_ids: dict[str, int] = {}
     for path, cell in cfg.cell_paths().items():
         area, line, cell_id = path.split("/")

@@ -27,7 +27,7 @@ def actor() -> str:
 
 def run_db_roles(*, login: bool, configs: tuple[str, ...] = ()) -> None:
     from datafactory.config import load_config
-    from datafactory.db.registry import upsert_plant
+    from datafactory.db.registry import upsert_plant_from_config
     from datafactory.errors import ConfigError
     from datafactory.security.rls import provision
 
@@ -39,15 +39,7 @@ def run_db_roles(*, login: bool, configs: tuple[str, ...] = ()) -> None:
         raise click.ClickException(str(err)) from None
     with connect(settings.database_url) as conn:
         for cfg in plants:  # the same plant row `config deploy` and ingest would create
-            ent = cfg.enterprise
-            upsert_plant(
-                conn,
-                ent.id,
-                cfg.site.id,
-                name=cfg.site.name or ent.name,
-                timezone=ent.timezone,
-                info=ent.model_dump(mode="json"),
-            )
+            upsert_plant_from_config(conn, cfg)
         conn.commit()
         report = provision(conn, actor=actor(), login=login)
     click.echo(f"{redact_url(settings.database_url)}: roles provisioned")
