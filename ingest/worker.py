@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from types import TracebackType
 from typing import Self
 
@@ -49,6 +50,9 @@ class IngestWorker:
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection | None = None
         self._failures = 0
+        # Received but not yet in a batch, per plant (enterprise, site); None for messages without a topic.
+        self._pending: dict[tuple[str, str] | None, deque[Inbound]] = {}
+        self._pending_samples = 0
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -111,15 +115,21 @@ class IngestWorker:
             self._conn.close()
 
     def _collect(self) -> list[Inbound]:
-        inbox = self._intake.inbox
-        try:
-            first = inbox.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        batch = [first]
-        size = first.sample_count + 1
+        """Take messages from the inbox into per-plant queues, then build one batch round-robin across plants.
+
+        A flooding plant fills most of the inbox, but each batch takes one message per waiting plant in turn,
+        so its share of a batch is capped while others wait and their messages are committed (and acknowledged)
+        first; alone, it fills whole batches. Work is per message, never per sample. Messages left in the
+        queues are unacknowledged, so a stop or crash leaves them with the broker.
+        """
+        inbox, pending = self._intake.inbox, self._pending
+        if not pending:
+            try:
+                self._queue(inbox.get(timeout=0.2))
+            except queue.Empty:
+                return []
         deadline = time.monotonic() + self.options.batch_wait_s
-        while size < self.options.batch_samples:
+        while self._pending_samples < self.options.batch_samples:
             try:
                 msg = inbox.get_nowait()
             except queue.Empty:
@@ -130,8 +140,32 @@ class IngestWorker:
                     msg = inbox.get(timeout=remaining)
                 except queue.Empty:
                     break
-            batch.append(msg)
-            size += msg.sample_count + 1
+            self._queue(msg)
+        return self._take_round_robin()
+
+    def _queue(self, msg: Inbound) -> None:
+        key = None if msg.parsed is None else (msg.parsed.enterprise, msg.parsed.site)
+        plant = self._pending.get(key)
+        if plant is None:
+            plant = self._pending[key] = deque()
+        plant.append(msg)
+        self._pending_samples += msg.sample_count + 1
+
+    def _take_round_robin(self) -> list[Inbound]:
+        batch: list[Inbound] = []
+        size = 0
+        pending = self._pending
+        while pending and size < self.options.batch_samples:
+            for key in list(pending):
+                plant = pending[key]
+                msg = plant.popleft()
+                if not plant:
+                    del pending[key]
+                batch.append(msg)
+                size += msg.sample_count + 1
+                if size >= self.options.batch_samples:
+                    break
+        self._pending_samples -= size
         return batch
 
     def _write(self, conn: psycopg.Connection, batch: list[Inbound]) -> None:

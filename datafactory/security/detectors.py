@@ -5,8 +5,8 @@ minutes) with its usual level and raises an alert at most once per detector, sub
 
 * dead_letter_flood — a plant's dead letters in the window versus its average per window over the previous day
   (malformed or hostile publishes, or a broken gateway);
-* gateway_rate      — a plant's samples in the window versus its average over the previous hour (a gateway
-  replaying or flooding; the previous hour bounds the cost of the count);
+* gateway_rate      — a plant's samples in the window versus its average per window over the previous hour, or
+  the part of it the plant has data for (a gateway replaying or flooding; the baseline span bounds the cost);
 * publish_denied    — publishes outside a gateway's prefix refused by the broker ACL (any is suspicious);
 * auth_failures     — repeated refused CONNECTs from one address (password guessing);
 * unknown_client    — a connection with a user name the generated broker config does not know (config drift or
@@ -44,6 +44,7 @@ class WatchSettings(BaseSettings):
     dead_letter_factor: float = Field(default=10, gt=1, description="…and this many times the usual per window.")
     rate_min_samples: int = Field(default=10_000, ge=1, description="Samples in a window before a rate alert.")
     rate_factor: float = Field(default=5, gt=1, description="Samples this many times the usual per window.")
+    rate_baseline_minutes: float = Field(default=60, gt=0, description="History the usual sample rate is taken from.")
     auth_failures_min: int = Field(default=5, ge=1, description="Refused CONNECTs from one address per window.")
 
 
@@ -91,23 +92,33 @@ def dead_letter_flood(conn: psycopg.Connection, now: datetime, s: WatchSettings)
 
 
 def gateway_rate(conn: psycopg.Connection, now: datetime, s: WatchSettings) -> list[Alert]:
+    """Per plant (samples carry no gateway; one plant's data comes from its gateway(s)): samples timed in the
+    window versus the plant's usual per window, measured over the part of the baseline span it has data for
+    (from its first sample there), and only once it has at least a window of history: a plant that just started
+    has no usual rate yet, and one with a short history is not diluted over an hour it was silent."""
     window = timedelta(minutes=s.window_minutes)
-    baseline_span = max(timedelta(hours=1), 2 * window)
+    baseline_span = max(timedelta(minutes=s.rate_baseline_minutes), 2 * window)
+    start = now - window
     rows = conn.execute(
         """
         SELECT g.plant_id, p.enterprise || '/' || p.site,
-               count(*) FILTER (WHERE x.time >= %(start)s), count(*) FILTER (WHERE x.time < %(start)s)
+               count(*) FILTER (WHERE x.time >= %(start)s), count(*) FILTER (WHERE x.time < %(start)s),
+               min(x.time)
         FROM samples x JOIN signals g ON g.id = x.signal_id JOIN plants p ON p.id = g.plant_id
         WHERE x.time >= %(base)s AND x.time < %(end)s
         GROUP BY 1, 2
         """,
-        {"start": now - window, "base": now - window - baseline_span, "end": now},
+        {"start": start, "base": start - baseline_span, "end": now},
     ).fetchall()
     alerts = []
-    for plant_id, subject, count, before in rows:
-        usual = before / (baseline_span / window)
+    for plant_id, subject, count, before, first in rows:
+        history = start - first
+        if history < window:
+            continue
+        usual = before * (window / history)
         if count >= s.rate_min_samples and usual > 0 and count > s.rate_factor * usual:
-            alerts.append(Alert("gateway_rate", "warning", subject, count, usual, plant_id))
+            severity = "critical" if count > 2 * s.rate_factor * usual else "warning"
+            alerts.append(Alert("gateway_rate", severity, subject, count, usual, plant_id))
     return alerts
 
 
