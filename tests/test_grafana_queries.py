@@ -28,6 +28,7 @@ import pytest
 from psycopg import sql
 
 from benchmarks.dashboards import FilledPlant, fill_database
+from bureau.catalog_freshness import check as check_freshness
 from datafactory.db.connect import with_database
 from grafana.dashboards import PLANT_AND_PLATFORM
 from grafana.expand import VariableValue, expand, leftover
@@ -60,9 +61,15 @@ def scratch_database(template_db: str) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def demo(template_db: str) -> Iterator[FilledPlant]:
     """One database for the whole module: 6 days of the demo plant with a degrading bearing, analytics run,
-    and the config/status/health/dead-letter rows ingest writes."""
+    the config/status/health/dead-letter rows ingest writes, and one freshness check of the catalogue's monitor."""
     with scratch_database(template_db) as url:
-        yield fill_database(url, days=DAYS)
+        filled = fill_database(url, days=DAYS)
+        with psycopg.connect(url) as conn:
+            # Half an hour after the backfill's end, its samples (due 5 min after their newest) are late, so an
+            # alert is open, while the hourly results (due 2 h after theirs) are still on time: both states show.
+            checked = check_freshness(conn, now=filled.end + timedelta(minutes=30))
+        assert {f.status for f in checked} >= {"late", "fresh"}, checked
+        yield filled
 
 
 def _run(conn: psycopg.Connection, text: str) -> tuple[list[str], list[tuple[object, ...]]]:
@@ -108,6 +115,7 @@ def test_dashboards_on_the_demo_plant(demo: FilledPlant) -> None:
         _check_single_selection(conn, demo)
         _check_downsampling(conn, chosen, demo)
         _check_as_plant_role(conn, demo)
+        _check_platform_as_admin_role(conn, demo)
 
 
 def _panel_problems(conn: psycopg.Connection, queries: list[PanelQuery], chosen: dict[str, dict[str, VariableValue]],
@@ -183,5 +191,23 @@ def _check_as_plant_role(conn: psycopg.Connection, demo: FilledPlant) -> None:
         chosen = {d.uid: resolve_variables(conn, d, demo.start, demo.end) for d in plant_dashboards}
         problems = _panel_problems(conn, PLANT_QUERIES, chosen, demo.start, demo.end)
         assert not problems, "as the plant role:\n" + "\n".join(problems)
+    finally:
+        conn.execute("RESET ROLE")
+
+
+def _check_platform_as_admin_role(conn: psycopg.Connection, demo: FilledPlant) -> None:
+    """The platform dashboard also works as ``df_admin`` (the operators' role, for a platform data source that does
+    not log in as the owner): its grants after ``db roles`` cover every table it reads, the freshness monitor's
+    ``dataset_freshness`` and ``dataset_alerts`` included. Runs after ``_check_as_plant_role`` provisioned them."""
+    from datafactory.security.roles import ADMIN
+
+    platform = tuple(d for d in PLANT_AND_PLATFORM if d.folder == "platform")
+    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(ADMIN)))
+    try:
+        chosen = {d.uid: resolve_variables(conn, d, demo.start, demo.end) for d in platform}
+        queries = [pq for pq in PANEL_QUERIES if pq.dashboard.folder == "platform"]
+        assert any("dataset_alerts" in pq.query.sql for pq in queries)
+        problems = _panel_problems(conn, queries, chosen, demo.start, demo.end)
+        assert not problems, f"as {ADMIN}:\n" + "\n".join(problems)
     finally:
         conn.execute("RESET ROLE")

@@ -1,18 +1,31 @@
 """Platform health for operators: ingest rate and lag, dead letters by reason, gateway status and buffers, stale
-data. Uses the platform (admin) data source: it spans every plant.
+data, late datasets. Uses the platform (admin) data source: it spans every plant.
 
 ``ingest_health`` and ``gateway_status`` hold the latest state only (refreshed by the workers and the retained status
 topics), so those panels show "now"; dead letters and staleness honour the time range.
+``dataset_freshness`` and ``dataset_alerts`` are written by the catalogue's freshness monitor
+(``datafactory catalog freshness``, bureau/catalog_freshness.py); they show its last check, so "checked" says how old
+that is.
 """
 
 from __future__ import annotations
 
 from grafana import styles
-from grafana.model import Dashboard, DatasourceRef, Panel, Query, Row, Step
+from grafana.model import Dashboard, DatasourceRef, Mapping_, Panel, Query, Row, Step
 
 PLATFORM_DS = DatasourceRef("df-platform")
 UID = "df-platform-health"
 STALE_AFTER_S = 300
+# dataset_freshness.status as read at a glance; "empty" (no data yet) is not alerted, so it is not red either.
+FRESHNESS_MAPPINGS: tuple[Mapping_, ...] = (
+    Mapping_("ok", "green", value="fresh"),
+    Mapping_("LATE", "red", value="late"),
+    Mapping_("no data yet", "text", value="empty"),
+)
+ALERT_MAPPINGS: tuple[Mapping_, ...] = (
+    Mapping_("open", "red", value="open"),
+    Mapping_("acknowledged", "orange", value="acknowledged"),
+)
 
 INGEST_NOW = Panel(
     "Ingest now", "stat",
@@ -45,7 +58,8 @@ BACKLOG = Panel(
     (Query("""
         SELECT (SELECT count(*) FROM dead_letters WHERE $__timeFilter(received_at)) AS "dead letters",
                (SELECT count(*) FROM late_writes WHERE processed_at IS NULL) AS "late writes to reprocess",
-               (SELECT count(*) FROM gateway_status WHERE NOT online) AS "gateways offline"
+               (SELECT count(*) FROM gateway_status WHERE NOT online) AS "gateways offline",
+               (SELECT count(*) FROM dataset_alerts WHERE status = 'open') AS "late datasets (open alerts)"
     """),),
     width=12, height=5, decimals=0, steps=styles.ZERO_IS_GOOD,
     options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "background",
@@ -176,11 +190,50 @@ ANALYTICS_FRESHNESS = Panel(
     ),
 )
 
+DATASET_FRESHNESS = Panel(
+    "Dataset freshness", "table",
+    (Query("""
+        SELECT f.dataset, p.enterprise || '/' || p.site AS plant, f.status AS "state", f.newest AS "newest data",
+               f.due AS "due", f.lag_s AS "past due", f.frequency AS "update period", f.checked_at AS "checked"
+        FROM dataset_freshness f LEFT JOIN plants p ON p.id = f.of_plant
+        ORDER BY f.status = 'late' DESC, f.lag_s DESC NULLS LAST, f.dataset
+    """),),
+    width=14, height=9, mappings=FRESHNESS_MAPPINGS,
+    description="Each monitored dataset's newest data against its deadline (continuous feeds: newest data plus "
+                "their maximum age; monthly data: the due day of the month after next), from the last "
+                "`datafactory catalog freshness` check. Past due is negative while a dataset is on time.",
+    overrides=(
+        styles.cell_colour_override("state"),
+        styles.unit_override("newest data", "dateTimeAsIso"), styles.unit_override("due", "dateTimeAsIso"),
+        styles.unit_override("past due", "s"), styles.unit_override("checked", "dateTimeFromNow"),
+    ),
+)
+
+DATASET_ALERTS = Panel(
+    "Open dataset alerts", "table",
+    (Query("""
+        SELECT a.dataset, a.status, a.opened_at AS "opened", a.newest AS "newest data", a.due,
+               extract(epoch FROM now() - a.due) AS "late by", a.acknowledged_by AS "acknowledged by", a.id AS "alert"
+        FROM dataset_alerts a
+        WHERE a.status <> 'resolved'
+        ORDER BY a.status = 'open' DESC, a.due
+    """),),
+    width=10, height=9, decimals=0, mappings=ALERT_MAPPINGS,
+    description="Late datasets not yet fresh again. Acknowledge with `datafactory catalog acknowledge ALERT --by "
+                "NAME`; an alert resolves itself at the first check that finds its dataset fresh.",
+    overrides=(
+        styles.cell_colour_override("status"),
+        styles.unit_override("opened", "dateTimeFromNow"), styles.unit_override("newest data", "dateTimeAsIso"),
+        styles.unit_override("due", "dateTimeAsIso"), styles.unit_override("late by", "s"),
+        styles.unit_override("alert", "none"),
+    ),
+)
+
 DASHBOARD = Dashboard(
     uid=UID,
     title="Platform health",
     folder="platform",
-    description="Ingest rate and lag, dead letters, gateways and their buffers, stale data.",
+    description="Ingest rate and lag, dead letters, gateways and their buffers, stale data, late datasets.",
     datasource=PLATFORM_DS,
     tags=("datafactory", "platform"),
     time_from="now-24h",
@@ -189,5 +242,6 @@ DASHBOARD = Dashboard(
         Row("Ingest", (INGEST_NOW, BACKLOG, WORKERS)),
         Row("Dead letters", (DEAD_BY_REASON, DEAD_OVER_TIME, DEAD_RECENT)),
         Row("Gateways and data", (GATEWAYS, STALE, ANALYTICS_FRESHNESS)),
+        Row("Datasets", (DATASET_FRESHNESS, DATASET_ALERTS)),
     ),
 )
