@@ -1,6 +1,7 @@
 """Deliver the store-and-forward buffer to the broker, in order, at QoS 1.
 
-Over one connected session, ``serve`` keeps up to ``window`` batches in flight, oldest first, and deletes each
+Over one connected session, ``serve`` keeps up to ``window`` batches in flight (256: a busy broker answers
+PUBACKs late, and a small window then caps throughput), oldest first, and deletes each
 from the buffer when its PUBACK arrives. When the session is lost, whatever was in flight stays in the buffer
 and the next session starts again from the oldest stored batch — at-least-once delivery: a batch whose PUBACK
 was lost with the connection is sent twice, and ingest dedupes by (signal, time).
@@ -17,7 +18,7 @@ from gateway.mqtt_session import MqttSession
 
 
 class Publisher:
-    def __init__(self, buffer: Buffer, *, window: int = 64) -> None:
+    def __init__(self, buffer: Buffer, *, window: int = 256) -> None:
         self.buffer = buffer
         self.window = window
         self.published_samples = 0
