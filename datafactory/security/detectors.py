@@ -101,11 +101,12 @@ def gateway_rate(conn: psycopg.Connection, now: datetime, s: WatchSettings) -> l
     start = now - window
     rows = conn.execute(
         """
-        SELECT g.plant_id, p.enterprise || '/' || p.site,
-               count(*) FILTER (WHERE x.time >= %(start)s), count(*) FILTER (WHERE x.time < %(start)s),
-               min(x.time)
-        FROM samples x JOIN signals g ON g.id = x.signal_id JOIN plants p ON p.id = g.plant_id
-        WHERE x.time >= %(base)s AND x.time < %(end)s
+        SELECT g.plant_id, p.enterprise || '/' || p.site, sum(x.now_count)::bigint, sum(x.before)::bigint,
+               min(x.first)
+        FROM (SELECT signal_id, count(*) FILTER (WHERE time >= %(start)s) AS now_count,
+                     count(*) FILTER (WHERE time < %(start)s) AS before, min(time) AS first
+              FROM samples WHERE time >= %(base)s AND time < %(end)s GROUP BY signal_id) x
+        JOIN signals g ON g.id = x.signal_id JOIN plants p ON p.id = g.plant_id
         GROUP BY 1, 2
         """,
         {"start": start, "base": start - baseline_span, "end": now},
