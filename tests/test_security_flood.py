@@ -22,7 +22,9 @@ from datafactory.contract.payload import encode_batch
 from datafactory.contract.sample import Sample, datetime_to_us, now_us
 from datafactory.contract.topics import CellPath, TopicKind
 from datafactory.security.detectors import WatchSettings, run
-from tests.test_ingest_support import Publisher, start_worker, wait_until
+from ingest import IngestWorker
+from ingest.decode import Inbound, decode_message
+from tests.test_ingest_support import Publisher, start_worker, wait_until, worker_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -172,3 +174,32 @@ def test_flood_is_alerted_and_other_plants_keep_their_lag(db_url: str, mqtt_url:
     # forbids duplicates; a lost or altered sample changes the count or the sum).
     assert {site: v for site, v in stored.items()} == {p.site: (p.published, p.time_sum) for p in plants}
     assert worker.stats.dead_letters_total == 0
+
+
+def test_batches_take_plants_in_turn_and_keep_each_plants_order(mqtt_url: str, enterprise: str) -> None:
+    """The writer's batch building on its own (no database): a plant with 50 queued messages gets no more of a
+    batch than the others while they wait, and every message comes out exactly once, each plant's in order."""
+
+    options = worker_options("postgresql://unused/none", mqtt_url, enterprise, batch_samples=10 * 101)
+    worker = IngestWorker(options)  # not started: only its queues are used
+    queued = {"flood": 50, "b": 3, "c": 3}
+    mid = 0
+    for site, n in queued.items():
+        path = CellPath(enterprise, site, "area-1", "line-1", "press-1")
+        for i in range(n):
+            mid += 1
+            samples = [Sample("s0", now_us() + mid * 1000 + k, float(k), 0) for k in range(100)]
+            msg = Inbound(path.topic(TopicKind.DATA), encode_batch(samples, seq=i), mid, 1, False, 1, now_us())
+            worker._queue(decode_message(msg, options))
+    batches = []
+    while worker._pending:
+        batches.append(worker._take_round_robin())
+    sites = [[m.parsed.site for m in b if m.parsed is not None] for b in batches]
+    assert sites[0].count("flood") <= 4 and sites[0].count("b") == 3 and sites[0].count("c") == 3
+    assert all(len(b) <= 10 for b in batches) and set(sites[-1]) == {"flood"}
+    mids = [m.mid for b in batches for m in b]
+    assert sorted(mids) == list(range(1, mid + 1))
+    for site in queued:
+        own = [m.mid for b in batches for m in b if m.parsed is not None and m.parsed.site == site]
+        assert own == sorted(own)
+    assert worker._pending_samples == 0
