@@ -10,7 +10,7 @@ import click
 
 from datafactory.errors import ConnectionLost
 from datafactory.settings import get_settings
-from ingest.options import IngestOptions, default_worker_name
+from ingest.options import MQTT_PROTOCOLS, IngestOptions, default_worker_name
 
 _DEFAULTS = IngestOptions()
 
@@ -38,6 +38,13 @@ def ingest() -> None:
     default=_DEFAULTS.receive_maximum,
     show_default=True,
     help="Unacknowledged messages the broker may have in flight to this worker.",
+)
+@click.option(
+    "--mqtt-protocol",
+    type=click.Choice(MQTT_PROTOCOLS),
+    default=_DEFAULTS.mqtt_protocol,
+    show_default=True,
+    help="auto: MQTT 5, or 3.1.1 (persistent session, in-flight limited by the broker) if the broker lacks 5.",
 )
 @click.option(
     "--session-expiry-s",
@@ -90,6 +97,7 @@ def run(
     batch_samples: int,
     batch_wait_ms: int,
     receive_maximum: int,
+    mqtt_protocol: str,
     session_expiry_s: int,
     auto_register: bool,
     max_past_days: float,
@@ -113,6 +121,7 @@ def run(
         batch_samples=batch_samples,
         batch_wait_s=batch_wait_ms / 1000,
         receive_maximum=receive_maximum,
+        mqtt_protocol=mqtt_protocol,
         session_expiry_s=session_expiry_s,
         auto_register=auto_register,
         max_past_s=max_past_days * 86_400,

@@ -6,6 +6,11 @@ on a bounded queue for the writer. Nothing is acknowledged automatically (``manu
 unacknowledged messages in flight to us, so a slow database makes the broker hold the backlog, not our memory.
 A persistent session (``clean_start=False`` with a session expiry) means anything unacknowledged when we crash
 or disconnect is redelivered. Raises ``ConnectionLost`` when the first connection or subscription fails.
+
+With ``mqtt_protocol="auto"`` a broker that answers a probing MQTT 5 CONNECT with "Unsupported protocol version"
+(``mqtt_probe``; the embedded amqtt broker does, Mosquitto never does) gets an MQTT 3.1.1 session instead:
+``clean_session=False`` and the same ack-after-commit, but no receive maximum (the broker decides how much is in
+flight; the bounded inbox and TCP push back) and no session expiry. No other answer is a reason to downgrade.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import queue
 import ssl
 import threading
+import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -26,7 +32,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from datafactory.contract.sample import now_us
 from datafactory.errors import ConnectionLost
+from datafactory.settings import redact_url
 from ingest.decode import Inbound, decode_message
+from ingest.mqtt_probe import broker_refuses_mqtt5
 from ingest.options import IngestOptions
 
 log = logging.getLogger(__name__)
@@ -42,13 +50,16 @@ class MqttIntake:
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self._stopping = False
+        self.protocol = mqtt.MQTTv311 if options.mqtt_protocol == "3.1.1" else mqtt.MQTTv5
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
+        v311 = self.protocol == mqtt.MQTTv311
         client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.options.client_id,
-            protocol=mqtt.MQTTv5,
+            protocol=self.protocol,
+            clean_session=False if v311 else None,  # MQTT 5 takes clean_start in connect() instead
             manual_ack=True,
         )
         url = urlsplit(self.options.mqtt_url)
@@ -69,35 +80,85 @@ class MqttIntake:
         return f"{url.hostname or '127.0.0.1'}:{url.port or (8883 if url.scheme == 'mqtts' else 1883)}"
 
     def start(self, timeout_s: float = 15.0) -> None:
-        url = urlsplit(self.options.mqtt_url)
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.options.session_expiry_s
-        props.ReceiveMaximum = self.options.receive_maximum
-        try:
-            self._client.connect(
-                url.hostname or "127.0.0.1",
-                url.port or (8883 if url.scheme == "mqtts" else 1883),
-                keepalive=30,
-                clean_start=False,
-                properties=props,
-            )
-        except OSError as err:
-            raise ConnectionLost(self.endpoint, f"cannot connect: {err}") from err
-        self._client.loop_start()
+        if self.options.mqtt_protocol != "3.1.1" and broker_refuses_mqtt5(
+            self.options.mqtt_url, self.options.client_id
+        ):
+            if self.options.mqtt_protocol == "5":
+                raise ConnectionLost(
+                    self.endpoint, "the broker does not speak MQTT 5 (mqtt_protocol is 5; 'auto' would use 3.1.1)"
+                )
+            self.protocol = mqtt.MQTTv311
+            self._client = self._make_client()
+            self._warn_v311("the broker refused MQTT 5 (unsupported protocol version)")
+        elif self.protocol == mqtt.MQTTv311:
+            self._warn_v311("mqtt_protocol is 3.1.1")
+        self._connect()
         if not self.subscribed.wait(timeout_s):
             self.stop()
             raise ConnectionLost(self.endpoint, f"not subscribed to {self.options.subscriptions()} in {timeout_s} s")
 
+    def _connect(self) -> None:
+        url = urlsplit(self.options.mqtt_url)
+        host, port = url.hostname or "127.0.0.1", url.port or (8883 if url.scheme == "mqtts" else 1883)
+        try:
+            if self.protocol == mqtt.MQTTv5:
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = self.options.session_expiry_s
+                props.ReceiveMaximum = self.options.receive_maximum
+                self._client.connect(host, port, keepalive=30, clean_start=False, properties=props)
+            else:
+                self._client.connect(host, port, keepalive=30)
+        except OSError as err:
+            raise ConnectionLost(self.endpoint, f"cannot connect: {err}") from err
+        self._client.loop_start()
+
+    def _warn_v311(self, why: str) -> None:
+        log.warning(
+            "%s: using MQTT 3.1.1 with %s — a persistent session (clean_session=False) and acknowledgement after "
+            "commit as with MQTT 5, but no receive maximum (the broker decides how many unacknowledged messages "
+            "are in flight; only our bounded inbox pushes back) and no session expiry (the broker keeps the session "
+            "until it is cleaned). On the embedded amqtt broker, messages published while this worker is away are "
+            "not queued for it and nothing survives a broker restart: use Mosquitto in production",
+            why,
+            redact_url(self.options.mqtt_url),
+        )
+
     def stop(self, *, end_session: bool = False) -> None:
         """Disconnect. Unacknowledged messages stay with the broker unless ``end_session`` discards the session."""
         self._stopping = True
-        if end_session and self._client.is_connected():
+        if end_session and self._client.is_connected() and self.protocol == mqtt.MQTTv5:
             props = Properties(PacketTypes.DISCONNECT)
             props.SessionExpiryInterval = 0
             self._client.disconnect(properties=props)
         else:
             self._client.disconnect()
         self._client.loop_stop()
+        if end_session and self.protocol == mqtt.MQTTv311:
+            self._end_v311_session()
+
+    def _end_v311_session(self) -> None:
+        """MQTT 3.1.1 has no session expiry: a clean_session=True connection with our client id discards it."""
+        url = urlsplit(self.options.mqtt_url)
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.options.client_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=True,
+        )
+        if url.username:
+            client.username_pw_set(unquote(url.username), self.options.mqtt_password or url.password)
+        if url.scheme == "mqtts":
+            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        try:
+            client.connect(url.hostname or "127.0.0.1", url.port or (8883 if url.scheme == "mqtts" else 1883), 10)
+            client.loop_start()
+            deadline = time.monotonic() + 5
+            while not client.is_connected() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            client.disconnect()
+            client.loop_stop()
+        except OSError as err:
+            log.warning("could not end the MQTT session of %s: %s", self.options.client_id, err)
 
     def ack(self, msg: Inbound) -> bool:
         """Acknowledge a message; False if its connection is gone (the broker will redeliver it)."""
@@ -117,14 +178,21 @@ class MqttIntake:
         self.generation += 1
         self.connected.set()
         log.info(
-            "connected to %s as %s (session present: %s)", self.endpoint, self.options.client_id, flags.session_present
+            "connected to %s as %s with MQTT %s (session present: %s)",
+            self.endpoint,
+            self.options.client_id,
+            "5" if self.protocol == mqtt.MQTTv5 else "3.1.1",
+            flags.session_present,
         )
-        options = SubscribeOptions(qos=1)
-        client.subscribe([(f, options) for f in self.options.subscriptions()])
+        if self.protocol == mqtt.MQTTv5:
+            client.subscribe([(f, SubscribeOptions(qos=1)) for f in self.options.subscriptions()])
+        else:
+            client.subscribe([(f, 1) for f in self.options.subscriptions()])
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode], props: Any
     ) -> None:
+        # paho reports MQTT 3.1.1 SUBACK codes as reason codes too; 0x80 (failure) is_failure either way.
         failed = [str(r) for r in reasons if r.is_failure]
         if failed:
             log.error("subscription to %s refused: %s", self.options.subscriptions(), failed)

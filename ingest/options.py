@@ -10,10 +10,13 @@ import socket
 from dataclasses import dataclass, field
 
 from datafactory.contract.topics import GATEWAY_LEVEL, PREFIX
+from datafactory.errors import ConfigError
 from datafactory.settings import DEFAULT_DATABASE_URL, DEFAULT_MQTT_URL
 
 _CELL_TOPIC_LEVELS = 8  # df/v1/e/s/a/l/c/kind
 _GATEWAY_TOPIC_LEVELS = 7  # df/v1/e/s/_gw/gw/kind
+# "auto": MQTT 5, and MQTT 3.1.1 only if the broker answers that it does not speak 5 (the embedded amqtt broker).
+MQTT_PROTOCOLS = ("auto", "5", "3.1.1")
 
 
 def default_worker_name() -> str:
@@ -36,6 +39,8 @@ class IngestOptions:
     # MQTT v5 Receive Maximum: the broker keeps at most this many unacknowledged messages in flight to us,
     # which bounds our memory and lets a batch hold many messages (Mosquitto's default would be 20).
     receive_maximum: int = 2000
+    # MQTT_PROTOCOLS: "5" refuses to run without MQTT 5; "3.1.1" never asks for it (no receive maximum, no expiry).
+    mqtt_protocol: str = "auto"
     batch_samples: int = 20_000
     batch_wait_s: float = 0.2
     auto_register: bool = True
@@ -44,6 +49,11 @@ class IngestOptions:
     late_margin_s: float = 60.0
     allowed_plants: frozenset[str] | None = None  # "enterprise" or "enterprise/site"; None accepts all
     health_interval_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.mqtt_protocol not in MQTT_PROTOCOLS:
+            problem = f"must be one of {', '.join(MQTT_PROTOCOLS)}, not {self.mqtt_protocol!r}"
+            raise ConfigError("ingest options", [("mqtt_protocol", problem)])
 
     @property
     def client_id(self) -> str:
