@@ -131,8 +131,10 @@ def _describe_services(services: Services) -> None:
     click.echo(f"    broker:   {services.mqtt_url} ({services.mqtt_origin}, {services.describe_broker()})", err=True)
     if not services.mqtt_v5:
         click.echo(
-            "    note: the embedded amqtt broker speaks MQTT 3.1.1 only; install Mosquitto for ingest's MQTT 5 "
-            "session (manual acknowledgement, receive maximum)", err=True,
+            "    note: Mosquitto is not installed, so the embedded pure-Python broker (amqtt) is in use: fine for a "
+            "demo, but production should use Mosquitto (apt-get install mosquitto). amqtt speaks MQTT 3.1.1 only, "
+            "so ingest runs without MQTT 5's receive maximum and session expiry, and amqtt neither queues messages "
+            "for an ingest worker that is away nor keeps anything across its own restart.", err=True,
         )
 
 
@@ -167,8 +169,6 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
         crashed = pipeline.failed()
         for name, detail in crashed.items():
             click.echo(f"    {name} {detail}", err=True)
-        if "ingest" in crashed and not services.mqtt_v5:
-            crashed["ingest"] += " — ingest needs MQTT 5, which the embedded amqtt broker lacks: install Mosquitto"
         pipeline.stop_producers()
         if not stop.requested:
             _drain(pipeline, stop)

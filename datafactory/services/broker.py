@@ -4,8 +4,9 @@
 across a graceful restart). ``EmbeddedBroker`` runs the pure-Python ``amqtt`` broker in a child process for
 machines without Mosquitto. Its limits (amqtt 0.12), found by reading its code and by tests:
 
-* MQTT 3.1.1 only: a CONNECT with protocol level 5 is refused ("unacceptable protocol version"), so clients
-  that need MQTT 5 (manual ack with receive maximum, session expiry) must use Mosquitto.
+* MQTT 3.1.1 only: a CONNECT with protocol level 5 and no properties is refused ("unacceptable protocol
+  version"); one that carries properties is misread and never answered. Ingest (``mqtt_protocol`` "auto")
+  probes for this and falls back to a persistent MQTT 3.1.1 session, without receive maximum or session expiry.
 * QoS 0/1 delivery to connected subscribers and retained messages work (tests/test_services.py).
 * Messages published while a persistent (clean_session=False) subscriber is away are NOT delivered when it
   reconnects (observed with amqtt 0.12.1), and nothing survives a restart (no persistence without its
