@@ -257,7 +257,11 @@ class SparkplugSource(StrictModel):
     )
     username_env: EnvVar | None = Field(default=None, description="Environment variable with the broker user.")
     password_env: EnvVar | None = Field(default=None, description="Environment variable with the broker password.")
-    group_id: str = Field(description="Sparkplug group id (second topic level).", min_length=1)
+    group_id: str = Field(
+        description="Sparkplug group id (second topic level); no '+', '#' or '/' (Sparkplug B §4.1).",
+        min_length=1,
+        pattern=r"^[^+#/]+$",
+    )
     rebirth_on_gap: bool = Field(
         default=True, description="Send an NCMD 'Node Control/Rebirth' when a sequence number is missing."
     )

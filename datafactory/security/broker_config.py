@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datafactory.config.models import MqttJsonSource, PlantConfig
+from datafactory.config.models import MqttJsonSource, PlantConfig, SparkplugSource
 from datafactory.contract.topics import TopicKind, gateway_topic, plant_filter
 from datafactory.errors import ConfigError
 from datafactory.security.credentials import env_var_part, read_secret
@@ -88,6 +88,17 @@ def users_for(configs: Iterable[PlantConfig]) -> list[BrokerUser]:
                 topics = sorted({m.topic for m in src.mappings})
                 gateway.read += topics
                 users[gateway_user(ent, site, src.id)] = BrokerUser(gateway_user(ent, site, src.id), write=topics)
+            elif isinstance(src, SparkplugSource) and not src.broker_url:
+                # The gateway is the Sparkplug host application: it reads the group and sends rebirth requests
+                # (NCMD); the group's edge nodes publish births/data/deaths and read their commands.
+                group = f"spBv1.0/{src.group_id}"
+                gateway.read.append(f"{group}/#")
+                gateway.write.append(f"{group}/NCMD/#")
+                users[gateway_user(ent, site, src.id)] = BrokerUser(
+                    gateway_user(ent, site, src.id),
+                    write=[f"{group}/#"],
+                    read=[f"{group}/NCMD/#", f"{group}/DCMD/#"],
+                )
         if gateway.name in users:
             raise ConfigError(gateway.name, [("gateway.id", f"user {gateway.name} is defined twice")])
         users[gateway.name] = gateway
