@@ -4,7 +4,7 @@ Three plants (sites of the test's enterprise, each with its own MQTT connection 
 steady "usual" rate; one then floods at ten times that rate while the others carry on. One real IngestWorker
 writes everything into the test database. Every sample's time is the moment it is due to be published, so a
 plant's lag is (when the test sees it in the database) − (its newest stored sample time), polled twice a second.
-The detectors run every 10 s as ``datafactory audit watch --every 10`` would, with a 10 s window.
+The detectors run every 5 s as ``datafactory audit watch --every 5`` would, with a 10 s window.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ SIGNALS = [f"s{i}" for i in range(10)]
 BASELINE_S = 25.0
 FLOOD_S = 40.0
 AFTER_S = 5.0
-DETECT_EVERY_S = 10.0
+DETECT_EVERY_S = 5.0
 SETTINGS = WatchSettings(window_minutes=10 / 60, rate_baseline_minutes=1, rate_min_samples=10_000)
 
 

@@ -91,35 +91,52 @@ def dead_letter_flood(conn: psycopg.Connection, now: datetime, s: WatchSettings)
     return alerts
 
 
+@dataclass(frozen=True)
+class _RateBaseline:
+    start: datetime  # the window start it was counted up to
+    plants: dict[int, tuple[int, datetime]]  # plant id → (samples in the baseline span, first sample there)
+
+
+# Per database: a watch loop recounts the baseline at most once per window and only the window on other runs.
+_rate_baselines: dict[str, _RateBaseline] = {}
+
+_PER_PLANT_SQL = """
+    SELECT g.plant_id, p.enterprise || '/' || p.site, sum(x.n)::bigint, min(x.first)
+    FROM (SELECT signal_id, count(*) AS n, min(time) AS first FROM samples
+          WHERE time >= %(lo)s AND time < %(hi)s GROUP BY signal_id) x
+    JOIN signals g ON g.id = x.signal_id JOIN plants p ON p.id = g.plant_id
+    GROUP BY 1, 2
+"""
+
+
 def gateway_rate(conn: psycopg.Connection, now: datetime, s: WatchSettings) -> list[Alert]:
     """Per plant (samples carry no gateway; one plant's data comes from its gateway(s)): samples timed in the
     window versus the plant's usual per window, measured over the part of the baseline span it has data for
     (from its first sample there), and only once it has at least a window of history: a plant that just started
-    has no usual rate yet, and one with a short history is not diluted over an hour it was silent."""
+    has no usual rate yet, and one with a short history is not diluted over an hour it was silent. Counts are
+    grouped per signal before the join; the baseline is reused for up to one window, so a watch loop running
+    every few seconds counts only the window on most runs."""
     window = timedelta(minutes=s.window_minutes)
     baseline_span = max(timedelta(minutes=s.rate_baseline_minutes), 2 * window)
     start = now - window
-    rows = conn.execute(
-        """
-        SELECT g.plant_id, p.enterprise || '/' || p.site, sum(x.now_count)::bigint, sum(x.before)::bigint,
-               min(x.first)
-        FROM (SELECT signal_id, count(*) FILTER (WHERE time >= %(start)s) AS now_count,
-                     count(*) FILTER (WHERE time < %(start)s) AS before, min(time) AS first
-              FROM samples WHERE time >= %(base)s AND time < %(end)s GROUP BY signal_id) x
-        JOIN signals g ON g.id = x.signal_id JOIN plants p ON p.id = g.plant_id
-        GROUP BY 1, 2
-        """,
-        {"start": start, "base": start - baseline_span, "end": now},
-    ).fetchall()
+    key = conn.info.dsn
+    base = _rate_baselines.get(key)
+    if base is None or not timedelta(0) <= start - base.start < window:
+        rows = conn.execute(_PER_PLANT_SQL, {"lo": start - baseline_span, "hi": start}).fetchall()
+        base = _RateBaseline(start, {plant_id: (int(n), first) for plant_id, _, n, first in rows})
+        _rate_baselines[key] = base
     alerts = []
-    for plant_id, subject, count, before, first in rows:
-        history = start - first
+    for plant_id, subject, count, _ in conn.execute(_PER_PLANT_SQL, {"lo": start, "hi": now}).fetchall():
+        if plant_id not in base.plants:
+            continue
+        before, first = base.plants[plant_id]
+        history = base.start - first
         if history < window:
             continue
         usual = before * (window / history)
         if count >= s.rate_min_samples and usual > 0 and count > s.rate_factor * usual:
             severity = "critical" if count > 2 * s.rate_factor * usual else "warning"
-            alerts.append(Alert("gateway_rate", severity, subject, count, usual, plant_id))
+            alerts.append(Alert("gateway_rate", severity, subject, int(count), usual, plant_id))
     return alerts
 
 
