@@ -14,10 +14,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from datafactory.db.connect import with_database
-from datafactory.errors import ConnectionLost
+from datafactory.errors import ConfigError, ConnectionLost
 from datafactory.services import EmbeddedBroker, LocalPostgres
 from datafactory.services.selection import DEMO_DATABASE
-from ingest import IngestWorker
+from ingest import IngestOptions, IngestWorker
 from tests.test_demo import _demo, _field, _finish, _stored_in_db
 from tests.test_ingest_support import (
     Publisher,
@@ -124,3 +124,9 @@ def test_demo_embedded_without_mosquitto_uses_the_pure_python_broker(tmp_path: P
         count_, signals = _stored_in_db(with_database(pg.url, DEMO_DATABASE), "demo-amqtt")
     assert count_ == stored
     assert signals > 10  # machines over OPC-UA through the gateway, and the simulator's MQTT meter
+
+
+def test_mqtt_protocol_option_is_checked() -> None:
+    with pytest.raises(ConfigError, match="mqtt_protocol"):
+        IngestOptions(mqtt_protocol="3")
+    assert IngestOptions().mqtt_protocol == "auto"
