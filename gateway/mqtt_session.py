@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
@@ -22,6 +25,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from datafactory.errors import ConnectionLost
 from datafactory.settings import redact_url
+
+if TYPE_CHECKING:
+    from gateway.sources import Reading
 
 _log = logging.getLogger(__name__)
 
@@ -230,3 +236,55 @@ def _stop_client(client: paho.Client) -> None:
     sock = client.socket()
     if sock is not None:
         sock.close()  # an abandoned session must not linger half-open and keep its client id busy
+
+
+class MqttFedSource:
+    """Common part of the adapters that read a broker (``mqtt_json``, ``sparkplug``): credentials from the
+    environment, one session, and messages handed from paho's thread to ``stream()`` through a queue.
+
+    Subclasses set ``id``, ``url``, ``_queue`` and call ``_connect``; their ``_on_message`` fills the queue.
+    """
+
+    id: str
+    url: str
+    _session: MqttSession | None
+    _queue: asyncio.Queue[list[Reading]]
+
+    async def _connect(
+        self,
+        client_prefix: str,
+        username_env: str | None,
+        password_env: str | None,
+        on_message: Callable[[str, bytes, bool], None],
+    ) -> MqttSession:
+        for env in (username_env, password_env):
+            if env is not None and env not in os.environ:
+                raise ConnectionLost(self.url, f"environment variable {env} is not set", retryable=False)
+        session = MqttSession(
+            self.url,
+            client_id=f"{client_prefix}-{self.id}-{uuid.uuid4().hex[:8]}",
+            username=os.environ[username_env] if username_env else None,
+            password=os.environ[password_env] if password_env else None,
+            on_message=on_message,
+        )
+        self._session = session
+        await session.connect()
+        return session
+
+    async def stream(self) -> AsyncIterator[list[Reading]]:
+        session = self._session
+        if session is None:
+            raise ConnectionLost(self.url, "not open")
+        while True:
+            if session.lost.is_set():
+                raise ConnectionLost(self.url, session.lost_reason)
+            try:
+                item = await asyncio.wait_for(self._queue.get(), timeout=0.5)
+            except TimeoutError:
+                continue
+            yield item
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()

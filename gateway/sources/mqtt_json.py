@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,8 +24,7 @@ from paho.mqtt.client import topic_matches_sub
 from datafactory.config.models import MqttJsonMapping, MqttJsonSource, SignalBinding, TimestampFormat
 from datafactory.contract.quality import BAD
 from datafactory.contract.sample import datetime_to_us, now_us
-from datafactory.errors import ConnectionLost
-from gateway.mqtt_session import MqttSession
+from gateway.mqtt_session import MqttFedSource, MqttSession
 from gateway.normalise import Normaliser
 from gateway.sources import Reading
 
@@ -82,7 +78,7 @@ def parse_timestamp(raw: Any, fmt: TimestampFormat, received_us: int) -> int:
     return round(raw * factor)
 
 
-class MqttJsonAdapter:
+class MqttJsonAdapter(MqttFedSource):
     def __init__(self, config: MqttJsonSource, *, mqtt_url: str) -> None:
         self.id = config.id
         self.config = config
@@ -102,23 +98,9 @@ class MqttJsonAdapter:
         return {"rejected": self.rejected}
 
     async def open(self) -> None:
-        username = password = None
-        for env in (self.config.username_env, self.config.password_env):
-            if env is not None and env not in os.environ:
-                raise ConnectionLost(self.url, f"environment variable {env} is not set", retryable=False)
-        if self.config.username_env:
-            username = os.environ[self.config.username_env]
-        if self.config.password_env:
-            password = os.environ[self.config.password_env]
-        session = MqttSession(
-            self.url,
-            client_id=f"df-src-{self.id}-{uuid.uuid4().hex[:8]}",
-            username=username,
-            password=password,
-            on_message=self._on_message,
+        session = await self._connect(
+            "df-src", self.config.username_env, self.config.password_env, on_message=self._on_message
         )
-        self._session = session
-        await session.connect()
         for topic_filter in sorted({m.topic for m in self._mappings}):
             await session.subscribe(topic_filter, qos=1)
 
@@ -173,24 +155,6 @@ class MqttJsonAdapter:
             _log.warning(
                 "source %s: message on %s skipped: %s (%d skipped so far)", self.id, topic, reason, self.rejected
             )
-
-    async def stream(self) -> AsyncIterator[list[Reading]]:
-        session = self._session
-        if session is None:
-            raise ConnectionLost(self.url, "not open")
-        while True:
-            if session.lost.is_set():
-                raise ConnectionLost(self.url, session.lost_reason)
-            try:
-                item = await asyncio.wait_for(self._queue.get(), timeout=0.5)
-            except TimeoutError:
-                continue
-            yield item
-
-    async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
 
 
 def create(config: MqttJsonSource, *, mqtt_url: str, state_dir: Path) -> MqttJsonAdapter:

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +28,7 @@ from datafactory.config.models import SignalBinding, SparkplugSource
 from datafactory.contract.quality import BAD, BAD_NO_COMMUNICATION
 from datafactory.contract.sample import Sample, now_us
 from datafactory.errors import ConnectionLost
-from gateway.mqtt_session import MqttSession
+from gateway.mqtt_session import MqttFedSource, MqttSession
 from gateway.normalise import Normaliser
 from gateway.sources import Reading
 from gateway.sparkplug_proto import BOOLEAN, Payload, metric_value
@@ -50,7 +47,7 @@ class _NodeState:
     last_rebirth_request: float = 0.0
 
 
-class SparkplugAdapter:
+class SparkplugAdapter(MqttFedSource):
     def __init__(self, config: SparkplugSource, *, mqtt_url: str) -> None:
         self.id = config.id
         self.config = config
@@ -72,20 +69,9 @@ class SparkplugAdapter:
         return {"rejected": self.rejected, "seq_gaps": self.seq_gaps, "rebirth_requests": self.rebirth_requests}
 
     async def open(self) -> None:
-        for env in (self.config.username_env, self.config.password_env):
-            if env is not None and env not in os.environ:
-                raise ConnectionLost(self.url, f"environment variable {env} is not set", retryable=False)
-        username = os.environ[self.config.username_env] if self.config.username_env else None
-        password = os.environ[self.config.password_env] if self.config.password_env else None
-        session = MqttSession(
-            self.url,
-            client_id=f"df-spb-{self.id}-{uuid.uuid4().hex[:8]}",
-            username=username,
-            password=password,
-            on_message=self._on_message,
+        session = await self._connect(
+            "df-spb", self.config.username_env, self.config.password_env, on_message=self._on_message
         )
-        self._session = session
-        await session.connect()
         nodes = sorted({m.edge_node for m in self._metrics}) or ["+"]
         for node in nodes:
             await session.subscribe(f"{NAMESPACE}/{self.config.group_id}/+/{node}/#", qos=1)
@@ -186,24 +172,7 @@ class SparkplugAdapter:
         self.rebirth_requests += 1
         _log.info("source %s: requested a rebirth from node %s", self.id, node_id)
 
-    # ---- adapter interface ------------------------------------------------------------------------------
-    async def stream(self) -> AsyncIterator[list[Reading]]:
-        session = self._session
-        if session is None:
-            raise ConnectionLost(self.url, "not open")
-        while True:
-            if session.lost.is_set():
-                raise ConnectionLost(self.url, session.lost_reason)
-            try:
-                item = await asyncio.wait_for(self._queue.get(), timeout=0.5)
-            except TimeoutError:
-                continue
-            yield item
-
-    async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+    # stream() and close() come from MqttFedSource.
 
 
 def create(config: SparkplugSource, *, mqtt_url: str, state_dir: Path) -> SparkplugAdapter:
