@@ -5,13 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from datafactory.db.connect import with_database
 from datafactory.errors import ConfigError, ConnectionLost
@@ -35,23 +32,6 @@ from tests.test_ingest_support import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-class Publisher311(Publisher):
-    """The test publisher, speaking MQTT 3.1.1 as gateways on an amqtt broker do."""
-
-    def __init__(self, mqtt_url: str) -> None:
-        url = urlsplit(mqtt_url)
-        self.client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"test-pub311-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv311,
-        )
-        self.client.max_inflight_messages_set(200)
-        self.client.max_queued_messages_set(0)
-        self.client.connect(url.hostname or "127.0.0.1", url.port or 1883)
-        self.client.loop_start()
-        self._pending: list[mqtt.MQTTMessageInfo] = []
-
-
 def test_ingest_on_the_embedded_broker_stores_exactly_what_was_published(
     tmp_path: Path, db_url: str, enterprise: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -62,7 +42,7 @@ def test_ingest_on_the_embedded_broker_stores_exactly_what_was_published(
         caplog.set_level(logging.WARNING, logger="ingest.mqtt_intake")
         worker = IngestWorker(worker_options(db_url, broker.url, enterprise))
         worker.start()
-        pub = Publisher311(broker.url)
+        pub = Publisher(broker.url, protocol=mqtt.MQTTv311)  # as gateways on an amqtt broker
         try:
             assert worker._intake.protocol == mqtt.MQTTv311  # "auto" fell back after the broker refused MQTT 5
             publish_meta(pub, path, names)

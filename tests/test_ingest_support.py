@@ -21,14 +21,15 @@ from ingest import IngestOptions, IngestWorker
 
 
 class Publisher:
-    """A plain MQTT 5 client publishing at QoS 1 and waiting until the broker has every message."""
+    """A plain MQTT client (version 5 unless told otherwise) publishing at QoS 1 and waiting until the broker
+    has every message."""
 
-    def __init__(self, mqtt_url: str) -> None:
+    def __init__(self, mqtt_url: str, *, protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv5) -> None:
         url = urlsplit(mqtt_url)
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=f"test-pub-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv5,
+            protocol=protocol,
         )
         self.client.max_inflight_messages_set(200)
         self.client.max_queued_messages_set(0)
