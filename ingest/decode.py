@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -31,6 +32,9 @@ DAY_US = 86_400_000_000
 # Data envelope keys whose repetition would let two parsers read two different messages. Counting them is cheap;
 # a signal named like one of them only costs its messages the exact check.
 _DATA_KEYS = (b'"fmt"', b'"samples"', b'"gw"', b'"seq"')
+# Every cell publishes on the same few topics over and over; a parsed topic is immutable. Invalid topics raise,
+# and exceptions are never cached, so hostile topics cannot fill the cache.
+_parse_topic = lru_cache(maxsize=8192)(parse_topic)
 
 
 @dataclass(slots=True)
@@ -72,7 +76,7 @@ def decode_message(msg: Inbound, options: IngestOptions) -> Inbound:
 
 
 def _decode(msg: Inbound, options: IngestOptions) -> None:
-    parsed = parse_topic(msg.topic)
+    parsed = _parse_topic(msg.topic)
     msg.parsed = parsed
     if not options.plant_allowed(parsed.enterprise, parsed.site):
         raise ContractError("foreign_plant", f"plant {parsed.enterprise}/{parsed.site} is not in --allowed-plants")

@@ -36,6 +36,18 @@ PAYLOADS = [
     orjson.dumps({"fmt": "df-json/1", "samples": [["a", T, 1.0, 0]], "seq": "x"}),
     f'{{"fmt":"df-json/1","samples":[["a",{T},NaN,0],["a",{T + 1},1e999,0],["a",{T + 2},1.0,0]]}}'.encode(),
     b'{"fmt":"df-json/1","samples":[["a",1,1.0,0]',
+    # Numbers at and beyond the limits of the typed decoder: 64-bit times and qualities, huge integer values.
+    f'{{"fmt":"df-json/1","samples":[["a",{2**70},1.0,0],["b",{T},1.0,0]]}}'.encode(),
+    f'{{"fmt":"df-json/1","samples":[["a",{T},1.0,{2**64}],["b",{T},1.0,0]]}}'.encode(),
+    f'{{"fmt":"df-json/1","samples":[["a",{T},{2**70},0],["b",{T},{10**400},0]]}}'.encode(),
+    f'{{"fmt":"df-json/1","samples":[["a",{T},-0.0,0],["b",{T},1E2,0],["c",{T},-1.7976931348623157e308,0]]}}'.encode(),
+    # Strings the typed decoder refuses: a lone surrogate escape, invalid UTF-8, a null envelope member.
+    f'{{"fmt":"df-json/1","samples":[["\\ud800",{T},1.0,0]]}}'.encode(),
+    b'{"fmt":"df-json/1","samples":[["\xed\xa0\x80",1,1.0,0]]}',
+    f'{{"fmt":"df-json/1","gw":null,"samples":[["a",{T},1.0,0]]}}'.encode(),
+    f'{{"fmt":"df-json/1","seq":true,"samples":[["a",{T},1.0,0]]}}'.encode(),
+    f'{{"fmt":"df-json/1","extra":{{"x":[1]}},"samples":[["a",{T},1.0,0]]}}'.encode(),
+    b"[1, 2]",
 ]
 
 
@@ -60,6 +72,15 @@ def test_fast_path_takes_well_formed_messages_only() -> None:
     assert fast_columns(PAYLOADS[0], **WINDOW) is not None
     assert fast_columns(PAYLOADS[3], **WINDOW) is None  # 3-element samples go the precise way
     assert fast_columns(PAYLOADS[5], **WINDOW) is None
+
+
+def test_learnt_names_do_not_let_an_invalid_name_through() -> None:
+    good = orjson.dumps({"fmt": "df-json/1", "samples": [["pump-1", T, 1.0, 0], ["pump-2", T, 2.0, 0]]})
+    assert fast_columns(good, **WINDOW) is not None  # both names are now known valid
+    bad = orjson.dumps({"fmt": "df-json/1", "samples": [["pump-1", T, 1.0, 0], ["Pump 2", T, 2.0, 0]]})
+    assert fast_columns(bad, **WINDOW) is None
+    columns, rejects = decode_columns(bad, **WINDOW)
+    assert columns[0] == ("pump-1",) and [r.reason for r in rejects] == ["bad_signal_name"]
 
 
 def test_column_packing_equals_row_packing() -> None:
