@@ -100,7 +100,7 @@ class BatchWriter:
                 self._control(conn, msg, dead)
         pending_high: dict[int, int] = {}
         late: list[tuple[int, int]] = []
-        if acc.times:
+        if acc.count:
             sids, times, values, qualities = acc.arrays()
             late, pending_high = self._late_and_high_water(conn, sids, times)
             stored, late = self._copy(conn, pack_columns(sids, times, values, qualities), len(times), late)
@@ -128,26 +128,21 @@ class BatchWriter:
         if not names:
             return
         entry = self.signals.cell(conn, msg.parsed.cell, create=self.auto_register)
-        ids: dict[str, int] = entry.signals if entry is not None else {}
-        missing = set(names) - ids.keys()
-        if missing and entry is not None and self.auto_register:
-            self.signals.register_missing(conn, entry, missing)
-            missing = set()
-        if missing:  # auto-registration is off: keep the known signals' samples, dead-letter the others
-            keep = [i for i, name in enumerate(names) if name not in missing]
+        sids = None if entry is None else entry.signal_ids(names)
+        if sids is None and entry is not None and self.auto_register:
+            self.signals.register_missing(conn, entry, names)
+            sids = entry.signal_ids(names)
+        if sids is None:  # auto-registration is off: keep the known signals' samples, dead-letter the others
+            ids: dict[str, int] = entry.signals if entry is not None else {}
+            keep = [i for i, name in enumerate(names) if name in ids]
             for i, name in enumerate(names):
-                if name in missing:
+                if name not in ids:
                     detail = f"signal {name!r} is not registered and auto-registration is off"
-                    raw = [name, times[i], values[i], qualities[i]]
+                    raw = [name, int(times[i]), float(values[i]), int(qualities[i])]
                     dead.append(self._sample_dead_letter(msg, "unknown_signal", detail, raw, i))
-            names = tuple(names[i] for i in keep)
-            times = tuple(times[i] for i in keep)
-            values = tuple(values[i] for i in keep)
-            qualities = tuple(qualities[i] for i in keep)
-        acc.sids.extend(map(ids.__getitem__, names))
-        acc.times.extend(times)
-        acc.values.extend(values)
-        acc.qualities.extend(qualities)
+            sids = np.fromiter((ids[names[i]] for i in keep), np.int32, len(keep))
+            times, values, qualities = times[keep], values[keep], qualities[keep]
+        acc.add(sids, times, values, qualities)
 
     def _late_and_high_water(
         self, conn: psycopg.Connection, sids: np.ndarray, times: np.ndarray
@@ -326,24 +321,27 @@ class BatchWriter:
 
 
 class _ColumnBuffer:
-    """The batch's samples as growing Python lists, turned into numpy arrays once per batch."""
+    """The batch's samples as the messages' column arrays, concatenated once per batch."""
 
-    __slots__ = ("qualities", "sids", "times", "values")
+    __slots__ = ("count", "qualities", "sids", "times", "values")
 
     def __init__(self) -> None:
-        self.sids: list[int] = []
-        self.times: list[int] = []
-        self.values: list[float] = []
-        self.qualities: list[int] = []
+        self.count = 0
+        self.sids: list[np.ndarray] = []
+        self.times: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+        self.qualities: list[np.ndarray] = []
+
+    def add(self, sids: np.ndarray, times: np.ndarray, values: np.ndarray, qualities: np.ndarray) -> None:
+        self.count += len(sids)
+        self.sids.append(sids)
+        self.times.append(times)
+        self.values.append(values)
+        self.qualities.append(qualities)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Columns sorted by (signal, time): the primary-key index then grows page by page, not all over."""
-        sids = np.array(self.sids, dtype=np.int32)
-        times = np.array(self.times, dtype=np.int64)
+        sids = np.concatenate(self.sids)
+        times = np.concatenate(self.times)
         order = np.lexsort((times, sids))
-        return (
-            sids[order],
-            times[order],
-            np.array(self.values, dtype=np.float64)[order],
-            np.array(self.qualities, dtype=np.int64)[order],
-        )
+        return sids[order], times[order], np.concatenate(self.values)[order], np.concatenate(self.qualities)[order]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import orjson
 
 from datafactory.contract.payload import (
@@ -24,14 +25,11 @@ from datafactory.contract.payload import (
 )
 from datafactory.contract.topics import ParsedTopic, TopicKind, parse_topic
 from datafactory.errors import ContractError
-from ingest.columns import EMPTY, Columns, decode_columns
+from ingest.columns import EMPTY, Columns, exact_columns, fast_columns
 from ingest.options import IngestOptions
 
 log = logging.getLogger(__name__)
 DAY_US = 86_400_000_000
-# Data envelope keys whose repetition would let two parsers read two different messages. Counting them is cheap;
-# a signal named like one of them only costs its messages the exact check.
-_DATA_KEYS = (b'"fmt"', b'"samples"', b'"gw"', b'"seq"')
 # Every cell publishes on the same few topics over and over; a parsed topic is immutable. Invalid topics raise,
 # and exceptions are never cached, so hostile topics cannot fill the cache.
 _parse_topic = lru_cache(maxsize=8192)(parse_topic)
@@ -86,17 +84,20 @@ def _decode(msg: Inbound, options: IngestOptions) -> None:
     if parsed.kind is not TopicKind.DATA and not raw:
         msg.ignored = True
         return
-    # Meta, status and config messages are rare: always checked exactly. Data only on suspicion.
-    if parsed.kind is not TopicKind.DATA or any(raw.count(key) > 1 for key in _DATA_KEYS):
-        _reject_duplicate_keys(raw)
     if parsed.kind is TopicKind.DATA:
         now = msg.received_us
-        msg.columns, msg.rejects = decode_columns(
-            raw, min_us=now - int(options.max_past_s * 1e6), max_us=now + int(options.max_future_s * 1e6)
-        )
-        if msg.columns[1]:
+        min_us, max_us = now - int(options.max_past_s * 1e6), now + int(options.max_future_s * 1e6)
+        fast = fast_columns(raw, min_us=min_us, max_us=max_us)  # a payload it takes repeats no key
+        if fast is not None:
+            msg.columns = fast
+        else:  # the exact path, for the rare message the fast path will not vouch for
+            _reject_duplicate_keys(raw)
+            msg.columns, msg.rejects = exact_columns(raw, min_us=min_us, max_us=max_us)
+        if len(msg.columns[1]):
             msg.days = _days(msg.columns[1])
-    elif parsed.kind is TopicKind.META:
+        return
+    _reject_duplicate_keys(raw)  # meta, status and config messages are rare: always checked exactly
+    if parsed.kind is TopicKind.META:
         msg.meta = decode_meta(raw)
     elif parsed.kind is TopicKind.CONFIG:
         msg.config = decode_config(raw)
@@ -104,11 +105,11 @@ def _decode(msg: Inbound, options: IngestOptions) -> None:
         msg.status = _decode_status(raw)
 
 
-def _days(times: tuple[int, ...]) -> set[int]:
-    lo, hi = min(times) // DAY_US, max(times) // DAY_US
+def _days(times: np.ndarray) -> set[int]:
+    lo, hi = int(times.min()) // DAY_US, int(times.max()) // DAY_US
     if hi - lo <= 2:
         return set(range(lo, hi + 1))
-    return {t // DAY_US for t in times}  # scattered times: only the days actually written
+    return set(np.unique(times // DAY_US).tolist())  # scattered times: only the days actually written
 
 
 def _reject_duplicate_keys(raw: bytes) -> None:

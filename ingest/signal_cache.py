@@ -1,6 +1,8 @@
 """Signal ids for (cell, signal name), cached in memory, registered on meta messages or automatically.
 
-Lookups hit the database once per cell; afterwards a data message resolves its signals with dict lookups.
+Lookups hit the database once per cell; afterwards a data message resolves its signals with dict lookups, and
+a gateway that publishes the same signals in the same order message after message (the usual case) resolves
+them with one lookup of the whole tuple of names.
 Every write goes through ``datafactory.db.registry`` inside the writer's batch transaction, so the cache is
 only trusted after that transaction commits: the writer calls ``clear()`` whenever a batch rolls back.
 """
@@ -11,11 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from datafactory.contract.payload import CellMeta
 from datafactory.contract.topics import CellPath
 from datafactory.db import registry
+
+_ID_ARRAYS_MAX = 1024  # distinct name tuples remembered per cell; past it the memo starts afresh
 
 
 @dataclass(slots=True)
@@ -23,6 +28,25 @@ class CellEntry:
     plant_id: int
     cell_id: int
     signals: dict[str, int] = field(default_factory=dict)
+    _id_arrays: dict[tuple[str, ...], np.ndarray] = field(default_factory=dict)
+
+    def signal_ids(self, names: tuple[str, ...]) -> np.ndarray | None:
+        """The signal ids (int32) of ``names`` in order, or None if any of them is not registered."""
+        ids = self._id_arrays.get(names)
+        if ids is None:
+            try:
+                ids = np.fromiter(map(self.signals.__getitem__, names), np.int32, len(names))
+            except KeyError:
+                return None
+            ids.flags.writeable = False
+            if len(self._id_arrays) >= _ID_ARRAYS_MAX:
+                self._id_arrays.clear()
+            self._id_arrays[names] = ids
+        return ids
+
+    def add_signals(self, ids: dict[str, int]) -> None:
+        self.signals.update(ids)
+        self._id_arrays.clear()  # an id never changes for a name, but stay obviously right
 
 
 class SignalCache:
@@ -76,8 +100,8 @@ class SignalCache:
 
     def register_missing(self, conn: psycopg.Connection, entry: CellEntry, names: Iterable[str]) -> None:
         """Auto-register signals seen in data before any meta announced them (meaning generic)."""
-        for name in sorted(set(names) - entry.signals.keys()):
-            entry.signals[name] = registry.ensure_signal(conn, entry.plant_id, entry.cell_id, name)
+        new = sorted(set(names) - entry.signals.keys())
+        entry.add_signals({name: registry.ensure_signal(conn, entry.plant_id, entry.cell_id, name) for name in new})
 
     def apply_meta(self, conn: psycopg.Connection, path: CellPath, meta: CellMeta) -> int:
         """Upsert the cell (with its attributes) and every announced signal. Returns the number of signals."""
@@ -96,6 +120,6 @@ class SignalCache:
         )
         entry = self._cells.get(path.key) or CellEntry(plant_id, cell_id)
         announced = {s.name: (s.name, s.meaning, s.unit, s.description) for s in meta.signals}  # last one wins
-        entry.signals.update(registry.upsert_signals(conn, plant_id, cell_id, announced.values()))
+        entry.add_signals(registry.upsert_signals(conn, plant_id, cell_id, announced.values()))
         self._cells[path.key] = entry
         return len(meta.signals)

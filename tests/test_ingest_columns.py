@@ -74,6 +74,50 @@ def test_fast_path_takes_well_formed_messages_only() -> None:
     assert fast_columns(PAYLOADS[5], **WINDOW) is None
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"fmt":"df-json/1","samples":[["a",1,1.0,0]]}',
+        b'{"fmt":"df-json/1","gw":"g","samples":[["a",1,1.0,0],["b",1,2,0]]}',
+        b'{"seq":7,"samples":[["a",1,1.0,0]],"fmt":"df-json/1"}',
+        b'{ "fmt" : "df-json/1" , "gw" : "g" , "seq" : 1 , "samples" : [ [ "a" , 1 , 1.0 , 0 ] ] }',
+    ],
+)
+def test_fast_path_takes_every_key_layout(raw: bytes) -> None:
+    assert fast_columns(raw, min_us=0, max_us=2**62) is not None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"fmt":"df-json/1","fmt":"df-json/1","samples":[["a",1,1.0,0]]}',
+        b'{"fmt":"df-json/1","gw":"g","gw":"h","samples":[["a",1,1.0,0]]}',
+        b'{"fmt":"df-json/1","seq":1,"seq":2,"samples":[["a",1,1.0,0]]}',
+        b'{"fmt":"df-json/1","gw":"g","seq":1,"seq":2,"samples":[["a",1,1.0,0]]}',
+        b'{"fmt":"df-json/1","samples":[["z",1,9.0,0]],"samples":[["a",1,1.0,0]]}',
+        b'{"fmt":"df-json/1","samples":[],"samples":[["a",1,1.0,0]]}',
+        b'{"fmt":"df-json/1","f\u006dt":"df-json/1","samples":[["a",1,1.0,0]]}',
+        b'{"fmt":"df-json/1","gw":"say "hi"","samples":[["a",1,1.0,0]]}',
+        b'{"fmt":"df-json/1","note":"x","samples":[["a",1,1.0,0]]}',
+    ],
+)
+def test_fast_path_leaves_repeated_keys_and_odd_strings_to_the_exact_path(raw: bytes) -> None:
+    assert fast_columns(raw, min_us=0, max_us=2**62) is None
+
+
+def test_a_repeated_key_is_dead_lettered_however_it_is_spelt() -> None:
+    from ingest.decode import Inbound, decode_message
+    from ingest.options import IngestOptions
+
+    for raw in (
+        b'{"fmt":"df-json/1","seq":1,"seq":2,"samples":[["a",%d,1.0,0]]}' % T,
+        b'{"fmt":"df-json/1","f\u006dt":"df-json/1","samples":[["a",%d,1.0,0]]}' % T,
+    ):
+        msg = Inbound("df/v1/e/s/a/l/c/data", raw, mid=1, qos=1, dup=False, generation=1, received_us=T)
+        decode_message(msg, IngestOptions())
+        assert msg.error is not None and msg.error.reason == "duplicate_key", raw
+
+
 def test_learnt_names_do_not_let_an_invalid_name_through() -> None:
     good = orjson.dumps({"fmt": "df-json/1", "samples": [["pump-1", T, 1.0, 0], ["pump-2", T, 2.0, 0]]})
     assert fast_columns(good, **WINDOW) is not None  # both names are now known valid
