@@ -10,7 +10,7 @@ import click
 
 from datafactory.errors import ConnectionLost
 from datafactory.settings import get_settings
-from ingest.options import MQTT_PROTOCOLS, IngestOptions, default_worker_name
+from ingest.options import MAX_WRITERS, MQTT_PROTOCOLS, IngestOptions, default_worker_name
 
 _DEFAULTS = IngestOptions()
 
@@ -82,6 +82,13 @@ def ingest() -> None:
     help="Comma-separated 'enterprise' or 'enterprise/site' accepted; others are dead-lettered.",
 )
 @click.option(
+    "--writers",
+    default=_DEFAULTS.writers,
+    show_default=True,
+    type=click.IntRange(1, MAX_WRITERS),
+    help="Writer lanes, each with its own database connection, storing batches side by side.",
+)
+@click.option(
     "--health-interval-s",
     default=_DEFAULTS.health_interval_s,
     show_default=True,
@@ -104,6 +111,7 @@ def run(
     max_future_s: float,
     late_margin_s: float,
     allowed_plants: str | None,
+    writers: int,
     health_interval_s: float,
 ) -> None:
     """Subscribe, validate and store samples; acknowledge each message only after its rows are committed."""
@@ -128,6 +136,7 @@ def run(
         max_future_s=max_future_s,
         late_margin_s=late_margin_s,
         allowed_plants=frozenset(p.strip() for p in allowed_plants.split(",") if p.strip()) if allowed_plants else None,
+        writers=writers,
         health_interval_s=health_interval_s,
     )
     stopping = threading.Event()
@@ -145,5 +154,5 @@ def run(
     click.echo(f"ingest worker {options.worker} running on {options.subscriptions()}", err=True)
     while not stopping.wait(1.0):
         if not worker_.running:
-            raise click.ClickException("the writer thread stopped unexpectedly; see the log")
+            raise click.ClickException("a writer lane stopped unexpectedly; see the log")
     worker_.stop()

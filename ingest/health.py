@@ -2,11 +2,12 @@
 
 ``samples_per_s`` is measured over the last reporting interval; ``lag_s`` is now minus the newest sample time
 stored; ``batch_latency_ms`` is the mean time from a batch's first database statement to its commit over the
-interval. Counters are written by the writer thread only; readers in other threads see plain ints.
+interval. The writer lanes update the counters under a lock; readers in other threads see plain ints.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,12 +34,21 @@ class WorkerStats:
     newest_us: int | None = None
     dead_letters: Counter[str] = field(default_factory=Counter)
     _latencies_ms: list[float] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def dead_letters_total(self) -> int:
         return sum(self.dead_letters.values())
 
     def record(self, result: BatchResult, *, latency_ms: float, redeliveries: int) -> None:
+        with self._lock:
+            self._record(result, latency_ms=latency_ms, redeliveries=redeliveries)
+
+    def count_database_failure(self) -> None:
+        with self._lock:
+            self.database_failures += 1
+
+    def _record(self, result: BatchResult, *, latency_ms: float, redeliveries: int) -> None:
         self.samples_total += result.samples_stored
         self.messages_total += result.messages
         self.batches_total += 1
@@ -52,7 +62,8 @@ class WorkerStats:
         self._latencies_ms.append(latency_ms)
 
     def take_latencies(self) -> list[float]:
-        taken, self._latencies_ms = self._latencies_ms, []
+        with self._lock:
+            taken, self._latencies_ms = self._latencies_ms, []
         return taken
 
 

@@ -17,6 +17,7 @@ _CELL_TOPIC_LEVELS = 8  # df/v1/e/s/a/l/c/kind
 _GATEWAY_TOPIC_LEVELS = 7  # df/v1/e/s/_gw/gw/kind
 # "auto": MQTT 5, and MQTT 3.1.1 only if the broker answers that it does not speak 5 (the embedded amqtt broker).
 MQTT_PROTOCOLS = ("auto", "5", "3.1.1")
+MAX_WRITERS = 8
 
 
 def default_worker_name() -> str:
@@ -43,6 +44,9 @@ class IngestOptions:
     mqtt_protocol: str = "auto"
     batch_samples: int = 20_000
     batch_wait_s: float = 0.2
+    # Writer lanes: threads with a database connection each. Two let one lane's batch be stored while the other
+    # prepares the next, so the database does not wait on Python between batches; more rarely pay.
+    writers: int = 2
     auto_register: bool = True
     max_past_s: float = 3650 * 86_400.0  # older samples are dead-lettered as timestamp_out_of_window
     max_future_s: float = 86_400.0
@@ -51,9 +55,15 @@ class IngestOptions:
     health_interval_s: float = 5.0
 
     def __post_init__(self) -> None:
+        problems = []
         if self.mqtt_protocol not in MQTT_PROTOCOLS:
-            problem = f"must be one of {', '.join(MQTT_PROTOCOLS)}, not {self.mqtt_protocol!r}"
-            raise ConfigError("ingest options", [("mqtt_protocol", problem)])
+            problems.append(
+                ("mqtt_protocol", f"must be one of {', '.join(MQTT_PROTOCOLS)}, not {self.mqtt_protocol!r}")
+            )
+        if not 1 <= self.writers <= MAX_WRITERS:
+            problems.append(("writers", f"must be between 1 and {MAX_WRITERS}, not {self.writers}"))
+        if problems:
+            raise ConfigError("ingest options", problems)
 
     @property
     def client_id(self) -> str:

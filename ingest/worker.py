@@ -1,14 +1,20 @@
 """An ingest worker: MQTT in, PostgreSQL out, an acknowledgement only after commit.
 
-Two threads: paho's network thread receives and decodes (``mqtt_intake``); the writer thread here batches by
-size and time, writes each batch in one transaction (``batch_writer``), commits, then acknowledges the batch's
-messages. When the database is slow or down the writer keeps retrying the batch it holds, with backoff; it
-takes nothing more, the inbox fills up to the broker's in-flight limit (our Receive Maximum) and the broker
-keeps the rest. A crash at any point leaves the uncommitted messages unacknowledged, so they are redelivered,
-and the idempotent write makes the redelivery harmless.
+paho's network thread receives and decodes (``mqtt_intake``). Writer lanes — threads, each with its own
+database connection — take batches from the same inbox: each batches by size and time, writes a batch in one
+transaction (``batch_writer``), commits, then acknowledges the batch's messages. With two lanes (the default)
+one lane prepares and sends its batch while the database is still storing the other's, so the database is
+kept busy instead of waiting for Python between batches. When the database is slow or down each lane keeps
+retrying the batch it holds, with backoff; it takes nothing more, the inbox fills up to the broker's in-flight
+limit (our Receive Maximum) and the broker keeps the rest. A crash at any point leaves the uncommitted messages
+unacknowledged, so they are redelivered, and the idempotent write makes the redelivery harmless.
+
+Lanes share one MQTT session, the per-plant queues that batches are built from (under a lock, so fairness
+across plants holds for the worker as a whole) and the counters; each lane has its own caches of signal ids
+and high-water marks, as separate workers do.
 
 ``IngestWorker.start()`` raises ``ConnectionLost`` if the broker cannot be reached; the database is connected
-(and reconnected) by the writer thread with backoff.
+(and reconnected) by each lane with backoff.
 """
 
 from __future__ import annotations
@@ -42,40 +48,41 @@ class IngestWorker:
         self.options = options
         self.stats = WorkerStats(options.worker)
         self._intake = MqttIntake(options)
-        self._writer = BatchWriter(
-            worker=options.worker, auto_register=options.auto_register, late_margin_s=options.late_margin_s
-        )
         self._health = HealthReporter(self.stats, options.health_interval_s)
+        self._health_lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._conn: psycopg.Connection | None = None
-        self._failures = 0
+        self._lanes = [_Lane(self, i) for i in range(options.writers)]
         # Received but not yet in a batch, per plant (enterprise, site); None for messages without a topic.
+        # Lanes build batches one at a time (``_collect_lock``).
+        self._collect_lock = threading.Lock()
         self._pending: dict[tuple[str, str] | None, deque[Inbound]] = {}
         self._pending_samples = 0
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
     def start(self, timeout_s: float = 15.0) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"ingest-writer-{self.options.worker}", daemon=True)
-        self._thread.start()
+        for lane in self._lanes:
+            lane.start()
         try:
             self._intake.start(timeout_s)
         except ConnectionLost:
             self._stop.set()
-            self._thread.join()
+            for lane in self._lanes:
+                lane.join(timeout_s)
             raise
 
     def stop(self, *, end_session: bool = False, timeout_s: float = 30.0) -> None:
-        """Finish the batch in hand if the database allows, then disconnect; the rest stays with the broker."""
+        """Finish the batches in hand if the database allows, then disconnect; the rest stays with the broker."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        for lane in self._lanes:
+            lane.join(max(deadline - time.monotonic(), 0.0))
         self._intake.stop(end_session=end_session)
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """True while every writer lane runs: a lane that died unexpectedly means the worker must be restarted."""
+        return all(lane.alive for lane in self._lanes)
 
     def __enter__(self) -> Self:
         self.start()
@@ -84,35 +91,7 @@ class IngestWorker:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
-    # -- writer thread ---------------------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        batch: list[Inbound] = []
-        while True:
-            if not batch:
-                if self._stop.is_set():
-                    break
-                batch = self._collect()
-            conn = self._connection()
-            if conn is None:
-                break  # stopping while the database is away: the batch stays unacknowledged
-            try:
-                # The first health row also tells operators (and tests) that the subscription is in place.
-                if self._health.due() and self._intake.subscribed.is_set():
-                    self._health.write(conn)
-                if batch:
-                    self._write(conn, batch)
-                    batch = []
-                self._failures = 0
-            except Exception as err:  # the top of the writer thread: any failure means roll back and retry
-                if not isinstance(err, psycopg.Error):
-                    log.exception("unexpected error writing a batch")
-                self._failed(conn, err)
-                if self._failures >= _ATTEMPTS_BEFORE_ISOLATING and batch:
-                    batch = self._isolate(batch)
-        self._final_health()
-        if self._conn is not None:
-            self._conn.close()
+    # -- batches, shared by the lanes ------------------------------------------------------------------------
 
     def _collect(self) -> list[Inbound]:
         """Take messages from the inbox into per-plant queues, then build one batch round-robin across plants.
@@ -122,26 +101,27 @@ class IngestWorker:
         first; alone, it fills whole batches. Work is per message, never per sample. Messages left in the
         queues are unacknowledged, so a stop or crash leaves them with the broker.
         """
-        inbox, pending = self._intake.inbox, self._pending
-        if not pending:
-            try:
-                self._queue(inbox.get(timeout=0.2))
-            except queue.Empty:
-                return []
-        deadline = time.monotonic() + self.options.batch_wait_s
-        while self._pending_samples < self.options.batch_samples:
-            try:
-                msg = inbox.get_nowait()
-            except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
+        with self._collect_lock:
+            inbox, pending = self._intake.inbox, self._pending
+            if not pending:
                 try:
-                    msg = inbox.get(timeout=remaining)
+                    self._queue(inbox.get(timeout=0.2))
                 except queue.Empty:
-                    break
-            self._queue(msg)
-        return self._take_round_robin()
+                    return []
+            deadline = time.monotonic() + self.options.batch_wait_s
+            while self._pending_samples < self.options.batch_samples:
+                try:
+                    msg = inbox.get_nowait()
+                except queue.Empty:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    try:
+                        msg = inbox.get(timeout=remaining)
+                    except queue.Empty:
+                        break
+                self._queue(msg)
+            return self._take_round_robin()
 
     def _queue(self, msg: Inbound) -> None:
         key = None if msg.parsed is None else (msg.parsed.enterprise, msg.parsed.site)
@@ -168,28 +148,95 @@ class IngestWorker:
         self._pending_samples -= size
         return batch
 
+    def _write_health(self, conn: psycopg.Connection, *, final: bool = False) -> None:
+        """Refresh the health row if it is due (always when ``final``); one lane at a time."""
+        with self._health_lock:
+            if final or (self._health.due() and self._intake.subscribed.is_set()):
+                self._health.write(conn)
+
+
+class _Lane:
+    """One writer thread with its own database connection and its own caches (``BatchWriter``)."""
+
+    def __init__(self, worker: IngestWorker, index: int) -> None:
+        self.worker = worker
+        self.options = worker.options
+        self.index = index
+        self.writer = BatchWriter(
+            worker=self.options.worker,
+            auto_register=self.options.auto_register,
+            late_margin_s=self.options.late_margin_s,
+        )
+        self._thread: threading.Thread | None = None
+        self._conn: psycopg.Connection | None = None
+        self._failures = 0
+
+    def start(self) -> None:
+        name = f"ingest-writer-{self.options.worker}-{self.index}"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def join(self, timeout_s: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        stop = self.worker._stop
+        batch: list[Inbound] = []
+        while True:
+            if not batch:
+                if stop.is_set():
+                    break
+                batch = self.worker._collect()
+            conn = self._connection()
+            if conn is None:
+                break  # stopping while the database is away: the batch stays unacknowledged
+            try:
+                # The first health row also tells operators (and tests) that the subscription is in place.
+                self.worker._write_health(conn)
+                if batch:
+                    self._write(conn, batch)
+                    batch = []
+                self._failures = 0
+            except Exception as err:  # the top of the writer thread: any failure means roll back and retry
+                if not isinstance(err, psycopg.Error):
+                    log.exception("unexpected error writing a batch")
+                self._failed(conn, err)
+                if self._failures >= _ATTEMPTS_BEFORE_ISOLATING and batch:
+                    batch = self._isolate(batch)
+        self._final_health()
+        if self._conn is not None:
+            self._conn.close()
+
     def _write(self, conn: psycopg.Connection, batch: list[Inbound]) -> None:
         started = time.perf_counter()
-        result = self._writer.write(conn, batch)
+        result = self.writer.write(conn, batch)
         latency_ms = (time.perf_counter() - started) * 1000
         # Committed: only now may the broker forget these messages.
+        intake = self.worker._intake
         for msg in batch:
-            self._intake.ack(msg)
-        self.stats.record(result, latency_ms=latency_ms, redeliveries=sum(1 for m in batch if m.dup))
+            intake.ack(msg)
+        self.worker.stats.record(result, latency_ms=latency_ms, redeliveries=sum(1 for m in batch if m.dup))
 
     def _connection(self) -> psycopg.Connection | None:
         delay = 0.5
-        while not self._stop.is_set() or self._conn is not None:
+        stop = self.worker._stop
+        while not stop.is_set() or self._conn is not None:
             if self._conn is not None and not self._conn.closed:
                 return self._conn
             try:
-                self._conn = connect(self.options.database_url, application_name=f"df-ingest-{self.options.worker}")
-                log.info("connected to the database")
+                app = f"df-ingest-{self.options.worker}"
+                self._conn = connect(self.options.database_url, application_name=app)
+                log.info("writer %d connected to the database", self.index)
                 return self._conn
             except ConnectionLost as err:
                 self._conn = None
                 log.warning("database unavailable (%s); retrying in %.1f s", err, delay)
-                if self._stop.wait(delay):
+                if stop.wait(delay):
                     return None
                 delay = min(delay * 2, _MAX_BACKOFF_S)
         return None
@@ -197,8 +244,8 @@ class IngestWorker:
     def _failed(self, conn: psycopg.Connection, err: Exception) -> None:
         """Roll back after a failed write. Only failures with a live connection count towards isolating the
         batch: a lost connection says nothing about the batch's content."""
-        self.stats.database_failures += 1
-        self._writer.reset()
+        self.worker.stats.count_database_failure()
+        self.writer.reset()
         if conn.closed or conn.broken or isinstance(err, psycopg.OperationalError):
             log.warning("database connection lost (%s); reconnecting", str(err).strip())
             conn.close()
@@ -211,7 +258,7 @@ class IngestWorker:
         except psycopg.Error:
             conn.close()
             self._conn = None
-        self._stop.wait(min(0.2 * 2**self._failures, _MAX_BACKOFF_S))
+        self.worker._stop.wait(min(0.2 * 2**self._failures, _MAX_BACKOFF_S))
 
     def _isolate(self, batch: list[Inbound]) -> list[Inbound]:
         """Write a repeatedly failing batch message by message; dead-letter the messages the database refuses."""
@@ -231,7 +278,7 @@ class IngestWorker:
                 if msg.error is not None and msg.error.reason == "rejected_by_database":
                     # Even its dead letter cannot be written: acknowledge it rather than stall the stream forever.
                     log.error("dropping a message on %s: even its dead letter is refused: %s", msg.topic, err)
-                    self._intake.ack(msg)
+                    self.worker._intake.ack(msg)
                     remaining.pop(0)
                     continue
                 log.error("dead-lettering a message on %s that the database refuses: %s", msg.topic, err)
@@ -242,9 +289,10 @@ class IngestWorker:
         return []
 
     def _final_health(self) -> None:
+        """Each lane refreshes the row as it stops; the last to stop leaves the final counts."""
         if self._conn is None or self._conn.closed:
             return
         try:
-            self._health.write(self._conn)
+            self.worker._write_health(self._conn, final=True)
         except psycopg.Error as err:
             log.warning("could not write the final health row: %s", str(err).strip())

@@ -197,3 +197,31 @@ def test_two_workers_share_the_load_without_loss(db_url: str, mqtt_url: str, ent
     assert stored_samples(db_url) == expected(samples)
     assert all(w.stats.samples_total > 0 for w in workers), [w.stats.samples_total for w in workers]
     assert count(db_url, "SELECT count(*) FROM signals WHERE registered_by = 'meta'") == 2
+
+
+def test_writer_lanes_store_side_by_side_and_register_signals_once(db_url: str, mqtt_url: str, enterprise: str) -> None:
+    """Three writer lanes with small batches: every lane holds a connection, signals first seen in data are
+    auto-registered once even when lanes meet them at the same time, and every sample is stored exactly once."""
+    paths = [cell(enterprise, f"press-{c}") for c in range(4)]
+    names = [f"s{k}" for k in range(20)]
+    samples = make_samples(names, 150)
+    lanes_sql = f"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'df-ingest-w-{enterprise}'"
+    worker = start_worker(db_url, mqtt_url, enterprise, writers=3, batch_samples=300)
+    pub = Publisher(mqtt_url)
+    try:
+        wait_until(lambda: count(db_url, lanes_sql) == 3, what="three writer connections")
+        for path in paths:  # no meta: every signal is registered from data
+            publish_samples(pub, path, samples)
+        pub.flush()
+        wait_until(lambda: worker.stats.samples_total >= len(paths) * len(samples), what="all samples stored")
+    finally:
+        pub.close()
+        worker.stop(end_session=True)
+    assert worker.stats.batches_total >= 10
+    assert count(db_url, "SELECT count(*) FROM samples") == len(paths) * len(samples)
+    assert count(db_url, "SELECT count(*) FROM signals WHERE registered_by = 'auto'") == len(paths) * len(names)
+    assert (
+        count(db_url, "SELECT count(*) FROM (SELECT signal_id, time FROM samples GROUP BY 1, 2 HAVING count(*) > 1) d")
+        == 0
+    )
+    assert count(db_url, "SELECT count(*) FROM dead_letters") == 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from datafactory.errors import ConfigError
 from ingest.options import IngestOptions
 
 
@@ -23,3 +26,10 @@ def test_allowed_plants_by_enterprise_or_site() -> None:
     assert not options.plant_allowed("beta", "site-1")
     assert not options.plant_allowed("gamma", "site-2")
     assert IngestOptions().plant_allowed("gamma", "site-2")
+
+
+def test_writer_lanes_are_bounded() -> None:
+    assert IngestOptions().writers == 2
+    for bad in (0, 9):
+        with pytest.raises(ConfigError, match="writers"):
+            IngestOptions(writers=bad)
