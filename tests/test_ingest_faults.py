@@ -155,16 +155,18 @@ def test_memory_bounded_while_postgres_is_down(private_pg: LocalPostgres, tmp_pa
     with MosquittoBroker(data_dir=tmp_path / "mq", extra_config="max_queued_messages 0\n") as broker:
         samples = make_samples([f"s{i}" for i in range(100)], 600, step_us=10_000)  # 60,000 samples
         private_pg.stop()
+        down_at = time.monotonic()
         proc = _ingest_process(url, broker.url, enterprise, "--receive-maximum", "500")
         try:
             _wait_subscribed(proc)
             assert proc.poll() is None
             rss: list[int] = []
-            with Stream(broker.url, enterprise, samples, per_message=100, rate=30) as stream:  # ~20 s
-                while stream.thread.is_alive():
+            with Stream(broker.url, enterprise, samples, per_message=100, rate=20) as stream:  # 600 messages, ~30 s
+                while stream.thread.is_alive() or time.monotonic() - down_at < 30:
                     rss.append(psutil.Process(proc.pid).memory_info().rss)
                     time.sleep(0.5)
             assert proc.poll() is None, "the worker must survive the database outage"
+            down_s = time.monotonic() - down_at
             private_pg.start()
             try:
                 wait_until(lambda: _safe_count(url) >= len(samples), 90, "backlog stored after the database returned")
@@ -178,6 +180,7 @@ def test_memory_bounded_while_postgres_is_down(private_pg: LocalPostgres, tmp_pa
             _stop(proc)
             if not private_pg.is_running():
                 private_pg.start()
+    assert down_s >= 30, f"the database was down for only {down_s:.0f} s"
     peak_mb = max(rss) / 2**20
     # 500 in-flight messages of 100 samples are ~5 MB of payload; the interpreter and libraries ~80 MB.
     assert peak_mb < 250, f"worker RSS peaked at {peak_mb:.0f} MB while the database was down"
