@@ -1,8 +1,8 @@
 """Ingest benchmark: N samples (5 million; --quick: 300,000) in messages of 100 samples (10 cells × 100 signals)
-published to a broker, drained into a fresh database by one `datafactory ingest run` worker, then by two workers
-sharing a subscription. As the machine's own ceiling, `psql \\copy` of the same rows (CSV) into the same table
-definition is timed too, before and after the ingest runs (the two are averaged). A worker runs with its default
-writer lanes (``--writers``).
+published to a broker and drained into a fresh database by one `datafactory ingest run` worker with its default
+writer lanes (``--writers``), by two workers sharing a subscription, and by one and two workers with one lane
+each. As the machine's own ceiling, `psql \\copy` of the same rows (CSV) into the same table definition is timed
+too, before and after the ingest runs (the two are averaged).
 
     python -m benchmarks.ingest [--quick] [--samples N]
 
@@ -12,8 +12,9 @@ start and the clock runs from their start (``ingest_health.started_at``) until e
 shared broker's default queue limit (1000 messages per client) would drop such a backlog. The database server
 comes from DATAFACTORY_DATABASE_URL (default the local PostgreSQL); each run uses fresh databases, dropped after.
 
-Last stdout line: JSON with samples, samples_per_s, samples_per_s_2_workers, copy_samples_per_s (the mean of
-copy_samples_per_s_each), ratio_vs_copy, bytes_per_sample, bytes_per_sample_compressed (null without TimescaleDB),
+Last stdout line: JSON with samples, samples_per_s (one worker), samples_per_s_2_workers, samples_per_s_1_lane,
+samples_per_s_2_workers_1_lane, copy_samples_per_s (the mean of copy_samples_per_s_each), ratio_vs_copy,
+ratio_2_workers_vs_copy, bytes_per_sample, bytes_per_sample_compressed (null without TimescaleDB),
 writers_per_worker, cpu_count, timescaledb.
 """
 
@@ -34,6 +35,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from datafactory.contract.payload import SignalMeta, encode_meta
 from datafactory.contract.sample import now_us
@@ -95,7 +98,7 @@ def publish_all(broker_url: str, samples: int, start_us: int) -> float:
     return elapsed
 
 
-def worker_argv(db_url: str, broker_url: str, name: str, share: bool) -> list[str]:
+def worker_argv(db_url: str, broker_url: str, name: str, share_group: str | None, writers: int) -> list[str]:
     argv = [
         sys.executable,
         "-m",
@@ -112,8 +115,10 @@ def worker_argv(db_url: str, broker_url: str, name: str, share: bool) -> list[st
         name,
         "--health-interval-s",
         "0.2",
+        "--writers",
+        str(writers),
     ]
-    return [*argv, "--share-group", "bench"] if share else argv
+    return [*argv, "--share-group", share_group] if share_group else argv
 
 
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -128,6 +133,24 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
+def end_sessions(broker_url: str, names: list[str]) -> None:
+    """Discard the workers' persistent sessions, or the broker would keep queueing later runs' messages for them."""
+    port = int(broker_url.rsplit(":", 1)[1])
+    for name in names:
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"df-ingest-{name}", protocol=mqtt.MQTTv5
+        )
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 0
+        client.connect("127.0.0.1", port, clean_start=True, properties=props)
+        client.loop_start()
+        deadline = time.monotonic() + 10
+        while not client.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        client.disconnect()
+        client.loop_stop()
+
+
 def wait_health(db_url: str, workers: int, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -139,22 +162,24 @@ def wait_health(db_url: str, workers: int, timeout_s: float = 60) -> None:
     raise RuntimeError(f"{workers} ingest worker(s) did not report health within {timeout_s} s")
 
 
-def run_ingest(server: str, broker_url: str, samples: int, workers: int) -> tuple[float, str]:
-    """Return (samples per second, database URL) for ``workers`` workers draining a pre-published backlog."""
-    db_url = with_database(server, f"dfbench_ingest_{workers}w_{uuid.uuid4().hex[:6]}")
+def run_ingest(server: str, broker_url: str, samples: int, workers: int, writers: int) -> tuple[float, str]:
+    """Return (samples per second, database URL) for ``workers`` workers with ``writers`` lanes each draining a
+    pre-published backlog."""
+    db_url = with_database(server, f"dfbench_ingest_{workers}w{writers}l_{uuid.uuid4().hex[:6]}")
     migrate(db_url)
     try:
-        return _drain(db_url, broker_url, samples, workers)
+        return _drain(db_url, broker_url, samples, workers, writers)
     except BaseException:
         drop_database(db_url)
         raise
 
 
-def _drain(db_url: str, broker_url: str, samples: int, workers: int) -> tuple[float, str]:
-    names = [f"bench-{workers}w-{i}-{uuid.uuid4().hex[:4]}" for i in range(workers)]
-    share = workers > 1
+def _drain(db_url: str, broker_url: str, samples: int, workers: int, writers: int) -> tuple[float, str]:
+    names = [f"bench-{workers}w{writers}l-{i}-{uuid.uuid4().hex[:4]}" for i in range(workers)]
+    # A share group of this run's own: the sessions of earlier runs must not take a share of its messages.
+    share = f"bench-{uuid.uuid4().hex[:6]}" if workers > 1 else None
     # First start: creates the persistent sessions and subscriptions; then offline while the backlog builds.
-    procs = [subprocess.Popen(worker_argv(db_url, broker_url, n, share)) for n in names]
+    procs = [subprocess.Popen(worker_argv(db_url, broker_url, n, share, writers)) for n in names]
     try:
         wait_health(db_url, workers)
     finally:
@@ -163,10 +188,10 @@ def _drain(db_url: str, broker_url: str, samples: int, workers: int) -> tuple[fl
         conn.execute("DELETE FROM ingest_health")
         conn.commit()
     start_us = now_us() - 3_600_000_000
-    log(f"  publishing {samples:,} samples for {workers} worker(s) …")
+    log(f"  publishing {samples:,} samples for {workers} worker(s) with {writers} lane(s) each …")
     pub_s = publish_all(broker_url, samples, start_us)
     log(f"  published in {pub_s:.1f} s ({samples / pub_s:,.0f} samples/s); starting {workers} worker(s)")
-    procs = [subprocess.Popen(worker_argv(db_url, broker_url, n, share)) for n in names]
+    procs = [subprocess.Popen(worker_argv(db_url, broker_url, n, share, writers)) for n in names]
     try:
         with psycopg.connect(db_url, autocommit=True) as conn:
             deadline = time.monotonic() + 3600
@@ -188,11 +213,14 @@ def _drain(db_url: str, broker_url: str, samples: int, workers: int) -> tuple[fl
             dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
     finally:
         stop(procs)
+        end_sessions(broker_url, names)
     assert stored is not None and dead is not None
     if stored[0] != samples or dead[0] != 0:
         raise RuntimeError(f"stored {stored[0]} of {samples} samples, {dead[0]} dead letters")
     rate = samples / elapsed
-    log(f"  {workers} worker(s): {samples:,} samples in {elapsed:.1f} s = {rate:,.0f} samples/s")
+    log(
+        f"  {workers} worker(s), {writers} lane(s) each: {samples:,} samples in {elapsed:.1f} s = {rate:,.0f} samples/s"
+    )
     return rate, db_url
 
 
@@ -282,33 +310,45 @@ def main() -> None:
         config = "max_queued_messages 0\nmax_inflight_messages 0\n"
         with MosquittoBroker(data_dir=workdir / "mq", extra_config=config, persistence=False) as broker:
             log(f"ingest benchmark: {samples:,} samples, broker {broker.url}")
-            rate_1, db_1 = run_ingest(server, broker.url, samples, 1)
+            lanes = IngestOptions().writers
+            rate_1, db_1 = run_ingest(server, broker.url, samples, 1, lanes)
             try:
                 size, ts = bytes_per_sample(db_1)
                 compressed = compressed_bytes_per_sample(db_1)
             finally:
                 drop_database(db_1)
-            rate_2, db_2 = run_ingest(server, broker.url, samples, 2)
-            drop_database(db_2)
+            rates: dict[tuple[int, int], float] = {(1, lanes): rate_1}
+            # Two workers with the default lanes, then one and two workers with one lane each: on a small machine
+            # one worker may already keep every core busy, and the single-lane pair shows what a second worker
+            # adds when the worker, not the machine, is the limit.
+            for workers, writers in ((2, lanes), (1, 1), (2, 1)):
+                rate, db = run_ingest(server, broker.url, samples, workers, writers)
+                drop_database(db)
+                rates[(workers, writers)] = rate
         copies.append(run_copy(server, samples, workdir))
     copy_rate = sum(copies) / len(copies)
+    rate_2 = rates[(2, lanes)]
     result = {
         "samples": samples,
         "samples_per_s": round(rate_1),
         "samples_per_s_2_workers": round(rate_2),
+        "samples_per_s_1_lane": round(rates[(1, 1)]),
+        "samples_per_s_2_workers_1_lane": round(rates[(2, 1)]),
         "copy_samples_per_s": round(copy_rate),
         "copy_samples_per_s_each": [round(c) for c in copies],
         "ratio_vs_copy": round(rate_1 / copy_rate, 3),
         "ratio_2_workers_vs_copy": round(rate_2 / copy_rate, 3),
         "bytes_per_sample": round(size, 1),
         "bytes_per_sample_compressed": None if compressed is None else round(compressed, 1),
-        "writers_per_worker": IngestOptions().writers,
+        "writers_per_worker": lanes,
         "cpu_count": os.cpu_count(),
         "timescaledb": ts,
     }
     table = [
-        ("one worker", f"{rate_1:,.0f} samples/s"),
-        ("two workers", f"{rate_2:,.0f} samples/s"),
+        (f"one worker, {lanes} lanes", f"{rate_1:,.0f} samples/s"),
+        (f"two workers, {lanes} lanes", f"{rate_2:,.0f} samples/s"),
+        ("one worker, 1 lane", f"{rates[(1, 1)]:,.0f} samples/s"),
+        ("two workers, 1 lane", f"{rates[(2, 1)]:,.0f} samples/s"),
         ("psql \\copy (ceiling)", f"{copy_rate:,.0f} rows/s"),
         ("bytes per sample", f"{size:.1f}"),
     ]
