@@ -246,6 +246,14 @@ class _Lane:
         batch: a lost connection says nothing about the batch's content."""
         self.worker.stats.count_database_failure()
         self.writer.reset()
+        rolled_back = isinstance(err, psycopg.Error) and (err.sqlstate or "").startswith("40")
+        if rolled_back and not (conn.closed or conn.broken):
+            # SQLSTATE class 40, a deadlock or serialization failure (psycopg gives each its own class, so the
+            # code is the test), e.g. two lanes auto-registering the same new signals of two cells in opposite
+            # orders: the database rolled one transaction back; it says nothing about the batch. Retry.
+            log.info("batch rolled back by the database (%s); retrying", str(err).strip())
+            conn.rollback()
+            return
         if conn.closed or conn.broken or isinstance(err, psycopg.OperationalError):
             log.warning("database connection lost (%s); reconnecting", str(err).strip())
             conn.close()

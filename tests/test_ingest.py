@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import orjson
@@ -23,6 +24,7 @@ from tests.test_ingest_support import (
     start_worker,
     stored_samples,
     wait_until,
+    worker_options,
 )
 
 pytestmark = pytest.mark.integration
@@ -225,3 +227,47 @@ def test_writer_lanes_store_side_by_side_and_register_signals_once(db_url: str, 
         == 0
     )
     assert count(db_url, "SELECT count(*) FROM dead_letters") == 0
+
+
+def test_a_deadlock_rolls_back_and_retries_without_reconnecting(db_url: str, mqtt_url: str, enterprise: str) -> None:
+    """A real deadlock between two transactions: the lane whose batch the database rolled back keeps its
+    connection and does not count the attempt towards isolating the batch (its content is not at fault)."""
+    import threading
+
+    from ingest.worker import IngestWorker
+
+    worker = IngestWorker(worker_options(db_url, mqtt_url, enterprise))  # not started: one lane is driven by hand
+    lane = worker._lanes[0]
+    ours = lane._connection()
+    assert ours is not None
+    with psycopg.connect(db_url, autocommit=True) as setup:
+        setup.execute("CREATE TABLE IF NOT EXISTS deadlock_probe (id int PRIMARY KEY)")
+        setup.execute("INSERT INTO deadlock_probe VALUES (1), (2) ON CONFLICT DO NOTHING")
+    with psycopg.connect(db_url) as other:
+        # The session whose deadlock_timeout expires first finds the deadlock and is the one rolled back: ours.
+        ours.execute("SET deadlock_timeout = '100ms'")
+        other.execute("SET deadlock_timeout = '10s'")
+        ours.execute("UPDATE deadlock_probe SET id = id WHERE id = 1")
+        other.execute("UPDATE deadlock_probe SET id = id WHERE id = 2")
+        errors: list[Exception] = []
+
+        def cross(conn: psycopg.Connection, row: int) -> None:
+            try:
+                conn.execute("UPDATE deadlock_probe SET id = id WHERE id = %s", (row,))
+            except psycopg.Error as err:
+                errors.append(err)
+                conn.rollback()
+
+        thread = threading.Thread(target=cross, args=(other, 1))
+        thread.start()
+        time.sleep(0.3)  # the other session waits for our row 1
+        with pytest.raises(psycopg.errors.DeadlockDetected) as info:
+            ours.execute("UPDATE deadlock_probe SET id = id WHERE id = 2")
+        lane._failed(ours, info.value)
+        thread.join(10)
+        other.rollback()
+    assert lane._conn is ours and not ours.closed, "a deadlock must not cost the connection"
+    assert lane._failures == 0, "a deadlock must not count towards isolating the batch"
+    assert ours.execute("SELECT 1").fetchone() == (1,)
+    assert worker.stats.database_failures == 1 and not errors
+    ours.close()
