@@ -14,20 +14,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from matplotlib import font_manager
 from matplotlib.ticker import PercentFormatter
 
-CJK_FAMILY = "Noto Sans CJK SC"
+from bureau.cjk_font import CJK_FAMILY, cjk_font_known
+
 POSITIVE, NEGATIVE, NEUTRAL = "#2b6cb0", "#c53030", "#4a5568"
 
 
 @cache
 def _style() -> None:
-    families = {f.name for f in font_manager.fontManager.ttflist}
     plt.rcParams.update({
         "svg.fonttype": "path",
         "font.family": "sans-serif",
-        "font.sans-serif": [CJK_FAMILY, "DejaVu Sans"] if CJK_FAMILY in families else ["DejaVu Sans"],
+        "font.sans-serif": [CJK_FAMILY, "DejaVu Sans"] if cjk_font_known() else ["DejaVu Sans"],
         "axes.unicode_minus": False,
         "axes.spines.top": False,
         "axes.spines.right": False,

@@ -9,7 +9,7 @@ from html import escape
 
 from bureau import bulletin_charts as charts
 from bureau.bulletin_data import BulletinData, Cell
-from bureau.bulletin_render import CJK_FAMILY, font_face_css
+from bureau.bulletin_render import font_face_css
 from bureau.bulletin_text import (
     CITY,
     DASH,
@@ -22,6 +22,7 @@ from bureau.bulletin_text import (
     yi,
     yi_kwh,
 )
+from bureau.cjk_font import CJK_FAMILY
 
 STYLE = """
 @page { size: A4; margin: 14mm 12mm; }

@@ -22,8 +22,8 @@ from fontTools.ttLib import TTCollection, TTFont
 from matplotlib import font_manager
 
 from bureau.bulletin_data import BulletinError
+from bureau.cjk_font import CJK_FAMILY, cjk_font_known
 
-CJK_FAMILY = "Noto Sans CJK SC"
 CHROMIUM = ("/usr/bin/chromium", "chromium", "chromium-browser")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run")
@@ -32,6 +32,8 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 @cache
 def _cjk_face() -> tuple[str, int] | None:
     """(file, face index) of Noto Sans CJK SC, or None when the font is not installed."""
+    if not cjk_font_known():
+        return None
     for entry in font_manager.fontManager.ttflist:
         if entry.name != CJK_FAMILY or entry.weight not in (400, "normal", "regular"):
             continue
