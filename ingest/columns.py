@@ -4,12 +4,12 @@
 canonical, precise decoder. Most messages are entirely well-formed, so ``fast_columns`` parses a whole message
 with a typed msgspec decoder, which checks every sample's shape and types in C while it parses (``int`` refuses
 booleans and floats, ``float`` refuses booleans and out-of-range numbers, JSON has no NaN), and returns its four
-columns without any per-sample Python object. A payload that passes also repeats no key (``_strings``), so the
-caller need not look for repeated keys. What remains — the time window, the quality range, finite values
-and valid signal names — is checked on whole columns (``min``/``max``) and on the message's set of names against
-a cache of names already found valid. It accepts exactly what ``decode_batch`` would store unchanged; on any
-doubt it returns None and ``decode_columns`` falls back to ``decode_batch``, whose rejects say precisely what is
-wrong (``tests/test_ingest_columns.py`` checks the two agree).
+columns without any per-sample Python object. A payload that passes also repeats no key (``_strings``), so only
+the exact path looks for repeated keys (``reject_duplicate_keys``). What remains — the time window, the quality
+range, finite values and valid signal names — is checked on whole columns (``min``/``max``) and on the message's
+set of names against a cache of names already found valid. It accepts exactly what ``decode_batch`` would store
+unchanged; on any doubt it returns None and ``decode_columns`` falls back to ``decode_batch``, whose rejects say
+precisely what is wrong (``tests/test_ingest_columns.py`` checks the two agree).
 
 Times, values and qualities leave here as numpy arrays: the conversion runs in the MQTT thread, overlapping
 the writer's COPY, so the writer only concatenates arrays.
@@ -17,7 +17,9 @@ the writer's COPY, so the writer only concatenates arrays.
 
 from __future__ import annotations
 
+import json
 import sys
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -30,6 +32,7 @@ from datafactory.contract.payload import (
     SampleReject,
     decode_batch,
 )
+from datafactory.errors import ContractError
 
 # Equal-length columns: signal names, times in µs since the Unix epoch (int64), values (float64; NaN only for a
 # bad-quality marker without a value) and unsigned 32-bit status codes (int64).
@@ -69,7 +72,9 @@ def decode_columns(raw: bytes, *, min_us: int, max_us: int) -> tuple[Columns, li
 
 
 def exact_columns(raw: bytes, *, min_us: int, max_us: int) -> tuple[Columns, list[SampleReject]]:
-    """The contract's decoder, as columns: slower, and precise about every reject."""
+    """The contract's decoder, as columns: slower, and precise about every reject. A payload that repeats a key
+    is refused whole (``fast_columns`` never takes one)."""
+    reject_duplicate_keys(raw)
     decoded = decode_batch(raw, min_us=min_us, max_us=max_us)
     samples = decoded.batch.samples
     if not samples:
@@ -136,3 +141,20 @@ def _learn_names(names: set[str]) -> bool:
         _VALID_NAMES.clear()
     _VALID_NAMES.update(names)
     return True
+
+
+def reject_duplicate_keys(raw: bytes) -> None:
+    """Raise ``ContractError('duplicate_key')`` if any JSON object in the payload repeats a key: two parsers
+    could otherwise read two different messages from it."""
+
+    def check(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        if len(keys) != len(set(keys)):
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise ContractError("duplicate_key", f"key {dup!r} appears more than once in one object")
+        return dict(pairs)
+
+    try:
+        json.loads(raw, object_pairs_hook=check)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return  # not JSON at all: the payload decoder says precisely why

@@ -7,7 +7,6 @@ the same transaction as the good rows of its batch, before the broker's message 
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -25,7 +24,7 @@ from datafactory.contract.payload import (
 )
 from datafactory.contract.topics import ParsedTopic, TopicKind, parse_topic
 from datafactory.errors import ContractError
-from ingest.columns import EMPTY, Columns, exact_columns, fast_columns
+from ingest.columns import EMPTY, Columns, decode_columns, reject_duplicate_keys
 from ingest.options import IngestOptions
 
 log = logging.getLogger(__name__)
@@ -87,16 +86,11 @@ def _decode(msg: Inbound, options: IngestOptions) -> None:
     if parsed.kind is TopicKind.DATA:
         now = msg.received_us
         min_us, max_us = now - int(options.max_past_s * 1e6), now + int(options.max_future_s * 1e6)
-        fast = fast_columns(raw, min_us=min_us, max_us=max_us)  # a payload it takes repeats no key
-        if fast is not None:
-            msg.columns = fast
-        else:  # the exact path, for the rare message the fast path will not vouch for
-            _reject_duplicate_keys(raw)
-            msg.columns, msg.rejects = exact_columns(raw, min_us=min_us, max_us=max_us)
+        msg.columns, msg.rejects = decode_columns(raw, min_us=min_us, max_us=max_us)
         if len(msg.columns[1]):
             msg.days = _days(msg.columns[1])
         return
-    _reject_duplicate_keys(raw)  # meta, status and config messages are rare: always checked exactly
+    reject_duplicate_keys(raw)  # meta, status and config messages are rare: always checked exactly
     if parsed.kind is TopicKind.META:
         msg.meta = decode_meta(raw)
     elif parsed.kind is TopicKind.CONFIG:
@@ -110,22 +104,6 @@ def _days(times: np.ndarray) -> set[int]:
     if hi - lo <= 2:
         return set(range(lo, hi + 1))
     return set(np.unique(times // DAY_US).tolist())  # scattered times: only the days actually written
-
-
-def _reject_duplicate_keys(raw: bytes) -> None:
-    """Reject a payload in which any JSON object repeats a key."""
-
-    def check(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [k for k, _ in pairs]
-        if len(keys) != len(set(keys)):
-            dup = next(k for k in keys if keys.count(k) > 1)
-            raise ContractError("duplicate_key", f"key {dup!r} appears more than once in one object")
-        return dict(pairs)
-
-    try:
-        json.loads(raw, object_pairs_hook=check)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return  # not JSON at all: the payload decoder says precisely why
 
 
 def _decode_status(raw: bytes) -> dict[str, Any]:
