@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import ValidationError
 
-from datafactory.config.models import OpcUaSource, PlantConfig, SecurityMode, SecurityPolicy, SparkplugSource
+from datafactory.config.models import SOURCE_KINDS, Auth, PlantConfig
 from datafactory.errors import ConfigError
 
 # pydantic puts the discriminator tag of a tagged union into the error location; a user never wrote it.
-_UNION_TAGS = {"opcua", "mqtt_json", "sparkplug", "anonymous", "username", "certificate"}
+_UNION_TAGS = set(SOURCE_KINDS) | {get_args(m.model_fields["kind"].annotation)[0] for m in get_args(get_args(Auth)[0])}
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
@@ -55,28 +55,9 @@ def semantic_problems(cfg: PlantConfig) -> list[tuple[str, str]]:
                 (f"sources[{i}].id", f"source id {src.id!r} is already used by sources[{seen_ids[src.id]}]")
             )
         seen_ids.setdefault(src.id, i)
-        if isinstance(src, OpcUaSource):
-            sec = src.security
-            if (sec.policy is SecurityPolicy.NONE) != (sec.mode is SecurityMode.NONE):
-                problems.append(
-                    (f"sources[{i}].security.mode", f"mode {sec.mode.value!r} does not fit policy {sec.policy.value!r}")
-                )
-            if sec.policy is not SecurityPolicy.NONE and not (sec.trusted_server_fingerprints or sec.trust_dir):
-                problems.append(
-                    (
-                        f"sources[{i}].security",
-                        "a secure policy needs trusted_server_fingerprints or trust_dir to authenticate the server",
-                    )
-                )
-            items: list[Any] = list(src.nodes)
-            list_key = "nodes"
-        elif isinstance(src, SparkplugSource):
-            items = list(src.metrics)
-            list_key = "metrics"
-        else:
-            items = list(src.mappings)
-            list_key = "mappings"
-        for j, b in enumerate(items):
+        problems.extend((f"sources[{i}].{key}", msg) for key, msg in src.semantic_problems())
+        list_key = src.bindings_key
+        for j, b in enumerate(src.signal_bindings()):
             where = f"sources[{i}].{list_key}[{j}]"
             if b.cell not in cells:
                 known = ", ".join(sorted(cells)) or "none defined"

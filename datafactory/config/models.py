@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field
 
 from datafactory.codes.credit_code import validate_credit_code
+from datafactory.config import signals
 from datafactory.config.analytics import AnalyticsConfig
 from datafactory.config.base import Name, StrictModel
-from datafactory.contract.meanings import Meaning
+from datafactory.config.signals import EnvVar, SignalBinding, SourceConfig
 
-ENV_VAR_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
+# The binding models moved to ``signals`` (source kinds in other modules need them); still importable from here.
+Deadband = signals.Deadband
+DeadbandKind = signals.DeadbandKind
+
 _INDUSTRY_RE = re.compile(r"^[A-T](\d{2}(\d(\d)?)?)?$")
 
 
@@ -37,9 +41,6 @@ def _validate_industry_code(value: str) -> str:
             f"industry code {value!r} is not a GB/T 4754-2017 code (section letter plus 2-4 digits, e.g. 'C3484')"
         )
     return value
-
-
-EnvVar = Annotated[str, Field(pattern=ENV_VAR_PATTERN)]
 
 
 class SizeClass(StrEnum):
@@ -114,30 +115,6 @@ class AreaConfig(StrictModel):
     lines: list[LineConfig] = Field(default_factory=list, description="Lines of this area.")
 
 
-class DeadbandKind(StrEnum):
-    NONE = "none"
-    ABSOLUTE = "absolute"
-    PERCENT = "percent"
-
-
-class Deadband(StrictModel):
-    kind: DeadbandKind = Field(default=DeadbandKind.NONE, description="none, absolute (in signal units) or percent.")
-    value: float = Field(default=0.0, ge=0, description="Deadband width (units, or percent of the EU range).")
-
-
-class SignalBinding(StrictModel):
-    """What a source value means once it reaches the platform."""
-
-    cell: str = Field(description="Cell path 'area/line/cell' in this site's asset hierarchy.")
-    signal: Name = Field(description="Signal name within the cell (e.g. 'power', 'state', 'good_count').")
-    meaning: Meaning = Field(description="What the signal means; analytics select signals by meaning.")
-    unit: str = Field(default="", description="Engineering unit after scaling (e.g. 'kW', 'kWh', 'mm/s').")
-    scale: float = Field(default=1.0, description="Multiplier applied to the raw value: value = raw*scale+offset.")
-    offset: float = Field(default=0.0, description="Offset added after scaling.")
-    deadband: Deadband = Field(default_factory=Deadband, description="Suppress changes smaller than this.")
-    description: str = Field(default="", description="Free text shown in the signal registry.")
-
-
 class SecurityPolicy(StrEnum):
     NONE = "none"
     BASIC256SHA256 = "basic256sha256"
@@ -196,7 +173,9 @@ class OpcUaNode(SignalBinding):
     queue_size: int = Field(default=10, ge=1, description="Server-side queue size of the monitored item.")
 
 
-class OpcUaSource(StrictModel):
+class OpcUaSource(SourceConfig):
+    bindings_key: ClassVar[str] = "nodes"
+
     kind: Literal["opcua"] = Field(description="Read an OPC-UA server through subscriptions.")
     id: Name = Field(description="Source name, unique in this config.")
     endpoint: str = Field(description="Server endpoint URL, opc.tcp://host:port/path.", pattern=r"^opc\.tcp://.+")
@@ -211,6 +190,20 @@ class OpcUaSource(StrictModel):
         default=10, gt=0, description="No data or keep-alive for this long means the server is stalled."
     )
     nodes: list[OpcUaNode] = Field(default_factory=list, description="Nodes to subscribe and what they mean.")
+
+    def semantic_problems(self) -> list[tuple[str, str]]:
+        sec = self.security
+        problems = []
+        if (sec.policy is SecurityPolicy.NONE) != (sec.mode is SecurityMode.NONE):
+            problems.append(("security.mode", f"mode {sec.mode.value!r} does not fit policy {sec.policy.value!r}"))
+        if sec.policy is not SecurityPolicy.NONE and not (sec.trusted_server_fingerprints or sec.trust_dir):
+            problems.append(
+                (
+                    "security",
+                    "a secure policy needs trusted_server_fingerprints or trust_dir to authenticate the server",
+                )
+            )
+        return problems
 
 
 class TimestampFormat(StrEnum):
@@ -231,7 +224,9 @@ class MqttJsonMapping(SignalBinding):
     quality_path: str = Field(default="", description="Dotted path to an OPC-UA status code; empty = Good.")
 
 
-class MqttJsonSource(StrictModel):
+class MqttJsonSource(SourceConfig):
+    bindings_key: ClassVar[str] = "mappings"
+
     kind: Literal["mqtt_json"] = Field(description="Subscribe to devices publishing JSON over MQTT.")
     id: Name = Field(description="Source name, unique in this config.")
     broker_url: str = Field(
@@ -248,7 +243,9 @@ class SparkplugMetric(SignalBinding):
     metric: str = Field(description="Metric name as announced in the NBIRTH/DBIRTH (may contain '/').", min_length=1)
 
 
-class SparkplugSource(StrictModel):
+class SparkplugSource(SourceConfig):
+    bindings_key: ClassVar[str] = "metrics"
+
     kind: Literal["sparkplug"] = Field(description="Subscribe to Sparkplug B edge nodes (protobuf payloads).")
     id: Name = Field(description="Source name, unique in this config.")
     broker_url: str = Field(
@@ -269,6 +266,12 @@ class SparkplugSource(StrictModel):
 
 
 Source = Annotated[OpcUaSource | MqttJsonSource | SparkplugSource, Field(discriminator="kind")]
+"""The source registry: every source kind is one member here (its model) and one module ``gateway/sources/<kind>.py``.
+The loader's union tags, ``PlantConfig.bindings()``, the semantic checks, the generated reference and the
+conformance suite all derive from this union, so adding a kind needs no other edit."""
+
+SOURCE_MODELS: tuple[type[SourceConfig], ...] = get_args(get_args(Source)[0])
+SOURCE_KINDS: dict[str, type[SourceConfig]] = {m.kind_name(): m for m in SOURCE_MODELS}
 
 
 class OverflowPolicy(StrEnum):
@@ -315,12 +318,4 @@ class PlantConfig(StrictModel):
         return hashlib.sha256(body).hexdigest()[:12]
 
     def bindings(self) -> list[SignalBinding]:
-        out: list[SignalBinding] = []
-        for src in self.sources:
-            if isinstance(src, OpcUaSource):
-                out.extend(src.nodes)
-            elif isinstance(src, MqttJsonSource):
-                out.extend(src.mappings)
-            else:
-                out.extend(src.metrics)
-        return out
+        return [b for src in self.sources for b in src.signal_bindings()]

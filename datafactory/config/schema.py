@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from datafactory.config.models import PlantConfig
+from datafactory.config.models import SOURCE_MODELS, PlantConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "edge_configs" / "schema" / "plant-config.schema.json"
@@ -58,7 +58,23 @@ def render_docs() -> str:
         "| key | type | default | description |",
         "|---|---|---|---|",
     ]
-    return "\n".join(header + _rows(PlantConfig, "", {"PlantConfig"})) + "\n"
+    return "\n".join(header + _rows(PlantConfig, "", {"PlantConfig"}) + _source_kinds()) + "\n"
+
+
+def _source_kinds() -> list[str]:
+    """One section per registered source kind: what it reads, its README and its sample config."""
+    out = ["", "## Source kinds", ""]
+    for model in SOURCE_MODELS:
+        kind = model.kind_name()
+        what = model.model_fields["kind"].description or ""
+        out += [
+            f"### `kind: {kind}`",
+            "",
+            f"{what} Signal bindings: `sources[].{model.bindings_key}[]`. Adapter `gateway/sources/{kind}.py`,",
+            f"README `gateway/sources/{kind}.md`, sample config `edge_configs/examples/{kind}.yaml`.",
+            "",
+        ]
+    return out[:-1]
 
 
 def write_all() -> None:
