@@ -11,6 +11,8 @@ COPY analytics ./analytics
 COPY simulator ./simulator
 COPY grafana ./grafana
 COPY bureau ./bureau
+COPY ops ./ops
+COPY app ./app
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim

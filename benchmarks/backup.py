@@ -27,9 +27,9 @@ from datafactory.db import registry
 from datafactory.db.connect import drop_database, with_database
 from datafactory.db.migrate import migrate
 from datafactory.db.samples import copy_rows
-from datafactory.security.backup import RestoreError, backup, restore
-from datafactory.security.pg_tools import child_connection, find_tool
 from datafactory.settings import get_settings
+from ops.backup import RestoreError, backup, restore
+from ops.pg_tools import child_connection, find_tool
 
 SIGNALS = 1000
 

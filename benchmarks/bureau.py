@@ -21,13 +21,13 @@ from datetime import date
 import numpy as np
 import psycopg
 
-from bureau.calendar import add_months
-from bureau.city import DEFAULT_END, simulate
-from bureau.macro_run import run_macro
-from bureau.publish import publish_month
+from bureau.statistics.macro_run import run_macro
+from bureau.statistics.publish import publish_month
+from datafactory.codes.calendar import add_months
 from datafactory.db.connect import drop_database, with_database
 from datafactory.db.migrate import migrate
 from datafactory.settings import get_settings
+from simulator.city import DEFAULT_END, simulate
 
 END = DEFAULT_END
 # name → (SQL as the bureau role, parameters); what a Grafana bureau dashboard runs.

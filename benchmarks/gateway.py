@@ -346,7 +346,7 @@ def _run_gateway(
             [
                 sys.executable,
                 "-m",
-                "datafactory.cli.main",
+                "app.cli.main",
                 "gateway",
                 "run",
                 "--config",

@@ -38,13 +38,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from app.harness.broker import MosquittoBroker
 from datafactory.contract.payload import SignalMeta, encode_meta
 from datafactory.contract.sample import now_us
 from datafactory.contract.topics import CellPath, TopicKind
 from datafactory.db import timescale
 from datafactory.db.connect import drop_database, with_database
 from datafactory.db.migrate import migrate
-from datafactory.services.broker import MosquittoBroker
 from datafactory.settings import get_settings
 from ingest.options import IngestOptions
 
@@ -102,7 +102,7 @@ def worker_argv(db_url: str, broker_url: str, name: str, share_group: str | None
     argv = [
         sys.executable,
         "-m",
-        "datafactory.cli.main",
+        "app.cli.main",
         "ingest",
         "run",
         "--database-url",

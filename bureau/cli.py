@@ -1,4 +1,4 @@
-"""``datafactory bureau …`` (import, registry, stats, publish, analyse) and ``datafactory city simulate``.
+"""``datafactory bureau …``: import, registry, stats, publish, analyse.
 
 Every command reads the database URL from ``DATAFACTORY_DATABASE_URL``. Import problems are printed one per line
 with row and column, and the command exits with status 1 when a file had problems.
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from bureau.reports_import import ImportReport, parse_month
+from bureau.statistics.reports_import import ImportReport
+from datafactory.codes.calendar import parse_month
 from datafactory.db.connect import connect
 from datafactory.errors import DataFactoryError
 from datafactory.settings import get_settings
@@ -44,7 +45,7 @@ def bureau() -> None:
 @click.option("--good-rows-only", is_flag=True, help="Load the valid rows even when others have problems.")
 def import_cmd(file: Path, good_rows_only: bool) -> None:
     """Import monthly reports from a CSV or XLSX file (all-or-nothing unless --good-rows-only)."""
-    from bureau.reports_import import import_reports
+    from bureau.statistics.reports_import import import_reports
 
     with connect(get_settings().database_url) as conn:
         try:
@@ -67,7 +68,7 @@ def registry() -> None:
 @click.option("--good-rows-only", is_flag=True, help="Load the valid rows even when others have problems.")
 def registry_import(file: Path, valid_from: date, good_rows_only: bool) -> None:
     """Register or update enterprises from a CSV/XLSX file."""
-    from bureau.reports_import import import_registry
+    from bureau.statistics.reports_import import import_registry
 
     with connect(get_settings().database_url) as conn:
         try:
@@ -83,7 +84,7 @@ def registry_import(file: Path, valid_from: date, good_rows_only: bool) -> None:
 @click.argument("credit_code")
 def registry_show(credit_code: str) -> None:
     """Print an enterprise's attribute history."""
-    from bureau.registry import history
+    from bureau.statistics.registry import history
 
     with connect(get_settings().database_url) as conn:
         rows = history(conn, credit_code)
@@ -100,8 +101,8 @@ def registry_show(credit_code: str) -> None:
 @click.option("--filter", "filters", multiple=True, help="dimension=value (repeatable).")
 def stats_cmd(month: date, by: tuple[str, ...], filters: tuple[str, ...]) -> None:
     """Unsuppressed statistics for bureau staff with access to raw data (not the `bureau` role)."""
-    from bureau.facts import enterprise_frame
-    from bureau.stats import summarize
+    from bureau.statistics.facts import enterprise_frame
+    from bureau.statistics.stats import summarize
 
     wanted: dict[str, list[str]] = {}
     for f in filters:
@@ -125,8 +126,8 @@ def stats_cmd(month: date, by: tuple[str, ...], filters: tuple[str, ...]) -> Non
 @click.option("--p-percent", default=0.10, show_default=True, help="p % rule, as a fraction.")
 def publish_cmd(month: date, min_frequency: int, dominance_k: float, p_percent: float) -> None:
     """Recompute the month's disclosure-controlled tables the `bureau` role reads."""
-    from bureau.publish import publish_month
-    from bureau.sdc import SdcParameters
+    from bureau.statistics.publish import publish_month
+    from bureau.statistics.sdc import SdcParameters
 
     params = SdcParameters(min_frequency=min_frequency, dominance_k=dominance_k, p_percent=p_percent)
     with connect(get_settings().database_url) as conn:
@@ -142,31 +143,9 @@ def publish_cmd(month: date, min_frequency: int, dominance_k: float, p_percent: 
 @click.option("--month", callback=_month, required=True, help="Month (YYYY-MM); publish it first.")
 def analyse_cmd(month: date) -> None:
     """Seasonal adjustment, forecasts, early warnings and nowcasts for the month."""
-    from bureau.macro_run import run_macro
+    from bureau.statistics.macro_run import run_macro
 
     with connect(get_settings().database_url) as conn:
         r = run_macro(conn, month)
     click.echo(f"{month:%Y-%m}: {r.warnings} warning(s), {r.seasonal} adjusted series, {r.forecasts} forecast"
                f" point(s), {r.nowcasts} nowcast(s)")
-
-
-@click.group()
-def city() -> None:
-    """Synthetic city of enterprises for the bureau."""
-
-
-@city.command("simulate")
-@click.option("--enterprises", default=2000, show_default=True)
-@click.option("--towns", default=30, show_default=True)
-@click.option("--months", default=36, show_default=True)
-@click.option("--seed", default=1, show_default=True)
-@click.option("--end", callback=_month, default="2026-10", show_default=True, help="Last month (YYYY-MM).")
-def simulate_cmd(enterprises: int, towns: int, months: int, seed: int, end: date) -> None:
-    """Write a synthetic city (registry, reports, planted events) into the bureau tables."""
-    from bureau.city import simulate
-
-    with connect(get_settings().database_url) as conn:
-        truth = simulate(conn, enterprises=enterprises, towns=towns, months=months, seed=seed, end=end)
-    click.echo(f"{truth.enterprises} enterprises, {truth.first_month:%Y-%m}–{truth.last_month:%Y-%m}; planted:"
-               f" division {truth.decline_division} −15 % from {truth.decline_month:%Y-%m}, park {truth.growth_park}"
-               f" growing from {truth.growth_month:%Y-%m}")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from datafactory.config.loader import load_config
-from datafactory.security.roles import BUREAU, plant_password_var, plant_role_name
+from datafactory.db.roles import BUREAU, plant_password_var, plant_role_name
 from grafana.dashboards.plant_variables import PLANT_DATASOURCE_NAME_PREFIX
 from grafana.model import PG_TYPE
 

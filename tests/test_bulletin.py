@@ -18,12 +18,12 @@ import pytest
 from click.testing import CliRunner
 from psycopg import sql
 
-from bureau.bulletin import BulletinFiles, write_bulletin
-from bureau.bulletin_cli import bulletin
-from bureau.bulletin_data import BulletinError, load
-from bureau.bulletin_period import PeriodError, parse_period
-from bureau.bulletin_render import CHROMIUM_FLAGS
-from bureau.bulletin_text import DASH, pct, wan_tce, yi
+from bureau.bulletin.cli import bulletin
+from bureau.bulletin.data import BulletinError, load
+from bureau.bulletin.period import PeriodError, parse_period
+from bureau.bulletin.render import CHROMIUM_FLAGS
+from bureau.bulletin.text import DASH, pct, wan_tce, yi
+from bureau.bulletin.write import BulletinFiles, write_bulletin
 from tests.test_opendata_city import GROUP, MONTH, city_db  # noqa: F401  (module-scoped fixture)
 
 pytestmark = [pytest.mark.integration, GROUP]

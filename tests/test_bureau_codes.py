@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bureau.calendar import SPRING_FESTIVAL, holiday_share
-from bureau.sizing import above_designated, size_class
+from datafactory.codes.calendar import SPRING_FESTIVAL, holiday_share
 from datafactory.codes.credit_code import ALPHABET, check_character, credit_code_problem
 from datafactory.codes.gbt4754 import (
     MANUFACTURING_DIVISIONS,
@@ -16,6 +15,7 @@ from datafactory.codes.gbt4754 import (
     lookup,
     validate_industry_code,
 )
+from datafactory.codes.sizing import above_designated, size_class
 
 # Published codes of real organisations (their check characters are as printed on the licences).
 VALID_CODES = ["91350100M000100Y43", "91110000600037341L", "914403001922038216"]

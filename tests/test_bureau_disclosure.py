@@ -16,12 +16,13 @@ from click.testing import CliRunner
 from psycopg import sql
 from scipy.optimize import linprog
 
-from bureau.calendar import add_months, month_range
-from bureau.cli import bureau, city
-from bureau.facts import enterprise_frame, monthly_series
-from bureau.macro import early_warnings
-from bureau.publish import PROTECTED
+from bureau.cli import bureau
+from bureau.statistics.facts import enterprise_frame, monthly_series
+from bureau.statistics.macro import early_warnings
+from bureau.statistics.publish import PROTECTED
+from datafactory.codes.calendar import add_months, month_range
 from datafactory.db.connect import connect, with_database
+from simulator.city_cli import city
 from tests.conftest import PG_SERVER
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from bureau import registry
-from bureau.reports_import import import_registry, import_reports
+from bureau.statistics import registry
+from bureau.statistics.reports_import import import_registry, import_reports
 from datafactory.codes.credit_code import check_character
 from datafactory.db.connect import connect
 

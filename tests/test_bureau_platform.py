@@ -8,10 +8,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from bureau import registry
-from bureau.facts import enterprise_frame
-from bureau.platform_energy import sync_platform_energy
-from bureau.reports_import import ReportRow, write_reports
+from bureau.statistics import registry
+from bureau.statistics.facts import enterprise_frame
+from bureau.statistics.platform_energy import sync_platform_energy
+from bureau.statistics.reports_import import ReportRow, write_reports
 from datafactory.db.connect import connect
 from tests.test_bureau_import import record
 

@@ -6,10 +6,10 @@ from datetime import date
 
 import pytest
 
-from bureau import registry
-from bureau.facts import enterprise_frame
-from bureau.reports_import import ReportRow, write_reports
-from bureau.stats import summarize
+from bureau.statistics import registry
+from bureau.statistics.facts import enterprise_frame
+from bureau.statistics.reports_import import ReportRow, write_reports
+from bureau.statistics.stats import summarize
 from datafactory.db.connect import connect
 from tests.test_bureau_import import record
 
@@ -61,13 +61,15 @@ def test_same_scope_growth_with_enterprises_entering_and_leaving(db_url: str) ->
         summarize(facts, by=["colour"])
 
 
-def test_small_city_is_deterministic_and_includes_the_demo_enterprise(db_url: str, tmp_path) -> None:
-    from bureau.city import simulate
+# The city's real plant is whatever plant config it is given: the demo plant's, or any other enterprise.
+@pytest.mark.parametrize("key", ["demo-precision", "acme-east"])
+def test_small_city_is_deterministic_and_includes_the_real_enterprise(db_url: str, tmp_path, key: str) -> None:
+    from simulator.city import simulate
     from tests.test_bureau_import import code
 
-    demo = tmp_path / "demo-plant.yaml"
+    demo = tmp_path / "plant.yaml"
     demo.write_text(
-        "enterprise:\n  id: demo-precision\n  name: 东莞市示例精密制造有限公司\n"
+        f"enterprise:\n  id: {key}\n  name: 东莞市示例精密制造有限公司\n"
         f"  credit_code: '{code(42)}'\n  industry_code: C3484\n  town: 松山湖\n"
         "  industrial_park: 松山湖高新技术产业开发区\n"
         "  size_class: small\n  ownership: private\nsite:\n  id: dongguan-1\n",
@@ -77,7 +79,7 @@ def test_small_city_is_deterministic_and_includes_the_demo_enterprise(db_url: st
     for _ in range(2):
         with connect(db_url) as conn:
             conn.execute("TRUNCATE bureau_enterprises, plants CASCADE")
-            simulate(conn, enterprises=150, towns=30, months=24, seed=7, demo_config=demo)
+            simulate(conn, enterprises=150, towns=30, months=24, seed=7, plant_config=demo)
             total = conn.execute("SELECT round(sum(output_value)::numeric, 2) FROM bureau_reports").fetchone()
             linked = conn.execute(
                 "SELECT e.key, p.enterprise, p.site, v.industry_code, v.town, v.park FROM bureau_enterprises e"
@@ -85,11 +87,11 @@ def test_small_city_is_deterministic_and_includes_the_demo_enterprise(db_url: st
                 " WHERE e.credit_code = %s", (code(42),)).fetchall()
             simulated_kwh = conn.execute(
                 "SELECT count(*) FROM bureau_platform_energy pe JOIN bureau_enterprises e ON e.id = pe.enterprise_id"
-                " WHERE e.key = 'demo-precision'").fetchone()
+                " WHERE e.key = %s", (key,)).fetchone()
             conn.commit()
         sums.append(total)
         assert linked == [
-            ("demo-precision", "demo-precision", "dongguan-1", "3484", "松山湖", "松山湖高新技术产业开发区")
+            (key, key, "dongguan-1", "3484", "松山湖", "松山湖高新技术产业开发区")
         ]
         assert simulated_kwh == (0,)  # its electricity comes from the platform's own meters
     assert sums[0] == sums[1] and sums[0] is not None

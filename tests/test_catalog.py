@@ -20,13 +20,13 @@ import pytest
 from click.testing import CliRunner
 from psycopg import sql
 
-from bureau.catalog import SCHEMA_PATH, build, to_dcat
-from bureau.catalog_freshness import CITY_TZ, acknowledge, assess, check
-from bureau.catalog_grading import violations
-from bureau.catalog_specs import SPECS, plant_samples_spec
+from bureau.catalog.entries import SCHEMA_PATH, build, to_dcat
+from bureau.catalog.freshness import CITY_TZ, acknowledge, assess, check
+from bureau.catalog.grading import violations
+from bureau.catalog.specs import SPECS, plant_samples_spec
 from datafactory.db import registry
 from datafactory.db.connect import with_database
-from datafactory.security.rls import provision
+from datafactory.db.rls import provision
 from tests.conftest import PG_SERVER, _admin
 
 pytestmark = pytest.mark.integration
@@ -104,7 +104,7 @@ def test_export_validates_and_lists_every_readable_relation(plants_db: Any, tmp_
 
 
 def _catalog_group() -> Any:
-    from bureau.catalog_cli import catalog
+    from bureau.catalog.cli import catalog
 
     return catalog
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from matplotlib import font_manager
 
-from bureau.cjk_font import CJK_FAMILY, cjk_font_known
+from bureau.bulletin.cjk_font import CJK_FAMILY, cjk_font_known
 
 
 def _installed() -> bool:

@@ -141,7 +141,7 @@ def _parses(command: click.Command, args: list[str], name: str = "datafactory") 
 
 
 def test_service_commands_are_valid_datafactory_invocations(parsed: dict) -> None:
-    from datafactory.cli.main import cli
+    from app.cli.main import cli
 
     checked = 0
     for name, service in parsed["services"].items():

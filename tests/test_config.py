@@ -117,7 +117,7 @@ def test_cli_validate_reports_every_error(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text(GOOD, encoding="utf-8")
     proc = subprocess.run(
-        [sys.executable, "-m", "datafactory.cli.main", "config", "validate", str(good), str(bad)],
+        [sys.executable, "-m", "app.cli.main", "config", "validate", str(good), str(bad)],
         capture_output=True,
         text=True,
         check=False,

@@ -15,9 +15,9 @@ import psutil
 import psycopg
 import pytest
 
+from app.harness import LocalPostgres
+from app.harness.selection import DEMO_DATABASE
 from datafactory.db.connect import with_database
-from datafactory.services import LocalPostgres
-from datafactory.services.selection import DEMO_DATABASE
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def _demo(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("DATAFACTORY_")}
     return subprocess.Popen(
-        [sys.executable, "-m", "datafactory.cli.main", "demo", "--state-dir", str(tmp_path / "state"), *args],
+        [sys.executable, "-m", "app.cli.main", "demo", "--state-dir", str(tmp_path / "state"), *args],
         cwd=ROOT, env={**base, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )

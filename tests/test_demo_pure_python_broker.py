@@ -10,10 +10,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from app.harness import EmbeddedBroker, LocalPostgres
+from app.harness.selection import DEMO_DATABASE
 from datafactory.db.connect import with_database
 from datafactory.errors import ConfigError, ConnectionLost
-from datafactory.services import EmbeddedBroker, LocalPostgres
-from datafactory.services.selection import DEMO_DATABASE
 from ingest import IngestOptions, IngestWorker
 from tests.test_demo import _demo, _field, _finish, _stored_in_db
 from tests.test_ingest_support import (

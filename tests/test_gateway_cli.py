@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from datafactory.cli.main import cli
+from app.cli.main import cli
 from datafactory.config.loader import load_config_text
 from gateway.opcua_browse import signal_name
 from tests.support.gateway_env import OpcUaTestServer, free_port

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from datafactory.cli.main import cli
+from app.cli.main import cli
 from datafactory.contract.payload import encode_config
 from gateway.mqtt_session import MqttSession
 from tests.support.gateway_env import GatewayThread, OpcUaTestServer, collect, free_port, plant, plant_doc

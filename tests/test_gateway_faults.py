@@ -21,7 +21,7 @@ import orjson
 import pytest
 import yaml
 
-from datafactory.services.broker import MosquittoBroker
+from app.harness.broker import MosquittoBroker
 from tests.support.gateway_env import (
     CounterWriter,
     GatewayThread,
@@ -130,7 +130,7 @@ def _start_gateway(config: Path, broker_url: str, state_dir: Path, log: Path) ->
         [
             sys.executable,
             "-m",
-            "datafactory.cli.main",
+            "app.cli.main",
             "gateway",
             "run",
             "--config",

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from datafactory.security.roles import plant_role_name
+from datafactory.db.roles import plant_role_name
 from grafana import provision
 from grafana.cli import grafana as grafana_cli
 from grafana.dashboards import ALL

@@ -28,7 +28,7 @@ import pytest
 from psycopg import sql
 
 from benchmarks.dashboards import FilledPlant, fill_database
-from bureau.catalog_freshness import check as check_freshness
+from bureau.catalog.freshness import check as check_freshness
 from datafactory.db.connect import with_database
 from grafana.dashboards import PLANT_AND_PLATFORM
 from grafana.expand import VariableValue, expand, leftover
@@ -181,8 +181,8 @@ def _check_downsampling(conn: psycopg.Connection, chosen: dict[str, dict[str, Va
 def _check_as_plant_role(conn: psycopg.Connection, demo: FilledPlant) -> None:
     """The plant dashboards work through the plant's row-level-secured role (what its data source logs in as):
     after ``db roles`` provisioning, every plant panel still has rows."""
-    from datafactory.security.rls import provision
-    from datafactory.security.roles import plant_role_name
+    from datafactory.db.rls import provision
+    from datafactory.db.roles import plant_role_name
 
     provision(conn, actor="test-grafana")
     conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(plant_role_name("demo-precision", "dongguan-1"))))
@@ -199,7 +199,7 @@ def _check_platform_as_admin_role(conn: psycopg.Connection, demo: FilledPlant) -
     """The platform dashboard also works as ``df_admin`` (the operators' role, for a platform data source that does
     not log in as the owner): its grants after ``db roles`` cover every table it reads, the freshness monitor's
     ``dataset_freshness`` and ``dataset_alerts`` included. Runs after ``_check_as_plant_role`` provisioned them."""
-    from datafactory.security.roles import ADMIN
+    from datafactory.db.roles import ADMIN
 
     platform = tuple(d for d in PLANT_AND_PLATFORM if d.folder == "platform")
     conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(ADMIN)))

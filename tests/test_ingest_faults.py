@@ -15,11 +15,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from app.harness.broker import MosquittoBroker
+from app.harness.postgres import LocalPostgres
 from datafactory.contract.sample import Sample
 from datafactory.db.connect import with_database
 from datafactory.db.migrate import migrate
-from datafactory.services.broker import MosquittoBroker
-from datafactory.services.postgres import LocalPostgres
 from tests.test_ingest_support import (
     Publisher,
     cell,
@@ -67,7 +67,7 @@ class Stream:
 
 def _ingest_process(db_url: str, mqtt_url: str, enterprise: str, *extra: str) -> subprocess.Popen[bytes]:
     argv = [
-        sys.executable, "-m", "datafactory.cli.main", "-v", "ingest", "run",
+        sys.executable, "-m", "app.cli.main", "-v", "ingest", "run",
         "--database-url", db_url, "--mqtt-url", mqtt_url, "--topic-filter", f"df/v1/{enterprise}/#",
         "--worker", f"w-{enterprise}", "--session-expiry-s", "300", "--health-interval-s", "0.5",
         "--batch-wait-ms", "50", *extra,

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from bureau.opendata_cli import opendata
-from bureau.opendata_deid import KEY_VAR, k_anonymise, smallest_class
+from bureau.opendata.cli import opendata
+from bureau.opendata.deid import KEY_VAR, k_anonymise, smallest_class
 from tests.test_opendata_city import GROUP, city_db  # noqa: F401  (module-scoped fixture)
 
 pytestmark = [pytest.mark.integration, GROUP]

@@ -15,10 +15,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bureau.city import simulate
-from bureau.macro_run import run_macro
-from bureau.publish import publish_month
+from bureau.statistics.macro_run import run_macro
+from bureau.statistics.publish import publish_month
 from datafactory.db.connect import with_database
+from simulator.city import simulate
 from tests.conftest import PG_SERVER, _admin
 
 MONTH = date(2026, 10, 1)

@@ -9,9 +9,9 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from datafactory.security import audit
-from datafactory.security.cli import audit as audit_cli
-from datafactory.security.rls import provision
+from datafactory.db import audit
+from datafactory.db.rls import provision
+from ops.cli import audit as audit_cli
 
 pytestmark = pytest.mark.integration
 

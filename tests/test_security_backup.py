@@ -12,13 +12,13 @@ import pytest
 from click.testing import CliRunner
 from psycopg import sql
 
-from datafactory.db import registry
+from datafactory.db import audit, registry
 from datafactory.db.connect import drop_database, with_database
+from datafactory.db.rls import provision
 from datafactory.db.samples import copy_rows
-from datafactory.security import audit, manifest
-from datafactory.security.backup import manifest_path
-from datafactory.security.cli import backup, restore
-from datafactory.security.rls import provision
+from ops import manifest
+from ops.backup import manifest_path
+from ops.cli import backup, restore
 
 pytestmark = pytest.mark.integration
 

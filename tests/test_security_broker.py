@@ -22,8 +22,8 @@ from click.testing import CliRunner
 from paho.mqtt.enums import CallbackAPIVersion
 
 from datafactory.config import load_config_text
-from datafactory.security.broker_config import DEPLOY_USER, INGEST_USER, gateway_user, mosquitto_hash, password_var
-from datafactory.security.cli import broker
+from ops.broker_config import DEPLOY_USER, INGEST_USER, gateway_user, mosquitto_hash, password_var
+from ops.cli import broker
 from tests.test_config import GOOD
 
 pytestmark = pytest.mark.integration
@@ -252,7 +252,7 @@ def test_broker_log_detectors_see_denials_and_password_guessing(
     import psycopg
 
     from datafactory.db import registry
-    from datafactory.security.detectors import WatchSettings, run
+    from ops.detectors import WatchSettings, run
 
     b = secured_broker
     gw_a = Client(b.port, b.users["a"], b.passwords[b.users["a"]], client_id="gw-a-detect")

@@ -8,7 +8,7 @@ import yaml
 
 from datafactory.config import load_config_text
 from datafactory.errors import ConfigError
-from datafactory.security.broker_config import render_acl, users_for
+from ops.broker_config import render_acl, users_for
 from tests.test_config import GOOD
 
 

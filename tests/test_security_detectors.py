@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from datafactory.db import registry
 from datafactory.db.samples import copy_rows
-from datafactory.security.cli import audit
-from datafactory.security.detectors import WatchSettings, run
-from datafactory.security.mosquitto_log import parse_lines
+from ops.cli import audit
+from ops.detectors import WatchSettings, run
+from ops.mosquitto_log import parse_lines
 
 pytestmark = pytest.mark.integration
 

@@ -21,9 +21,9 @@ import pytest
 from datafactory.contract.payload import encode_batch
 from datafactory.contract.sample import Sample, datetime_to_us, now_us
 from datafactory.contract.topics import CellPath, TopicKind
-from datafactory.security.detectors import WatchSettings, run
 from ingest import IngestWorker
 from ingest.decode import Inbound, decode_message
+from ops.detectors import WatchSettings, run
 from tests.test_ingest_support import Publisher, start_worker, wait_until, worker_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from datafactory.security.credentials import REDACTED, install_redaction, known_secrets, read_secret
+from datafactory.credentials import REDACTED, install_redaction, known_secrets, read_secret
 
 
 def test_secrets_are_redacted_from_every_log_record(

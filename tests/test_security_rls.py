@@ -17,8 +17,8 @@ from psycopg import sql
 
 from datafactory.config import load_config_text
 from datafactory.db import registry
-from datafactory.security import roles as df_roles
-from datafactory.security.rls import BUREAU_PREFIX, INGEST_TABLES, POLICY_READ, POLICY_SERVICE, discover, provision
+from datafactory.db import roles as df_roles
+from datafactory.db.rls import BUREAU_PREFIX, INGEST_TABLES, POLICY_READ, POLICY_SERVICE, discover, provision
 from tests.test_config import GOOD
 
 pytestmark = pytest.mark.integration
@@ -285,7 +285,7 @@ def test_dashboard_query_uses_index_and_prunes_partitions(two_plants: Any) -> No
 
 
 def test_login_passwords_come_from_environment(db_url: str, enterprise: str, capsys: Any, caplog: Any) -> None:
-    from datafactory.security.cli import run_db_roles
+    from ops.cli import run_db_roles
 
     secret = f"pw-{enterprise}-Zx9"
     var = df_roles.plant_password_var(enterprise, "site-a")
@@ -376,7 +376,7 @@ def test_view_mode_for_tables_that_cannot_carry_rls(db_url: str, enterprise: str
 def test_db_roles_cli_registers_plants_from_configs(db_url: str, enterprise: str, tmp_path: Any) -> None:
     from click.testing import CliRunner
 
-    from datafactory.cli.db_cmd import db
+    from app.cli.db_cmd import db
 
     path = tmp_path / "plant.yaml"
     path.write_text(GOOD.replace("id: acme", f"id: {enterprise}"))

@@ -1,4 +1,4 @@
-"""The private services (datafactory.services) start, serve real clients, stop, restart and die like real ones."""
+"""The private services (app.harness) start, serve real clients, stop, restart and die like real ones."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from datafactory.services import (
+from app.harness import (
     EmbeddedBroker,
     LocalPostgres,
     MosquittoBroker,
@@ -19,7 +19,7 @@ from datafactory.services import (
     free_port,
     start_default_broker,
 )
-from datafactory.services.process import port_accepts
+from app.harness.process import port_accepts
 
 pytestmark = pytest.mark.integration
 
@@ -224,7 +224,7 @@ def test_local_postgres_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_demo_service_selection_prefers_environment_then_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from datafactory.services.selection import LOCAL_MQTT_PORT, LOCAL_PG_PORT, resolve_services
+    from app.harness.selection import LOCAL_MQTT_PORT, LOCAL_PG_PORT, resolve_services
 
     monkeypatch.setenv("DATAFACTORY_DATABASE_URL", "postgresql://u:secret@db.example:5432/x")
     monkeypatch.setenv("DATAFACTORY_MQTT_URL", "mqtt://broker.example:1883")

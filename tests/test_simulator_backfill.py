@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from datafactory.cli.main import cli
+from app.cli.main import cli
 from datafactory.errors import DataFactoryError
 from simulator import PlantModel, SimOptions, demo_layout
 from simulator.backfill import backfill

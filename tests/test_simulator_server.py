@@ -131,7 +131,7 @@ def test_simulate_run_cli_records_the_emitted_values_and_truth(tmp_path, db_url,
 
     truth_file = tmp_path / "truth.sqlite"
     args = [
-        sys.executable, "-m", "datafactory.cli.main", "simulate", "run", "--port", "0", "--speed", "200",
+        sys.executable, "-m", "app.cli.main", "simulate", "run", "--port", "0", "--speed", "200",
         "--duration", "600", "--start", "2026-09-07T03:55:00Z", "--truth-file", str(truth_file),
         "--database-url", db_url, "--mqtt-url", mqtt_url, "--device-topic-prefix", enterprise,
     ]  # fmt: skip

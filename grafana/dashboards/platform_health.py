@@ -4,7 +4,7 @@ data, late datasets. Uses the platform (admin) data source: it spans every plant
 ``ingest_health`` and ``gateway_status`` hold the latest state only (refreshed by the workers and the retained status
 topics), so those panels show "now"; dead letters and staleness honour the time range.
 ``dataset_freshness`` and ``dataset_alerts`` are written by the catalogue's freshness monitor
-(``datafactory catalog freshness``, bureau/catalog_freshness.py); they show its last check, so "checked" says how old
+(``datafactory catalog freshness``, bureau/catalog/freshness.py); they show its last check, so "checked" says how old
 that is.
 """
 

@@ -1,4 +1,4 @@
--- Resource catalogue support (bureau/catalog*.py): the freshness of every monitored dataset, the late-data alerts
+-- Resource catalogue support (bureau/catalog/): the freshness of every monitored dataset, the late-data alerts
 -- with their lifecycle, and the log of open-data exports. The catalogue itself is generated from the database
 -- catalog and the dataset specs in code, so it is not stored here.
 

@@ -1,4 +1,4 @@
--- Append-only, hash-chained audit trail (datafactory.security.audit).
+-- Append-only, hash-chained audit trail (datafactory.db.audit).
 -- Each row's hash is sha256(prev_hash || canonical row); the chain is built by a BEFORE INSERT trigger under a
 -- transaction-scoped advisory lock, so concurrent writers cannot fork it and callers cannot forge seq/prev_hash.
 -- UPDATE/DELETE/TRUNCATE are revoked from everyone but the owner, and a trigger refuses them even for the owner

@@ -1,6 +1,6 @@
 """Tenancy support for row-level security: the role → plant mapping and the functions policies call.
 
-``datafactory db roles`` (datafactory.security.rls) creates the roles and policies; this migration only creates
+``datafactory db roles`` (datafactory.db.rls) creates the roles and policies; this migration only creates
 what they reference. The functions run as the invoker (``current_user`` must be the querying role) with a fixed
 search_path that names the schema explicitly and puts ``pg_temp`` last, so a reader cannot shadow ``plant_roles``
 or ``signals`` with a temporary table of its own.

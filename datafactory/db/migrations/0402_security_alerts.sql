@@ -1,4 +1,4 @@
--- Early warnings of attack or misuse, written by `datafactory audit watch` (datafactory.security.detectors).
+-- Early warnings of attack or misuse, written by `datafactory audit watch` (ops.detectors).
 -- One row per detector, subject and detection window: re-running a detector over the same window adds nothing.
 CREATE TABLE IF NOT EXISTS security_alerts (
     id           bigserial PRIMARY KEY,

@@ -1,0 +1,5 @@
+"""``python -m app …`` is ``datafactory …``."""
+
+from app.cli.main import main
+
+main()

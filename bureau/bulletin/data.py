@@ -1,0 +1,131 @@
+"""Every number the bulletin prints, read as the ``bureau`` role from the disclosure-controlled views only.
+
+The connection switches to the role for the reads (``SET ROLE bureau``), so a bulletin can never show more than
+the published cells: a suppressed cell arrives with NULL magnitudes and ``suppressed = true`` and is carried as
+``Cell.suppressed``; the renderers print it as "—" with a note, never a number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+
+import psycopg
+
+from bureau.bulletin.period import Period
+from datafactory.codes.calendar import add_months
+from datafactory.errors import DataFactoryError
+
+_MEASURES = ("enterprises", "output_value", "output_ytd", "energy_tce", "electricity_kwh", "yoy_growth",
+             "ytd_growth", "electricity_index", "energy_intensity", "connected", "operating_rate", "suppressed")
+
+
+class BulletinError(DataFactoryError):
+    """The period has nothing published to report on."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One published cell: ``key`` names the scope (division code, town, park…)."""
+
+    month: date
+    key: str
+    label: str
+    enterprises: int
+    output_value: float | None
+    output_ytd: float | None
+    energy_tce: float | None
+    electricity_kwh: float | None
+    yoy_growth: float | None
+    ytd_growth: float | None
+    electricity_index: float | None
+    energy_intensity: float | None
+    connected: int
+    operating_rate: float | None
+    suppressed: bool
+
+
+@dataclass(frozen=True)
+class Warning_:
+    month: date
+    scope_kind: str
+    scope: str
+    measure: str
+    actual: float
+    expected: float
+    shortfall: float
+
+
+@dataclass
+class BulletinData:
+    period: Period
+    city: list[Cell]                                  # one per month of the period
+    divisions: list[Cell]                             # last month of the period
+    towns: list[Cell]
+    parks: list[Cell]
+    trend: list[Cell]                                 # city, the 12 months up to the period's end, published ones
+    warnings: list[Warning_] = field(default_factory=list)
+
+    @property
+    def last_city(self) -> Cell:
+        return self.city[-1]
+
+    @property
+    def period_output(self) -> float | None:
+        """Output over the period; None when any of its months is suppressed or unpublished."""
+        if len(self.city) != len(self.period.months) or any(c.output_value is None for c in self.city):
+            return None
+        return sum(c.output_value for c in self.city if c.output_value is not None)
+
+    def movers(self, n: int = 3) -> tuple[list[Cell], list[Cell]]:
+        """The divisions with the highest and the lowest same-scope growth (published growth only)."""
+        ranked = sorted((c for c in self.divisions if c.yoy_growth is not None), key=lambda c: c.yoy_growth or 0.0)
+        return list(reversed(ranked[-n:])), [c for c in ranked[:n] if c not in ranked[-n:]]
+
+
+@contextmanager
+def as_bureau_role(conn: psycopg.Connection) -> Iterator[None]:
+    """Run the enclosed reads as the ``bureau`` role, so they can see the disclosure-controlled views only."""
+    try:
+        conn.execute("SET ROLE bureau")
+    except psycopg.errors.InsufficientPrivilege as err:
+        raise BulletinError("the database login must be a member of the `bureau` role (GRANT bureau TO <login>)"
+                            ) from err
+    try:
+        yield
+    finally:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+            conn.execute("RESET ROLE")
+
+
+def _cells(conn: psycopg.Connection, query: str, params: tuple[object, ...]) -> list[Cell]:
+    rows = conn.execute(query, params).fetchall()
+    return [Cell(r[0], str(r[1]), str(r[2] or r[1]), *r[3:]) for r in rows]
+
+
+def load(conn: psycopg.Connection, period: Period) -> BulletinData:
+    """Read the period's cells as the bureau role (the role is reset afterwards)."""
+    measures = ", ".join(_MEASURES)
+    months = list(period.months)
+    with as_bureau_role(conn):
+        city = _cells(conn, f"SELECT month, '*', '*', {measures} FROM bureau_v_city WHERE month = ANY(%s)"
+                            " ORDER BY month", (months,))
+        if not city:
+            raise BulletinError(f"nothing is published for {period.label}: run `datafactory bureau publish` first")
+        # Detail tables are for the period's last published month (a quarter in progress has fewer months).
+        latest = city[-1].month
+        last = (latest,)
+        divisions = _cells(conn, f"SELECT month, division, division_name, {measures} FROM bureau_v_industry"
+                                 " WHERE level = 'division' AND month = %s ORDER BY division", last)
+        towns = _cells(conn, f"SELECT month, town, town, {measures} FROM bureau_v_town WHERE town <> '*'"
+                             " AND month = %s ORDER BY town", last)
+        parks = _cells(conn, f"SELECT month, park, park, {measures} FROM bureau_v_park"
+                             " WHERE park NOT IN ('*', 'none') AND month = %s ORDER BY park", last)
+        trend = _cells(conn, f"SELECT month, '*', '*', {measures} FROM bureau_v_city WHERE month > %s"
+                             " AND month <= %s ORDER BY month", (add_months(latest, -12), latest))
+        warnings = [Warning_(*r) for r in conn.execute(
+            "SELECT month, scope_kind, scope, measure, actual, expected, shortfall FROM bureau_v_early_warnings"
+            " WHERE month = ANY(%s) ORDER BY shortfall", (months,)).fetchall()]
+    return BulletinData(period, city, divisions, towns, parks, trend, warnings)

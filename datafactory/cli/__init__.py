@@ -1,1 +1,0 @@
-"""The ``datafactory`` command line."""
