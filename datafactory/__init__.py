@@ -1,7 +1,8 @@
-"""datafactory: the shared package — data contract, config schema, settings, database schema and CLI.
+"""datafactory, the core: data contract, config models, settings, credentials, codes, database schema, errors.
+Imports no other package of ours; every service and ``app`` import it (docs/architecture.md, tests/test_layering.py).
 
-Services (``gateway``, ``ingest``, ``analytics``, ``simulator``, ``grafana``, ``bureau``) import this package,
-never each other.
+Services (``gateway``, ``ingest``, ``analytics``, ``simulator``, ``grafana``, ``bureau``, ``ops``) import this package,
+never each other; only the application layer ``app`` (CLI, service harness) composes them.
 """
 
 __version__ = "0.1.0"

@@ -1,5 +1,7 @@
-"""The edge gateway: reads OPC-UA servers and MQTT devices, normalises, batches and publishes samples to the
-platform broker with a store-and-forward buffer, so nothing is lost while the broker is unreachable.
+"""The edge gateway: reads OPC-UA servers and MQTT devices, normalises, batches, buffers and publishes samples.
+A service: imports only the core (``datafactory``); composed by ``app`` (``datafactory gateway``).
+
+Samples go to the platform broker through a store-and-forward buffer, so nothing is lost while the broker is away.
 
 Start it with ``datafactory gateway run --config plant.yaml``; see ``docs/gateway.md``.
 """

@@ -1,5 +1,8 @@
-"""The simulated demo plant: a deterministic, event-driven plant model, an OPC-UA server (asyncua) with an
-MQTT-native utility meter replaying it live, and a fast database backfill. See ``docs/simulator.md``.
+"""Simulators: the demo plant (event-driven model, OPC-UA server, MQTT meter, backfill) and a city of enterprises.
+A service: imports only the core (``datafactory``); composed by ``app`` (``datafactory simulate|city``).
+
+The demo plant's OPC-UA server is asyncua; its MQTT-native utility meter replays the model live (``docs/simulator.md``).
+The city (``simulator.city``) writes a synthetic registry and monthly reports for the bureau (``docs/bureau.md``).
 
 Public API::
 

@@ -1,1 +1,3 @@
-"""Chinese statistical and registration code systems used by plants and the bureau."""
+"""Chinese statistical reference rules: industry and credit codes, enterprise size classes, Spring Festival dates.
+Core: imports nothing outside ``datafactory``; any service may import it.
+"""

@@ -1,4 +1,5 @@
 """Plant and edge configuration: pydantic models (the single declaration), loading and validation.
+Core: imports nothing outside ``datafactory``; any service may import it.
 
 Use ``load_config(path)``: it runs the schema (types, unknown keys, required choices) and then the cross-field
 rules (references between assets and sources, uniqueness), and reports every problem with its key path.

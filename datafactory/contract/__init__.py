@@ -1,4 +1,5 @@
 """The data contract: names, topics, quality codes and the batched payload, defined once and versioned.
+Core: imports nothing outside ``datafactory``; any service may import it.
 
 See ``docs/contract.md`` and ``datafactory/contract/payload.schema.json``.
 """

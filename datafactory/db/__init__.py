@@ -1,1 +1,3 @@
-"""Database schema, migrations and the one place that knows about TimescaleDB (``db.timescale``)."""
+"""Database schema: migrations, connections, roles and row-level security, the audit table, TimescaleDB.
+Core: imports nothing outside ``datafactory``; any service may import it.
+"""

@@ -1,4 +1,5 @@
 """Source adapters: one module per protocol, named like the config ``kind`` it serves.
+Part of the ``gateway`` service: imports the core and ``gateway.*``; no other service imports it.
 
 Every adapter implements the small ``SourceAdapter`` interface below. Constructors do no I/O; ``open()``
 connects and subscribes; ``stream()`` yields lists of readings until the connection fails, when it raises

@@ -1,4 +1,6 @@
-"""One module per dashboard; ``ALL`` is the list the provisioner writes and the deployer uploads."""
+"""One module per dashboard; ``ALL`` is the list the provisioner writes and the deployer uploads.
+Part of the ``grafana`` service: imports the core and ``grafana.*``; no other service imports it.
+"""
 
 from __future__ import annotations
 
