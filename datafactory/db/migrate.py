@@ -4,7 +4,8 @@ Migrations are files in ``datafactory/db/migrations`` named ``NNNN_name.sql`` or
 with ``apply(conn, ctx)``), applied in order, each in its own transaction, recorded in ``schema_migrations``.
 Number ranges: 0001–0099 core and ingest, 0100–0199 analytics, 0200–0299 bureau, 0300–0399 catalogue and open
 data, 0400–0499 security and audit. An advisory lock serialises concurrent ``migrate`` runs. Storage policies
-(TimescaleDB compression/retention) are re-applied on every run so a changed setting takes effect.
+(TimescaleDB chunk interval, compression, retention) are compared with the settings on every run and changed only
+where they differ, so a migrate with nothing to do takes no lock on ``samples``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,24 @@ def _apply_file(conn: psycopg.Connection, path: Path, ctx: MigrationContext) -> 
     module.apply(conn, ctx)
 
 
+def _use_timescale(conn: psycopg.Connection, url: str) -> bool:
+    """Whether this database's samples are (or will be) a hypertable.
+
+    A database first migrated on plain PostgreSQL keeps its partitioned samples when TimescaleDB appears later:
+    converting a populated table is a data migration of its own, never done implicitly on start.
+    """
+    if not timescale.enable(url):
+        return False
+    row = conn.execute("SELECT to_regclass('samples') IS NOT NULL").fetchone()
+    if row and row[0] and not timescale.is_hypertable(conn, "samples"):
+        log.warning(
+            "TimescaleDB is enabled but samples is a plain partitioned table (this database was created on plain "
+            "PostgreSQL); keeping it partitioned. To convert, restore a backup into a fresh database."
+        )
+        return False
+    return True
+
+
 def migrate(url: str, settings: Settings | None = None, *, create_database: bool = True) -> MigrationResult:
     settings = settings or Settings()
     if create_database:
@@ -61,7 +80,7 @@ def migrate(url: str, settings: Settings | None = None, *, create_database: bool
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
             conn.commit()
-            use_ts = timescale.enable(conn)
+            use_ts = _use_timescale(conn, url)
             conn.commit()
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY,"

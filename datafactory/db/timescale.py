@@ -1,19 +1,57 @@
 """Everything TimescaleDB-specific lives here, and only here.
 
-The schema works on plain PostgreSQL ≥ 15. When the ``timescaledb`` extension is available, the samples table
-becomes a hypertable with native compression (segment by signal, order by time) and an optional retention
-policy. Queries elsewhere use ``date_bin`` (core PostgreSQL), which works on both.
+The schema works on plain PostgreSQL ≥ 15. When the ``timescaledb`` extension is available *and preloaded*, the
+samples table becomes a hypertable with native compression (segment by signal, order by time) and an optional
+retention policy, and the dashboards' hourly roll-up is a continuous aggregate. Queries elsewhere use
+``date_bin`` (core PostgreSQL), which works on both.
+
+A server can be in three states (``probe``): no extension; extension files installed but the library not in
+``shared_preload_libraries`` (the state right after installing the Debian/Ubuntu package, before
+``timescaledb-tune`` and a restart) — creating the extension then ends the session with FATAL, so we never try
+and fall back to plain PostgreSQL with a warning; and preloaded. Policies are read back and changed only when
+they differ from the settings, so ``db migrate`` on every start takes no lock on ``samples`` when nothing changed.
 """
 
 from __future__ import annotations
 
+import enum
+import logging
+from dataclasses import dataclass
+
 import psycopg
+
+from datafactory.db.connect import connect
+
+log = logging.getLogger(__name__)
+
+PRELOAD_HINT = (
+    "TimescaleDB is installed on this server but not preloaded: add 'timescaledb' to shared_preload_libraries in "
+    "postgresql.conf (timescaledb-tune does this) and restart PostgreSQL; continuing on plain PostgreSQL "
+    "(samples partitioned by day)"
+)
+# Supported TimescaleDB releases (docs/operators.md); compose.yaml pins an image inside this range.
+SUPPORTED_VERSIONS = ("2.17", "2.28")
+SEGMENT_BY = "signal_id"
+ORDER_BY = "time"
+
+
+class ServerState(enum.Enum):
+    ABSENT = "absent"  # no extension files on the server
+    NOT_PRELOADED = "not_preloaded"  # files installed, library not in shared_preload_libraries
+    READY = "ready"  # preloaded: CREATE EXTENSION works
+
+
+def probe(conn: psycopg.Connection) -> ServerState:
+    if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone() is None:
+        return ServerState.ABSENT
+    row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+    libraries = {part.strip().strip('"') for part in str(row[0] if row else "").split(",")}
+    return ServerState.READY if "timescaledb" in libraries else ServerState.NOT_PRELOADED
 
 
 def available(conn: psycopg.Connection) -> bool:
     """Whether the TimescaleDB extension can be created (or already exists) in this server."""
-    row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
-    return row is not None
+    return probe(conn) is ServerState.READY
 
 
 def installed(conn: psycopg.Connection) -> bool:
@@ -21,19 +59,39 @@ def installed(conn: psycopg.Connection) -> bool:
     return row is not None
 
 
-def enable(conn: psycopg.Connection) -> bool:
-    """Create the extension when available. Returns whether TimescaleDB is now in use."""
-    if installed(conn):
-        return True
-    if not available(conn):
-        return False
+def enable(url: str) -> bool:
+    """Create the extension in the database at ``url`` when the server can load it; whether it is now in use.
+
+    Runs on a connection of its own: should the server still refuse (it ends the session with FATAL when the
+    library is not preloaded), the caller's connection is untouched and migrate goes on on plain PostgreSQL.
+    """
+    with connect(url, autocommit=True, application_name="datafactory-migrate") as conn:
+        if installed(conn):
+            return True
+        state = probe(conn)
+        if state is ServerState.ABSENT:
+            return False
+        if state is ServerState.NOT_PRELOADED:
+            log.warning(PRELOAD_HINT)
+            return False
     try:
-        with conn.transaction():
+        with connect(url, autocommit=True, application_name="datafactory-migrate") as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    except psycopg.errors.FeatureNotSupported:
-        # Listed but not preloaded (shared_preload_libraries); fall back to plain PostgreSQL.
+    except (psycopg.Error, OSError) as err:
+        # A preload configured but broken (wrong version, library missing) must not stop migrate either.
+        log.warning("TimescaleDB could not be enabled (%s); continuing on plain PostgreSQL",
+                    str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
         return False
     return True
+
+
+def is_hypertable(conn: psycopg.Connection, table: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_schema = current_schema()"
+        " AND hypertable_name = %s",
+        (table,),
+    ).fetchone()
+    return row is not None
 
 
 def create_samples_hypertable(conn: psycopg.Connection, chunk_interval: str) -> None:
@@ -43,20 +101,101 @@ def create_samples_hypertable(conn: psycopg.Connection, chunk_interval: str) -> 
     )
 
 
+@dataclass(frozen=True)
+class PolicyChange:
+    what: str
+    old: str | None
+    new: str | None
+
+
+def _same_interval(conn: psycopg.Connection, a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    row = conn.execute("SELECT %s::interval = %s::interval", (a, b)).fetchone()
+    return bool(row and row[0])
+
+
+def _job_setting(conn: psycopg.Connection, proc: str, key: str) -> tuple[int, str] | None:
+    row = conn.execute(
+        "SELECT job_id, config->>%s FROM timescaledb_information.jobs"
+        " WHERE hypertable_schema = current_schema() AND hypertable_name = 'samples' AND proc_name = %s",
+        (key, proc),
+    ).fetchone()
+    return (int(row[0]), str(row[1])) if row else None
+
+
+def _compression_settings(conn: psycopg.Connection) -> tuple[str, str] | None:
+    row = conn.execute(
+        "SELECT segmentby, orderby FROM timescaledb_information.hypertable_compression_settings"
+        " WHERE hypertable = 'samples'::regclass"
+    ).fetchone()
+    if row is None:
+        return None
+
+    def norm(text: str | None) -> str:
+        return (text or "").replace('"', "").replace(" ", "")
+
+    return norm(row[0]), norm(row[1])
+
+
 def apply_policies(
     conn: psycopg.Connection, *, compress_after: str, retention_days: int | None, chunk_interval: str
-) -> None:
-    """(Re)apply compression and retention; idempotent, so ``db migrate`` can run on every start."""
-    conn.execute("SELECT set_chunk_time_interval('samples', %s::interval)", (chunk_interval,))
-    conn.execute(
-        "ALTER TABLE samples SET (timescaledb.compress, timescaledb.compress_segmentby = 'signal_id',"
-        " timescaledb.compress_orderby = 'time')"
-    )
-    conn.execute("SELECT remove_compression_policy('samples', if_exists => true)")
-    conn.execute("SELECT add_compression_policy('samples', %s::interval)", (compress_after,))
-    conn.execute("SELECT remove_retention_policy('samples', if_exists => true)")
-    if retention_days is not None:
+) -> list[PolicyChange]:
+    """Bring chunk interval, compression and retention to the settings; change only what differs.
+
+    Every ALTER here takes a strong lock on ``samples``, so a migrate with nothing to change must not issue one
+    (compose runs migrate on every start): settings are read back first. A policy is altered in place
+    (``alter_job``), keeping its job id and run history.
+    """
+    changes: list[PolicyChange] = []
+    row = conn.execute(
+        "SELECT time_interval::text FROM timescaledb_information.dimensions"
+        " WHERE hypertable_schema = current_schema() AND hypertable_name = 'samples' AND column_name = 'time'"
+    ).fetchone()
+    current_chunk = str(row[0]) if row and row[0] is not None else None
+    if not _same_interval(conn, current_chunk, chunk_interval):
+        conn.execute("SELECT set_chunk_time_interval('samples', %s::interval)", (chunk_interval,))
+        changes.append(PolicyChange("chunk_time_interval", current_chunk, chunk_interval))
+
+    settings = _compression_settings(conn)
+    if settings != (SEGMENT_BY, ORDER_BY):
+        conn.execute(
+            "ALTER TABLE samples SET (timescaledb.compress, timescaledb.compress_segmentby = 'signal_id',"
+            " timescaledb.compress_orderby = 'time')"
+        )
+        changes.append(PolicyChange("compression", ",".join(settings) if settings else None,
+                                    f"{SEGMENT_BY},{ORDER_BY}"))
+
+    job = _job_setting(conn, "policy_compression", "compress_after")
+    if job is None:
+        conn.execute("SELECT add_compression_policy('samples', %s::interval)", (compress_after,))
+        changes.append(PolicyChange("compress_after", None, compress_after))
+    elif not _same_interval(conn, job[1], compress_after):
+        conn.execute(
+            "SELECT alter_job(job_id, config => jsonb_set(config, '{compress_after}', to_jsonb(%s::text)))"
+            " FROM timescaledb_information.jobs WHERE job_id = %s",
+            (compress_after, job[0]),
+        )
+        changes.append(PolicyChange("compress_after", job[1], compress_after))
+
+    wanted = f"{retention_days} days" if retention_days is not None else None
+    retention = _job_setting(conn, "policy_retention", "drop_after")
+    if retention is None and wanted is not None:
         conn.execute("SELECT add_retention_policy('samples', make_interval(days => %s))", (retention_days,))
+        changes.append(PolicyChange("retention", None, wanted))
+    elif retention is not None and wanted is None:
+        conn.execute("SELECT remove_retention_policy('samples', if_exists => true)")
+        changes.append(PolicyChange("retention", retention[1], None))
+    elif retention is not None and not _same_interval(conn, retention[1], wanted):
+        conn.execute(
+            "SELECT alter_job(job_id, config => jsonb_set(config, '{drop_after}', to_jsonb(%s::text)))"
+            " FROM timescaledb_information.jobs WHERE job_id = %s",
+            (wanted, retention[0]),
+        )
+        changes.append(PolicyChange("retention", retention[1], wanted))
+    for change in changes:
+        log.info("TimescaleDB %s: %s → %s", change.what, change.old, change.new)
+    return changes
 
 
 def compress_all(conn: psycopg.Connection) -> int:
