@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from datafactory.db import timescale
 from datafactory.db.connect import with_database
 from datafactory.db.migrate import migrate
 
@@ -26,14 +27,36 @@ def _admin() -> psycopg.Connection:
     return psycopg.connect(with_database(PG_SERVER, "postgres"), autocommit=True)
 
 
+def _server_has_timescaledb() -> bool:
+    with _admin() as conn:
+        return timescale.probe(conn) is timescale.ServerState.READY
+
+
+SERVER_HAS_TIMESCALEDB = _server_has_timescaledb()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Tests of the plain-PostgreSQL storage mode (daily partitions) have nothing to check on TimescaleDB.
+    if SERVER_HAS_TIMESCALEDB and item.get_closest_marker("plain_postgres"):
+        pytest.skip("tests the plain-PostgreSQL storage mode (daily partitions); this server has TimescaleDB")
+
+
 @pytest.fixture(scope="session")
 def template_db(worker_id: str) -> Iterator[str]:
     """A migrated database used as CREATE DATABASE … TEMPLATE for each test's own database."""
     name = f"dft_tpl_{worker_id}_{uuid.uuid4().hex[:6]}"
     url = with_database(PG_SERVER, name)
     migrate(url)
+    with _admin() as conn:
+        # CREATE DATABASE … TEMPLATE fails while anyone is connected to the template, and TimescaleDB's job
+        # scheduler connects to every database with the extension: close the template to new connections and
+        # end the ones already there.
+        conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true").format(
+            sql.Identifier(name)))
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
     yield name
     with _admin() as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name)))
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 

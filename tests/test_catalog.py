@@ -28,6 +28,7 @@ from datafactory.db import registry
 from datafactory.db.connect import with_database
 from datafactory.db.rls import provision
 from tests.conftest import PG_SERVER, _admin
+from tests.support.roles import act_as, reset_role
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -170,12 +171,12 @@ def test_other_plants_and_bureau_cannot_read_highest_grade(plants_db: Any) -> No
                               (signals["plant_a"],)).fetchone()
         assert role_a is not None
         grade3 = sorted({rel for e in build(conn) if e.spec.grade == 3 for rel in e.columns})
-        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role_a[0])))
+        act_as(conn, role_a[0])
         own = conn.execute("SELECT count(*) FROM samples WHERE signal_id = %s", (signals["a"],)).fetchone()
         other = conn.execute("SELECT count(*) FROM samples WHERE signal_id = %s", (signals["b"],)).fetchone()
         plants_seen = conn.execute("SELECT count(*) FROM plants").fetchone()
         assert own == (4,) and other == (0,) and plants_seen == (1,)
-        conn.execute("RESET ROLE")
+        reset_role(conn)
         conn.execute("SET ROLE bureau")
         for relation in grade3:
             with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():

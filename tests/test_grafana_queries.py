@@ -34,6 +34,7 @@ from grafana.dashboards import PLANT_AND_PLATFORM
 from grafana.expand import VariableValue, expand, leftover
 from grafana.panel_queries import PanelQuery, expanded_sql, panel_queries, resolve_variables
 from tests.conftest import PG_SERVER
+from tests.support.roles import act_as, reset_role
 
 pytestmark = pytest.mark.integration
 
@@ -185,14 +186,14 @@ def _check_as_plant_role(conn: psycopg.Connection, demo: FilledPlant) -> None:
     from datafactory.db.roles import plant_role_name
 
     provision(conn, actor="test-grafana")
-    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(plant_role_name("demo-precision", "dongguan-1"))))
+    act_as(conn, plant_role_name("demo-precision", "dongguan-1"))
     try:
         plant_dashboards = tuple(d for d in PLANT_AND_PLATFORM if d.folder == "plant")
         chosen = {d.uid: resolve_variables(conn, d, demo.start, demo.end) for d in plant_dashboards}
         problems = _panel_problems(conn, PLANT_QUERIES, chosen, demo.start, demo.end)
         assert not problems, "as the plant role:\n" + "\n".join(problems)
     finally:
-        conn.execute("RESET ROLE")
+        reset_role(conn)
 
 
 def _check_platform_as_admin_role(conn: psycopg.Connection, demo: FilledPlant) -> None:

@@ -159,6 +159,7 @@ def test_health_status_and_config_are_recorded(db_url: str, mqtt_url: str, enter
     assert stats.max_batch_messages > 20
 
 
+@pytest.mark.plain_postgres
 def test_partitions_are_created_for_the_days_written(db_url: str, mqtt_url: str, enterprise: str) -> None:
     path = cell(enterprise)
     day_us = 86_400_000_000

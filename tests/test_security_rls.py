@@ -17,8 +17,10 @@ from psycopg import sql
 
 from datafactory.config import load_config_text
 from datafactory.db import registry
+from datafactory.db import plant_views
 from datafactory.db import roles as df_roles
 from datafactory.db.rls import BUREAU_PREFIX, INGEST_TABLES, POLICY_READ, POLICY_SERVICE, discover, provision
+from tests.support.roles import act_as, reset_role
 from tests.test_config import GOOD
 
 pytestmark = pytest.mark.integration
@@ -31,8 +33,9 @@ def _columns(conn: psycopg.Connection, table: str) -> list[tuple[str, str, bool,
         (r[0], r[1], r[2] == "NO", r[3] is not None or r[4] == "YES" or r[5] != "NEVER")
         for r in conn.execute(
             "SELECT column_name, data_type, is_nullable, column_default, is_identity, is_generated"
-            " FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s"
-            " ORDER BY ordinal_position",
+            " FROM information_schema.columns c JOIN pg_class r ON r.oid = %s::regclass"
+            " JOIN pg_namespace n ON n.oid = r.relnamespace"
+            " WHERE c.table_schema = n.nspname AND c.table_name = r.relname ORDER BY ordinal_position",
             (table,),
         )
     ]
@@ -166,15 +169,22 @@ def test_plant_role_reads_only_its_own_rows_everywhere(two_plants: Any) -> None:
             rel = rels[table]
             column = rel.scope_column
             assert column is not None
-            flags = conn.execute(
-                "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = %s::regclass", (table,)
-            ).fetchone()
-            assert flags == (True, True), f"{table}: RLS not enabled and forced"
-            policies = {r[0] for r in conn.execute("SELECT policyname FROM pg_policies WHERE tablename = %s", (table,))}
-            assert {POLICY_READ, POLICY_SERVICE} <= policies, table
+            if plant_views.needs_view(conn, table):
+                # A TimescaleDB hypertable: readers get the filtered view of the same name, never the table.
+                assert _one(conn, "SELECT to_regclass(%s) IS NOT NULL", (f"{plant_views.VIEW_SCHEMA}.{table}",))
+                assert not _one(conn, "SELECT has_table_privilege(%s, %s, 'SELECT')", (role_a, f"public.{table}"))
+            else:
+                flags = conn.execute(
+                    "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = %s::regclass", (table,)
+                ).fetchone()
+                assert flags == (True, True), f"{table}: RLS not enabled and forced"
+                policies = {
+                    r[0] for r in conn.execute("SELECT policyname FROM pg_policies WHERE tablename = %s", (table,))
+                }
+                assert {POLICY_READ, POLICY_SERVICE} <= policies, table
             total = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
             assert total is not None and total[0] >= 2, f"{table}: the fixture wrote both plants' rows"
-            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role_a)))
+            act_as(conn, role_a)
             try:
                 if table.startswith(BUREAU_PREFIX):
                     with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
@@ -198,7 +208,7 @@ def test_plant_role_reads_only_its_own_rows_everywhere(two_plants: Any) -> None:
                         fill_row(conn, table, ids)
             finally:
                 conn.rollback()
-                conn.execute("RESET ROLE")
+                reset_role(conn)
 
 
 def test_views_partitions_and_bureau(two_plants: Any) -> None:
@@ -270,7 +280,7 @@ def test_dashboard_query_uses_index_and_prunes_partitions(two_plants: Any) -> No
     db_url, a, _, _ = two_plants
     with psycopg.connect(db_url) as conn:
         role_a = _role_of(conn, a["plant_id"])
-        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role_a)))
+        act_as(conn, role_a)
         plan = "\n".join(
             r[0]
             for r in conn.execute(
@@ -353,6 +363,9 @@ def test_view_mode_for_tables_that_cannot_carry_rls(db_url: str, enterprise: str
         report = provision(conn, actor="test", login=True, env={var: password}, view_tables=frozenset({"samples"}))
         assert report.viewed == ["samples"] and "samples" not in report.protected
         role = _role_of(conn, a["plant_id"])
+        # A partition (plain PostgreSQL) or a chunk (TimescaleDB): a reader must not reach it directly either.
+        child = str(_one(conn, "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'samples'::regclass"
+                               " ORDER BY 1 LIMIT 1"))
     try:
         with psycopg.connect(db_url.replace("postgres@", f"{role}:{password}@")) as conn:
             assert conn.execute("SELECT DISTINCT signal_id FROM samples").fetchall() == [(a["signal_id"],)]
@@ -364,7 +377,7 @@ def test_view_mode_for_tables_that_cannot_carry_rls(db_url: str, enterprise: str
                 )
             )
             assert re.search(r"Index Cond: .*signal_id = ANY", plan), plan
-            for query in ("SELECT 1 FROM public.samples", "SELECT 1 FROM samples_default"):
+            for query in ("SELECT 1 FROM public.samples", f"SELECT 1 FROM {child}"):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
                     conn.execute(query)
             with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():

@@ -44,7 +44,7 @@ LOAD_PROFILE = Panel(
             SELECT e.time AS time, {pv.LINE_OF_CELL} AS metric, sum(e.avg_kw) AS value
             FROM energy e JOIN cells c ON c.id = e.cell_id
             WHERE e.period = 'hour' AND {ENERGY_ROWS}
-            GROUP BY 1, 2 ORDER BY 1
+            GROUP BY 1, 2 ORDER BY 1, 2
         """, format="time_series"),
     ),
     width=16, height=9, unit="kwatt", decimals=1, color_mode="palette-classic",
@@ -100,7 +100,7 @@ SEC = Panel(
         SELECT e.time AS time, {pv.LINE_OF_CELL} AS metric, sum(e.kwh) / sum(e.good_count) AS value
         FROM energy e JOIN cells c ON c.id = e.cell_id
         WHERE e.period = 'day' AND {ENERGY_ROWS}
-        GROUP BY 1, 2 HAVING sum(e.good_count) > 0 ORDER BY 1
+        GROUP BY 1, 2 HAVING sum(e.good_count) > 0 ORDER BY 1, 2
     """, format="time_series"),),
     width=12, height=8, unit="kwatth", decimals=3, color_mode="palette-classic",
     description="kWh per good unit of each producing line (lower is better).",

@@ -47,7 +47,7 @@ def raw_signal_query(meaning: str, label: str) -> Query:
         JOIN cells c ON c.id = s.cell_id
         WHERE $__interval_ms < {ROLLUP_FROM_MS} AND x.signal_id IN {signals} AND $__timeFilter(x.time)
         GROUP BY 1, 2
-        ORDER BY 1
+        ORDER BY 1, 2
     """, format="time_series")
 
 
