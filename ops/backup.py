@@ -10,10 +10,12 @@ manifest there and fails on any difference. Both steps are written to the audit 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +26,7 @@ import psycopg
 from psycopg import sql
 
 from datafactory.db import audit
-from datafactory.db.connect import connect, database_name, ensure_database
+from datafactory.db.connect import connect, database_name, drop_database, ensure_database
 from datafactory.errors import DataFactoryError
 from datafactory.settings import redact_url
 from ops import manifest
@@ -136,8 +138,9 @@ class RestoreResult:
     problems: list[str]
 
 
-def _require_fresh(url: str) -> None:
-    ensure_database(url)
+def _require_fresh(url: str) -> bool:
+    """Refuse a target that holds relations; returns whether the database was created here."""
+    created = ensure_database(url)
     with connect(url) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -148,6 +151,7 @@ def _require_fresh(url: str) -> None:
         raise RestoreError(
             f"{redact_url(url)} is not a fresh database ({row[0]} relations); restore needs an empty one"
         )
+    return created
 
 
 def _ensure_roles(url: str, roles: list[str]) -> list[str]:
@@ -164,6 +168,63 @@ def _ensure_roles(url: str, roles: list[str]) -> list[str]:
     return created
 
 
+# TimescaleDB's own catalogue (hypertables, chunks, jobs) has foreign keys between its tables; restored in
+# parallel, a job row can arrive before its hypertable ("bgw_job_hypertable_id_fkey"). Their data is restored
+# first, in dump order on one connection; everything else in parallel.
+_TIMESCALE_CATALOG_SCHEMAS = ("_timescaledb_catalog", "_timescaledb_config")
+
+
+def _pg_restore(pg_restore: Path, dump: Path, url: str, *args: str) -> None:
+    conninfo, env = child_connection(url)
+    cmd = [str(pg_restore), "--exit-on-error", "--no-password", f"--dbname={conninfo}", *args, str(dump)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RestoreError(f"pg_restore failed (exit {proc.returncode}): {proc.stderr.strip()}")
+
+
+def _run_pg_restore(pg_restore: Path, dump: Path, url: str, *, jobs: int, timescaledb: bool) -> None:
+    if not timescaledb:
+        _pg_restore(pg_restore, dump, url, f"--jobs={jobs}")
+        return
+    toc = subprocess.run([str(pg_restore), "--list", str(dump)], capture_output=True, text=True, check=False)
+    if toc.returncode != 0:
+        raise RestoreError(f"pg_restore --list failed (exit {toc.returncode}): {toc.stderr.strip()}")
+    catalog: list[str] = []
+    rest: list[str] = []  # every other entry: --section=data keeps its data ones (tables, sequence values)
+    for line in toc.stdout.splitlines():
+        if not line.strip() or line.startswith(";"):
+            continue
+        in_catalog = any(f" {kind} {schema} " in line for kind in ("TABLE DATA", "SEQUENCE SET")
+                         for schema in _TIMESCALE_CATALOG_SCHEMAS)
+        (catalog if in_catalog else rest).append(line)
+    with tempfile.TemporaryDirectory(prefix="df-restore-") as tmp:
+        catalog_list, rest_list = Path(tmp) / "catalog.list", Path(tmp) / "data.list"
+        catalog_list.write_text("\n".join(catalog) + "\n", encoding="utf-8")
+        rest_list.write_text("\n".join(rest) + "\n", encoding="utf-8")
+        _pg_restore(pg_restore, dump, url, "--section=pre-data", "--jobs=1")
+        if catalog:
+            _pg_restore(pg_restore, dump, url, "--section=data", f"--use-list={catalog_list}", "--jobs=1")
+        if rest:
+            _pg_restore(pg_restore, dump, url, "--section=data", f"--use-list={rest_list}", f"--jobs={jobs}")
+        _pg_restore(pg_restore, dump, url, "--section=post-data", f"--jobs={jobs}")
+
+
+def _abandon(url: str, *, timescaledb: bool, drop: bool) -> str:
+    """After a failed pg_restore: leave no database that looks usable. Returns what was done, for the error."""
+    name = database_name(url)
+    if timescaledb:
+        # timescaledb_pre_restore() left the database in restoring mode (its jobs never run); end that first.
+        with contextlib.suppress(psycopg.Error, DataFactoryError), connect(url, autocommit=True) as conn:
+            conn.execute("SELECT timescaledb_post_restore()")
+    if not drop:
+        return f"the database {name} (not created by this restore) is half-restored: drop or empty it before retrying"
+    try:
+        drop_database(url)
+    except (psycopg.Error, DataFactoryError) as err:
+        return f"the half-restored database {name} could not be dropped ({err}): drop it before using or retrying"
+    return f"the half-restored database {name} was dropped"
+
+
 def restore(dump: Path, url: str, *, actor: str, jobs: int = 2, manifest_file: Path | None = None) -> RestoreResult:
     """Restore ``dump`` into the fresh database at ``url`` and verify it; raise ``RestoreError`` on any mismatch."""
     started = time.monotonic()
@@ -177,7 +238,7 @@ def restore(dump: Path, url: str, *, actor: str, jobs: int = 2, manifest_file: P
     if _sha256(dump) != doc["dump"]["sha256"]:
         raise RestoreError(f"{dump}: sha256 differs from the manifest: the file is damaged or not this backup")
     expected = manifest.Manifest.from_json(doc)
-    _require_fresh(url)
+    created_database = _require_fresh(url)
     created_roles = _ensure_roles(url, expected.roles)
     with connect(url, autocommit=True) as conn:
         major = _server_major(conn)
@@ -185,11 +246,11 @@ def restore(dump: Path, url: str, *, actor: str, jobs: int = 2, manifest_file: P
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
             conn.execute("SELECT timescaledb_pre_restore()")
     pg_restore = find_tool("pg_restore", max(major, int(doc["server_version"]) // 10000))
-    conninfo, env = child_connection(url)
-    cmd = [str(pg_restore), "--exit-on-error", "--no-password", f"--jobs={max(1, jobs)}", f"--dbname={conninfo}"]
-    proc = subprocess.run([*cmd, str(dump)], env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RestoreError(f"pg_restore failed (exit {proc.returncode}): {proc.stderr.strip()}")
+    try:
+        _run_pg_restore(pg_restore, dump, url, jobs=max(1, jobs), timescaledb=bool(doc.get("timescaledb")))
+    except RestoreError as err:
+        done = _abandon(url, timescaledb=bool(doc.get("timescaledb")), drop=created_database)
+        raise RestoreError(f"{err}; {done}") from err
     with connect(url) as conn:
         if doc.get("timescaledb"):
             conn.execute("SELECT timescaledb_post_restore()")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from psycopg import sql
 
-from datafactory.db import audit, registry
+from datafactory.db import audit, plant_views, registry
 from datafactory.db.connect import drop_database, with_database
 from datafactory.db.rls import provision
 from datafactory.db.samples import copy_rows
@@ -103,7 +105,12 @@ def test_backup_drop_restore_verifies(
         assert audit.verify(conn).ok
         trail = conn.execute("SELECT string_agg(object || details::text, ' ') FROM audit_log").fetchone()
         assert trail is not None and "df.dump" in trail[0] and secret not in trail[0]
-        assert conn.execute("SELECT relforcerowsecurity FROM pg_class WHERE relname = 'samples'").fetchone() == (True,)
+        # Tenancy survives: RLS on the table, or (a TimescaleDB hypertable) the plant readers' filtered view.
+        if plant_views.needs_view(conn, "samples"):
+            assert conn.execute("SELECT to_regclass('df_plant_views.samples') IS NOT NULL").fetchone() == (True,)
+        else:
+            flags = conn.execute("SELECT relforcerowsecurity FROM pg_class WHERE relname = 'samples'").fetchone()
+            assert flags == (True,)
     _drop_plant_roles([target_url], enterprise)
 
 
@@ -130,3 +137,31 @@ def test_restore_refuses_mismatch_damage_and_non_fresh_targets(
     result = CliRunner().invoke(restore, ["--from", str(dump), "--database-url", other])
     assert result.exit_code == 1 and "sha256 differs" in result.output
     _drop_plant_roles([target_url, db_url], enterprise)
+
+
+def test_a_restore_that_fails_midway_leaves_no_half_restored_database(
+    db_url: str, enterprise: str, tmp_path: Path
+) -> None:
+    """A dump cut short (its manifest made to match, as a copy interrupted before the manifest was re-made would
+    be): pg_restore fails part-way; the database it created is dropped and the error says so."""
+    _populate(db_url, enterprise)
+    dump = tmp_path / "df.dump"
+    assert CliRunner().invoke(backup, ["--out", str(dump)], env={"DATAFACTORY_DATABASE_URL": db_url}).exit_code == 0
+    data = dump.read_bytes()
+    dump.write_bytes(data[: len(data) * 2 // 3])
+    mpath = manifest_path(dump)
+    doc = json.loads(mpath.read_text())
+    doc["dump"]["sha256"] = hashlib.sha256(dump.read_bytes()).hexdigest()
+    mpath.write_text(json.dumps(doc))
+    target = with_database(db_url, f"dft_restore_{uuid.uuid4().hex[:8]}")
+    try:
+        result = CliRunner().invoke(restore, ["--from", str(dump), "--database-url", target])
+        assert result.exit_code == 1, result.output
+        assert re.search(r"pg_restore( --list)? failed", result.output), result.output
+        assert "was dropped" in result.output, result.output
+        with psycopg.connect(with_database(db_url, "postgres")) as conn:
+            gone = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target.rsplit("/", 1)[1],))
+            assert gone.fetchone() is None
+    finally:
+        drop_database(target)
+        _drop_plant_roles([db_url], enterprise)
