@@ -45,7 +45,7 @@ def test_services_and_volumes(parsed: dict) -> None:
         "timescaledb", "mosquitto", "grafana", "migrate", "ingest", "analytics", "simulator", "gateway",
     }
     assert set(parsed["volumes"]) == {"timescaledb-data", "mosquitto-data", "grafana-data", "gateway-state"}
-    assert parsed["services"]["timescaledb"]["image"].startswith("timescale/timescaledb:latest-pg16")
+    assert parsed["services"]["timescaledb"]["image"] == "timescale/timescaledb:2.28.3-pg15"  # pinned, not latest
 
 
 def _mounts(service: dict) -> dict[str, str]:

@@ -13,15 +13,19 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
-from datafactory.db import timescale
+from datafactory.db import registry, timescale
 from datafactory.db.connect import drop_database, with_database
 from datafactory.db.migrate import migrate
+from datafactory.db.rls import provision
+from datafactory.db.samples import copy_rows
 from datafactory.settings import Settings
 from tests.conftest import PG_SERVER
+from tests.support.roles import act_as, reset_role
 
 pytestmark = pytest.mark.integration
 
@@ -126,3 +130,93 @@ def test_listed_but_not_preloaded_falls_back_with_the_hint(caplog: pytest.LogCap
         assert migrate(url).applied == []  # and again, still fine
     finally:
         drop_database(url)
+
+
+def _two_plants(conn: psycopg.Connection, enterprise: str) -> tuple[int, int]:
+    signals = []
+    for site in ("a", "b"):
+        plant = registry.upsert_plant(conn, enterprise, site)
+        cell = registry.upsert_cell(conn, plant, "area", "line", "cell")
+        signals.append(registry.upsert_signal(conn, plant, cell, "power", meaning="power_kw"))
+    return signals[0], signals[1]
+
+
+def _role(conn: psycopg.Connection, signal_id: int) -> str:
+    row = conn.execute(
+        "SELECT r.role FROM plant_roles r JOIN signals s ON s.plant_id = r.plant_id WHERE s.id = %s", (signal_id,)
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+@needs_timescale
+def test_hourly_rollup_is_a_continuous_aggregate_each_plant_sees_its_own(db_url: str, enterprise: str) -> None:
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    with psycopg.connect(db_url) as conn:
+        a, b = _two_plants(conn, enterprise)
+        rows = [(sig, hour + timedelta(minutes=m), float(m % 7) + sig, 0) for sig in (a, b) for m in range(0, 120, 3)]
+        copy_rows(conn, rows)
+        conn.commit()
+        provision(conn, actor="test")
+        assert "samples_hourly" in timescale.continuous_aggregates(conn)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        timescale.refresh_hourly_rollup_now(conn)
+        # A sample arriving after the refresh, in the current hour: real-time aggregation shows it at once.
+        copy_rows(conn, [(a, datetime.now(UTC) - timedelta(seconds=5), 99.0, 0)])
+        want = conn.execute(
+            "SELECT signal_id, date_bin('1 hour', time, timestamptz '2000-01-01'), avg(value), min(value),"
+            " max(value), count(*) FROM samples WHERE value IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+        got = conn.execute("SELECT signal_id, time, avg, min, max, n FROM samples_hourly ORDER BY 1, 2").fetchall()
+        assert got == want and len(got) == 5  # two hours per plant, plus plant A's current hour
+        assert conn.execute("SELECT df_rollup_samples_hourly(now() - interval '1 day', now())").fetchone() == (0,)
+        act_as(conn, _role(conn, a))
+        seen = conn.execute("SELECT DISTINCT signal_id FROM samples_hourly").fetchall()
+        assert seen == [(a,)]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT 1 FROM public.samples_hourly LIMIT 1")
+        reset_role(conn)
+
+
+@needs_timescale
+def test_compressed_chunks_late_writes_and_retention_keep_tenancy(db_url: str, enterprise: str) -> None:
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
+    recent = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+    with psycopg.connect(db_url) as conn:
+        a, b = _two_plants(conn, enterprise)
+        copy_rows(conn, [(sig, t + timedelta(minutes=m), float(m), 0)
+                         for sig in (a, b) for t in (old, recent) for m in range(60)])
+        conn.commit()
+        provision(conn, actor="test")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        assert timescale.compress_all(conn) >= 2
+        compressed = conn.execute(
+            "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'samples' AND is_compressed"
+        ).fetchone()
+        assert compressed is not None and compressed[0] >= 2
+        # A late sample into a compressed chunk is stored and read back.
+        copy_rows(conn, [(a, old + timedelta(minutes=90), 1234.5, 0)])
+        act_as(conn, _role(conn, a))
+        assert conn.execute("SELECT count(*), max(value) FROM samples WHERE signal_id = %s", (a,)).fetchone() == (
+            121, 1234.5)
+        assert conn.execute("SELECT count(*) FROM samples WHERE signal_id = %s", (b,)).fetchone() == (0,)
+        assert conn.execute("SELECT DISTINCT signal_id FROM samples").fetchall() == [(a,)]
+        reset_role(conn)
+        conn.execute("SET ROLE bureau")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT 1 FROM samples LIMIT 1")
+        conn.execute("RESET ROLE")
+    # Retention drops the old, compressed chunks; the recent ones stay.
+    migrate(db_url, Settings(timescale_retention_days=10))
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        job = conn.execute(
+            "SELECT job_id FROM timescaledb_information.jobs WHERE hypertable_name = 'samples'"
+            " AND proc_name = 'policy_retention'"
+        ).fetchone()
+        assert job is not None
+        conn.execute("CALL run_job(%s)", (job[0],))
+        left = conn.execute("SELECT signal_id, count(*) FROM samples GROUP BY 1 ORDER BY 1").fetchall()
+        assert left == [(a, 60), (b, 60)]
+        act_as(conn, _role(conn, b))
+        assert conn.execute("SELECT DISTINCT signal_id FROM samples").fetchall() == [(b,)]
+        reset_role(conn)

@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from datafactory.db import audit, plant_views
+from datafactory.db import audit, plant_views, timescale
 from datafactory.db.roles import (
     ADMIN,
     ANALYTICS,
@@ -161,7 +161,12 @@ def provision(
     # Fail fast instead (re-run later); tables already in the wanted state are not touched at all.
     conn.execute("SET lock_timeout = '5s'")
 
+    # TimescaleDB continuous aggregates (the hourly roll-up) read their materialisation as their owner, whatever
+    # the reader: like hypertables they are served to plant roles through filtered views.
+    aggregates = timescale.continuous_aggregates(conn)
     for rel in discover(conn):
+        if rel.name in aggregates:
+            continue
         if rel.kind == "v" and not rel.security_invoker and not rel.name.startswith(BUREAU_PREFIX):
             conn.execute(sql.SQL("ALTER VIEW {} SET (security_invoker = true)").format(sql.Identifier(rel.name)))
     relations = discover(conn)
@@ -170,6 +175,13 @@ def provision(
         if rel.is_partition:
             _lock_partition(conn, rel)
             report.partitions_revoked.append(rel.name)
+        elif rel.name in aggregates and "signal_id" in rel.columns:
+            report.viewed.append(rel.name)
+            _grant(conn, rel, viewed=True)  # a definer view: revoked from plant readers, readable by services
+            plant_views.protect_with_view(
+                conn, rel.name, _ALLOWED["signal_id"], reader=PLANT_READER, denied=(BUREAU,)
+            )
+            continue
         elif rel.scope_column is not None:
             if rel.name in view_tables or plant_views.needs_view(conn, rel.name):
                 report.viewed.append(rel.name)

@@ -198,6 +198,59 @@ def apply_policies(
     return changes
 
 
+HOURLY_ROLLUP_POLICY = {"end_offset": "1 hour", "schedule_interval": "15 minutes"}
+
+
+def create_hourly_rollup(conn: psycopg.Connection) -> None:
+    """Replace the ``samples_hourly`` table (migration 0500) by a continuous aggregate with the same columns.
+
+    ``materialized_only = false``: the newest hour, not yet materialised, is computed from raw samples at query
+    time, so a panel is never behind. The policy's window starts at the beginning of the data (start_offset NULL):
+    a refresh only recomputes buckets that TimescaleDB's invalidation log marks as changed, so late samples of any
+    age reach the roll-up without re-reading history. ``df_rollup_samples_hourly`` (called after analytics runs)
+    becomes a no-op here: a refresh cannot run inside the caller's transaction, and the policy does the work.
+    """
+    conn.execute("DROP TABLE IF EXISTS samples_hourly")
+    conn.execute(
+        """
+        CREATE MATERIALIZED VIEW samples_hourly
+        WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+        SELECT signal_id, time_bucket(INTERVAL '1 hour', time) AS time,
+               avg(value) AS avg, min(value) AS min, max(value) AS max, count(*)::integer AS n
+        FROM samples
+        WHERE value IS NOT NULL
+        GROUP BY signal_id, time_bucket(INTERVAL '1 hour', time)
+        WITH NO DATA
+        """
+    )
+    conn.execute(
+        "SELECT add_continuous_aggregate_policy('samples_hourly', start_offset => NULL,"
+        " end_offset => %s::interval, schedule_interval => %s::interval)",
+        (HOURLY_ROLLUP_POLICY["end_offset"], HOURLY_ROLLUP_POLICY["schedule_interval"]),
+    )
+    conn.execute(
+        """
+        CREATE OR REPLACE FUNCTION df_rollup_samples_hourly(t_from timestamptz, t_to timestamptz) RETURNS bigint
+        LANGUAGE sql AS $$ SELECT 0::bigint $$
+        """
+    )
+
+
+def continuous_aggregates(conn: psycopg.Connection) -> set[str]:
+    """Names of the continuous aggregates in the current schema (empty without TimescaleDB)."""
+    if not installed(conn):
+        return set()
+    rows = conn.execute(
+        "SELECT view_name FROM timescaledb_information.continuous_aggregates WHERE view_schema = current_schema()"
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def refresh_hourly_rollup_now(conn: psycopg.Connection) -> None:
+    """Materialise every pending bucket now (tests and benchmarks; ``conn`` must be in autocommit mode)."""
+    conn.execute("CALL refresh_continuous_aggregate('samples_hourly', NULL, NULL)")
+
+
 def compress_all(conn: psycopg.Connection) -> int:
     """Compress every uncompressed chunk now (benchmarks and tests). Returns the number compressed."""
     rows = conn.execute("SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks('samples') c").fetchall()
