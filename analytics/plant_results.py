@@ -63,8 +63,8 @@ def pdm_results(
             for col in RUL_COLUMNS:
                 h.loc[known, col] = old[col].to_numpy(dtype=float)[: int(known.sum())]
         rows = h[~known].assign(plant_id=plant.id, cell_id=cid, signal_id=sid)
-        written["pdm_health"] += store.replace(conn, "pdm_health", rows, columns=tables.PDM_HEALTH,
-                                               where="signal_id = %s AND time >= %s", params=(sid, start))
+        written["pdm_health"] += tables.PDM_HEALTH_TABLE.write(conn, rows, where="signal_id = %s AND time >= %s",
+                                                               params=(sid, start))
         episodes = lifecycle(h, cfg.pdm, label=f"signal {sid} (cell {cid}) {meaning_of[sid]}")
         alerts = [{k: getattr(a, k) for k in store.ALERT_COLUMNS} for a in episodes]
         store.sync_alerts(conn, plant_id=plant.id, cell_id=cid, signal_id=sid, kind="pdm_drift", alerts=alerts)
@@ -112,10 +112,8 @@ def baseline_results(
     }
     where, params = "plant_id = %s", (plant.id,)
     return {
-        "energy_baseline_daily": store.replace(conn, "energy_baseline_daily", d, columns=tables.BASELINE_DAILY,
-                                               where=where, params=params),
-        "energy_baseline": store.replace(conn, "energy_baseline", pd.DataFrame([row]), columns=tables.BASELINE,
-                                         where=where, params=params),
+        "energy_baseline_daily": tables.BASELINE_DAILY_TABLE.write(conn, d, where=where, params=params),
+        "energy_baseline": tables.BASELINE_TABLE.write(conn, pd.DataFrame([row]), where=where, params=params),
     }
 
 

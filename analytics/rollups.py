@@ -33,16 +33,14 @@ def roll_up(
         ict = o.groupby("cell_id")["ideal_cycle_time_s"].first()
         rolled = oee.rollup(o, ["cell_id", "time", "shift_name"])
         rolled = rolled.assign(plant_id=plant.id, period=period, ideal_cycle_time_s=rolled["cell_id"].map(ict))
-    written["oee"] = store.replace(conn, "oee", rolled, columns=tables.OEE, where=WHERE,
-                                   params=(plant.id, period, lo, hi))
+    written["oee"] = tables.TABLES["oee"].write(conn, rolled, where=WHERE, params=(plant.id, period, lo, hi))
     d = store.hour_rows(conn, "downtime", plant.id, lo, hi, columns=["cell_id", *tables.DOWNTIME[3:]])
     if len(d):
         d = oee.assign_periods(d, per)
         keys = ["cell_id", "time", "time_end", "state_code", "category", "reason", "time_element"]
         d = d.groupby(keys, as_index=False)[["stops", "duration_s", "microstops", "microstop_s"]].sum()
         d = d.assign(plant_id=plant.id, period=period)
-    written["downtime"] = store.replace(conn, "downtime", d, columns=tables.DOWNTIME, where=WHERE,
-                                        params=(plant.id, period, lo, hi))
+    written["downtime"] = tables.TABLES["downtime"].write(conn, d, where=WHERE, params=(plant.id, period, lo, hi))
     cols = ["cell_id", "time", "time_end", *energy.ADDITIVE, "peak_kw_15min", "source"]
     e = store.hour_rows(conn, "energy", plant.id, lo, hi, columns=cols)
     if len(e):
@@ -50,6 +48,5 @@ def roll_up(
         src = e.groupby("cell_id")["source"].first()
         e = energy.rollup_energy(e, ["cell_id", "time", "shift_name"], cfg.tariff, cfg.kgce_per_kwh)
         e = e.assign(plant_id=plant.id, period=period, source=e["cell_id"].map(src))
-    written["energy"] = store.replace(conn, "energy", e, columns=tables.ENERGY, where=WHERE,
-                                      params=(plant.id, period, lo, hi))
+    written["energy"] = tables.TABLES["energy"].write(conn, e, where=WHERE, params=(plant.id, period, lo, hi))
     return written

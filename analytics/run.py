@@ -107,15 +107,15 @@ def run_window(
     store.trim_intervals(conn, plant.id, a, window.cover_end)
     intervals = _gather({cid: [r.intervals] if r.intervals is not None else [] for cid, r in results.items()},
                         plant.id)
-    summary.add({"state_intervals": store.replace(conn, "state_intervals", intervals, columns=tables.STATE_INTERVALS,
-                                                  where=WINDOW, params=(plant.id, a, window.cover_end))})
+    summary.add({"state_intervals": tables.STATE_INTERVALS_TABLE.write(conn, intervals, where=WINDOW,
+                                                                       params=(plant.id, a, window.cover_end))})
     for period in window.periods:
-        for table, columns, attr in (("oee", tables.OEE, "oee"), ("downtime", tables.DOWNTIME, "downtime"),
-                                     ("energy", tables.ENERGY, "energy")):
-            rows = _gather({cid: [f for f in getattr(r, attr) if len(f) and f["period"].iloc[0] == period]
+        for table in tables.PER_CELL:
+            assert table.cell_field is not None
+            rows = _gather({cid: [f for f in getattr(r, table.cell_field) if len(f) and f["period"].iloc[0] == period]
                             for cid, r in results.items()}, plant.id)
-            summary.add({table: store.replace(conn, table, rows, columns=columns, where=WINDOW + " AND period = %s",
-                                              params=(plant.id, a, end, period))})
+            summary.add({table.name: table.write(conn, rows, where=WINDOW + " AND period = %s",
+                                                 params=(plant.id, a, end, period))})
     for period in ("day", "month") if "shift" in window.periods else ("shift", "day", "month"):
         summary.add(roll_up(conn, plant, cfg, period, start=a, end=end))
 
