@@ -18,6 +18,7 @@ from datafactory.codes.credit_code import validate_credit_code
 from datafactory.config import signals
 from datafactory.config.analytics import AnalyticsConfig
 from datafactory.config.base import Name, StrictModel
+from datafactory.config.modbus import ModbusSource
 from datafactory.config.signals import EnvVar, SignalBinding, SourceConfig
 
 # The binding models moved to ``signals`` (source kinds in other modules need them); still importable from here.
@@ -265,7 +266,7 @@ class SparkplugSource(SourceConfig):
     metrics: list[SparkplugMetric] = Field(default_factory=list, description="Metrics to read and what they mean.")
 
 
-Source = Annotated[OpcUaSource | MqttJsonSource | SparkplugSource, Field(discriminator="kind")]
+Source = Annotated[OpcUaSource | MqttJsonSource | SparkplugSource | ModbusSource, Field(discriminator="kind")]
 """The source registry: every source kind is one member here (its model) and one module ``gateway/sources/<kind>.py``.
 The loader's union tags, ``PlantConfig.bindings()``, the semantic checks, the generated reference and the
 conformance suite all derive from this union, so adding a kind needs no other edit."""

@@ -1,0 +1,280 @@
+"""Modbus source adapter (config ``kind: modbus``): polls Modbus TCP or RTU devices with pymodbus.
+
+Each poll group runs on its own interval; its values are read in the coalesced blocks of
+``gateway.modbus_plan``, one request at a time on the one connection (a serial line or a TCP gateway serves
+one request at a time anyway). On RTU the adapter keeps the spec's silent interval between frames (3.5
+character times, 1.75 ms above 19200 bit/s). Values are decoded by ``datafactory.fieldbus.modbus_codec`` to
+exact Python types, then scaled by the normaliser.
+
+Failures, from small to large:
+
+* a Modbus exception response (the device answered "no") becomes the OPC-UA quality in ``EXCEPTION_QUALITY``
+  for the values of that request; exception 02 (illegal data address) on a coalesced block splits it into one
+  request per value, so only the refused address goes bad (``refused`` counts them) and the others keep flowing;
+* registers that do not hold the declared type (a string that is not UTF-8) → ``Bad_DataEncodingInvalid``,
+  counted in ``bad_values`` and logged;
+* no response within ``timeout_s`` (after ``retries``) → ``Bad_Timeout`` for that request's values;
+* the connection failing, or a whole poll round without a single answer → ``ConnectionLost``: the runner writes
+  comm-lost markers and reconnects with backoff.
+
+With ``report: change`` (the default) a value is published when it or its quality changed, like an OPC-UA
+subscription; ``every_poll`` publishes every read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
+from datafactory.config.modbus import BIT_TABLES, ModbusSource, ModbusTable, ModbusTransport
+from datafactory.config.signals import SignalBinding
+from datafactory.contract.sample import now_us
+from datafactory.errors import ConnectionLost
+from datafactory.fieldbus.modbus_codec import DecodeError, decode
+from gateway.modbus_plan import Block, plan_group, split
+from gateway.normalise import Normaliser
+from gateway.sources import Reading
+
+_log = logging.getLogger(__name__)
+
+BAD_NOT_SUPPORTED = 0x803D0000
+BAD_NODE_ID_UNKNOWN = 0x80340000
+BAD_OUT_OF_RANGE = 0x803C0000
+BAD_DEVICE_FAILURE = 0x808B0000
+BAD_RESOURCE_UNAVAILABLE = 0x80040000
+BAD_NOT_CONNECTED = 0x808A0000
+BAD_TIMEOUT = 0x800A0000
+BAD_COMMUNICATION_ERROR = 0x80050000
+BAD_DATA_ENCODING_INVALID = 0x80380000
+
+EXCEPTION_QUALITY = {
+    0x01: BAD_NOT_SUPPORTED,  # illegal function: the device has no such table
+    0x02: BAD_NODE_ID_UNKNOWN,  # illegal data address: no such register
+    0x03: BAD_OUT_OF_RANGE,  # illegal data value (e.g. a count the device does not accept)
+    0x04: BAD_DEVICE_FAILURE,  # server device failure
+    0x05: BAD_RESOURCE_UNAVAILABLE,  # acknowledge: the device is busy with a long operation
+    0x06: BAD_RESOURCE_UNAVAILABLE,  # server device busy
+    0x0A: BAD_NOT_CONNECTED,  # gateway path unavailable
+    0x0B: BAD_TIMEOUT,  # gateway target device failed to respond
+}
+"""Modbus exception code → OPC-UA StatusCode of the values the refused request carried."""
+
+_READ = {
+    ModbusTable.COIL: "read_coils",
+    ModbusTable.DISCRETE_INPUT: "read_discrete_inputs",
+    ModbusTable.HOLDING_REGISTER: "read_holding_registers",
+    ModbusTable.INPUT_REGISTER: "read_input_registers",
+}
+
+
+def silent_interval_s(baudrate: int) -> float:
+    """The RTU inter-frame silence: 3.5 characters of 11 bits, fixed at 1.75 ms above 19200 bit/s (spec §2.5.1.1)."""
+    return 0.00175 if baudrate > 19200 else 3.5 * 11 / baudrate
+
+
+class ModbusAdapter:
+    def __init__(self, config: ModbusSource, *, coalesce: bool = True) -> None:
+        self.id = config.id
+        self.config = config
+        self.coalesce = coalesce
+        self._regs = list(config.registers)
+        self._types = [r.value_type() for r in self._regs]
+        self._normalisers = [Normaliser(r) for r in self._regs]
+        self._last: list[tuple[object, int] | None] = [None] * len(self._regs)
+        self._every_poll = config.report == "every_poll"
+        intervals = {g.name: g.interval_ms / 1000 for g in config.poll_groups}
+        self._groups: dict[str, tuple[float, list[int]]] = {}
+        for i, r in enumerate(self._regs):
+            self._groups.setdefault(r.poll_group, (intervals[r.poll_group], []))[1].append(i)
+        self._plans: dict[str, list[Block]] = {}
+        self._client: Any = None
+        self._silence = silent_interval_s(config.baudrate) if config.transport is ModbusTransport.RTU else 0.0
+        self.where = (
+            f"modbus rtu {config.serial_port}"
+            if config.transport is ModbusTransport.RTU
+            else f"modbus tcp {config.host}:{config.port}"
+        )
+        self.requests = 0
+        self.timeouts = 0
+        self.exceptions = 0
+        self.bad_values = 0
+        self.overruns = 0
+        self.refused: dict[int, int] = {}  # register index → exception code, for values the device refused
+        self._last_log = 0.0
+
+    def bindings(self) -> list[SignalBinding]:
+        return list(self._regs)
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "requests": self.requests,
+            "timeouts": self.timeouts,
+            "exceptions": self.exceptions,
+            "refused": len(self.refused),
+            "bad_values": self.bad_values,
+            "overruns": self.overruns,
+        }
+
+    async def open(self) -> None:
+        cfg = self.config
+        # reconnect_delay=0: pymodbus must not reconnect behind our back; the runner owns reconnection.
+        if cfg.transport is ModbusTransport.RTU:
+            client: Any = AsyncModbusSerialClient(
+                cfg.serial_port,
+                baudrate=cfg.baudrate,
+                parity=cfg.parity,
+                stopbits=cfg.stopbits,
+                bytesize=8,
+                timeout=cfg.timeout_s,
+                retries=cfg.retries,
+                reconnect_delay=0,
+            )
+        else:
+            client = AsyncModbusTcpClient(
+                cfg.host, port=cfg.port, timeout=cfg.timeout_s, retries=cfg.retries, reconnect_delay=0
+            )
+        self._client = client
+        try:
+            connected = await client.connect()
+        except (ModbusException, OSError) as err:
+            raise ConnectionLost(self.where, f"cannot connect: {err}") from err
+        if not connected:
+            raise ConnectionLost(self.where, "cannot connect (refused or no such device)")
+        indices = {name: idx for name, (_, idx) in self._groups.items()}
+        self._plans = {name: plan_group(cfg, idx, coalesce=self.coalesce) for name, idx in indices.items()}
+
+    async def stream(self) -> AsyncIterator[list[Reading]]:
+        loop = asyncio.get_running_loop()
+        due = dict.fromkeys(self._groups, loop.time())
+        while True:
+            name = min(due, key=due.__getitem__)
+            delay = due[name] - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            out = await self._poll(name)
+            interval = self._groups[name][0]
+            due[name] += interval
+            now = loop.time()
+            if due[name] < now:  # the round took longer than the interval: skip, never queue up reads
+                self.overruns += 1
+                due[name] = now + interval
+            if out:
+                yield out
+
+    async def _poll(self, group: str) -> list[Reading]:
+        out: list[Reading] = []
+        plan = self._plans[group]
+        answered = False
+        i = 0
+        while i < len(plan):
+            block = plan[i]
+            status, values = await self._read(block)
+            if status == 0x02 and len(block.items) > 1:
+                plan[i : i + 1] = split(block, self._regs)  # find the refused address; the others keep flowing
+                continue
+            answered = answered or status != BAD_TIMEOUT
+            self._emit(block, status, values, now_us(), out)
+            i += 1
+        if plan and not answered:
+            raise ConnectionLost(self.where, f"no response to any of {len(plan)} requests of poll group {group!r}")
+        return out
+
+    async def _read(self, block: Block) -> tuple[int, list[int] | list[bool]]:
+        """(0, values) or (exception code 1-255, []) or (Bad_Timeout, [])."""
+        if self._silence:
+            await asyncio.sleep(self._silence)
+        self.requests += 1
+        try:
+            rr = await getattr(self._client, _READ[block.table])(block.start, count=block.count, device_id=block.unit)
+        except ConnectionException as err:
+            raise ConnectionLost(self.where, f"connection failed: {err}") from err
+        except ModbusIOException:
+            self.timeouts += 1
+            if self._client is None or not self._client.connected:
+                raise ConnectionLost(self.where, "connection closed by the device") from None
+            return BAD_TIMEOUT, []
+        except ModbusException as err:  # a malformed or mismatched response
+            self.bad_values += len(block.items)
+            self._warn(f"unit {block.unit} {block.table.value} {block.start}+{block.count}: bad response: {err}")
+            return BAD_COMMUNICATION_ERROR, []
+        if rr.isError():
+            self.exceptions += 1
+            return int(getattr(rr, "exception_code", 0)) or 0xFF, []
+        if block.table in BIT_TABLES:
+            return 0, list(rr.bits[: block.count])
+        if len(rr.registers) < block.count:
+            self.bad_values += len(block.items)
+            self._warn(f"unit {block.unit}: asked for {block.count} registers, got {len(rr.registers)}")
+            return BAD_COMMUNICATION_ERROR, []
+        return 0, list(rr.registers)
+
+    def _emit(self, block: Block, status: int, values: list[int] | list[bool], t: int, out: list[Reading]) -> None:
+        quality = (
+            0 if status == 0 else EXCEPTION_QUALITY.get(status, status if status > 0xFF else BAD_COMMUNICATION_ERROR)
+        )
+        for i in block.items:
+            reg = self._regs[i]
+            raw: object = None
+            q = quality
+            if status == 0:
+                self.refused.pop(i, None)
+                off = reg.address - block.start
+                try:
+                    if block.table in BIT_TABLES:
+                        raw = bool(values[off])
+                    else:
+                        raw = decode(
+                            [int(v) for v in values[off : off + reg.register_count()]],
+                            self._types[i],
+                            reg.byte_order,
+                            reg.bit,
+                        )
+                except DecodeError as err:
+                    self.bad_values += 1
+                    self._warn(f"{reg.signal} (unit {reg.unit_id} address {reg.address}): {err}")
+                    q = BAD_DATA_ENCODING_INVALID
+            elif status == 0x02:
+                if i not in self.refused:
+                    _log.warning(
+                        "%s: unit %d refused %s %d (%s/%s): illegal data address",
+                        self.where,
+                        reg.unit_id,
+                        reg.table.value,
+                        reg.address,
+                        reg.cell,
+                        reg.signal,
+                    )
+                self.refused[i] = status
+            key = (raw, q)
+            if not self._every_poll and self._last[i] == key:
+                continue
+            self._last[i] = key
+            sample = self._normalisers[i].apply(raw, t, q)
+            if sample is not None:
+                out.append((reg.cell, sample))
+
+    def _warn(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_log >= 10.0:
+            self._last_log = now
+            _log.warning("%s: %s (bad values so far: %d)", self.where, message, self.bad_values)
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.close()
+        except (ModbusException, OSError) as err:  # the connection is already gone
+            _log.debug("%s: close: %s", self.where, err)
+
+
+def create(config: ModbusSource, *, mqtt_url: str, state_dir: Path) -> ModbusAdapter:
+    return ModbusAdapter(config)
