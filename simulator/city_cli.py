@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import datetime
 from pathlib import Path
 
 import click
 
-from datafactory.codes.calendar import parse_month
 from datafactory.db.connect import connect
 from datafactory.settings import get_settings
-
-
-def _month(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    parsed = parse_month(value)
-    if parsed is None:
-        raise click.BadParameter(f"{value!r} is not a month (YYYY-MM)")
-    return parsed
 
 
 @click.group()
@@ -31,13 +21,14 @@ def city() -> None:
 @click.option("--towns", default=30, show_default=True)
 @click.option("--months", default=36, show_default=True)
 @click.option("--seed", default=1, show_default=True)
-@click.option("--end", callback=_month, default="2026-10", show_default=True, help="Last month (YYYY-MM).")
+@click.option("--end", type=click.DateTime(["%Y-%m"]), default="2026-10", show_default=True,
+              help="Last month (YYYY-MM).")
 @click.option(
     "--plant-config", type=click.Path(path_type=Path, dir_okay=False), default=None,
     help="Plant config of the real, platform-metered enterprise the city includes [default: the demo plant's].",
 )
 @click.option("--no-plant", is_flag=True, help="Include no real plant: every enterprise is simulated.")
-def simulate_cmd(*, enterprises: int, towns: int, months: int, seed: int, end: date, plant_config: Path | None,
+def simulate_cmd(*, enterprises: int, towns: int, months: int, seed: int, end: datetime, plant_config: Path | None,
                  no_plant: bool) -> None:
     """Write a synthetic city (registry, reports, planted events) into the bureau tables."""
     from simulator.city import DEMO_CONFIG, simulate
@@ -46,7 +37,7 @@ def simulate_cmd(*, enterprises: int, towns: int, months: int, seed: int, end: d
         raise click.BadParameter(f"{plant_config} does not exist", param_hint="--plant-config")
     real = None if no_plant else (plant_config or DEMO_CONFIG)
     with connect(get_settings().database_url) as conn:
-        truth = simulate(conn, enterprises=enterprises, towns=towns, months=months, seed=seed, end=end,
+        truth = simulate(conn, enterprises=enterprises, towns=towns, months=months, seed=seed, end=end.date(),
                          plant_config=real)
     click.echo(f"{truth.enterprises} enterprises, {truth.first_month:%Y-%m}–{truth.last_month:%Y-%m}; planted:"
                f" division {truth.decline_division} −15 % from {truth.decline_month:%Y-%m}, park {truth.growth_park}"
