@@ -1,1 +1,3 @@
-"""Field-bus value codecs shared by the gateway (decoding), the simulator (encoding) and the CLI tools."""
+"""Field-bus value codecs shared by the gateway (decoding), the simulator (encoding) and the CLI tools.
+Core: imports nothing outside ``datafactory``; any service may import it.
+"""
