@@ -19,6 +19,7 @@ from datafactory.config import signals
 from datafactory.config.analytics import AnalyticsConfig
 from datafactory.config.base import Name, StrictModel
 from datafactory.config.modbus import ModbusSource
+from datafactory.config.s7 import S7Source
 from datafactory.config.signals import EnvVar, SignalBinding, SourceConfig
 
 # The binding models moved to ``signals`` (source kinds in other modules need them); still importable from here.
@@ -266,7 +267,9 @@ class SparkplugSource(SourceConfig):
     metrics: list[SparkplugMetric] = Field(default_factory=list, description="Metrics to read and what they mean.")
 
 
-Source = Annotated[OpcUaSource | MqttJsonSource | SparkplugSource | ModbusSource, Field(discriminator="kind")]
+Source = Annotated[
+    OpcUaSource | MqttJsonSource | SparkplugSource | ModbusSource | S7Source, Field(discriminator="kind")
+]
 """The source registry: every source kind is one member here (its model) and one module ``gateway/sources/<kind>.py``.
 The loader's union tags, ``PlantConfig.bindings()``, the semantic checks, the generated reference and the
 conformance suite all derive from this union, so adding a kind needs no other edit."""

@@ -1,0 +1,223 @@
+"""Siemens S7 source adapter (config ``kind: s7``): polls a PLC over S7comm with python-snap7's async client.
+
+Each poll group reads its items in multi-variable read requests packed to the PDU size negotiated at
+connect (request: 12 bytes per item; response: 4 bytes plus the data per item, plus fill bytes) and at most
+20 items per request. An item too large for one PDU (a long STRING on a 240-byte PDU) is read on its own,
+which snap7 splits. Values are decoded by ``datafactory.fieldbus.s7_codec`` to exact Python types.
+
+The PLC answers each item of a multi-read separately: an item it refuses (no such DB, out of range, no
+access) becomes the quality in ``ITEM_QUALITY`` for that value only (``refused`` counts them) and the other
+items keep flowing; a STRING whose length byte is corrupt is ``Bad_DataEncodingInvalid`` and counted in
+``bad_values``. No response within ``timeout_s`` or a failed connection is ``ConnectionLost``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from snap7.async_client import AsyncClient
+from snap7.error import S7Error
+from snap7.type import Area
+
+from datafactory.config.s7 import S7Address, S7Area, S7ConnectionType, S7Source
+from datafactory.config.signals import SignalBinding
+from datafactory.contract.sample import now_us
+from datafactory.errors import ConnectionLost
+from datafactory.fieldbus.s7_codec import DecodeError, decode
+from gateway.normalise import Normaliser
+from gateway.sources import Reading
+
+_log = logging.getLogger(__name__)
+
+BAD_NODE_ID_UNKNOWN = 0x80340000
+BAD_OUT_OF_RANGE = 0x803C0000
+BAD_NOT_READABLE = 0x803A0000
+BAD_TYPE_MISMATCH = 0x80740000
+BAD_COMMUNICATION_ERROR = 0x80050000
+BAD_DATA_ENCODING_INVALID = 0x80380000
+
+ITEM_QUALITY = {
+    0x0A: BAD_NODE_ID_UNKNOWN,  # object does not exist (e.g. no such data block)
+    0x05: BAD_OUT_OF_RANGE,  # address out of range
+    0x03: BAD_NOT_READABLE,  # access denied / protected
+    0x06: BAD_TYPE_MISMATCH,  # data type not supported
+    0x07: BAD_TYPE_MISMATCH,  # data type inconsistent
+}
+"""S7 item return code → OPC-UA StatusCode of that value (0xFF is success)."""
+
+MAX_ITEMS_PER_REQUEST = 20
+_AREA = {S7Area.DB: Area.DB, S7Area.M: Area.MK, S7Area.I: Area.PE, S7Area.Q: Area.PA}
+_CONNECTION_TYPE = {S7ConnectionType.PG: 1, S7ConnectionType.OP: 2, S7ConnectionType.BASIC: 3}
+_REQUEST_HEADER = 10 + 2  # S7 job header + function and item count
+_RESPONSE_HEADER = 12 + 2  # S7 ack-data header (with error class/code) + function and item count
+
+
+def pack_requests(addrs: list[S7Address], indices: list[int], pdu_length: int) -> list[list[int]]:
+    """Indices grouped into multi-read requests whose request and response fit ``pdu_length``."""
+    batches: list[list[int]] = []
+    req = resp = 0
+    for i in indices:
+        item_resp = 4 + addrs[i].size + (addrs[i].size & 1)
+        if _RESPONSE_HEADER + item_resp > pdu_length:
+            batches.append([i])  # read alone; snap7 splits it over several PDUs
+            req = resp = pdu_length  # nothing joins this one
+            continue
+        last = batches[-1] if batches else None
+        if last is None or len(last) >= MAX_ITEMS_PER_REQUEST or req + 12 > pdu_length or resp + item_resp > pdu_length:
+            batches.append([i])
+            req, resp = _REQUEST_HEADER + 12, _RESPONSE_HEADER + item_resp
+        else:
+            last.append(i)
+            req, resp = req + 12, resp + item_resp
+    return batches
+
+
+class S7Adapter:
+    def __init__(self, config: S7Source) -> None:
+        self.id = config.id
+        self.config = config
+        self._items = list(config.items)
+        self._addrs = [it.parsed() for it in self._items]
+        self._normalisers = [Normaliser(it) for it in self._items]
+        self._last: list[tuple[object, int] | None] = [None] * len(self._items)
+        self._every_poll = config.report == "every_poll"
+        intervals = {g.name: g.interval_ms / 1000 for g in config.poll_groups}
+        self._groups: dict[str, tuple[float, list[int]]] = {}
+        for i, it in enumerate(self._items):
+            self._groups.setdefault(it.poll_group, (intervals[it.poll_group], []))[1].append(i)
+        self._plans: dict[str, list[list[int]]] = {}
+        self._client: AsyncClient | None = None
+        self.where = f"s7 {config.host}:{config.port} rack {config.rack} slot {config.slot}"
+        self.pdu_length = 0
+        self.requests = 0
+        self.bad_values = 0
+        self.overruns = 0
+        self.refused: dict[int, int] = {}
+
+    def bindings(self) -> list[SignalBinding]:
+        return list(self._items)
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "requests": self.requests,
+            "refused": len(self.refused),
+            "bad_values": self.bad_values,
+            "overruns": self.overruns,
+        }
+
+    async def open(self) -> None:
+        cfg = self.config
+        client = AsyncClient()
+        client.set_connection_type(_CONNECTION_TYPE[cfg.connection_type])
+        self._client = client
+        try:
+            await asyncio.wait_for(client.connect(cfg.host, cfg.rack, cfg.slot, tcp_port=cfg.port), cfg.timeout_s)
+        except (S7Error, OSError, TimeoutError) as err:
+            raise ConnectionLost(self.where, f"cannot connect: {type(err).__name__}: {err}") from err
+        self.pdu_length = int(client.pdu_length)
+        self._plans = {
+            name: pack_requests(self._addrs, idx, self.pdu_length) for name, (_, idx) in self._groups.items()
+        }
+
+    async def stream(self) -> AsyncIterator[list[Reading]]:
+        loop = asyncio.get_running_loop()
+        due = dict.fromkeys(self._groups, loop.time())
+        while True:
+            name = min(due, key=due.__getitem__)
+            delay = due[name] - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            out: list[Reading] = []
+            for batch in self._plans[name]:
+                results = await self._read(batch)
+                self._emit(batch, results, now_us(), out)
+            interval = self._groups[name][0]
+            due[name] += interval
+            now = loop.time()
+            if due[name] < now:
+                self.overruns += 1
+                due[name] = now + interval
+            if out:
+                yield out
+
+    async def _read(self, batch: list[int]) -> list[tuple[int, bytes]]:
+        """(return code, data) per item of ``batch``."""
+        client = self._client
+        assert client is not None
+        self.requests += 1
+        specs = [(int(_AREA[a.area]), a.db, a.start, a.size) for a in (self._addrs[i] for i in batch)]
+        try:
+            if len(batch) == 1 and _RESPONSE_HEADER + 4 + specs[0][3] > self.pdu_length:
+                area, db, start, size = specs[0]  # larger than one PDU: snap7 reads it in pieces
+                data = await asyncio.wait_for(client.read_area(Area(area), db, start, size), self.config.timeout_s)
+                return [(0xFF, bytes(data))]
+            # A real multi-variable read (snap7's async read_multi_vars reads item by item).
+            request = client.protocol.build_multi_read_request(specs)
+            response = await asyncio.wait_for(client._send_receive(request), self.config.timeout_s)
+        except (S7Error, OSError, TimeoutError) as err:
+            raise ConnectionLost(self.where, f"read failed: {type(err).__name__}: {err}") from err
+        return _split_items(bytes(response.get("raw_data", b"")), len(batch))
+
+    def _emit(self, batch: list[int], results: list[tuple[int, bytes]], t: int, out: list[Reading]) -> None:
+        for i, (code, data) in zip(batch, results, strict=True):
+            item = self._items[i]
+            raw: object = None
+            if code == 0xFF:
+                self.refused.pop(i, None)
+                try:
+                    raw = decode(data, self._addrs[i])
+                    q = 0
+                except DecodeError as err:
+                    self.bad_values += 1
+                    _log.warning("%s: %s (%s): %s", self.where, item.address, item.signal, err)
+                    q = BAD_DATA_ENCODING_INVALID
+            else:
+                q = ITEM_QUALITY.get(code, BAD_COMMUNICATION_ERROR)
+                if i not in self.refused:
+                    _log.warning(
+                        "%s: the PLC refused %s (%s): return code 0x%02x", self.where, item.address, item.signal, code
+                    )
+                self.refused[i] = code
+            key = (raw, q)
+            if not self._every_poll and self._last[i] == key:
+                continue
+            self._last[i] = key
+            sample = self._normalisers[i].apply(raw, t, q)
+            if sample is not None:
+                out.append((item.cell, sample))
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            await asyncio.wait_for(client.disconnect(), 2)
+        except (S7Error, OSError, TimeoutError) as err:
+            _log.debug("%s: disconnect: %s", self.where, err)
+
+
+def _split_items(raw: bytes, count: int) -> list[tuple[int, bytes]]:
+    """Per-item (return code, data) of a multi-read response (S7comm: code, transport size, length, data, fill)."""
+    out: list[tuple[int, bytes]] = []
+    offset = 0
+    for i in range(count):
+        if offset + 4 > len(raw):
+            out.extend((0x00, b"") for _ in range(count - i))  # truncated: the rest are bad, not missing
+            break
+        code, transport, length = raw[offset], raw[offset + 1], struct.unpack(">H", raw[offset + 2 : offset + 4])[0]
+        offset += 4
+        nbytes = length // 8 if transport in (0x03, 0x04, 0x05) else length
+        if code != 0xFF:
+            out.append((code, b""))
+            continue
+        out.append((code, raw[offset : offset + nbytes]))
+        offset += nbytes + (nbytes & 1 if i < count - 1 else 0)
+    return out
+
+
+def create(config: S7Source, *, mqtt_url: str, state_dir: Path) -> S7Adapter:
+    return S7Adapter(config)

@@ -1,0 +1,186 @@
+"""S7 source against python-snap7's real server: address syntax, every type, PDU batching, refused items."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from datafactory.config.loader import validate_document
+from datafactory.config.s7 import S7Area, S7Source, S7Type, parse_s7_address
+from datafactory.contract.quality import BAD_NO_COMMUNICATION
+from datafactory.errors import ConfigError, ConnectionLost
+from gateway.sources.s7 import BAD_DATA_ENCODING_INVALID, BAD_NODE_ID_UNKNOWN, S7Adapter, pack_requests
+from simulator.s7_server import S7DeviceServer
+from tests.support.gateway_env import GatewayThread, collect, free_port, plant, plant_doc
+
+pytestmark = pytest.mark.integration
+
+CELL = "press/line-1/press-01"
+VALUES: dict[str, Any] = {
+    "DB10.DBX2.3": True,
+    "DB10.DBX2.4": False,
+    "DB10.DBB3": 0xA5,
+    "DB10.DBW4": 0xBEEF,
+    "DB10.DBW6:INT": -12_345,
+    "DB10.DBD8": 0xDEADBEEF,
+    "DB10.DBD12:DINT": -123_456_789,
+    "DB10.DBD16:REAL": -2.5,
+    "DB10.DBB20:LREAL": 1234.5678901234,
+    "M0.1": True,
+    "MW2:INT": -7,
+    "IB0": 0x5A,
+    "QD4:DINT": 77_000,
+}
+
+
+def _item(signal: str, address: str, **kw: Any) -> dict[str, Any]:
+    return {"cell": CELL, "signal": signal, "meaning": "generic", "address": address, **kw}
+
+
+def _source(port: int, items: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "kind": "s7",
+        "id": "plc",
+        "host": "127.0.0.1",
+        "port": port,
+        "timeout_s": 2,
+        "poll_groups": [{"name": "default", "interval_ms": 50}],
+        "items": items,
+        **extra,
+    }
+
+
+def _config(port: int, items: list[dict[str, Any]], **extra: Any) -> S7Source:
+    src = validate_document(plant_doc("acme", sources=[_source(port, items, **extra)], cells=[CELL])).sources[0]
+    assert isinstance(src, S7Source)
+    return src
+
+
+async def _polls(adapter: S7Adapter, n: int, max_s: float = 10.0) -> list[list[Any]]:
+    await adapter.open()
+    out: list[list[Any]] = []
+
+    async def read() -> None:
+        async for readings in adapter.stream():
+            out.append(readings)
+            if len(out) >= n:
+                return
+
+    try:
+        await asyncio.wait_for(read(), max_s)
+    except TimeoutError:
+        pass
+    finally:
+        await adapter.close()
+    return out
+
+
+def _by_signal(polls: list[list[Any]]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for readings in polls:
+        for _, s in readings:
+            out.setdefault(s.signal, []).append(s)
+    return out
+
+
+def test_addresses_parse_as_integrators_write_them() -> None:
+    a = parse_s7_address("DB10.DBD4:REAL")
+    assert (a.area, a.db, a.start, a.type, a.size) == (S7Area.DB, 10, 4, S7Type.REAL, 4)
+    b = parse_s7_address("DB5.DBX2.3")
+    assert (b.area, b.db, b.start, b.bit, b.type) == (S7Area.DB, 5, 2, 3, S7Type.BOOL)
+    m = parse_s7_address("M0.1")
+    assert (m.area, m.start, m.bit) == (S7Area.M, 0, 1)
+    s = parse_s7_address("DB1.DBB20:STRING[16]")
+    assert (s.type, s.size, s.max_length) == (S7Type.STRING, 18, 16)
+    for bad, why in [
+        ("DB10.DBW4:REAL", "4 bytes"),
+        ("M0.9", "bits are 0-7"),
+        ("DB10.DBD4:FLOAT", "unknown type"),
+        ("X1.0", "not an S7 address"),
+        ("DB1.DBX3", "needs '.bit'"),
+    ]:
+        with pytest.raises(ValueError, match=why):
+            parse_s7_address(bad)
+    with pytest.raises(ConfigError) as err:
+        _config(102, [_item("x", "DB10.DBW4:REAL")])
+    assert "sources[0].items[0].address" in dict(err.value.problems)
+
+
+def test_every_type_decodes_exactly_in_batched_reads() -> None:
+    server = S7DeviceServer(free_port(), dbs={10: 64}).start()
+    try:
+        for address, value in VALUES.items():
+            server.write(address, value)
+        server.write("DB10.DBB30:STRING[8]", "Mould-7")
+        items = [_item(f"s{i}", a) for i, a in enumerate(VALUES)] + [_item("name", "DB10.DBB30:STRING[8]")]
+        adapter = S7Adapter(_config(server.port, items, report="every_poll"))
+        before = server.read_requests
+        got = _by_signal(asyncio.run(_polls(adapter, 3)))
+        expected = {f"s{i}": float(v) for i, v in enumerate(VALUES.values())}
+        assert {k: v[0].value for k, v in got.items() if k != "name"} == expected
+        assert all(v[0].quality == 0 for k, v in got.items() if k != "name")
+        assert len(got["name"]) == 3  # a string reaches the normaliser (typed values carry it; see issue 15)
+        # 14 items fit one 480-byte PDU: one multi-variable read per poll, not 14
+        assert adapter.pdu_length == 480
+        assert (server.read_requests - before) == 3
+    finally:
+        server.stop()
+
+
+def test_pdu_packing_respects_the_negotiated_size_and_item_limit() -> None:
+    addrs = [parse_s7_address(f"DB1.DBD{4 * i}:REAL") for i in range(50)]
+    batches = pack_requests(addrs, list(range(50)), 240)
+    assert [i for b in batches for i in b] == list(range(50))
+    for b in batches:
+        assert 12 + 12 * len(b) <= 240 and 14 + sum(4 + 4 for _ in b) <= 240 and len(b) <= 20
+    assert len(batches) == 3  # 18 + 18 + 14 on a 240-byte PDU (12 bytes of request per item)
+    big = [parse_s7_address("DB1.DBB0:STRING[254]")]
+    assert pack_requests(big, [0], 240) == [[0]]
+
+
+def test_a_refused_item_goes_bad_alone_and_bad_strings_are_counted() -> None:
+    server = S7DeviceServer(free_port(), dbs={10: 64}).start()
+    try:
+        server.write("DB10.DBD0:REAL", 3.25)
+        server.dbs[10][8:12] = bytes([4, 9, 65, 66])  # STRING[4] whose length byte says 9
+        items = [_item("ok", "DB10.DBD0:REAL"), _item("nodb", "DB99.DBW0"), _item("bad", "DB10.DBB8:STRING[4]")]
+        adapter = S7Adapter(_config(server.port, items))
+        got = _by_signal(asyncio.run(_polls(adapter, 1)))
+        assert got["ok"][0].value == 3.25
+        assert got["nodb"][0].quality == BAD_NODE_ID_UNKNOWN and math.isnan(got["nodb"][0].value)
+        assert got["bad"][0].quality == BAD_DATA_ENCODING_INVALID
+        assert adapter.counters()["refused"] == 1 and adapter.counters()["bad_values"] == 1
+    finally:
+        server.stop()
+
+
+def test_closed_port_raises_connection_lost_and_close_never_raises() -> None:
+    adapter = S7Adapter(_config(free_port(), [_item("x", "M0.0")]))
+    with pytest.raises(ConnectionLost):
+        asyncio.run(adapter.open())
+    asyncio.run(adapter.close())
+    asyncio.run(adapter.close())
+
+
+def test_gateway_marks_the_gap_on_plc_death_and_recovers(tmp_path: Path, mqtt_url: str, enterprise: str) -> None:
+    port = free_port()
+    server = S7DeviceServer(port, dbs={10: 16}).start()
+    server.write("DB10.DBD4:REAL", 42.25)
+    cfg = plant(enterprise, sources=[_source(port, [_item("power", "DB10.DBD4:REAL")], timeout_s=1)], cells=[CELL])
+    try:
+        with (
+            collect(mqtt_url, f"df/v1/{enterprise}/#") as col,
+            GatewayThread(cfg, mqtt_url=mqtt_url, state_dir=tmp_path),
+        ):
+            assert col.wait_for(lambda: any(s.value == 42.25 for _, s in col.data_samples()))
+            server.stop()
+            assert col.wait_for(lambda: any(s.quality == BAD_NO_COMMUNICATION for _, s in col.data_samples()))
+            server = S7DeviceServer(port, dbs={10: 16}).start()
+            server.write("DB10.DBD4:REAL", 43.5)
+            assert col.wait_for(lambda: any(s.value == 43.5 for _, s in col.data_samples()), timeout=20)
+    finally:
+        server.stop()
