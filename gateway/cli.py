@@ -180,9 +180,23 @@ def gateways(mqtt_url: str | None, enterprise: str | None, wait: float, as_json:
         return
     click.echo(f"{'gateway':<40} {'state':<8} {'config':<13} {'buffered':>9} {'dropped':>8}  sources")
     for r in rows:
-        sources = ", ".join(f"{k}={v.get('state')}" for k, v in (r.get("sources") or {}).items())
+        sources = ", ".join(f"{k}={v.get('state')}{_nodes_summary(v)}" for k, v in (r.get("sources") or {}).items())
         state = "online" if r.get("online") else "OFFLINE"
         buffered = (r.get("buffer") or {}).get("samples", "-")
         dropped = (r.get("dropped") or {}).get("buffer_overflow", 0)
         version = r.get("config_version", "-")
         click.echo(f"{r['path']:<40} {state:<8} {version!s:<13} {buffered!s:>9} {dropped!s:>8}  {sources}")
+
+
+def _nodes_summary(source: dict[str, object]) -> str:
+    """``[nodes born 2/3, stale deaths 1, …]`` for a source with Sparkplug per-node state, else ""."""
+    nodes = source.get("nodes")
+    if not isinstance(nodes, dict) or not nodes:
+        return ""
+    states = [n for n in nodes.values() if isinstance(n, dict)]
+    parts = [f"nodes born {sum(n.get('state') == 'born' for n in states)}/{len(states)}"]
+    for key in ("undecodable", "seq_gaps", "stale_deaths", "unborn_data", "rebirth_requests"):
+        total = sum(int(n.get(key) or 0) for n in states)
+        if total:
+            parts.append(f"{key.replace('_', ' ')} {total}")
+    return "[" + ", ".join(parts) + "]"

@@ -256,6 +256,7 @@ class MqttFedSource:
         username_env: str | None,
         password_env: str | None,
         on_message: Callable[[str, bytes, bool], None],
+        will: Will | None = None,
     ) -> MqttSession:
         for env in (username_env, password_env):
             if env is not None and env not in os.environ:
@@ -266,6 +267,7 @@ class MqttFedSource:
             username=os.environ[username_env] if username_env else None,
             password=os.environ[password_env] if password_env else None,
             on_message=on_message,
+            will=will,
         )
         self._session = session
         await session.connect()

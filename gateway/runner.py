@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from datafactory.config.loader import validate_document
-from datafactory.config.models import PlantConfig
+from datafactory.config.models import PlantConfig, SignalBinding
 from datafactory.contract.meanings import Meaning
 from datafactory.contract.payload import SignalMeta, decode_config, encode_meta
 from datafactory.contract.quality import BAD_NO_COMMUNICATION
@@ -150,6 +150,8 @@ class Gateway:
         while True:
             adapter = create_adapter(run.config, mqtt_url=self.mqtt_url, state_dir=self.state_dir)
             run.adapter = adapter
+            if hasattr(adapter, "on_meta_change"):  # adapters that learn signals or units (Sparkplug births)
+                adapter.on_meta_change = self._publish_meta
             opened = False
             try:
                 run.state.set("connecting")
@@ -255,7 +257,7 @@ class Gateway:
         cfg = self.config
         cells = cfg.cell_paths()
         signals: dict[str, list[SignalMeta]] = {}
-        for b in cfg.bindings():
+        for b in self._bindings():
             signals.setdefault(b.cell, []).append(SignalMeta(b.signal, Meaning(b.meaning), b.unit, b.description))
         for key, metas in signals.items():
             cell = cells[key]
@@ -271,10 +273,20 @@ class Gateway:
             except ConnectionLost:
                 return  # the broker loop notices and re-publishes meta on the next connection
 
+    def _bindings(self) -> list[SignalBinding]:
+        """Every signal: the config's, with what a running adapter learned (units, signals from births)."""
+        by_key = {(b.cell, b.signal): b for b in self.config.bindings()}
+        for run in self._sources.values():
+            if run.adapter is not None:
+                by_key.update({(b.cell, b.signal): b for b in run.adapter.bindings()})
+        return list(by_key.values())
+
     def _status(self, *, online: bool = True) -> bytes:
         for run in self._sources.values():
             if run.adapter is not None:
                 run.state.counters = run.adapter.counters()
+                details = getattr(run.adapter, "details", None)
+                run.state.details = details() if details is not None else {}
         sources = {"broker": self._broker_state} | {sid: run.state for sid, run in self._sources.items()}
         return status_payload(
             gateway=self.gateway_id,

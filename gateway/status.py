@@ -6,7 +6,8 @@ deployed config was rejected, else null), ``samples_per_s``, ``samples_in``, ``p
 ``buffer`` {``batches``, ``samples``, ``bytes``, ``max_bytes``}, ``dropped`` {``buffer_overflow``},
 and per source ``sources.<id>`` {``kind``, ``state`` (connecting|connected|disconnected|stopped), ``since``,
 ``last_error``, ``reconnects``, and the adapter's problem counters such as ``rejected``,
-``items_refused``, ``seq_gaps``, ``rebirth_requests``}.
+``items_refused``, ``seq_gaps``, ``rebirth_requests``, and nested details such as Sparkplug's per-node
+``nodes.<node>`` {``state``, ``bd_seq``, ``seq``, counters, ``devices.<device>``}}.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class SourceState:
     last_error: str | None = None
     reconnects: int = 0
     counters: dict[str, int] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # nested per-source state, e.g. Sparkplug ``nodes``
 
     def set(self, state: str, error: str | None = None) -> None:
         if state != self.state:
@@ -46,6 +48,7 @@ class SourceState:
             "last_error": self.last_error,
             "reconnects": self.reconnects,
             **self.counters,
+            **self.details,
         }
 
 

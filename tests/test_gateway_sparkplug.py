@@ -13,7 +13,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from datafactory.contract.quality import BAD_NO_COMMUNICATION
-from gateway.sparkplug_proto import DOUBLE, FLOAT, INT32, INT64, Payload, metric_value
+from gateway.sparkplug_decode import metric_value
+from gateway.sparkplug_proto import DOUBLE, FLOAT, INT32, INT64, Payload
 from tests.support.gateway_env import GatewayThread, collect, plant
 
 CELL = "assembly/line-1/asm-01"
@@ -25,7 +26,7 @@ def test_payload_round_trip_and_signed_values() -> None:
     p.metrics.add(name="b", alias=2, datatype=INT64, long_value=(1 << 64) - 1)
     p.metrics.add(name="c", alias=3, datatype=DOUBLE, is_null=True)
     q = Payload.FromString(p.SerializeToString())
-    assert q.seq == 7 and [metric_value(m) for m in q.metrics] == [-5, -1, None]
+    assert q.seq == 7 and [metric_value(m.datatype, m) for m in q.metrics] == [-5, -1, None]
 
 
 class EdgeNode:
@@ -105,6 +106,7 @@ def test_sparkplug_births_data_gap_rebirth_and_death(tmp_path, mqtt_url, enterpr
         "id": "spb",
         "broker_url": mqtt_url,
         "group_id": enterprise,
+        "rebirth_holdoff_s": 1.0,
         "metrics": [
             {**metric, "metric": "Power/Active", "signal": "power", "meaning": "power_kw", "unit": "kW"},
             {**metric, "device": "d1", "metric": "Temperature", "signal": "temperature", "meaning": "temperature"},

@@ -55,6 +55,10 @@ def semantic_problems(cfg: PlantConfig) -> list[tuple[str, str]]:
                 (f"sources[{i}].id", f"source id {src.id!r} is already used by sources[{seen_ids[src.id]}]")
             )
         seen_ids.setdefault(src.id, i)
+        learn = getattr(src, "learn", None)  # Sparkplug: learned signals need a cell of this site
+        if learn is not None and learn.cell not in cells:
+            known = ", ".join(sorted(cells)) or "none defined"
+            problems.append((f"sources[{i}].learn.cell", f"cell {learn.cell!r} is not in areas (known: {known})"))
         problems.extend((f"sources[{i}].{key}", msg) for key, msg in src.semantic_problems())
         list_key = src.bindings_key
         for j, b in enumerate(src.signal_bindings()):

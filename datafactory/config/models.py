@@ -21,6 +21,7 @@ from datafactory.config.base import Name, StrictModel
 from datafactory.config.modbus import ModbusSource
 from datafactory.config.s7 import S7Source
 from datafactory.config.signals import EnvVar, SignalBinding, SourceConfig
+from datafactory.contract.meanings import Meaning
 
 # The binding models moved to ``signals`` (source kinds in other modules need them); still importable from here.
 Deadband = signals.Deadband
@@ -245,6 +246,19 @@ class SparkplugMetric(SignalBinding):
     metric: str = Field(description="Metric name as announced in the NBIRTH/DBIRTH (may contain '/').", min_length=1)
 
 
+class SparkplugLearn(StrictModel):
+    """Signals learned from births: ``signal = slug(edge node/device/metric)`` (see docs/gateway.md)."""
+
+    cell: str = Field(description="Cell path 'area/line/cell' that learned signals belong to.")
+    meaning: Meaning = Field(default=Meaning.GENERIC, description="Meaning given to every learned signal.")
+    edge_nodes: list[str] = Field(
+        default_factory=list, description="Edge node ids to learn from; empty = every node of the group."
+    )
+    max_metrics: int = Field(
+        default=1000, ge=1, le=100_000, description="Learned signals at most; further births are counted, not learned."
+    )
+
+
 class SparkplugSource(SourceConfig):
     bindings_key: ClassVar[str] = "metrics"
 
@@ -263,6 +277,27 @@ class SparkplugSource(SourceConfig):
     )
     rebirth_on_gap: bool = Field(
         default=True, description="Send an NCMD 'Node Control/Rebirth' when a sequence number is missing."
+    )
+    rebirth_holdoff_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="After a rebirth request, send no other to the same edge node for this long (one outstanding).",
+    )
+    rebirth_max_per_minute: int | None = Field(
+        default=4,
+        ge=1,
+        description="Hard ceiling of rebirth NCMDs per edge node in any 60 s; null = no ceiling (never in production).",
+    )
+    primary_host_id: str = Field(
+        default="",
+        description="Act as Sparkplug primary host with this host id (retained spBv1.0/STATE/<id>); empty = not.",
+        pattern=r"^[^+#/]*$",
+    )
+    max_nodes: int = Field(
+        default=1000, ge=1, le=100_000, description="Edge nodes tracked at most; messages of further ones are counted."
+    )
+    learn: SparkplugLearn | None = Field(
+        default=None, description="Register every metric the edge nodes birth as a signal (declared bindings win)."
     )
     metrics: list[SparkplugMetric] = Field(default_factory=list, description="Metrics to read and what they mean.")
 
