@@ -114,7 +114,7 @@ class MqttJsonPeer(_MqttPeer):
 
 class SparkplugPeer(_MqttPeer):
     kind = "sparkplug"
-    bad_data_counter = "rejected"
+    bad_data_counter = "undecodable"
     seq = 0
 
     def source(self, port: int | None = None) -> dict[str, Any]:
