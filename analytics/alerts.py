@@ -1,7 +1,8 @@
 """Alert lifecycle: a degrading signal yields ONE alert that is raised, updated while it lasts, then cleared.
 
 Pure state machine over health rows in time order. An alert is raised after ``raise_after`` consecutive drifting
-buckets, updated on every further bucket while active (value, zone, RUL, severity), and cleared after
+buckets, updated on every further bucket while active (value, zone, RUL; severity is the worst of the episode),
+and cleared after
 ``clear_after`` consecutive healthy buckets. ``open_alert`` carries an active alert across incremental runs.
 """
 
@@ -76,7 +77,9 @@ def lifecycle(
             active.value, active.zone = _num(row["value"]), row.get("zone")
             active.rul_p10_h, active.rul_p50_h, active.rul_p90_h = (
                 _num(row.get("rul_p10_h")), _num(row.get("rul_p50_h")), _num(row.get("rul_p90_h")))
-            active.severity = _severity(row)
+            # The stored severity is the worst the episode reached: a critical alert stays critical while it lasts.
+            if _severity(row) == "critical":
+                active.severity = "critical"
             rul = f"; RUL P50 {active.rul_p50_h:.0f} h" if active.rul_p50_h is not None else ""
             active.message = (f"{label}: {active.value:.2f} above healthy baseline {row['baseline_mean']:.2f}"
                               f" (zone {active.zone}){rul}")

@@ -5,6 +5,16 @@ Input: one row per plant-local day with ``time``, ``time_end``, ``kwh``, ``produ
 ``temperature`` (daily mean °C). Days without production *and* without energy are dropped (no data).
 Diagnostics follow ASHRAE Guideline 14-2014: CV(RMSE) = RMSE/mean with n − p degrees of freedom; NMBE =
 Σ(y − ŷ)/((n − p)·mean).
+
+Only complete days enter the fit and the reporting period (``complete_days``): a day in which data started or
+ended covers a fraction of the day's production hours and energy, and would bias the intercept (the base load)
+low. The saving carries the fractional savings uncertainty of ASHRAE Guideline 14-2014 (Annex B):
+
+    ΔE_save / E_base = 1.26 · t(α, n − p) · CV(RMSE) · √((n / n′) · (1 + 2/n) · (1/m)),  n′ = n · (1 − ρ)/(1 + ρ)
+
+with n baseline days, m reporting days, ρ the lag-1 autocorrelation of the baseline residuals (0 when negative)
+and t two-sided at ``prediction_interval``. ``saving_half_width`` is that fraction of the expected energy, FSU =
+half-width / saving, and the saving is *not significant* when saving ± half-width contains 0.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from scipy import stats
 
 from datafactory.config.analytics import BaselineConfig
 from datafactory.errors import DataFactoryError
@@ -35,12 +46,39 @@ class BaselineResult:
     meets_ashrae14: bool
     saving_fraction: float | None
     saving_kwh: float | None
-    daily: pd.DataFrame = field(repr=False)
+    saving_half_width: float | None = None  # ± fraction of expected energy at the configured confidence
+    saving_fsu: float | None = None  # ASHRAE 14 fractional savings uncertainty = half-width / |saving|
+    saving_significant: bool | None = None  # the interval saving ± half-width excludes 0
+    daily: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
 
 
 def degree_days(temperature: pd.Series, base_c: float) -> tuple[pd.Series, pd.Series]:
     """Heating and cooling degree-days from daily mean temperatures."""
     return (base_c - temperature).clip(lower=0), (temperature - base_c).clip(lower=0)
+
+
+def complete_days(daily: pd.DataFrame, data_start: pd.Timestamp | None, data_end: pd.Timestamp) -> pd.DataFrame:
+    """The days (``time``, ``time_end``) that lie wholly inside [data_start, data_end)."""
+    keep = daily["time_end"] <= data_end
+    if data_start is not None:
+        keep &= daily["time"] >= data_start
+    return daily[keep].reset_index(drop=True)
+
+
+def savings_uncertainty(
+    resid: np.ndarray, *, cv_rmse: float, p: int, m: int, confidence: float
+) -> float:
+    """ASHRAE Guideline 14 half-width of the saving, as a fraction of the expected reporting-period energy.
+
+    ``resid``: baseline residuals in time order (n of them, p model parameters); ``m``: reporting days."""
+    n = len(resid)
+    r = resid - resid.mean()
+    denom = float(r @ r)
+    rho = float(r[1:] @ r[:-1] / denom) if denom > 0 and n > 2 else 0.0
+    rho = min(max(rho, 0.0), 0.99)
+    n_eff = n * (1 - rho) / (1 + rho)
+    t = float(stats.t.ppf(0.5 + confidence / 2, n - p))
+    return float(1.26 * t * cv_rmse * np.sqrt((n / n_eff) * (1 + 2 / n) / m))
 
 
 def _design(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -80,6 +118,12 @@ def fit_baseline(daily: pd.DataFrame, reporting_start: pd.Timestamp, config: Bas
     rep = df[~base]
     saving_kwh = float(rep["savings_kwh"].sum()) if len(rep) else None
     saving_fraction = float(saving_kwh / rep["expected_kwh"].sum()) if len(rep) and saving_kwh is not None else None
+    half = fsu = significant = None
+    if saving_fraction is not None:
+        half = savings_uncertainty(resid.to_numpy(), cv_rmse=cv_rmse, p=p, m=len(rep),
+                                   confidence=config.prediction_interval)
+        fsu = half / abs(saving_fraction) if saving_fraction != 0 else None
+        significant = bool(abs(saving_fraction) > half)
     return BaselineResult(
         formula="kwh ~ " + " + ".join(columns),
         params={k: float(v) for k, v in model.params.items()},
@@ -91,5 +135,8 @@ def fit_baseline(daily: pd.DataFrame, reporting_start: pd.Timestamp, config: Bas
         meets_ashrae14=bool(cv_rmse <= config.cv_rmse_max and abs(nmbe) <= config.nmbe_max),
         saving_fraction=saving_fraction,
         saving_kwh=saving_kwh,
+        saving_half_width=half,
+        saving_fsu=fsu,
+        saving_significant=significant,
         daily=df,
     )

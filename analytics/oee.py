@@ -3,8 +3,10 @@
 Time elements (seconds): planned busy time PBT = APT + ADET + ASUT + ADOT; planned downtime (PDOT) and time
 without data are outside PBT. Availability = APT/PBT, performance = ideal production time / APT where ideal
 production time = Σ ideal cycle time × units, quality = good/total, OEE = A·P·Q; NEE = APT/(PBT − ADET)·P·Q (net of
-external delays); TEEP = OEE · PBT / calendar time. Roll-ups (line, plant, day, month) sum the elements and the
-counts and recompute the ratios — never the mean of percentages.
+external delays); TEEP = OEE · PBT / calendar time. OEE, NEE and TEEP are computed as the ideal time of the good
+units over PBT, PBT − ADET and calendar time (the same products), so a period with planned busy time and nothing
+good has OEE 0 even where Q (nothing produced) or P (no operating time) is undefined. Roll-ups (line, plant, day,
+month) sum the elements and the counts and recompute the ratios — never the mean of percentages.
 """
 
 from __future__ import annotations
@@ -36,9 +38,13 @@ def ratios(frame: pd.DataFrame) -> pd.DataFrame:
     p = _div(frame["ideal_production_s"], frame["apt_s"])
     q = _div(frame["good_count"], frame["total_count"])
     frame["availability"], frame["performance"], frame["quality"] = a, p, q
-    frame["oee"] = a * p * q
-    frame["nee"] = _div(frame["apt_s"], frame["pbt_s"] - frame["adet_s"]) * p * q
-    frame["teep"] = frame["oee"] * _div(frame["pbt_s"], frame["calendar_s"])
+    # A·P·Q = ideal production time of the good units / PBT, which stays defined when nothing was produced (Q
+    # undefined) or the machine never ran (P undefined): planned busy time with nothing good is an OEE of 0.
+    good_ideal = np.where(np.asarray(frame["good_count"], dtype=float) > 0,
+                          _div(frame["ideal_production_s"], frame["total_count"]) * frame["good_count"], 0.0)
+    frame["oee"] = _div(good_ideal, frame["pbt_s"])
+    frame["nee"] = _div(good_ideal, frame["pbt_s"] - frame["adet_s"])
+    frame["teep"] = _div(good_ideal, frame["calendar_s"])
     frame["mtbf_s"] = _div(frame["apt_s"], frame["stop_count"])
     frame["mttr_s"] = _div(frame["adot_s"] - frame["microstop_s"], frame["stop_count"])
     return frame

@@ -11,7 +11,7 @@ import psycopg
 
 from analytics import pdm, store, tables
 from analytics.alerts import lifecycle
-from analytics.baseline import BaselineError, fit_baseline
+from analytics.baseline import BaselineError, complete_days, fit_baseline
 from datafactory.config.analytics import AnalyticsConfig
 from datafactory.contract.meanings import Meaning
 
@@ -74,11 +74,11 @@ def pdm_results(
 
 def baseline_results(
     conn: psycopg.Connection, plant: store.Plant, cfg: AnalyticsConfig, *, machine_cells: set[int],
-    data_end: pd.Timestamp, ambient_signals: list[int],
+    data_start: pd.Timestamp | None, data_end: pd.Timestamp, ambient_signals: list[int],
 ) -> dict[str, int]:
     """Plant energy — utility meters (cells without a machine_state signal), else all cells — against good units
     (and heating/cooling degree-days when an ambient temperature signal, one on a cell that is not a machine,
-    exists) per plant-local day, for the days completed before ``data_end``."""
+    exists) per plant-local day, for the complete days between ``data_start`` (the first sample) and ``data_end``."""
     e = store.day_energy(conn, plant.id)
     if e.empty:
         return {}
@@ -90,25 +90,27 @@ def baseline_results(
     if ambient_signals:
         temps = store.daily_means(conn, ambient_signals, plant.timezone, daily["time"].min(), daily["time_end"].max())
         daily = daily.merge(temps.rename(columns={"value": "temperature"}), on="time", how="left")
-    daily = daily[daily["time_end"] <= data_end].reset_index(drop=True)
-    if daily.empty:
+    days = complete_days(daily, data_start, data_end)
+    if days.empty:
         return {}
     bc = cfg.baseline
-    first = _local_day(bc.baseline_from, plant.timezone) if bc.baseline_from else daily["time"].min()
-    daily = daily[daily["time"] >= first]
+    first = _local_day(bc.baseline_from, plant.timezone) if bc.baseline_from else days["time"].min()
+    days = days[days["time"] >= first]
     reporting = (_local_day(bc.baseline_to, plant.timezone) if bc.baseline_to
                  else first + pd.Timedelta(days=bc.baseline_days))
     try:
-        result = fit_baseline(daily, reporting, bc)
+        result = fit_baseline(days, reporting, bc)
     except BaselineError as err:
         log.info("plant %s: no energy baseline yet: %s", plant.id, err)
         return {}
     d = result.daily.rename(columns={"kwh": "actual_kwh"}).assign(plant_id=plant.id)
     row: dict[str, Any] = {
-        "plant_id": plant.id, "time": first, "time_end": reporting, "reporting_end": daily["time_end"].max(),
+        "plant_id": plant.id, "time": first, "time_end": reporting, "reporting_end": days["time_end"].max(),
         "formula": result.formula, "params": result.params, "pvalues": result.pvalues, "n_days": result.n_days,
         "r2": result.r2, "cv_rmse": result.cv_rmse, "nmbe": result.nmbe, "meets_ashrae14": result.meets_ashrae14,
         "saving_fraction": result.saving_fraction, "saving_kwh": result.saving_kwh,
+        "saving_half_width": result.saving_half_width, "saving_fsu": result.saving_fsu,
+        "saving_significant": result.saving_significant, "confidence": bc.prediction_interval,
     }
     where, params = "plant_id = %s", (plant.id,)
     return {

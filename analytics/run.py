@@ -126,8 +126,9 @@ def run_window(
     summary.add(pdm_results(conn, plant, cfg, signals=sigs, machine_classes=classes, running=running, start=a,
                             end=window.cover_end))
     ambient = sigs[(sigs["meaning"] == Meaning.TEMPERATURE.value) & ~sigs["cell_id"].isin(list(running))]
-    summary.add(baseline_results(conn, plant, cfg, machine_cells=set(running), data_end=data_end,
-                                 ambient_signals=ambient["signal_id"].astype(int).tolist()))
+    data_start = store.earliest_sample_time(conn, sigs["signal_id"].astype(int).tolist())
+    summary.add(baseline_results(conn, plant, cfg, machine_cells=set(running), data_start=data_start,
+                                 data_end=data_end, ambient_signals=ambient["signal_id"].astype(int).tolist()))
     return summary
 
 

@@ -95,7 +95,8 @@ BASELINE_DAILY_TABLE = ResultTable(
 )
 BASELINE_TABLE = ResultTable(
     "energy_baseline", ("plant_id", "time", "time_end", "reporting_end", "formula", "params", "pvalues", "n_days",
-                        "r2", "cv_rmse", "nmbe", "meets_ashrae14", "saving_fraction", "saving_kwh"),
+                        "r2", "cv_rmse", "nmbe", "meets_ashrae14", "saving_fraction", "saving_kwh",
+                        "saving_half_width", "saving_fsu", "saving_significant", "confidence"),
     database_fills=("computed_at",),
 )
 

@@ -16,7 +16,7 @@ import heapq
 import itertools
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple
 
@@ -59,6 +59,9 @@ class PlantModel:
         self, layout: PlantLayout, options: SimOptions, *, start: datetime, end: datetime | None = None
     ) -> None:
         self.layout = layout
+        if options.calendar.timezone != layout.timezone and options.calendar == ShiftCalendar():
+            # The default calendar follows the plant's own time zone (the config's), not the demo's.
+            options = replace(options, calendar=replace(options.calendar, timezone=layout.timezone))
         self.options = options
         self.start_us = datetime_to_us(start)
         self.end_us = datetime_to_us(end) if end is not None else None
