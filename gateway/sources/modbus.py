@@ -33,7 +33,7 @@ from typing import Any
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
-from datafactory.config.modbus import BIT_TABLES, ModbusSource, ModbusTable, ModbusTransport
+from datafactory.config.modbus import BIT_TABLES, ByteOrder, ModbusSource, ModbusTable, ModbusTransport, ModbusType
 from datafactory.config.signals import SignalBinding
 from datafactory.contract.sample import now_us
 from datafactory.errors import ConnectionLost
@@ -86,6 +86,16 @@ class ModbusAdapter:
         self.coalesce = coalesce
         self._regs = list(config.registers)
         self._types = [r.value_type() for r in self._regs]
+        # Per value, precomputed once: address, span, and whether it is a plain uint16 (no codec call needed) —
+        # the decode loop runs for every register of every poll.
+        self._spans = [(r.address, r.register_count()) for r in self._regs]
+        self._plain = [
+            t is ModbusType.UINT16 and r.bit is None and r.byte_order in (ByteOrder.ABCD, ByteOrder.CDAB)
+            for t, r in zip(self._types, self._regs, strict=True)
+        ]
+        self._orders = [r.byte_order for r in self._regs]
+        self._bits = [r.bit for r in self._regs]
+        self._cells = [r.cell for r in self._regs]
         self._normalisers = [Normaliser(r) for r in self._regs]
         self._last: list[tuple[object, int] | None] = [None] * len(self._regs)
         self._every_poll = config.report == "every_poll"
@@ -219,28 +229,31 @@ class ModbusAdapter:
         quality = (
             0 if status == 0 else EXCEPTION_QUALITY.get(status, status if status > 0xFF else BAD_COMMUNICATION_ERROR)
         )
+        bits = block.table in BIT_TABLES
+        refused, last, every_poll, norms = self.refused, self._last, self._every_poll, self._normalisers
         for i in block.items:
-            reg = self._regs[i]
             raw: object = None
             q = quality
             if status == 0:
-                self.refused.pop(i, None)
-                off = reg.address - block.start
+                if refused:
+                    refused.pop(i, None)
+                address, span = self._spans[i]
+                off = address - block.start
                 try:
-                    if block.table in BIT_TABLES:
+                    if bits:
                         raw = bool(values[off])
+                    elif self._plain[i]:
+                        raw = int(values[off])
                     else:
-                        raw = decode(
-                            [int(v) for v in values[off : off + reg.register_count()]],
-                            self._types[i],
-                            reg.byte_order,
-                            reg.bit,
-                        )
+                        regs = [int(v) for v in values[off : off + span]]
+                        raw = decode(regs, self._types[i], self._orders[i], self._bits[i])
                 except DecodeError as err:
+                    reg = self._regs[i]
                     self.bad_values += 1
                     self._warn(f"{reg.signal} (unit {reg.unit_id} address {reg.address}): {err}")
                     q = BAD_DATA_ENCODING_INVALID
             elif status == 0x02:
+                reg = self._regs[i]
                 if i not in self.refused:
                     _log.warning(
                         "%s: unit %d refused %s %d (%s/%s): illegal data address",
@@ -253,12 +266,12 @@ class ModbusAdapter:
                     )
                 self.refused[i] = status
             key = (raw, q)
-            if not self._every_poll and self._last[i] == key:
+            if not every_poll and last[i] == key:
                 continue
-            self._last[i] = key
-            sample = self._normalisers[i].apply(raw, t, q)
+            last[i] = key
+            sample = norms[i].apply(raw, t, q)
             if sample is not None:
-                out.append((reg.cell, sample))
+                out.append((self._cells[i], sample))
 
     def _warn(self, message: str) -> None:
         now = time.monotonic()

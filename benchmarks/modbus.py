@@ -1,0 +1,188 @@
+"""Modbus throughput: registers per second one gateway process reads and publishes, against a bare pymodbus client.
+
+    python -m benchmarks.modbus            # 2,000 holding registers (uint16), 20 s per phase
+    python -m benchmarks.modbus --quick    # 500 registers, 5 s per phase
+
+A pymodbus TCP server (``simulator.modbus_server``) runs in its own process. Phases against the same server:
+
+1. **bare client** — pymodbus's async client reading the registers back to back in blocks of 125 (the spec
+   maximum; what the gateway's coalescing produces for contiguous registers): the reference;
+2. **gateway** — ``datafactory gateway run`` as its own process, one poll group at 1 ms (so it polls back to
+   back), ``report: every_poll``; a subscriber on the broker counts the samples that arrive;
+3. **requests** — the gateway's Modbus adapter alone, coalesced and uncoalesced (one request per register),
+   counting requests per second.
+
+Last stdout line: JSON with registers, rate_hz (polls per second the gateway achieved), gateway_values_per_s,
+bare_client_values_per_s, ratio_vs_bare, requests_per_s, requests_per_s_uncoalesced, cpu_count, timescaledb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks.gateway import BrokerCounter, _timescaledb
+
+BLOCK = 125
+
+
+def serve(port: int) -> None:
+    import logging
+
+    from simulator.modbus_server import ModbusDeviceServer, RegisterStore
+
+    logging.getLogger("pymodbus").setLevel(logging.WARNING)
+
+    server = ModbusDeviceServer(RegisterStore([1]), port=port).start()
+    print("READY", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        server.close()
+
+
+async def bare(port: int, registers: int, duration: float) -> float:
+    from pymodbus.client import AsyncModbusTcpClient
+
+    client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=3, retries=0)
+    await client.connect()
+    n, end = 0, time.monotonic() + duration
+    start = time.monotonic()
+    while time.monotonic() < end:
+        for a in range(0, registers, BLOCK):
+            rr = await client.read_holding_registers(a, count=min(BLOCK, registers - a), device_id=1)
+            n += len(rr.registers)
+    elapsed = time.monotonic() - start
+    client.close()
+    return n / elapsed
+
+
+def _source(port: int, registers: int) -> dict[str, Any]:
+    return {
+        "kind": "modbus",
+        "id": "bench",
+        "port": port,
+        "report": "every_poll",
+        "poll_groups": [{"name": "default", "interval_ms": 1}],
+        "registers": [
+            {
+                "table": "holding_register",
+                "address": a,
+                "cell": "bench/line-1/cell-1",
+                "signal": f"r{a}",
+                "meaning": "generic",
+            }
+            for a in range(registers)
+        ],
+    }
+
+
+def _plant(enterprise: str, port: int, registers: int) -> dict[str, Any]:
+    from tests.support.gateway_env import plant_doc
+
+    doc = plant_doc(enterprise, sources=[_source(port, registers)], cells=["bench/line-1/cell-1"])
+    doc["gateway"] |= {"batch_max_samples": 5000, "status_interval_s": 2}
+    return doc
+
+
+async def adapter_requests(port: int, registers: int, duration: float, *, coalesce: bool) -> float:
+    from datafactory.config.loader import validate_document
+    from gateway.sources.modbus import ModbusAdapter
+
+    src = validate_document(_plant("acme", port, registers)).sources[0]
+    adapter = ModbusAdapter(src, coalesce=coalesce)  # type: ignore[arg-type]
+    await adapter.open()
+    start = time.monotonic()
+    async for _ in adapter.stream():
+        if time.monotonic() - start >= duration:
+            break
+    elapsed = time.monotonic() - start
+    await adapter.close()
+    return adapter.requests / elapsed
+
+
+def run_gateway(port: int, registers: int, mqtt_url: str, warmup: float, duration: float) -> float:
+    enterprise = f"bench{uuid.uuid4().hex[:8]}"
+    counter = BrokerCounter(mqtt_url, f"df/v1/{enterprise}/#")
+    with tempfile.TemporaryDirectory(prefix="df-bench-mb-") as tmp:
+        config = Path(tmp) / "plant.yaml"
+        config.write_text(yaml.safe_dump(_plant(enterprise, port, registers), allow_unicode=True))
+        log_path = Path(tmp) / "gateway.log"
+        with log_path.open("wb") as log:
+            cmd = [sys.executable, "-m", "app.cli.main", "gateway", "run", "--config", str(config)]
+            cmd += ["--mqtt-url", mqtt_url, "--state-dir", tmp]
+            gw = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                if not counter.seen_any.wait(60):
+                    raise RuntimeError(f"the gateway delivered nothing; log: {log_path.read_text()[-2000:]}")
+                time.sleep(warmup)
+                counter.n, counter.measuring = 0, True
+                start = time.monotonic()
+                time.sleep(duration)
+                n, elapsed = counter.n, time.monotonic() - start
+            finally:
+                gw.terminate()
+                gw.wait(20)
+                counter.close()
+    return n / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="500 registers, 5 s phases")
+    ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+    from tests.support.gateway_env import free_port
+
+    registers, duration, warmup = (500, 5.0, 2.0) if args.quick else (2000, 20.0, 5.0)
+    mqtt_url = os.environ.get("DATAFACTORY_MQTT_URL", "mqtt://127.0.0.1:1883")
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "benchmarks.modbus", "--serve", str(port)], stdout=subprocess.PIPE)
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == b"READY"
+        bare_rate = asyncio.run(bare(port, registers, duration))
+        print(f"bare pymodbus client: {bare_rate:,.0f} registers/s", file=sys.stderr)
+        gw_rate = run_gateway(port, registers, mqtt_url, warmup, duration)
+        print(f"gateway: {gw_rate:,.0f} registers/s published", file=sys.stderr)
+        req = asyncio.run(adapter_requests(port, registers, duration / 2, coalesce=True))
+        req_unc = asyncio.run(adapter_requests(port, registers, duration / 2, coalesce=False))
+        print(f"requests/s coalesced {req:,.0f}, uncoalesced {req_unc:,.0f}", file=sys.stderr)
+    finally:
+        server.terminate()
+        server.wait(10)
+    print(
+        json.dumps(
+            {
+                "benchmark": "modbus",
+                "registers": registers,
+                "rate_hz": round(gw_rate / registers, 2),
+                "gateway_values_per_s": round(gw_rate),
+                "bare_client_values_per_s": round(bare_rate),
+                "ratio_vs_bare": round(gw_rate / bare_rate, 3),
+                "requests_per_s": round(req, 1),
+                "requests_per_s_uncoalesced": round(req_unc, 1),
+                "registers_per_request": BLOCK,
+                "cpu_count": os.cpu_count(),
+                "timescaledb": _timescaledb(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
