@@ -37,3 +37,7 @@ class ConnectionLost(DataFactoryError):
         self.endpoint = endpoint
         self.retryable = retryable
         super().__init__(f"{endpoint}: {detail}")
+
+
+class SchemaNotMigrated(DataFactoryError):
+    """The database lacks the schema (or the schema version) this code needs: ``datafactory db migrate`` fixes it."""

@@ -31,9 +31,11 @@ def provision_cmd(out: Path, configs: Path) -> None:
 
 
 @grafana.command("check")
-@click.option("--out", type=click.Path(path_type=Path), default=provision.DEFAULT_OUT, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=provision.DEFAULT_OUT, show_default=True,
+              help="Provisioning directory to compare with the generated files.")
 @click.option("--configs", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              default=provision.DEFAULT_CONFIGS, show_default=True)
+              default=provision.DEFAULT_CONFIGS, show_default=True,
+              help="Edge configs (*.yaml) whose plants the provisioning must cover.")
 def check_cmd(out: Path, configs: Path) -> None:
     """Exit non-zero when the provisioning tree differs from what the code generates."""
     stale = provision.stale_files(out, provision.render(plants_from_configs(configs)))
@@ -45,7 +47,8 @@ def check_cmd(out: Path, configs: Path) -> None:
 @grafana.command("deploy")
 @click.option("--url", required=True, help="Grafana base URL, e.g. http://127.0.0.1:3000.")
 @click.option("--configs", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              default=provision.DEFAULT_CONFIGS, show_default=True)
+              default=provision.DEFAULT_CONFIGS, show_default=True,
+              help="Edge configs (*.yaml): one plant data source per plant found here.")
 @click.option("--no-datasources", is_flag=True, help="Upload folders and dashboards only.")
 def deploy_cmd(url: str, configs: Path, no_datasources: bool) -> None:
     """Create or update folders, data sources and dashboards (by uid, overwriting). Credentials come from

@@ -17,10 +17,10 @@ def city() -> None:
 
 
 @city.command("simulate")
-@click.option("--enterprises", default=2000, show_default=True)
-@click.option("--towns", default=30, show_default=True)
-@click.option("--months", default=36, show_default=True)
-@click.option("--seed", default=1, show_default=True)
+@click.option("--enterprises", help="Enterprises in the synthetic city.", default=2000, show_default=True)
+@click.option("--towns", help="Towns (districts) they are spread over.", default=30, show_default=True)
+@click.option("--months", help="Months of monthly reports, ending at --end.", default=36, show_default=True)
+@click.option("--seed", help="Random seed; the same seed gives the same city.", default=1, show_default=True)
 @click.option("--end", type=click.DateTime(["%Y-%m"]), default="2026-10", show_default=True,
               help="Last month (YYYY-MM).")
 @click.option(

@@ -9,6 +9,7 @@ import click
 from datafactory.db import partitions
 from datafactory.db.connect import connect
 from datafactory.db.migrate import migrate as run_migrate
+from datafactory.errors import SchemaNotMigrated
 from datafactory.settings import get_settings, redact_url
 
 
@@ -36,6 +37,8 @@ def partitions_cmd(ahead_days: int, back_days: int, retention_days: int | None) 
     """Maintain plain-PostgreSQL sample partitions (TimescaleDB manages its own chunks)."""
     settings = get_settings()
     with connect(settings.database_url) as conn:
+        if conn.execute("SELECT to_regclass('samples') IS NULL").fetchone() == (True,):
+            raise SchemaNotMigrated("this database has no samples table")
         if not partitions.is_partitioned(conn):
             click.echo("samples is not a partitioned table (TimescaleDB hypertable?): nothing to do")
             return

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
+import traceback
+from collections.abc import Callable
 
 import click
+
+from app.cli import failure
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("app.cli.config_cmd:config", "Validate, diff and deploy plant configs; print the schema."),
@@ -51,11 +56,50 @@ class LazyGroup(click.Group):
                 return _unavailable(cmd_name, target)
             raise
         command = getattr(module, attr, None)
-        return command if isinstance(command, click.Command) else _unavailable(cmd_name, target)
+        if not isinstance(command, click.Command):
+            return _unavailable(cmd_name, target)
+        _add_service_options(command)
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
+
+
+# Commands that never talk to the database or the broker (they read or write files only).
+OFFLINE = frozenset({
+    "config validate", "config schema", "config init", "opcua cert", "opcua browse", "grafana provision",
+    "grafana check", "grafana deploy", "broker config", "demo",
+})
+
+
+def _set_env(name: str) -> Callable[[click.Context, click.Parameter, str | None], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value:
+            os.environ[name] = value  # the option wins over the environment; settings read it from here
+
+    return callback
+
+
+def _add_service_options(command: click.Command, path: str = "") -> None:
+    """Give every command that connects the same --database-url and --mqtt-url, with the same meaning."""
+    path = f"{path} {command.name}".strip()
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _add_service_options(sub, path)
+        return
+    if path in OFFLINE:
+        return
+    present = {opt for p in command.params for opt in getattr(p, "opts", ())}
+    for flag, env, what in (
+        ("--database-url", "DATAFACTORY_DATABASE_URL", "PostgreSQL URL, postgresql://user@host:port/database"),
+        ("--mqtt-url", "DATAFACTORY_MQTT_URL", "Broker URL, mqtt://host:port or mqtts://host:port"),
+    ):
+        if flag not in present:
+            command.params.append(click.Option(
+                [flag], default=None, expose_value=False, is_eager=True, callback=_set_env(env),
+                help=f"{what} [env {env}; default from the environment or 127.0.0.1]",
+            ))
 
 
 def _unavailable(name: str, target: str) -> click.Command:
@@ -80,8 +124,44 @@ def cli(verbose: int) -> None:
     install_redaction()
 
 
-def main() -> None:
-    cli(prog_name="datafactory")
+def _verbose(argv: list[str]) -> bool:
+    """Whether ``-v`` was given before the subcommand (the group's own option)."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return False
+        if arg in ("--verbose",) or (arg.startswith("-v") and set(arg[1:]) == {"v"}):
+            return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a command; expected failures end as one line on stderr and a documented exit code (app.cli.failure)."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        code = cli.main(args=args, prog_name="datafactory", standalone_mode=False)
+    except click.ClickException as err:  # usage errors and commands' own one-line failures
+        # A command that wrapped a known failure (``raise ClickException(str(err)) from err`` or ``from None``)
+        # still gets that failure's exit code and advice.
+        cause = err.__cause__ or err.__context__
+        code, message = failure.describe(cause) if cause is not None else (failure.BUG, "")
+        if cause is None or code == failure.BUG:
+            err.show()
+            sys.exit(err.exit_code)
+        if _verbose(args):
+            traceback.print_exception(cause, file=sys.stderr)
+        click.echo(f"error: {message}", err=True)
+        sys.exit(code)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+    except SystemExit:
+        raise
+    except BaseException as err:
+        code, message = failure.describe(err)
+        if code == failure.BUG or _verbose(args):
+            traceback.print_exc(file=sys.stderr)
+        click.echo(f"error: {message}", err=True)
+        sys.exit(code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

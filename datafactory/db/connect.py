@@ -15,7 +15,11 @@ def connect(url: str, *, autocommit: bool = False, application_name: str = "data
     try:
         return psycopg.connect(url, autocommit=autocommit, application_name=application_name, connect_timeout=10)
     except psycopg.OperationalError as err:
-        raise ConnectionLost(redact_url(url), str(err).strip()) from err
+        # libpq's message spans lines ("connection to server … failed: …\n\tIs the server running…"): one line.
+        detail = " ".join(part.strip() for part in str(err).strip().splitlines() if part.strip())
+        raise ConnectionLost(redact_url(url), detail) from err
+    except psycopg.ProgrammingError as err:
+        raise ConnectionLost(redact_url(url), f"not a usable connection URL ({err})", retryable=False) from err
 
 
 def with_database(url: str, dbname: str) -> str:
@@ -30,7 +34,12 @@ def database_name(url: str) -> str:
 def ensure_database(url: str) -> bool:
     """Create the database named in ``url`` if it does not exist. Returns True if it was created."""
     name = database_name(url)
-    with connect(with_database(url, "postgres"), autocommit=True) as conn:
+    try:
+        maintenance = connect(with_database(url, "postgres"), autocommit=True)
+    except ConnectionLost as err:
+        # Name the database the user asked for, not the maintenance database we connected to to create it.
+        raise ConnectionLost(redact_url(url), str(err).split(": ", 1)[-1], retryable=err.retryable) from err
+    with maintenance as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists:
             return False
