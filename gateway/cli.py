@@ -13,6 +13,7 @@ import click
 
 from datafactory.config.loader import load_config
 from datafactory.errors import ConfigError
+from gateway.opcua_session import quiet_asyncua
 
 _log = logging.getLogger(__name__)
 
@@ -38,7 +39,12 @@ def run(config_path: Path, mqtt_url: str | None, state_dir: Path | None) -> None
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
-    gw = Gateway(cfg, mqtt_url=mqtt_url, state_dir=state_dir)
+    quiet_asyncua()
+    try:
+        gw = Gateway(cfg, mqtt_url=mqtt_url, state_dir=state_dir)
+    except ConfigError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -50,6 +56,11 @@ def run(config_path: Path, mqtt_url: str | None, state_dir: Path | None) -> None
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(main())
+    except ConfigError as err:  # a configuration error stopped the gateway (logged by the supervisor)
+        click.echo(f"error: {err}", err=True)
+        exit_code = 2
+    else:
+        exit_code = 0
     finally:
         stragglers = asyncio.all_tasks(loop)
         for task in stragglers:
@@ -61,8 +72,9 @@ def run(config_path: Path, mqtt_url: str | None, state_dir: Path | None) -> None
             # SIGTERM into a hang (systemd would SIGKILL us anyway).
             _log.warning("exiting with %d library tasks still running", sum(not t.done() for t in stragglers))
             logging.shutdown()
-            os._exit(0)
+            os._exit(exit_code)
         loop.close()
+    sys.exit(exit_code)
 
 
 @click.group()
@@ -99,6 +111,11 @@ def cert(out: Path, hostname: str | None, days: int, force: bool) -> None:
 @click.option("--trust-dir", default="", help="Directory of trusted server certificates.")
 @click.option("--username-env", default=None, help="Environment variable holding the user name.")
 @click.option("--password-env", default=None, help="Environment variable holding the password.")
+@click.option(
+    "--send-password-to-unverified-server",
+    is_flag=True,
+    help="With --policy none and a user name: send the password although no pinned certificate proves the server.",
+)
 @click.option("--emit-config", is_flag=True, help="Print a plant config binding the variables instead.")
 @click.option("--cell", "cells", multiple=True, help="Cell path area/line/cell for --emit-config (repeatable).")
 @click.option("--state-dir", default=None, type=click.Path(path_type=Path), help="Where the gateway certificate is.")
@@ -111,6 +128,7 @@ def browse(  # noqa: PLR0917 - one parameter per click option
     trust_dir: str,
     username_env: str | None,
     password_env: str | None,
+    send_password_to_unverified_server: bool,
     emit_config: bool,
     cells: tuple[str, ...],
     state_dir: Path | None,
@@ -131,6 +149,7 @@ def browse(  # noqa: PLR0917 - one parameter per click option
                 "mode": mode,
                 "trusted_server_fingerprints": list(trust_fingerprint),
                 "trust_dir": trust_dir,
+                "send_password_to_unverified_server": send_password_to_unverified_server,
             }
         )
         auth: object = AnonymousAuth(kind="anonymous")
@@ -140,6 +159,7 @@ def browse(  # noqa: PLR0917 - one parameter per click option
         raise click.ClickException(str(err)) from None
     if emit_config and not cells:
         raise click.UsageError("--emit-config needs at least one --cell area/line/cell")
+    quiet_asyncua()
     try:
         found = asyncio.run(
             do_browse(endpoint, security, auth, depth=depth, state_dir=state_dir or get_settings().state_dir)

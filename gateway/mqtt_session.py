@@ -89,7 +89,7 @@ class MqttSession:
         self._client: paho.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected: asyncio.Future[None] | None = None
-        self._subacks: dict[int, asyncio.Future[None]] = {}
+        self._subacks: dict[int, asyncio.Future[str | None]] = {}
 
     async def connect(self, timeout_s: float = 10.0) -> None:
         loop = self._loop = asyncio.get_running_loop()
@@ -147,7 +147,9 @@ class MqttSession:
         if fut is None or fut.done():
             return
         if getattr(rc, "is_failure", True):
-            fut.set_exception(ConnectionLost(self.url, f"broker refused the connection: {rc}"))
+            # Bad user name or password / not authorized (MQTT 5 0x86, 0x87; 3.1.1 4, 5) need an operator.
+            auth = getattr(rc, "value", None) in (0x86, 0x87, 4, 5)
+            fut.set_exception(ConnectionLost(self.url, f"broker refused the connection: {rc}", retryable=not auth))
         else:
             fut.set_result(None)
 
@@ -183,30 +185,38 @@ class MqttSession:
         return int(info.mid)
 
     async def subscribe(self, topic_filter: str, qos: int = 1, timeout_s: float = 10.0) -> None:
-        """Subscribe and wait for the SUBACK, so nothing published after this returns is missed."""
+        """Subscribe and wait for the SUBACK, so nothing published after this returns is missed. A SUBACK that
+        refuses the subscription (reason code ≥ 0x80, e.g. "Not authorized" from a broker ACL) raises a
+        non-retryable ``ConnectionLost`` naming the filter and the broker's reason."""
         client = self._client
         if client is None or self._loop is None:
             raise ConnectionLost(self.url, "not connected")
-        fut: asyncio.Future[None] = self._loop.create_future()
+        fut: asyncio.Future[str | None] = self._loop.create_future()
         rc, mid = client.subscribe(topic_filter, qos=qos)
         if rc != paho.MQTT_ERR_SUCCESS or mid is None:
             self._mark_lost(f"subscribe failed: {paho.error_string(rc)}")
             raise ConnectionLost(self.url, self.lost_reason)
         self._subacks[mid] = fut
         try:
-            await asyncio.wait_for(fut, timeout_s)
+            refused = await asyncio.wait_for(fut, timeout_s)
         except TimeoutError as err:
             raise ConnectionLost(self.url, f"no SUBACK for {topic_filter!r} within {timeout_s:g} s") from err
         finally:
             self._subacks.pop(mid, None)
+        if refused is not None:
+            raise ConnectionLost(
+                self.url, f"the broker refused the subscription to {topic_filter!r}: {refused}", retryable=False
+            )
 
     def _paho_subscribe(self, client: paho.Client, userdata: object, mid: int, rcs: object, props: object) -> None:
-        self._call(self._suback, mid)
+        codes = rcs if isinstance(rcs, list) else [rcs]
+        refused = next((str(rc) for rc in codes if getattr(rc, "is_failure", False)), None)
+        self._call(self._suback, mid, refused)
 
-    def _suback(self, mid: int) -> None:
+    def _suback(self, mid: int, refused: str | None) -> None:
         fut = self._subacks.get(mid)
         if fut is not None and not fut.done():
-            fut.set_result(None)
+            fut.set_result(refused)
 
     async def close(self, *, graceful: bool = True) -> None:
         """Disconnect (sending DISCONNECT when ``graceful``, which suppresses the will) and stop the thread."""
@@ -261,14 +271,17 @@ class MqttFedSource:
         for env in (username_env, password_env):
             if env is not None and env not in os.environ:
                 raise ConnectionLost(self.url, f"environment variable {env} is not set", retryable=False)
-        session = MqttSession(
-            self.url,
-            client_id=f"{client_prefix}-{self.id}-{uuid.uuid4().hex[:8]}",
-            username=os.environ[username_env] if username_env else None,
-            password=os.environ[password_env] if password_env else None,
-            on_message=on_message,
-            will=will,
-        )
+        try:
+            session = MqttSession(
+                self.url,
+                client_id=f"{client_prefix}-{self.id}-{uuid.uuid4().hex[:8]}",
+                username=os.environ[username_env] if username_env else None,
+                password=os.environ[password_env] if password_env else None,
+                on_message=on_message,
+                will=will,
+            )
+        except ValueError as err:  # a broker_url that is no MQTT URL: retrying cannot fix it
+            raise ConnectionLost(redact_url(self.url), str(err), retryable=False) from err
         self._session = session
         await session.connect()
         return session

@@ -38,9 +38,12 @@ async def browse(
     try:
         return await _walk(client, depth)
     except opcua_session.LIBRARY_ERRORS as err:
-        raise ConnectionLost(endpoint, f"browse failed: {type(err).__name__}: {err}") from err
+        raise ConnectionLost(endpoint, f"browse failed: {opcua_session.describe(err)}") from err
     finally:
-        await client.disconnect()
+        try:
+            await client.disconnect()
+        except opcua_session.LIBRARY_ERRORS:
+            client.disconnect_socket()  # the server is gone already; nothing to release
 
 
 async def _walk(client: Client, depth: int) -> list[BrowsedVariable]:

@@ -14,7 +14,9 @@ import asyncio
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from asyncua import Client, ua
 from asyncua.crypto import security_policies
@@ -44,6 +46,31 @@ MODES = {
 }
 # Errors asyncua (and the sockets under it) raise for an unreachable, refusing or misbehaving server.
 LIBRARY_ERRORS: tuple[type[BaseException], ...] = (OSError, asyncio.TimeoutError, ua.UaError, ConnectionError)
+
+
+_NOISE = ("Requested session timeout", "Sending plain-text password")
+
+
+class _AsyncuaNoise(logging.Filter):
+    """asyncua logs every endpoint at INFO, warns of the revised session timeout on each connect and logs a
+    traceback whenever a server goes away; the gateway reports each of those once in its own words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("asyncua"):
+            return True
+        if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+            return True  # -vv: everything, with tracebacks
+        if record.levelno < logging.WARNING or record.getMessage().startswith(_NOISE):
+            return False
+        record.exc_info = record.exc_text = None
+        return True
+
+
+def quiet_asyncua() -> None:
+    """Install the asyncua noise filter on every root handler (filters on a logger miss its children)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _AsyncuaNoise) for f in handler.filters):
+            handler.addFilter(_AsyncuaNoise())
 
 
 def fingerprint(der: bytes) -> str:
@@ -100,6 +127,40 @@ def application_uri(cert_path: Path) -> str:
     return uris[0] if uris else ""
 
 
+# What a failed connect raises: the library errors, and the AssertionError asyncua fails with when a server
+# closes the channel in the middle of the secure handshake.
+_CONNECT_ERRORS: tuple[type[BaseException], ...] = (*LIBRARY_ERRORS, AssertionError)
+_CERTIFICATE_REJECTED = {
+    "BadCertificateUntrusted",
+    "BadSecurityChecksFailed",
+    "BadCertificateInvalid",
+    "BadCertificateUriInvalid",
+    "BadCertificateTimeInvalid",
+    "BadCertificateIssuerTimeInvalid",
+    "BadCertificateUseNotAllowed",
+    "BadCertificateRevoked",
+    "BadCertificateRevocationUnknown",
+    "BadCertificateChainIncomplete",
+    "BadCertificatePolicyCheckFailed",
+}
+_IDENTITY_REJECTED = {"BadUserAccessDenied", "BadIdentityTokenRejected", "BadIdentityTokenInvalid"}
+_POLICY_REJECTED = {"BadSecurityPolicyRejected", "BadSecurityModeRejected"}
+
+
+class _GatewayClient(Client):
+    """asyncua's client with one hook: ``guard`` runs after CreateSession and before ActivateSession — the
+    moment the server has shown its certificate and the user identity (the password) has not been sent yet."""
+
+    guard: Callable[[Client], None] | None = None
+
+    async def activate_session(
+        self, username: str | None = None, password: str | None = None, certificate: Any = None
+    ) -> ua.ActivateSessionResult:
+        if self.guard is not None:
+            self.guard(self)
+        return await super().activate_session(username=username, password=password, certificate=certificate)
+
+
 async def connect(
     endpoint: str,
     security: OpcUaSecurity,
@@ -109,31 +170,146 @@ async def connect(
     state_dir: Path = Path(".df"),
     watchdog_interval_s: float = 1.0,
 ) -> Client:
-    """A connected, activated client, or ``ConnectionLost`` saying why not (``retryable=False`` for trust,
-    certificate and credential problems that need an operator)."""
-    client = Client(endpoint, timeout=timeout_s, watchdog_intervall=watchdog_interval_s)
+    """A connected, activated client, or ``ConnectionLost`` saying in one line why not (``retryable=False`` for
+    trust, certificate, policy and credential problems that need an operator)."""
+    client = _GatewayClient(endpoint, timeout=timeout_s, watchdog_intervall=watchdog_interval_s)
     client.name = client.description = "datafactory gateway"
     _set_user(client, endpoint, auth)
+    cert_path, key_path = gateway_certificate_paths(security, state_dir)
+    if security.policy is SecurityPolicy.NONE:
+        client.guard = _server_check(endpoint, security, auth)
     try:
         if isinstance(auth, CertificateAuth):
             await client.load_client_certificate(auth.certificate)
             await client.load_private_key(Path(auth.private_key))
         if security.policy is not SecurityPolicy.NONE:
-            await _secure(client, endpoint, security, state_dir)
+            await _secure(client, endpoint, security, cert_path, key_path)
         await client.connect(auto_reconnect=False)
     except ConnectionLost:
         raise
     except FileNotFoundError as err:
         raise ConnectionLost(endpoint, f"cannot read {err.filename}: {err.strerror}", retryable=False) from err
-    except ua.uaerrors.BadUserAccessDenied as err:
-        raise ConnectionLost(
-            endpoint, "the server rejected the user identity (BadUserAccessDenied)", retryable=False
-        ) from err
-    except ua.uaerrors.BadIdentityTokenRejected as err:
-        raise ConnectionLost(endpoint, "the server rejected the user identity token", retryable=False) from err
-    except LIBRARY_ERRORS as err:
-        raise ConnectionLost(endpoint, f"cannot connect: {type(err).__name__}: {err}") from err
+    except _CONNECT_ERRORS as err:
+        client.disconnect_socket()
+        raise _explain(err, endpoint, security, auth, cert_path, timeout_s=timeout_s) from err
     return client
+
+
+def _explain(
+    err: BaseException, endpoint: str, security: OpcUaSecurity, auth: object, cert_path: Path, *, timeout_s: float
+) -> ConnectionLost:
+    """One line an operator can act on, for every way a connection attempt is known to fail."""
+    name = type(err).__name__
+    code = err.code if isinstance(err, ua.UaStatusCodeError) else None
+    status = ua.StatusCode(code).name if code is not None else name
+    secure = security.policy is not SecurityPolicy.NONE
+    if status in _CERTIFICATE_REJECTED or (secure and isinstance(err, AssertionError)):
+        # node-opcua closes the channel on an untrusted client certificate; asyncua then fails an assertion
+        # while reading the reply, so in a secure mode that is what an AssertionError means.
+        fp = _file_fingerprint(cert_path) if secure else "none: policy none sends no gateway certificate"
+        return ConnectionLost(
+            endpoint,
+            f"the server rejected this gateway's certificate {cert_path} (SHA-256 {fp}; {status}): trust it on "
+            "the server (most servers put it in their rejected folder)",
+            retryable=False,
+        )
+    if status in _IDENTITY_REJECTED:
+        who = f"user from ${auth.username_env}" if isinstance(auth, UsernameAuth) else type(auth).__name__
+        return ConnectionLost(
+            endpoint,
+            f"the server rejected the user identity ({who}; {status}): check the user name and password",
+            retryable=False,
+        )
+    if status in _POLICY_REJECTED:
+        return ConnectionLost(
+            endpoint,
+            f"the server does not offer {security.policy.value}/{security.mode.value} ({status})",
+            retryable=False,
+        )
+    if isinstance(err, TimeoutError):
+        return ConnectionLost(endpoint, f"no answer within {timeout_s:g} s (is the address right and reachable?)")
+    if isinstance(err, ConnectionRefusedError):
+        return ConnectionLost(endpoint, "connection refused: nothing listens there (is the server running?)")
+    if isinstance(err, OSError):
+        return ConnectionLost(endpoint, f"cannot connect: {err.strerror or name}")
+    if isinstance(err, AssertionError | ConnectionError):
+        return ConnectionLost(endpoint, f"the server closed the connection during the handshake ({name})")
+    return ConnectionLost(endpoint, f"cannot connect: {status}{': ' + str(err) if str(err) else ''}")
+
+
+def describe(err: BaseException) -> str:
+    """A library error in words: the status code name for an OPC-UA status, never an empty ``TimeoutError: ``."""
+    if isinstance(err, ua.UaStatusCodeError) and err.code is not None:
+        return ua.StatusCode(err.code).name
+    if isinstance(err, TimeoutError):
+        return "the server did not answer in time"
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _file_fingerprint(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return "unreadable"
+    if b"-----BEGIN" in data:
+        data = x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
+    return fingerprint(data)
+
+
+def _server_check(endpoint: str, security: OpcUaSecurity, auth: object) -> Callable[[Client], None] | None:
+    """With policy none the channel proves nothing about the server. Before a password is sent, require that
+    it goes encrypted to a pinned certificate — only the holder of that certificate's key can read it — unless
+    the config explicitly accepts the risk. Pinned fingerprints are checked whether or not a secret is sent."""
+    trusted = trusted_fingerprints(security)
+    sends_secret = isinstance(auth, UsernameAuth)
+    opt_in = security.send_password_to_unverified_server
+    if sends_secret and not trusted and not opt_in:
+        raise ConnectionLost(endpoint, NONE_WITH_PASSWORD, retryable=False)
+    if not trusted and not sends_secret:
+        return None
+
+    def check(client: Client) -> None:
+        if trusted:
+            peer = client.security_policy.peer_certificate
+            if not peer:
+                raise ConnectionLost(
+                    endpoint, "the server presented no certificate to check against the pinned ones", retryable=False
+                )
+            fp = fingerprint(_first_certificate(peer))
+            if fp not in trusted:
+                raise ConnectionLost(endpoint, _untrusted(fp), retryable=False)
+        if sends_secret and not opt_in:
+            uri = client.server_policy(ua.UserTokenType.UserName).SecurityPolicyUri
+            if not uri or uri == security_policies.SecurityPolicyNone.URI:
+                raise ConnectionLost(
+                    endpoint,
+                    "the server would receive the password unencrypted (its user-token policy is none): use a "
+                    "secure policy, or set security.send_password_to_unverified_server",
+                    retryable=False,
+                )
+
+    return check
+
+
+NONE_WITH_PASSWORD = (
+    "policy none with a user name would hand the password to whatever answers at this address: pin the server "
+    "certificate (security.trusted_server_fingerprints or trust_dir), use a secure policy, or accept the risk "
+    "with security.send_password_to_unverified_server: true"
+)
+
+
+def _untrusted(fp: str) -> str:
+    return (
+        f"server certificate SHA-256 {fp} is not trusted: add it to trusted_server_fingerprints or trust_dir "
+        "after checking it out of band"
+    )
+
+
+def gateway_certificate_paths(security: OpcUaSecurity, state_dir: Path) -> tuple[Path, Path]:
+    cert = Path(security.certificate) if security.certificate else state_dir / "opcua" / "gateway-cert.der"
+    key = Path(security.private_key) if security.private_key else state_dir / "opcua" / "gateway-key.pem"
+    return cert, key
 
 
 def _set_user(client: Client, endpoint: str, auth: object) -> None:
@@ -147,9 +323,7 @@ def _set_user(client: Client, endpoint: str, auth: object) -> None:
     client.set_password(password or "")
 
 
-async def _secure(client: Client, endpoint: str, security: OpcUaSecurity, state_dir: Path) -> None:
-    cert_path = Path(security.certificate) if security.certificate else state_dir / "opcua" / "gateway-cert.der"
-    key_path = Path(security.private_key) if security.private_key else state_dir / "opcua" / "gateway-key.pem"
+async def _secure(client: Client, endpoint: str, security: OpcUaSecurity, cert_path: Path, key_path: Path) -> None:
     if not cert_path.exists() or not key_path.exists():
         raise ConnectionLost(
             endpoint,
@@ -176,10 +350,5 @@ async def _secure(client: Client, endpoint: str, security: OpcUaSecurity, state_
     server_der = _first_certificate(chosen.ServerCertificate)
     fp = fingerprint(server_der)
     if fp not in trusted_fingerprints(security):
-        raise ConnectionLost(
-            endpoint,
-            f"server certificate SHA-256 {fp} is not trusted: add it to trusted_server_fingerprints or trust_dir "
-            "after checking it out of band",
-            retryable=False,
-        )
+        raise ConnectionLost(endpoint, _untrusted(fp), retryable=False)
     await client.set_security(policy, str(cert_path), str(key_path), server_certificate=server_der, mode=mode)

@@ -1,10 +1,16 @@
 """The gateway runner: owns the sources, the batcher, the store-and-forward buffer and the broker session.
 
-Each source runs in its own task: open → stream readings into the batcher → on ``ConnectionLost`` close, write
-a comm-lost marker for every signal of the source (NaN, quality Bad_NoCommunication) so the gap is visible
-downstream, back off (0.5 s doubling to 5 s) and open a fresh adapter, which re-subscribes. The broker session
-is supervised the same way; on every (re)connect the runner re-publishes each cell's retained meta and the
-status, subscribes to its config topic and replays the buffer.
+Every task (one per source, the broker session, the timers) is owned by one ``Supervisor``: a task that dies
+is logged once and restarted, a configuration error stops the gateway (non-zero exit).
+
+Each source task: open → stream readings into the batcher → on ``ConnectionLost`` close, write a comm-lost
+marker for every signal of the source (NaN, quality Bad_NoCommunication) so the gap is visible downstream, and
+open a fresh adapter, which re-subscribes. A retryable failure backs off (jittered, 0.5 s doubling to 5 s,
+state ``disconnected``); one that needs an operator (identity rejected, certificate untrusted, policy not
+offered, …; ``ConnectionLost.retryable`` is false) puts the source into state ``failed`` with the reason and
+retries only every ``FAILED_RETRY_S`` or when a deployed config changes the source. The broker session uses the
+same backoff; on every (re)connect the runner re-publishes each cell's retained meta and the status,
+subscribes to its config topic and replays the buffer.
 
 A config published to the gateway's retained config topic (``datafactory config deploy``) is validated and
 applied without restart: sources whose config changed are re-opened, the others keep running; an invalid
@@ -17,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,23 +38,29 @@ from datafactory.errors import ConfigError, ConnectionLost, ContractError
 from datafactory.settings import get_settings
 from gateway.batcher import Batcher
 from gateway.buffer import Buffer
-from gateway.mqtt_session import MqttSession, Will
+from gateway.mqtt_session import BrokerAddress, MqttSession, Will
 from gateway.publisher import Publisher
 from gateway.sources import Reading, SourceAdapter, create_adapter
 from gateway.status import SourceState, offline_payload, status_payload, utc_now_iso
+from gateway.supervisor import Backoff, Supervisor
 
 _log = logging.getLogger(__name__)
 
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 5.0
+FAILED_RETRY_S = 900.0
+"""A source that needs an operator is tried again every 15 min: four attempts an hour stay below the lockout
+threshold of the servers we know, and a fix on the server side is picked up without a restart."""
+BROKER_FAILED_RETRY_S = 60.0
+"""The platform broker refusing our credentials is retried every minute: data is buffering meanwhile."""
 
 
 @dataclass(slots=True)
 class _SourceRun:
     config: Any
     state: SourceState
-    task: asyncio.Task[None] | None = None
     adapter: SourceAdapter | None = None
+    logged_failures: set[str] = field(default_factory=set)
 
 
 class Gateway:
@@ -65,6 +77,10 @@ class Gateway:
         self._mqtt_password = mqtt_password or (
             settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         )
+        try:
+            BrokerAddress.parse(self.mqtt_url)
+        except ValueError as err:
+            raise ConfigError("--mqtt-url / DATAFACTORY_MQTT_URL", [("mqtt_url", str(err))]) from err
         self.state_dir = state_dir or settings.state_dir
         self.config = config
         self.version = config.config_version()
@@ -88,17 +104,22 @@ class Gateway:
         self._rate = 0.0
         self._reconfigure_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._halt = asyncio.Event()
+        self.supervisor = Supervisor(on_fatal=lambda err: self._halt.set())
+        self.failed_retry_s = FAILED_RETRY_S
         self.unroutable_samples = 0
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then stop the sources, flush and hand the buffer to the broker briefly."""
+        """Run until ``stop`` is set, then stop the sources, flush and hand the buffer to the broker briefly.
+
+        Raises the ``ConfigError`` that stopped the gateway early, if one did (the CLI exits non-zero)."""
         self.buffer.open()
         self._route(self.config)
         for src in self.config.sources:
             self._start_source(src)
-        broker = asyncio.create_task(self._run_broker(), name="broker")
-        timers = asyncio.create_task(self._run_timers(), name="timers")
+        self.supervisor.spawn("broker", self._run_broker)
+        self.supervisor.spawn("timers", self._run_timers)
         _log.info(
             "gateway %s started: config %s, %d sources, buffer %s",
             self.gateway_id,
@@ -106,24 +127,29 @@ class Gateway:
             len(self._sources),
             self.buffer.path,
         )
+        stopped = asyncio.create_task(stop.wait())
+        halted = asyncio.create_task(self._halt.wait())
         try:
-            await stop.wait()
+            await asyncio.wait({stopped, halted}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            await self._shutdown(broker, timers)
+            stopped.cancel()
+            halted.cancel()
+            await self._shutdown()
+        if self.supervisor.fatal is not None:
+            raise self.supervisor.fatal
 
-    async def _shutdown(self, broker: asyncio.Task[None], timers: asyncio.Task[None]) -> None:
+    async def _shutdown(self) -> None:
         await asyncio.gather(*(self._stop_source(sid) for sid in list(self._sources)))
         for run in self._sources.values():
             run.state.set("stopped")
         self.batcher.flush_all()
-        timers.cancel()
+        await self.supervisor.cancel("timers")
         if self._session is not None and not self._session.lost.is_set():
             await self.publisher.drain(timeout_s=3.0)
             with contextlib.suppress(ConnectionLost):
                 self._session.publish(self.status_topic, self._status(online=False), qos=1, retain=True)
             await asyncio.sleep(0.2)  # let the offline status leave before DISCONNECT
-        await _cancel(broker, "broker session")
-        await _cancel(timers, "timers")
+        await self.supervisor.cancel_all()
         self.buffer.close()
         _log.info("gateway %s stopped; %d batches left in the buffer", self.gateway_id, self.buffer.depth_batches)
 
@@ -135,50 +161,70 @@ class Gateway:
     def _start_source(self, src: Any) -> None:
         run = self._sources.get(src.id) or _SourceRun(src, SourceState(kind=src.kind))
         run.config = src
-        run.task = asyncio.create_task(self._run_source(run), name=f"source:{src.id}")
         self._sources[src.id] = run
+        self.supervisor.spawn(f"source:{src.id}", lambda: self._run_source(run))
 
     async def _stop_source(self, source_id: str) -> None:
-        run = self._sources.get(source_id)
-        if run is None or run.task is None:
-            return
-        task, run.task = run.task, None
-        await _cancel(task, f"source {source_id}")
+        await self.supervisor.cancel(f"source:{source_id}")
 
     async def _run_source(self, run: _SourceRun) -> None:
-        delay = BACKOFF_MIN_S
+        backoff = Backoff(BACKOFF_MIN_S, BACKOFF_MAX_S)
         while True:
             adapter = create_adapter(run.config, mqtt_url=self.mqtt_url, state_dir=self.state_dir)
             run.adapter = adapter
             if hasattr(adapter, "on_meta_change"):  # adapters that learn signals or units (Sparkplug births)
                 adapter.on_meta_change = self._publish_meta
             opened = False
+            failure: Exception
             try:
                 run.state.set("connecting")
+                run.state.attempts += 1
                 await adapter.open()
                 opened = True
                 run.state.set("connected")
+                run.logged_failures.clear()
                 self._publish_status()
-                delay = BACKOFF_MIN_S
+                backoff.reset()
                 _log.info("source %s connected", run.config.id)
                 async for readings in adapter.stream():
                     self.batcher.add(readings)
                 raise ConnectionLost(run.config.id, "stream ended")
-            except ConnectionLost as err:
-                if opened or run.state.last_error != str(err):
-                    _log.warning("source %s: %s; retrying in %.1f s", run.config.id, err, delay)
-                run.state.set("disconnected", str(err))
-            except Exception as err:  # a bug in an adapter must not stop the gateway; the traceback is kept
-                _log.exception("source %s failed unexpectedly; retrying in %.1f s", run.config.id, delay)
-                run.state.set("disconnected", f"{type(err).__name__}: {err}")
+            except Exception as err:  # ConnectionLost, or a bug in an adapter: neither may stop the gateway
+                failure = err
             finally:
                 await adapter.close()
             if opened:
                 self._mark_comm_lost(adapter)
                 run.state.reconnects += 1
+            delay = self._source_failed(run, failure, backoff, opened=opened)
             self._publish_status()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, BACKOFF_MAX_S)
+
+    def _source_failed(self, run: _SourceRun, err: Exception, backoff: Backoff, *, opened: bool) -> float:
+        """Record why a source stopped and return how long to wait before the next attempt. Each distinct
+        reason is logged once until the source connects again; an unexpected error's traceback is kept once."""
+        sid = run.config.id
+        if isinstance(err, ConnectionLost) and not err.retryable:
+            delay = self.failed_retry_s
+            reason = str(err)
+            state = "failed"
+            if reason not in run.logged_failures:
+                _log.error("source %s failed: %s; next attempt in %.0f s or on a config change", sid, reason, delay)
+        elif isinstance(err, ConnectionLost):
+            delay = backoff.next()
+            reason = str(err)
+            state = "disconnected"
+            if opened or reason not in run.logged_failures:
+                _log.warning("source %s: %s; retrying in %.1f s", sid, reason, delay)
+        else:
+            delay = backoff.next()
+            reason = f"{type(err).__name__}: {err}"
+            state = "disconnected"
+            if reason not in run.logged_failures:
+                _log.error("source %s failed unexpectedly (%s); retrying in %.1f s", sid, reason, delay, exc_info=err)
+        run.logged_failures.add(reason)
+        run.state.set(state, reason, retry_in_s=delay)
+        return delay
 
     def _mark_comm_lost(self, adapter: SourceAdapter) -> None:
         """One marker per signal: the value is unknown from now until the source delivers again."""
@@ -203,7 +249,7 @@ class Gateway:
         self._topics = {key: CellPath(ent, site, *key.split("/")).topic(TopicKind.DATA) for key in config.cell_paths()}
 
     async def _run_broker(self) -> None:
-        delay = BACKOFF_MIN_S
+        backoff = Backoff(BACKOFF_MIN_S, BACKOFF_MAX_S)
         while True:
             session = MqttSession(
                 self.mqtt_url,
@@ -215,24 +261,44 @@ class Gateway:
                 on_puback=self.publisher.on_puback,
             )
             try:
+                self._broker_state.attempts += 1
                 await session.connect()
                 self._session = session
                 self._broker_state.set("connected")
-                delay = BACKOFF_MIN_S
+                backoff.reset()
                 _log.info("connected to broker %s; %d batches buffered", session.url, self.buffer.depth_batches)
-                await session.subscribe(self.config_topic, qos=1)
+                await self._subscribe_config(session)
                 self._publish_meta()
                 self._publish_status()
                 await self.publisher.serve(session)
             except ConnectionLost as err:
+                delay = backoff.next() if err.retryable else BROKER_FAILED_RETRY_S
+                state = "disconnected" if err.retryable else "failed"
                 if self._broker_state.state == "connected" or self._broker_state.last_error != str(err):
-                    _log.warning("broker: %s; buffering, retrying in %.1f s", err, delay)
-                self._broker_state.set("disconnected", str(err))
+                    _log.log(
+                        logging.WARNING if err.retryable else logging.ERROR,
+                        "broker: %s; buffering, retrying in %.1f s",
+                        err,
+                        delay,
+                    )
+                self._broker_state.set(state, str(err), retry_in_s=delay)
             finally:
                 self._session = None
                 await session.close()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, BACKOFF_MAX_S)
+
+    async def _subscribe_config(self, session: MqttSession) -> None:
+        """A broker that refuses the config subscription (ACL) leaves data flowing but deployed configs unseen:
+        say so in the status rather than pretend the gateway listens."""
+        try:
+            await session.subscribe(self.config_topic, qos=1)
+        except ConnectionLost as err:
+            if err.retryable:
+                raise
+            reason = f"deployed configs cannot reach this gateway: {err}"
+            if self.config_error != reason:
+                _log.error("%s", reason)
+            self.config_error = reason
 
     async def _run_timers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -373,12 +439,3 @@ class Gateway:
             _log.info("applied config %s (re-opened sources: %s)", self.version, ", ".join(changed) or "none")
             self._publish_meta()
             self._publish_status()
-
-
-async def _cancel(task: asyncio.Task[None], what: str, timeout_s: float = 5.0) -> None:
-    """Cancel ``task`` and wait for it a bounded time: library code that swallows a cancellation (seen in
-    asyncua while a connect is in progress on a loaded machine) must not keep the gateway from stopping."""
-    task.cancel()
-    done, _ = await asyncio.wait({task}, timeout=timeout_s)
-    if not done:
-        _log.warning("%s did not stop within %.0f s; abandoning it", what, timeout_s)

@@ -4,16 +4,18 @@ It is also the last will, ``{"online": false}``, so a gateway that dies is shown
 Fields: ``online``, ``gateway``, ``time``, ``started``, ``config_version``, ``config_error`` (why the last
 deployed config was rejected, else null), ``samples_per_s``, ``samples_in``, ``published_samples``,
 ``buffer`` {``batches``, ``samples``, ``bytes``, ``max_bytes``}, ``dropped`` {``buffer_overflow``},
-and per source ``sources.<id>`` {``kind``, ``state`` (connecting|connected|disconnected|stopped), ``since``,
-``last_error``, ``reconnects``, and the adapter's problem counters such as ``rejected``,
-``items_refused``, ``seq_gaps``, ``rebirth_requests``, and nested details such as Sparkplug's per-node
-``nodes.<node>`` {``state``, ``bd_seq``, ``seq``, counters, ``devices.<device>``}}.
+and per source ``sources.<id>`` {``kind``, ``state`` (connecting|connected|disconnected|failed|stopped),
+``since``, ``last_error`` (why the source is not connected now; null once it is), ``next_attempt`` (UTC time
+of the next connection attempt while disconnected or failed), ``attempts`` (connection attempts since start),
+``reconnects``, and the adapter's problem counters such as ``rejected``, ``items_refused``, ``seq_gaps``,
+``rebirth_requests``, and nested details such as Sparkplug's per-node ``nodes.<node>`` {``state``, ``bd_seq``,
+``seq``, counters, ``devices.<device>``}}.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -29,16 +31,27 @@ class SourceState:
     state: str = "connecting"
     since: str = field(default_factory=utc_now_iso)
     last_error: str | None = None
+    next_attempt: str | None = None
+    attempts: int = 0
     reconnects: int = 0
     counters: dict[str, int] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)  # nested per-source state, e.g. Sparkplug ``nodes``
 
-    def set(self, state: str, error: str | None = None) -> None:
+    def set(self, state: str, error: str | None = None, *, retry_in_s: float | None = None) -> None:
+        """Enter ``state``. Connecting keeps the error being retried; connected clears it (it is history, in the
+        log); disconnected/failed record the reason and, with ``retry_in_s``, when the next attempt is."""
         if state != self.state:
             self.state = state
             self.since = utc_now_iso()
-        if error is not None:
+        if state == "connected":
+            self.last_error = None
+        elif error is not None:
             self.last_error = error
+        self.next_attempt = (
+            (datetime.now(UTC) + timedelta(seconds=retry_in_s)).isoformat(timespec="seconds")
+            if retry_in_s is not None and state in ("disconnected", "failed")
+            else None
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +59,8 @@ class SourceState:
             "state": self.state,
             "since": self.since,
             "last_error": self.last_error,
+            "next_attempt": self.next_attempt,
+            "attempts": self.attempts,
             "reconnects": self.reconnects,
             **self.counters,
             **self.details,

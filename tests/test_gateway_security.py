@@ -4,62 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 from asyncua import ua
-from asyncua.crypto import cert_gen
-from asyncua.crypto.permission_rules import User, UserRole
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from datafactory.config.models import OpcUaSecurity, UsernameAuth
 from datafactory.errors import ConnectionLost
 from gateway import opcua_session
 from gateway.opcua_cert import create_certificate
-from tests.support.gateway_env import GatewayThread, OpcUaTestServer, collect, free_port, plant
+from tests.support.gateway_env import GatewayThread, OpcUaTestServer, collect, plant
+from tests.support.opcua_secure import secure_server
 
 pytestmark = pytest.mark.integration
 CELL = "press/line-1/press-01"
-SERVER_URI = "urn:datafactory:test-server"
-
-
-class _Users:
-    def get_user(self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None):
-        if username == "operator" and password == "s3cret":
-            return User(role=UserRole.User)
-        return None
-
-
-def _server_certificate(directory: Path) -> tuple[Path, Path, str]:
-    key = cert_gen.generate_private_key()
-    cert = cert_gen.generate_self_signed_app_certificate(
-        key,
-        "df test server",
-        {},
-        [x509.UniformResourceIdentifier(SERVER_URI), x509.DNSName("127.0.0.1")],
-        extended=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
-    )
-    cert_path, key_path = directory / "server-cert.der", directory / "server-key.pem"
-    der = cert.public_bytes(Encoding.DER)
-    cert_path.write_bytes(der)
-    key_path.write_bytes(cert_gen.dump_private_key_as_pem(key))
-    return cert_path, key_path, opcua_session.fingerprint(der)
 
 
 def _secure_server(tmp_path: Path, policies: list[ua.SecurityPolicyType]) -> tuple[OpcUaTestServer, str, Path]:
-    cert_path, key_path, fp = _server_certificate(tmp_path)
-
-    async def setup(server: Any) -> None:
-        await server.set_application_uri(SERVER_URI)
-        await server.load_certificate(str(cert_path))
-        await server.load_private_key(str(key_path))
-        server.set_security_policy(policies)
-        server.set_identity_tokens([ua.UserNameIdentityToken])
-
-    server = OpcUaTestServer(free_port(), {"Power": 0.0}, setup=setup, user_manager=_Users()).start()
-    return server, fp, cert_path
+    return secure_server(tmp_path, policies)
 
 
 def test_sign_and_encrypt_with_username(tmp_path, mqtt_url, enterprise, monkeypatch) -> None:
@@ -152,3 +113,69 @@ def test_aes_policies_connect(tmp_path, monkeypatch, policy, server_policy) -> N
         _connect(server.endpoint, security, auth, tmp_path)
     finally:
         server.close()
+
+
+def test_policy_none_with_password_needs_a_pinned_server_or_an_explicit_risk(enterprise) -> None:
+    from datafactory.errors import ConfigError
+
+    source = {
+        "kind": "opcua",
+        "id": "plc",
+        "endpoint": "opc.tcp://127.0.0.1:4840/",
+        "security": {"policy": "none", "mode": "none"},
+        "auth": {"kind": "username", "username_env": "PLC_USER", "password_env": "PLC_PASSWORD"},
+        "nodes": [{"node_id": "ns=2;s=Power", "cell": CELL, "signal": "power", "meaning": "power_kw"}],
+    }
+    with pytest.raises(ConfigError, match="send_password_to_unverified_server"):
+        plant(enterprise, sources=[source], cells=[CELL])
+    pinned = source | {"security": {"policy": "none", "mode": "none", "trusted_server_fingerprints": ["ab" * 32]}}
+    plant(enterprise, sources=[pinned], cells=[CELL])
+    risky = source | {"security": {"policy": "none", "mode": "none", "send_password_to_unverified_server": True}}
+    plant(enterprise, sources=[risky], cells=[CELL])
+
+
+def test_policy_none_with_pinned_fingerprint_refuses_an_impostor(tmp_path, monkeypatch) -> None:
+    """The genuine server offers policy none and encrypts the password for its certificate; an impostor at the
+    same address shows its own certificate (refused: no password sent) or a copy of the genuine one (the
+    password goes encrypted to a key it lacks). Without the pin, the opt-in path hands it the password."""
+    from tests.support.opcua_secure import Users, server_certificate
+
+    monkeypatch.setenv("PLC_USER", "operator")
+    monkeypatch.setenv("PLC_PASSWORD", "s3cret")
+    auth = UsernameAuth(kind="username", username_env="PLC_USER", password_env="PLC_PASSWORD")
+    genuine_cert = server_certificate(tmp_path / "genuine", "genuine")
+    none_plus = [ua.SecurityPolicyType.NoSecurity, ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt]
+    pinned = OpcUaSecurity(policy="none", mode="none", trusted_server_fingerprints=[genuine_cert[2]])
+
+    genuine, _, _ = secure_server(tmp_path, none_plus, certificate=genuine_cert)
+    try:
+        _connect(genuine.endpoint, pinned, auth, tmp_path)  # the real server: connects with the password
+    finally:
+        genuine.close()
+
+    impostor_users = Users()
+    # On another port: reusing the genuine one would race other tests for it; who answers is what matters.
+    impostor, impostor_fp, _ = secure_server(tmp_path / "impostor", none_plus, users=impostor_users)
+    try:
+        with pytest.raises(ConnectionLost) as exc:
+            _connect(impostor.endpoint, pinned, auth, tmp_path)
+        assert impostor_fp in str(exc.value) and "not trusted" in str(exc.value)
+        assert exc.value.retryable is False
+        assert impostor_users.attempts == []  # the impostor never saw a user name, let alone the password
+    finally:
+        impostor.close()
+
+    # Attack succeeding on the unprotected path: no pin, risk accepted, an impostor offering only policy none.
+    thief_users = Users()
+    thief, _, _ = secure_server(tmp_path / "thief", [ua.SecurityPolicyType.NoSecurity], users=thief_users)
+    try:
+        unverified = OpcUaSecurity(policy="none", mode="none", send_password_to_unverified_server=True)
+        _connect(thief.endpoint, unverified, auth, tmp_path)
+        assert ("operator", "s3cret") in thief_users.attempts
+        # …and the pinned config refuses that same thief before sending anything.
+        thief_users.attempts.clear()
+        with pytest.raises(ConnectionLost, match="not trusted"):
+            _connect(thief.endpoint, pinned, auth, tmp_path)
+        assert thief_users.attempts == []
+    finally:
+        thief.close()

@@ -142,6 +142,11 @@ class OpcUaSecurity(StrictModel):
         default_factory=list, description="SHA-256 fingerprints (hex) of server certificates to trust (pinning)."
     )
     trust_dir: str = Field(default="", description="Directory of trusted server certificates (trust list).")
+    send_password_to_unverified_server: bool = Field(
+        default=False,
+        description="With policy 'none' and a user name, send the password although no pinned server "
+        "certificate proves who receives it (an impostor at the address gets it). Off: such a config is refused.",
+    )
 
 
 class AnonymousAuth(StrictModel):
@@ -204,6 +209,19 @@ class OpcUaSource(SourceConfig):
                 (
                     "security",
                     "a secure policy needs trusted_server_fingerprints or trust_dir to authenticate the server",
+                )
+            )
+        if (
+            sec.policy is SecurityPolicy.NONE
+            and isinstance(self.auth, UsernameAuth)
+            and not (sec.trusted_server_fingerprints or sec.trust_dir or sec.send_password_to_unverified_server)
+        ):
+            problems.append(
+                (
+                    "security",
+                    "policy none with a user name would hand the password to whatever answers at the endpoint: "
+                    "pin the server certificate (security.trusted_server_fingerprints or trust_dir), use a secure "
+                    "policy, or accept the risk with security.send_password_to_unverified_server: true",
                 )
             )
         return problems

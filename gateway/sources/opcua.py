@@ -89,7 +89,7 @@ class OpcUaAdapter:
             await self._read_eu_ranges(client)
             await self._subscribe(client)
         except opcua_session.LIBRARY_ERRORS as err:
-            raise ConnectionLost(cfg.endpoint, f"subscribing failed: {type(err).__name__}: {err}") from err
+            raise ConnectionLost(cfg.endpoint, f"subscribing failed: {opcua_session.describe(err)}") from err
         self._last_life = time.monotonic()
 
     async def _subscribe(self, client: Client) -> None:
@@ -115,6 +115,14 @@ class OpcUaAdapter:
                 if isinstance(result, ua.StatusCode):
                     node = cfg.nodes[req.RequestedParameters.ClientHandle]
                     self.items_failed[node.node_id] = result.name
+        if requests and len(self.items_failed) == len(requests):
+            first = next(iter(self.items_failed.items()))
+            raise ConnectionLost(
+                cfg.endpoint,
+                f"the server refused every one of the {len(requests)} configured nodes (first: {first[0]} "
+                f"{first[1]}): check the node ids with 'datafactory opcua browse'",
+                retryable=False,
+            )
         if self.items_failed:
             first = next(iter(self.items_failed.items()))
             _log.warning(
@@ -191,7 +199,7 @@ class OpcUaAdapter:
             self._queue.put_nowait(out)
 
     async def _connection_lost(self, err: Exception) -> None:
-        self._queue.put_nowait(_Lost(f"connection lost: {type(err).__name__}: {err}"))
+        self._queue.put_nowait(_Lost(f"connection lost: {opcua_session.describe(err)}"))
 
     async def stream(self) -> AsyncIterator[list[Reading]]:
         timeout = self.config.keepalive_timeout_s
