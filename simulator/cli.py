@@ -69,6 +69,9 @@ def _sim_options(
     energy_saving_at: str | None,
     bearing_fault: str | None,
     energy_meter_reset: str | None,
+    energy_saving_fraction: float = 0.10,
+    bearing_onset: str | None = None,
+    bearing_days: float | None = None,
 ) -> SimOptions:
     _check_cell(layout, bearing_fault, "--bearing-fault")
     reset_cell, reset_at = None, None
@@ -76,11 +79,19 @@ def _sim_options(
         reset_cell, _, when = energy_meter_reset.partition("@")
         _check_cell(layout, reset_cell, "--energy-meter-reset")
         reset_at = _parse_time(when, "--energy-meter-reset")
+    if not 0.0 <= energy_saving_fraction < 1.0:
+        raise click.BadParameter(f"{energy_saving_fraction} is not a fraction in [0, 1)",
+                                 param_hint="--energy-saving-fraction")
+    if bearing_days is not None and bearing_days <= 0:
+        raise click.BadParameter(f"{bearing_days} is not a positive number of days", param_hint="--bearing-days")
     return SimOptions(
         seed=seed,
         analog_period_s=analog_period_s,
         energy_saving_at=_parse_time(energy_saving_at, "--energy-saving-at"),
+        energy_saving_fraction=energy_saving_fraction,
         bearing_fault_cell=bearing_fault,
+        bearing_onset=_parse_time(bearing_onset, "--bearing-onset"),
+        bearing_days_to_threshold=bearing_days,
         energy_reset_cell=reset_cell,
         energy_reset_at=reset_at,
     )
@@ -95,7 +106,7 @@ _plant_options = [
     click.option("--seed", type=int, default=1, show_default=True, help="Random seed; same seed, same plant."),
     click.option("--machines-per-line", type=int, default=4, show_default=True, help="Machines on each line."),
     click.option("--lines-per-area", type=int, default=1, show_default=True, help="Lines in each area."),
-    click.option("--energy-saving-at", help="ISO time from which all power drops by 10 % (planted event)."),
+    click.option("--energy-saving-at", help="ISO time from which all power drops by a fraction (planted event)."),
     click.option("--bearing-fault", "bearing_fault", help="Cell path 'area/line/cell' whose bearing degrades."),
     click.option(
         "--energy-meter-reset", help="'area/line/cell@ISO-time': that machine's energy meter restarts from 0 then."
@@ -261,6 +272,16 @@ async def _serve(
 
 @simulate.command()
 @_with_plant_options
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Simulate the machines of this plant config (its time zone, cells, ideal cycle times) instead of the demo.",
+)
+@click.option("--energy-saving-fraction", type=float, default=0.10, show_default=True,
+              help="Size of the planted saving of --energy-saving-at (fraction of all power).")
+@click.option("--bearing-onset", help="ISO time the --bearing-fault degradation starts [default: drawn].")
+@click.option("--bearing-days", type=float, help="Days from onset to the failure threshold [default: 5–10, drawn].")
 @click.option("--days", type=float, required=True, help="Length of the simulated period in days.")
 @click.option("--start", "start_iso", help="Start of the period, ISO 8601 [default: END − DAYS].")
 @click.option("--end", "end_iso", help="End of the period, ISO 8601 [default: now, to the hour].")
@@ -275,6 +296,10 @@ def backfill(
     energy_saving_at: str | None,
     bearing_fault: str | None,
     energy_meter_reset: str | None,
+    config_path: Path | None,
+    energy_saving_fraction: float,
+    bearing_onset: str | None,
+    bearing_days: float | None,
     days: float,
     start_iso: str | None,
     end_iso: str | None,
@@ -286,7 +311,7 @@ def backfill(
     from datafactory.db.migrate import migrate
     from simulator.backfill import backfill as run_backfill
 
-    layout = _layout(machines_per_line, lines_per_area)
+    layout = _from_config(config_path)[0] if config_path is not None else _layout(machines_per_line, lines_per_area)
     options = _sim_options(
         layout,
         seed=seed,
@@ -294,6 +319,9 @@ def backfill(
         energy_saving_at=energy_saving_at,
         bearing_fault=bearing_fault,
         energy_meter_reset=energy_meter_reset,
+        energy_saving_fraction=energy_saving_fraction,
+        bearing_onset=bearing_onset,
+        bearing_days=bearing_days,
     )
     start = _parse_time(start_iso, "--start")
     end = _parse_time(end_iso, "--end")

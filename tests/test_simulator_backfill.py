@@ -125,3 +125,38 @@ def test_backfill_cli_scales_the_plant_and_emitted_truth_is_idempotent(db_url):
             recorder.flush()
         recorder.close()
         assert _row(conn, "SELECT count(*), sum(value) FROM sim_truth_emitted") == (2, 2.0)
+
+
+def test_backfill_cli_from_a_plant_config_with_its_time_zone_and_planted_events(db_url, tmp_path):
+    import yaml
+
+    from simulator.layout import PlantLayout, machine_spec
+    from simulator.plant_config import plant_document
+
+    machines = (machine_spec("machining", "line-9", "m-1", 1, ideal_cycle_time_s=33.0),
+                machine_spec("machining", "line-9", "m-2", 2, ideal_cycle_time_s=71.0))
+    doc = plant_document(PlantLayout(machines, enterprise="berlin-works", timezone="Europe/Berlin"))
+    path = tmp_path / "plant.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    res = CliRunner().invoke(cli, [
+        "simulate", "backfill", "--config", str(path), "--seed", "9", "--start", "2026-01-06T09:20:00Z",
+        "--days", "1.5", "--analog-period-s", "300", "--database-url", db_url, "--no-migrate",
+        "--energy-saving-at", "2026-01-06T23:00:00Z", "--energy-saving-fraction", "0.07",
+        "--bearing-fault", "machining/line-9/m-2", "--bearing-onset", "2026-01-06T12:00:00Z", "--bearing-days", "2",
+    ])
+    assert res.exit_code == 0, res.output
+    with psycopg.connect(db_url) as conn:
+        cells = conn.execute("SELECT cell, attributes->>'ideal_cycle_time_s' FROM cells WHERE line = 'line-9'"
+                             " ORDER BY cell").fetchall()
+        assert cells == [("m-1", "33.0"), ("m-2", "71.0")]
+        saving = _row(conn, "SELECT time, details->>'fraction' FROM sim_truth_events WHERE kind = 'energy_saving'")
+        assert saving == (datetime(2026, 1, 6, 23, tzinfo=UTC), "0.07")
+        onset = _row(conn, "SELECT time, details->>'days' FROM sim_truth_events"
+                     " WHERE kind = 'bearing_degradation_onset'")
+        assert onset == (datetime(2026, 1, 6, 12, tzinfo=UTC), "2.0")
+        hours = {r[0] for r in conn.execute(
+            "SELECT extract(hour FROM shift_start AT TIME ZONE 'Europe/Berlin')::int FROM sim_truth_shift")}
+        assert hours == {8, 20}, "the shift calendar follows the config's time zone"
+    bad = CliRunner().invoke(cli, ["simulate", "backfill", "--days", "1", "--energy-saving-fraction", "1.5",
+                                   "--database-url", db_url])
+    assert bad.exit_code != 0 and "not a fraction" in bad.output
