@@ -101,7 +101,7 @@ def test_invalid_samples_fail_the_schema_and_are_rejected_by_the_decoder(
 
 
 INVALID_DOCUMENTS = {
-    "unknown_fmt": {"fmt": "df-json/2", "samples": []},
+    "unknown_fmt": {"fmt": "df-json/9", "samples": []},
     "missing_samples": {"fmt": "df-json/1", "gw": "g"},
     "unknown_envelope_key": _batch(samples_count=0),
     "too_many_samples": _batch(*[["p", i, 1.0, 0] for i in range(MAX_SAMPLES_PER_BATCH + 1)]),

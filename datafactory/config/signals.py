@@ -16,6 +16,7 @@ from pydantic import Field
 
 from datafactory.config.base import Name, StrictModel
 from datafactory.contract.meanings import Meaning
+from datafactory.contract.values import SignalType
 
 ENV_VAR_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 EnvVar = Annotated[str, Field(pattern=ENV_VAR_PATTERN)]
@@ -43,6 +44,15 @@ class SignalBinding(StrictModel):
     offset: float = Field(default=0.0, description="Offset added after scaling.")
     deadband: Deadband = Field(default_factory=Deadband, description="Suppress changes smaller than this.")
     description: str = Field(default="", description="Free text shown in the signal registry.")
+    signal_type: SignalType | None = Field(
+        default=None,
+        description="Declared value type (float64, int64, uint64, bool, string); ingest checks values against it. "
+        "Empty = the source's natural type (float64 unless the source kind derives it, e.g. from a data type).",
+    )
+
+    def declared_type(self) -> SignalType:
+        """The signal's value type: ``signal_type`` if given, else the source's natural type (float64 here)."""
+        return self.signal_type or SignalType.FLOAT64
 
 
 class SourceConfig(StrictModel):

@@ -1,22 +1,28 @@
-"""Batched payloads, format ``df-json/1``.
+"""Batched payloads, formats ``df-json/2`` (typed values, what encoders write) and ``df-json/1`` (still read).
 
 One MQTT message carries many samples of one cell (as Sparkplug B does): per-sample messages cap near 20k/s,
 batches of ~100 samples reach 10× that. Data messages::
 
-    {"fmt": "df-json/1", "gw": "gw-1", "seq": 42,
-     "samples": [["spindle_power", 1732350000123456, 12.5, 0], ["state", 1732350000123456, 1, 0]]}
+    {"fmt": "df-json/2", "gw": "gw-1", "seq": 42,
+     "samples": [["spindle_power", 1732350000123456, 12.5, 0], ["count", 1732350000123456, 18446744073709551615, 0],
+                 ["running", 1732350000123456, true, 0], ["order", 1732350000123456, "A-17", 0]]}
 
-each sample ``[signal, time_us, value, quality]`` — ``time_us`` integer µs since the Unix epoch (UTC),
-``value`` a finite JSON number (or ``null`` when quality is bad, e.g. a comm-lost marker), ``quality`` an
-OPC-UA StatusCode (optional, default 0 = Good). Meta messages (retained) define the cell's signals::
+each sample exactly ``[signal, time_us, value, quality]`` (fixed arity) — ``time_us`` integer µs since the Unix
+epoch (UTC); ``value`` typed by its JSON kind (see ``contract.values``): a number with a fraction or exponent
+is a float64, an integer an exact int64/uint64, ``true``/``false`` a bool, a string a UTF-8 string of at most
+``MAX_STRING_BYTES``, ``null`` no value (only with a bad quality, e.g. a comm-lost marker); ``quality`` an
+OPC-UA StatusCode. ``df-json/1`` is the same with numbers (read as float64) and null only; its old
+optional-quality form ``[signal, time_us, value]`` is refused (``ambiguous_sample``): it cannot be told apart
+from a sample whose value is missing. Meta messages (retained) define the cell's signals and their types::
 
     {"fmt": "df-meta/1", "gw": "gw-1", "cell": {"ideal_cycle_time_s": 2.0},
-     "signals": [{"name": "power", "meaning": "power_kw", "unit": "kW"}]}
+     "signals": [{"name": "power", "meaning": "power_kw", "unit": "kW", "type": "float64"}]}
 
 The retained config topic carries ``{"fmt": "df-config/1", "version": "<hash>", "config": {...plant config...}}``.
 
 The format is named in the payload so a binary format can follow; a binary payload will not start with ``{``.
-JSON Schema: ``payload.schema.json`` beside this module.
+JSON Schema: ``payload.schema.json`` beside this module. ``MAX_MESSAGE_BYTES`` is the one size limit of a
+message: the broker config we ship, ingest and the gateway all enforce it.
 
 Decoding validates once per message and per sample with plain Python checks (no pydantic on the hot path).
 A malformed message raises ``ContractError``; bad samples inside a good message are returned as rejects so the
@@ -31,20 +37,26 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import orjson
 
 from datafactory.contract.meanings import Meaning
 from datafactory.contract.names import is_valid_name
 from datafactory.contract.quality import Severity, is_status_code, severity
 from datafactory.contract.sample import Sample
+from datafactory.contract.values import SignalType, Value, value_problem
 from datafactory.errors import ContractError
 
-CONTENT_FORMAT = "df-json/1"
+CONTENT_FORMAT_V1 = "df-json/1"
+CONTENT_FORMAT_V2 = "df-json/2"
+CONTENT_FORMAT = CONTENT_FORMAT_V2  # what the encoders write
+CONTENT_FORMATS = (CONTENT_FORMAT_V2, CONTENT_FORMAT_V1)
 META_FORMAT = "df-meta/1"
 CONFIG_FORMAT = "df-config/1"
 # Mosquitto's default message_size_limit is 256 MB; ours is the contract's bound so a hostile payload is
 # rejected before it is parsed.
-MAX_PAYLOAD_BYTES = 1_048_576
+MAX_MESSAGE_BYTES = 1_048_576
+MAX_PAYLOAD_BYTES = MAX_MESSAGE_BYTES  # the older name, kept for its importers
 MAX_SAMPLES_PER_BATCH = 10_000
 # A JSON integer beyond this cannot become a float64 (float() would raise OverflowError).
 _FLOAT_MAX = sys.float_info.max
@@ -79,6 +91,7 @@ class SignalMeta:
     meaning: Meaning = Meaning.GENERIC
     unit: str = ""
     description: str = ""
+    type: SignalType = SignalType.FLOAT64
 
 
 @dataclass(slots=True)
@@ -90,7 +103,9 @@ class CellMeta:
 
 
 def encode_batch(samples: list[Sample], *, gateway: str = "", seq: int = 0) -> bytes:
-    return orjson.dumps({"fmt": CONTENT_FORMAT, "gw": gateway, "seq": seq, "samples": [list(s) for s in samples]})
+    """A ``df-json/2`` message. A NaN value (the older in-memory comm-lost marker) is written as null."""
+    rows = [[s[0], s[1], None if type(s[2]) is float and s[2] != s[2] else s[2], s[3]] for s in samples]
+    return orjson.dumps({"fmt": CONTENT_FORMAT, "gw": gateway, "seq": seq, "samples": rows})
 
 
 def encode_meta(signals: list[SignalMeta], *, gateway: str = "", attributes: dict[str, Any] | None = None) -> bytes:
@@ -100,7 +115,13 @@ def encode_meta(signals: list[SignalMeta], *, gateway: str = "", attributes: dic
             "gw": gateway,
             "cell": attributes or {},
             "signals": [
-                {"name": s.name, "meaning": str(s.meaning), "unit": s.unit, "description": s.description}
+                {
+                    "name": s.name,
+                    "meaning": str(s.meaning),
+                    "unit": s.unit,
+                    "description": s.description,
+                    "type": s.type.value,
+                }
                 for s in signals
             ],
         }
@@ -115,13 +136,18 @@ def _load(raw: bytes) -> Any:
     if raw[:1] != b"{":
         raise ContractError("bad_format", f"payload starts with {raw[:1]!r}; only {CONTENT_FORMAT} is supported")
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as err:
-        # orjson follows RFC 8259 strictly. Python's json also accepts NaN/Infinity literals; parse those so the
+        # msgspec keeps every JSON integer exact (orjson would read one beyond 64 bits as a rounded float).
+        return msgspec.json.decode(raw)
+    except RecursionError as err:
+        raise ContractError("too_deep", "payload nests deeper than the JSON parser allows") from err
+    except (msgspec.DecodeError, UnicodeDecodeError) as err:
+        # msgspec follows RFC 8259 strictly. Python's json also accepts NaN/Infinity literals; parse those so the
         # finite samples in the message are kept and only the non-finite ones are dead-lettered.
         try:
             return json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError):
+        except RecursionError as deep:
+            raise ContractError("too_deep", "payload nests deeper than the JSON parser allows") from deep
+        except (ValueError, UnicodeDecodeError):
             raise ContractError("malformed_json", f"not valid JSON: {err}") from err
 
 
@@ -131,8 +157,9 @@ def decode_batch(raw: bytes, *, min_us: int | None = None, max_us: int | None = 
     if not isinstance(doc, dict):
         raise ContractError("bad_envelope", f"payload is a JSON {type(doc).__name__}, expected an object")
     fmt = doc.get("fmt")
-    if fmt != CONTENT_FORMAT:
-        raise ContractError("bad_format", f"fmt is {fmt!r}, expected {CONTENT_FORMAT!r}")
+    if fmt not in CONTENT_FORMATS:
+        raise ContractError("bad_format", f"fmt is {fmt!r}, expected one of {', '.join(CONTENT_FORMATS)}")
+    typed = fmt == CONTENT_FORMAT_V2
     items = doc.get("samples")
     if not isinstance(items, list):
         raise ContractError("bad_envelope", "'samples' is missing or not an array")
@@ -146,59 +173,70 @@ def decode_batch(raw: bytes, *, min_us: int | None = None, max_us: int | None = 
     rejects: list[SampleReject] = []
     append = samples.append
     for i, item in enumerate(items):
-        # Fast path: the common, well-formed sample passes these checks in a handful of bytecodes.
-        if type(item) is list and (len(item) == 4 or len(item) == 3):
-            name, t, v = item[0], item[1], item[2]
-            q = item[3] if len(item) == 4 else 0
+        # Fast path: the common, well-formed float sample passes these checks in a handful of bytecodes.
+        if type(item) is list and len(item) == 4:
+            name, t, v, q = item
             if (
                 type(name) is str
                 and type(t) is int
-                and (type(v) is float or type(v) is int)
+                and type(v) is float
                 and type(q) is int
                 and (min_us is None or t >= min_us)
                 and (max_us is None or t <= max_us)
                 and 0 <= q <= 0xFFFFFFFF
-                and (math.isfinite(v) if type(v) is float else -_FLOAT_MAX <= v <= _FLOAT_MAX)
+                and math.isfinite(v)
                 and is_valid_name(name)
             ):
-                append(Sample(name, t, float(v), q))
+                append(Sample(name, t, v, q))
                 continue
-        reject = _explain(i, item, min_us, max_us)
-        if reject is None:  # a null value with bad quality: a legitimate comm-lost marker
-            append(Sample(item[0], item[1], math.nan, item[3]))
+        reject, value = _explain(i, item, min_us, max_us, typed=typed)
+        if reject is None:
+            append(Sample(item[0], item[1], value, item[3]))
         else:
             rejects.append(reject)
     return DecodedBatch(Batch(samples, gateway, seq), rejects)
 
 
-def _explain(i: int, item: Any, min_us: int | None, max_us: int | None) -> SampleReject | None:
-    """Say precisely why a sample failed the fast path, or return None if it is a valid null-value marker."""
-    if not isinstance(item, list) or len(item) not in (3, 4):
-        return SampleReject(i, "bad_sample_shape", "a sample is [signal, time_us, value, quality?]", item)
-    name, t, v = item[0], item[1], item[2]
-    q = item[3] if len(item) == 4 else 0
+def _explain(
+    i: int, item: Any, min_us: int | None, max_us: int | None, *, typed: bool
+) -> tuple[SampleReject | None, Value]:
+    """Say precisely why a sample failed the fast path, or return (None, value) for a valid sample the fast path
+    does not take: a typed value, a df-json/1 integer (read as float64) or a null-value marker."""
+    if isinstance(item, list) and len(item) == 3 and not typed:
+        detail = "df-json/1 [signal, time_us, value] cannot be told from a sample whose value is missing; send 4"
+        return SampleReject(i, "ambiguous_sample", detail, item), None
+    if not isinstance(item, list) or len(item) != 4:
+        return SampleReject(i, "bad_sample_shape", "a sample is exactly [signal, time_us, value, quality]", item), None
+    name, t, v, q = item
     if not isinstance(name, str) or not is_valid_name(name):
-        return SampleReject(i, "bad_signal_name", f"signal name {name!r} is not a valid name", item)
+        return SampleReject(i, "bad_signal_name", f"signal name {name!r} is not a valid name", item), None
     if type(t) is not int:
-        return SampleReject(i, "wrong_type", f"{name}: time_us must be an integer, got {type(t).__name__}", item)
+        detail = f"{name}: time_us must be an integer, got {type(t).__name__}"
+        return SampleReject(i, "wrong_type", detail, item), None
     if not is_status_code(q):
-        return SampleReject(i, "bad_quality", f"{name}: quality {q!r} is not a 32-bit OPC-UA status code", item)
+        detail = f"{name}: quality {q!r} is not a 32-bit OPC-UA status code"
+        return SampleReject(i, "bad_quality", detail, item), None
     if min_us is not None and t < min_us:
-        return SampleReject(i, "timestamp_out_of_window", f"{name}: time {t} µs is before the accepted window", item)
+        detail = f"{name}: time {t} µs is before the accepted window"
+        return SampleReject(i, "timestamp_out_of_window", detail, item), None
     if max_us is not None and t > max_us:
-        return SampleReject(i, "timestamp_out_of_window", f"{name}: time {t} µs is after the accepted window", item)
+        detail = f"{name}: time {t} µs is after the accepted window"
+        return SampleReject(i, "timestamp_out_of_window", detail, item), None
     if v is None:
         if severity(q) is Severity.BAD:
-            return None
-        return SampleReject(i, "wrong_type", f"{name}: value is null but quality {q:#010x} is not bad", item)
-    if type(v) is bool or not isinstance(v, int | float):
-        return SampleReject(i, "wrong_type", f"{name}: value must be a number, got {type(v).__name__}", item)
-    if isinstance(v, int) and not -_FLOAT_MAX <= v <= _FLOAT_MAX:
-        detail = f"{name}: integer value of {v.bit_length()} bits is beyond the float64 range"
-        return SampleReject(i, "non_finite", detail, item)
-    if isinstance(v, float) and not math.isfinite(v):
-        return SampleReject(i, "non_finite", f"{name}: value {v} is not finite", item)
-    return SampleReject(i, "wrong_type", f"{name}: sample {item!r} is not valid", item)
+            return None, None
+        return SampleReject(i, "wrong_type", f"{name}: value is null but quality {q:#010x} is not bad", item), None
+    if not typed:  # df-json/1: numbers only, read as float64
+        if type(v) is bool or not isinstance(v, int | float):
+            detail = f"{name}: a df-json/1 value must be a number, got {type(v).__name__}"
+            return SampleReject(i, "wrong_type", detail, item), None
+        if isinstance(v, int) and not -_FLOAT_MAX <= v <= _FLOAT_MAX:
+            detail = f"{name}: integer value of {v.bit_length()} bits is beyond the float64 range"
+            return SampleReject(i, "non_finite", detail, item), None
+    problem = value_problem(v)
+    if problem is not None:
+        return SampleReject(i, problem[0], f"{name}: {problem[1]}", item), None
+    return None, (float(v) if not typed else v)
 
 
 def decode_meta(raw: bytes) -> CellMeta:
@@ -216,7 +254,12 @@ def decode_meta(raw: bytes) -> CellMeta:
             meaning = Meaning(s.get("meaning", "generic"))
         except ValueError as err:
             raise ContractError("bad_envelope", f"meta signals[{i}].meaning {s.get('meaning')!r} is unknown") from err
-        signals.append(SignalMeta(s["name"], meaning, str(s.get("unit", "")), str(s.get("description", ""))))
+        try:
+            signal_type = SignalType(s.get("type", "float64"))
+        except ValueError as err:
+            raise ContractError("bad_envelope", f"meta signals[{i}].type {s.get('type')!r} is unknown") from err
+        unit, description = str(s.get("unit", "")), str(s.get("description", ""))
+        signals.append(SignalMeta(s["name"], meaning, unit, description, signal_type))
     gw = doc.get("gw", "")
     attributes = doc.get("cell", {})
     if not isinstance(attributes, dict):

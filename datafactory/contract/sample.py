@@ -15,7 +15,7 @@ from typing import NamedTuple
 class Sample(NamedTuple):
     signal: str  # signal name within its cell, see contract.names
     time_us: int  # µs since 1970-01-01T00:00:00Z
-    value: float
+    value: float | int | bool | str | None  # see contract.values; None only with a bad quality
     quality: int = 0  # OPC-UA StatusCode, unsigned 32-bit
 
 

@@ -178,9 +178,7 @@ def provision(
         elif rel.name in aggregates and "signal_id" in rel.columns:
             report.viewed.append(rel.name)
             _grant(conn, rel, viewed=True)  # a definer view: revoked from plant readers, readable by services
-            plant_views.protect_with_view(
-                conn, rel.name, _ALLOWED["signal_id"], reader=PLANT_READER, denied=(BUREAU,)
-            )
+            plant_views.protect_with_view(conn, rel.name, _ALLOWED["signal_id"], reader=PLANT_READER, denied=(BUREAU,))
             continue
         elif rel.scope_column is not None:
             if rel.name in view_tables or plant_views.needs_view(conn, rel.name):

@@ -79,8 +79,10 @@ def enable(url: str) -> bool:
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     except (psycopg.Error, OSError) as err:
         # A preload configured but broken (wrong version, library missing) must not stop migrate either.
-        log.warning("TimescaleDB could not be enabled (%s); continuing on plain PostgreSQL",
-                    str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
+        log.warning(
+            "TimescaleDB could not be enabled (%s); continuing on plain PostgreSQL",
+            str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__,
+        )
         return False
     return True
 
@@ -163,8 +165,9 @@ def apply_policies(
             "ALTER TABLE samples SET (timescaledb.compress, timescaledb.compress_segmentby = 'signal_id',"
             " timescaledb.compress_orderby = 'time')"
         )
-        changes.append(PolicyChange("compression", ",".join(settings) if settings else None,
-                                    f"{SEGMENT_BY},{ORDER_BY}"))
+        changes.append(
+            PolicyChange("compression", ",".join(settings) if settings else None, f"{SEGMENT_BY},{ORDER_BY}")
+        )
 
     job = _job_setting(conn, "policy_compression", "compress_after")
     if job is None:

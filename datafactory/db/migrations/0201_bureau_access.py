@@ -18,10 +18,24 @@ from datafactory.db.migrate import MigrationContext
 ROLE = "bureau"
 
 RAW_TABLES = (
-    "bureau_enterprises", "bureau_enterprise_versions", "bureau_reports", "bureau_report_revisions",
-    "bureau_platform_energy", "bureau_imports", "bureau_published_cells", "bureau_publish_runs",
-    "bureau_early_warnings", "bureau_forecasts", "bureau_nowcasts", "bureau_seasonal", "bureau_sim_truth",
-    "bureau_industry_codes", "plants", "cells", "signals", "samples",
+    "bureau_enterprises",
+    "bureau_enterprise_versions",
+    "bureau_reports",
+    "bureau_report_revisions",
+    "bureau_platform_energy",
+    "bureau_imports",
+    "bureau_published_cells",
+    "bureau_publish_runs",
+    "bureau_early_warnings",
+    "bureau_forecasts",
+    "bureau_nowcasts",
+    "bureau_seasonal",
+    "bureau_sim_truth",
+    "bureau_industry_codes",
+    "plants",
+    "cells",
+    "signals",
+    "samples",
 )
 
 MEASURES = """enterprises, output_value, output_ytd, sales_value, revenue, employment, energy_tce, electricity_kwh,
