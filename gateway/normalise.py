@@ -43,7 +43,7 @@ class Normaliser:
 
     def apply(self, raw: object, time_us: int, quality: int = 0) -> Sample | None:
         """The normalised sample, or None when the deadband suppresses it."""
-        if raw is None or severity(quality) is Severity.BAD:
+        if raw is None or (quality and severity(quality) is Severity.BAD):  # quality 0 (Good) is the hot path
             self._last_value = None
             self._last_quality = quality if severity(quality) is Severity.BAD else BAD_TYPE_MISMATCH
             return Sample(self.signal, time_us, math.nan, self._last_quality)

@@ -41,7 +41,7 @@ from gateway.mqtt_session import MqttFedSource, MqttSession, Will
 from gateway.normalise import Normaliser
 from gateway.sources import Reading
 from gateway.sparkplug_decode import Decoded, Refused, Undecodable, flatten, unit_and_description, unwrap
-from gateway.sparkplug_proto import BOOLEAN, TEMPLATE, Payload
+from gateway.sparkplug_proto import BOOLEAN, DOUBLE, FLOAT, TEMPLATE, Payload
 from gateway.sparkplug_state import NodeState, RebirthThrottle, binding_with, learned_name
 
 _log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ NAMESPACE = "spBv1.0"
 REBIRTH_METRIC = "Node Control/Rebirth"
 _SEQ_KINDS = frozenset(("NBIRTH", "NDATA", "DBIRTH", "DDATA", "DDEATH"))
 _LOG_INTERVAL_S = 10.0
+_FLOAT_FIELDS = frozenset(("double_value", "float_value"))
+_FLOAT_TYPES = frozenset((DOUBLE, FLOAT))
 
 
 def _bd_seq(msg: Any) -> int | None:
@@ -277,10 +279,28 @@ class SparkplugAdapter(MqttFedSource):
         dev = node.devices[device]
         aliases, types, index = dev.aliases, dev.types, self._index
         default_ts = int(msg.timestamp) if msg.HasField("timestamp") else None
+        default_us = default_ts * 1000 if default_ts is not None else received
         decoded: list[Decoded] = []
         refused: list[Refused] = []
+        out: list[Reading] = []
         meta_changed = False
+        norms, bindings, newest = self._normalisers, self._metrics, 0
         for m in msg.metrics:
+            if not birth and m.HasField("alias") and not m.is_null:
+                # Fast path for the common data message: a float by alias, no name, datatype from the birth.
+                which = m.WhichOneof("value")
+                if which in _FLOAT_FIELDS:
+                    name = aliases.get(m.alias)
+                    dt = m.datatype if m.HasField("datatype") else types.get(name or "")
+                    if name is not None and dt in _FLOAT_TYPES:
+                        i = index.get((node_id, device, name))
+                        if i is not None:
+                            t = m.timestamp * 1000 if m.HasField("timestamp") else default_us
+                            newest = max(newest, t)
+                            sample = norms[i].apply(getattr(m, which), t)
+                            if sample is not None:
+                                out.append((bindings[i].cell, sample))
+                        continue
             if m.HasField("name"):
                 name = m.name
             elif m.HasField("alias") and int(m.alias) in aliases:
@@ -303,7 +323,7 @@ class SparkplugAdapter(MqttFedSource):
             if key not in index and not (birth and self._learn(node_id, device, name)):
                 continue  # not bound: not decoded, never stored
             flatten(name, m, datatype, default_ts, out=decoded, refused=refused)
-        out: list[Reading] = []
+        node.last_time_us = max(node.last_time_us, newest)
         for d in decoded:
             i = index.get((node_id, device, d.name))
             if i is None and birth and self._learn(node_id, device, d.name):
