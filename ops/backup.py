@@ -194,8 +194,11 @@ def _run_pg_restore(pg_restore: Path, dump: Path, url: str, *, jobs: int, timesc
     for line in toc.stdout.splitlines():
         if not line.strip() or line.startswith(";"):
             continue
-        in_catalog = any(f" {kind} {schema} " in line for kind in ("TABLE DATA", "SEQUENCE SET")
-                         for schema in _TIMESCALE_CATALOG_SCHEMAS)
+        in_catalog = any(
+            f" {kind} {schema} " in line
+            for kind in ("TABLE DATA", "SEQUENCE SET")
+            for schema in _TIMESCALE_CATALOG_SCHEMAS
+        )
         (catalog if in_catalog else rest).append(line)
     with tempfile.TemporaryDirectory(prefix="df-restore-") as tmp:
         catalog_list, rest_list = Path(tmp) / "catalog.list", Path(tmp) / "data.list"

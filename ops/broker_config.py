@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datafactory.config.models import MqttJsonSource, PlantConfig, SparkplugSource
+from datafactory.contract.payload import MAX_MESSAGE_BYTES
 from datafactory.contract.topics import TopicKind, gateway_topic, plant_filter
 from datafactory.credentials import env_var_part, read_secret
 from datafactory.errors import ConfigError
@@ -157,6 +158,10 @@ def render_conf(
         "autosave_interval 10",
         "max_queued_messages 1000000",
         "max_queued_bytes 1073741824",
+        "",
+        # The contract's one size limit: the broker refuses a larger message before anyone holds it in memory
+        # (Mosquitto's default is 256 MB, which ingest would receive, buffer and only then dead-letter).
+        f"message_size_limit {MAX_MESSAGE_BYTES}",
         "",
         f"listener {port}" + (f" {bind}" if bind else ""),
     ]

@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from paho.mqtt.enums import CallbackAPIVersion
 
 from datafactory.config import load_config_text
+from datafactory.contract.payload import MAX_MESSAGE_BYTES
 from ops.broker_config import DEPLOY_USER, INGEST_USER, gateway_user, mosquitto_hash, password_var
 from ops.cli import broker
 from tests.test_config import GOOD
@@ -373,3 +374,27 @@ def test_tls_listener(tmp_path: Path, enterprise: str, monkeypatch: pytest.Monke
         plain_client.loop_stop()
         plain_client.disconnect()
         assert answers == []
+
+
+def test_broker_refuses_a_message_over_the_contract_limit(secured_broker: Broker) -> None:
+    """The generated config enforces MAX_MESSAGE_BYTES; one byte less passes (so the test can fail)."""
+    b = secured_broker
+    topic = f"df/v1/{b.enterprise_a}/dg-1/stamping/line1/press-01/data"
+    ingest = Client(b.port, b.users["ingest"], b.passwords[INGEST_USER])
+    gw_a = Client(b.port, b.users["a"], b.passwords[b.users["a"]], client_id="gw-a")
+    try:
+        ingest.c.subscribe("df/v1/#", qos=1)
+        assert ingest.wait(lambda: ingest.subacks)
+        gw_a.c.publish(topic, b"x" * (MAX_MESSAGE_BYTES + 1), qos=1)
+        gw_a.c.publish(topic, b"y" * MAX_MESSAGE_BYTES, qos=1)
+        assert ingest.wait(lambda: ingest.messages, timeout=10)
+        time.sleep(0.5)  # the oversized one, published first, would have arrived by now
+        assert [(t, len(p), p[:1]) for t, p in ingest.messages] == [(topic, MAX_MESSAGE_BYTES, b"y")]
+    finally:
+        ingest.close()
+        gw_a.close()
+
+
+def test_shipped_compose_config_has_the_same_limit() -> None:
+    conf = (Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
+    assert f"\nmessage_size_limit {MAX_MESSAGE_BYTES}\n" in conf
