@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from app.cli.main import cli
 from datafactory.config.loader import load_config_text
+from datafactory.errors import ConfigError
 from gateway.opcua_browse import signal_name
 from tests.support.gateway_env import OpcUaTestServer, free_port
 
@@ -43,7 +44,12 @@ def test_browse_lists_variables_and_emits_a_valid_config(tmp_path) -> None:
             cli, ["opcua", "browse", server.endpoint, "--emit-config", "--cell", "machining/line-1/cnc-01"]
         )
         assert emitted.exit_code == 0, emitted.output
-        cfg = load_config_text(emitted.stdout)
+        # The emitted config names what only the integrator knows as REPLACE: validation refuses exactly those.
+        with pytest.raises(ConfigError) as refused:
+            load_config_text(emitted.stdout)
+        assert {p for p, _ in refused.value.problems} == {"enterprise.name", "enterprise.town"}
+        filled = emitted.stdout.replace("REPLACE: registered legal name", "Acme Precision").replace("REPLACE", "长安镇")
+        cfg = load_config_text(filled)
         assert sorted(b.signal for b in cfg.bindings()) == ["good_count", "spindle_power", "state"]
         assert {b.cell for b in cfg.bindings()} == {"machining/line-1/cnc-01"}
     finally:

@@ -10,9 +10,29 @@ from pydantic import ValidationError
 
 from datafactory.config.models import SOURCE_KINDS, Auth, PlantConfig
 from datafactory.errors import ConfigError
+from datafactory.settings import redact_url
 
 # pydantic puts the discriminator tag of a tagged union into the error location; a user never wrote it.
 _UNION_TAGS = set(SOURCE_KINDS) | {get_args(m.model_fields["kind"].annotation)[0] for m in get_args(get_args(Auth)[0])}
+
+
+_SECRET_KEYS = frozenset({"password", "passwd", "secret", "token", "api_key"})
+# What `opcua browse --emit-config` and `config init` write where only the integrator knows the answer.
+_PLACEHOLDER = "REPLACE"
+
+
+def placeholder_problems(doc: Any, path: str = "") -> list[tuple[str, str]]:
+    """Every value still holding a REPLACE placeholder, by key path."""
+    out: list[tuple[str, str]] = []
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            out += placeholder_problems(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            out += placeholder_problems(value, f"{path}[{i}]")
+    elif isinstance(doc, str) and _PLACEHOLDER in doc:
+        out.append((path or "(top level)", f"placeholder not replaced: {doc!r} — fill in the real value"))
+    return out
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
@@ -31,14 +51,21 @@ def _pydantic_problems(err: ValidationError) -> list[tuple[str, str]]:
     problems = []
     for e in err.errors(include_url=False):
         msg = e["msg"]
-        if e["type"] == "extra_forbidden":
+        if e["type"] == "extra_forbidden" and str(e["loc"][-1]) in _SECRET_KEYS:
+            key = str(e["loc"][-1])
+            msg = (f"a secret ({key!r}) in plain text is not allowed in a config: name the environment variable "
+                   f"that holds it in {key.removesuffix('word').removesuffix('_')}_env" if key != "password" else
+                   "a password in plain text is not allowed in a config: name the environment variable that "
+                   "holds it in password_env")
+        elif e["type"] == "extra_forbidden":
             msg = "unknown key: this is either a typo or this option does not exist"
         elif e["type"] == "missing":
             msg = "required key is missing"
         elif msg.startswith("Value error, "):
             msg = msg.removeprefix("Value error, ")
         if "input" in e and e["type"] not in ("missing", "extra_forbidden") and not isinstance(e["input"], dict):
-            msg = f"{msg} (got {e['input']!r})"
+            shown = redact_url(e["input"]) if isinstance(e["input"], str) and "://" in e["input"] else e["input"]
+            msg = f"{msg} (got {shown!r})"
         problems.append((_key_path(e["loc"]), msg))
     return problems
 
@@ -88,11 +115,12 @@ def validate_document(doc: Any, source: str = "<config>") -> PlantConfig:
     """Validate a parsed YAML/JSON document; raise ``ConfigError`` listing every problem with its key path."""
     if not isinstance(doc, dict):
         raise ConfigError(source, [("(top level)", f"expected a mapping, got {type(doc).__name__}")])
+    placeholders = placeholder_problems(doc)
     try:
         cfg = PlantConfig.model_validate(doc)
     except ValidationError as err:
-        raise ConfigError(source, _pydantic_problems(err)) from None
-    problems = semantic_problems(cfg)
+        raise ConfigError(source, _pydantic_problems(err) + placeholders) from None
+    problems = placeholders + semantic_problems(cfg)
     if problems:
         raise ConfigError(source, problems)
     return cfg

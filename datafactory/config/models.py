@@ -17,7 +17,7 @@ from pydantic import AfterValidator, Field
 from datafactory.codes.credit_code import validate_credit_code
 from datafactory.config import signals
 from datafactory.config.analytics import AnalyticsConfig
-from datafactory.config.base import Name, StrictModel
+from datafactory.config.base import BrokerUrl, Name, NodeId, StrictModel
 from datafactory.config.modbus import ModbusSource
 from datafactory.config.s7 import S7Source
 from datafactory.config.signals import EnvVar, SignalBinding, SourceConfig
@@ -174,7 +174,11 @@ class TimestampSource(StrEnum):
 
 
 class OpcUaNode(SignalBinding):
-    node_id: str = Field(description="OPC-UA node id, e.g. 'ns=2;s=Line1.Press01.Power'.", min_length=3)
+    node_id: NodeId = Field(
+        description="OPC-UA node id: ns=<index>;s=<name> | ;i=<number> | ;g=<guid> | ;b=<base64>,"
+        " e.g. 'ns=2;s=Line1.Press01.Power'.",
+        min_length=3,
+    )
     sampling_interval_ms: float | None = Field(
         default=None, ge=0, description="Server sampling interval; default is the source's."
     )
@@ -250,7 +254,7 @@ class MqttJsonSource(SourceConfig):
 
     kind: Literal["mqtt_json"] = Field(description="Subscribe to devices publishing JSON over MQTT.")
     id: Name = Field(description="Source name, unique in this config.")
-    broker_url: str = Field(
+    broker_url: BrokerUrl = Field(
         default="", description="Device broker, mqtt://host:port; empty = the platform broker (DATAFACTORY_MQTT_URL)."
     )
     username_env: EnvVar | None = Field(default=None, description="Environment variable with the broker user.")
@@ -282,7 +286,7 @@ class SparkplugSource(SourceConfig):
 
     kind: Literal["sparkplug"] = Field(description="Subscribe to Sparkplug B edge nodes (protobuf payloads).")
     id: Name = Field(description="Source name, unique in this config.")
-    broker_url: str = Field(
+    broker_url: BrokerUrl = Field(
         default="",
         description="Sparkplug broker, mqtt://host:port; empty = the platform broker (DATAFACTORY_MQTT_URL).",
     )
