@@ -8,6 +8,7 @@ from types import FrameType
 
 import click
 
+from datafactory.db.migrate import require_migrated
 from datafactory.errors import ConnectionLost
 from datafactory.settings import get_settings
 from ingest.options import MAX_WRITERS, MQTT_PROTOCOLS, IngestOptions, default_worker_name
@@ -146,6 +147,8 @@ def run(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    # Before any broker connection: on an unmigrated database nothing may be taken, let alone acknowledged.
+    require_migrated(options.database_url)
     worker_ = IngestWorker(options)
     try:
         worker_.start()

@@ -111,3 +111,20 @@ def migrate(url: str, settings: Settings | None = None, *, create_database: bool
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
             conn.commit()
     return MigrationResult(applied, use_ts)
+
+
+def require_migrated(url: str) -> None:
+    """Raise ``SchemaNotMigrated`` unless every migration this code ships is applied to the database at ``url``.
+
+    A service that writes data checks this before it takes any message: on an older schema it would fail on
+    every write, and a message it had acknowledged meanwhile would be lost."""
+    from datafactory.errors import SchemaNotMigrated
+
+    needed = [p.stem for p in migration_files()]
+    with psycopg.connect(url, autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")} if exists and exists[0] else set()
+    missing = [name for name in needed if name not in done]
+    if missing:
+        at = max(done)[:4] if done else "none"
+        raise SchemaNotMigrated(f"schema is at {at}, this version needs {needed[-1][:4]}")
