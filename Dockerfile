@@ -13,6 +13,7 @@ COPY grafana ./grafana
 COPY bureau ./bureau
 COPY ops ./ops
 COPY app ./app
+COPY alerting ./alerting
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim

@@ -42,7 +42,7 @@ def parsed() -> dict:
 
 def test_services_and_volumes(parsed: dict) -> None:
     assert set(parsed["services"]) == {
-        "timescaledb", "mosquitto", "grafana", "migrate", "ingest", "analytics", "simulator", "gateway",
+        "timescaledb", "mosquitto", "grafana", "migrate", "ingest", "analytics", "alerts", "simulator", "gateway",
     }
     assert set(parsed["volumes"]) == {"timescaledb-data", "mosquitto-data", "grafana-data", "gateway-state"}
     assert parsed["services"]["timescaledb"]["image"] == "timescale/timescaledb:2.28.3-pg15"  # pinned, not latest
@@ -71,7 +71,7 @@ def test_mounts(parsed: dict) -> None:
 
 
 def test_datafactory_services_get_urls_and_secret_from_env(parsed: dict) -> None:
-    for name in ("migrate", "ingest", "analytics", "simulator", "gateway"):
+    for name in ("migrate", "ingest", "analytics", "alerts", "simulator", "gateway"):
         service = parsed["services"][name]
         env = service["environment"]
         assert env["DATAFACTORY_DATABASE_URL"].startswith("postgresql://postgres@timescaledb:5432/")

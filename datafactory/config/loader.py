@@ -8,12 +8,14 @@ from typing import Any, get_args
 import yaml
 from pydantic import ValidationError
 
+from datafactory.config.alerting import ALERT_RULE_KINDS
 from datafactory.config.models import SOURCE_KINDS, Auth, PlantConfig
 from datafactory.errors import ConfigError
 from datafactory.settings import redact_url
 
 # pydantic puts the discriminator tag of a tagged union into the error location; a user never wrote it.
-_UNION_TAGS = set(SOURCE_KINDS) | {get_args(m.model_fields["kind"].annotation)[0] for m in get_args(get_args(Auth)[0])}
+_UNION_TAGS = (set(SOURCE_KINDS) | {get_args(m.model_fields["kind"].annotation)[0] for m in get_args(get_args(Auth)[0])}
+               | ALERT_RULE_KINDS)
 
 
 _SECRET_KEYS = frozenset({"password", "passwd", "secret", "token", "api_key"})

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field
 
 from datafactory.codes.credit_code import validate_credit_code
+from datafactory.config.alerting import AlertingConfig
 from datafactory.config import signals
 from datafactory.config.analytics import AnalyticsConfig
 from datafactory.config.base import BrokerUrl, Name, NodeId, StrictModel
@@ -363,6 +364,9 @@ class PlantConfig(StrictModel):
     sources: list[Source] = Field(default_factory=list, description="Where signals come from.")
     analytics: AnalyticsConfig = Field(
         default_factory=AnalyticsConfig, description="State taxonomy, shift calendar, tariff, baselines."
+    )
+    alerting: AlertingConfig = Field(
+        default_factory=AlertingConfig, description="Alert rules, receivers, repeats, escalation, quiet hours."
     )
 
     def cell_paths(self) -> dict[str, CellConfig]:
