@@ -1,4 +1,3 @@
-"""Alerting service: rules from the plant configs evaluated on the database, alert lifecycle, notifications.
-
-Imports only the core ``datafactory`` package; every other service's results are read through SQL.
+"""Alerting: rules from the plant configs evaluated on the database, alert lifecycle, notifications, outbox.
+A service: imports only the core (``datafactory``); other services' results are read through SQL; composed by ``app``.
 """

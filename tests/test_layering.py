@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = frozenset({"datafactory"})
-SERVICES = frozenset({"gateway", "ingest", "analytics", "grafana", "bureau", "simulator", "ops"})
+SERVICES = frozenset({"gateway", "ingest", "analytics", "grafana", "bureau", "simulator", "ops", "alerting"})
 APPLICATION = frozenset({"app"})
 LAYERED = CORE | SERVICES | APPLICATION
 

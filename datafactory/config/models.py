@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field
 
 from datafactory.codes.credit_code import validate_credit_code
-from datafactory.config.alerting import AlertingConfig
 from datafactory.config import signals
+from datafactory.config.alerting import AlertingConfig
 from datafactory.config.analytics import AnalyticsConfig
 from datafactory.config.base import BrokerUrl, Name, NodeId, StrictModel
 from datafactory.config.modbus import ModbusSource
