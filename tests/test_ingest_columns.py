@@ -142,3 +142,15 @@ def _rows(data: bytes) -> list[bytes]:
         rows.append(data[i : i + size])
         i += size
     return rows
+
+
+def test_deep_nesting_and_values_not_yet_storable_are_contract_rejects() -> None:
+    deep = b'{"fmt":"df-json/2","samples":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(ContractError) as info:
+        decode_columns(deep, **WINDOW)
+    assert info.value.reason == "too_deep"  # a dead letter with a reason, not an "undecodable" traceback
+    t = WINDOW["min_us"] + 1
+    raw = b'{"fmt":"df-json/2","samples":[["a",%d,9007199254740993,0],["b",%d,"x",0],["c",%d,true,0]]}' % (t, t, t)
+    columns, rejects = decode_columns(raw, **WINDOW)
+    assert columns[0] == ("c",) and columns[2].tolist() == [1.0]
+    assert [(r.raw[0], r.reason) for r in rejects] == [("a", "type_not_stored"), ("b", "type_not_stored")]
