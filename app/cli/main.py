@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gateway": ("gateway.cli:gateway", "Run an edge gateway."),
     "gateways": ("gateway.cli:gateways", "List gateways, their state and config version."),
     "opcua": ("gateway.cli:opcua", "OPC-UA tools: browse a server, create the gateway certificate."),
+    "modbus": ("gateway.fieldbus_cli:modbus", "Modbus tools: scan a register range in every byte order."),
+    "s7": ("gateway.fieldbus_cli:s7", "Siemens S7 tools: read one address."),
     "ingest": ("ingest.cli:ingest", "Run an ingest worker."),
     "analytics": ("analytics.cli:analytics", "Compute OEE, energy and maintenance results."),
     "alerts": ("alerting.cli:alerts", "Alert rules: run the alerting service, list, acknowledge, silence."),
