@@ -226,13 +226,18 @@ def audit(
 
 def suppress(
     table: CellTable, p: SdcParameters, *, key_measure: str = "output_value", lp_measures: Sequence[str] | None = None,
-    forced: np.ndarray | None = None,
+    forced: np.ndarray | None = None, extra_needs: dict[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[Interval]]:
     """Primary and secondary suppression. Returns (primary mask, suppressed mask, final audit intervals).
 
     ``forced`` marks cells that must be hidden although not sensitive now (e.g. hidden earlier in the year).
+    ``extra_needs`` (measure → requirement per cell) adds protection requirements from outside the month, such
+    as a sensitive difference cell between this release and the last: such a cell counts as primary.
     """
     sensitive, needs = primary(table, p)
+    for measure, extra in (extra_needs or {}).items():
+        needs[measure] = np.maximum(needs[measure], np.where(table.count > 0, extra, 0.0))
+        sensitive |= needs[measure] > 0
     supp = sensitive.copy()
     if forced is not None:
         supp |= forced & (table.count > 0)
