@@ -28,7 +28,8 @@ _TABLES = {"holding": "read_holding_registers", "input": "read_input_registers"}
 @click.argument("host")
 @click.option("--port", default=502, show_default=True, help="TCP port.")
 @click.option("--unit", default=1, show_default=True, help="Unit (slave) id.")
-@click.option("--table", type=click.Choice(sorted(_TABLES)), default="holding", show_default=True)
+@click.option("--table", type=click.Choice(sorted(_TABLES)), default="holding", show_default=True,
+              help="Modbus table to read: holding or input registers, coils or discrete inputs.")
 @click.option("--address", default=0, show_default=True, help="First 0-based register address.")
 @click.option("--count", default=8, show_default=True, help="Registers to read (1-125).")
 @click.option("--timeout", default=2.0, show_default=True, help="Response timeout in seconds.")
@@ -86,8 +87,8 @@ def s7() -> None:
 @click.argument("host")
 @click.argument("address")
 @click.option("--port", default=102, show_default=True, help="ISO-on-TCP port.")
-@click.option("--rack", default=0, show_default=True)
-@click.option("--slot", default=1, show_default=True)
+@click.option("--rack", default=0, show_default=True, help="PLC rack number (0 for S7-1200/1500).")
+@click.option("--slot", default=1, show_default=True, help="CPU slot (1 for S7-1200/1500, 2 for S7-300).")
 def read(host: str, address: str, port: int, rack: int, slot: int) -> None:
     """Read one ADDRESS (e.g. DB10.DBD4:REAL, M0.1) and print its value."""
     from datafactory.config.s7 import parse_s7_address

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from types import FrameType
 
 import click
+import psycopg
 
 from datafactory.db.migrate import require_migrated
 from datafactory.errors import ConnectionLost
 from datafactory.settings import get_settings
 from ingest.options import MAX_WRITERS, MQTT_PROTOCOLS, IngestOptions, default_worker_name
+
+_log = logging.getLogger(__name__)
 
 _DEFAULTS = IngestOptions()
 
@@ -148,7 +152,14 @@ def run(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     # Before any broker connection: on an unmigrated database nothing may be taken, let alone acknowledged.
-    require_migrated(options.database_url)
+    # A database that does not answer yet is no reason not to start: the worker holds its session, stores nothing
+    # and acknowledges nothing until the database is back (a write into a missing table is a database failure,
+    # retried, never acknowledged).
+    try:
+        require_migrated(options.database_url)
+    except psycopg.OperationalError as err:
+        _log.warning("the database does not answer yet (%s); starting, nothing is acknowledged until it does",
+                     " ".join(str(err).split())[:200])
     worker_ = IngestWorker(options)
     try:
         worker_.start()

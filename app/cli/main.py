@@ -72,7 +72,7 @@ class LazyGroup(click.Group):
 # Commands that never talk to the database or the broker (they read or write files only).
 OFFLINE = frozenset({
     "config validate", "config schema", "config init", "opcua cert", "opcua browse", "grafana provision",
-    "grafana check", "grafana deploy", "broker config", "demo",
+    "grafana check", "grafana deploy", "broker config", "demo", "modbus scan", "s7 read",
 })
 
 
