@@ -83,7 +83,7 @@ def _wait_subscribed(proc: subprocess.Popen[bytes], timeout_s: float = 60) -> No
     while time.monotonic() < deadline:
         line = proc.stderr.readline().decode()
         lines.append(line)
-        if "running on" in line:
+        if line.startswith("ingest worker ") and " running on " in line:  # not libpq's "Is the server running on"
             return
         if not line and proc.poll() is not None:
             break
