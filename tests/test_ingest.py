@@ -190,6 +190,11 @@ def test_two_workers_share_the_load_without_loss(db_url: str, mqtt_url: str, ent
     samples = make_samples(["power", "speed"], 2000)
     try:
         publish_meta(pub, cell(enterprise), ["power", "speed"])
+        pub.flush()
+        # Meta goes to one worker of the share group, data to both: without this wait, data can reach the other
+        # worker first under load and register the signals from data (correct, but not what this test checks).
+        meta_sql = "SELECT count(*) FROM signals WHERE registered_by = 'meta'"
+        wait_until(lambda: count(db_url, meta_sql) == 2, what="signals registered from meta")
         publish_samples(pub, cell(enterprise), samples, per_message=20)
         pub.flush()
         wait_until(lambda: sum(w.stats.samples_total for w in workers) >= len(samples))
