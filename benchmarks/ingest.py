@@ -227,16 +227,8 @@ def _drain(db_url: str, broker_url: str, samples: int, workers: int, writers: in
 
 def bytes_per_sample(db_url: str) -> tuple[float, bool]:
     with psycopg.connect(db_url) as conn:
-        ts = timescale.installed(conn)
-        if ts:
-            row = conn.execute("SELECT hypertable_size('samples'), (SELECT count(*) FROM samples)").fetchone()
-        else:
-            row = conn.execute(
-                "SELECT sum(pg_total_relation_size(relid)), (SELECT count(*) FROM samples)"
-                " FROM pg_partition_tree('samples')"
-            ).fetchone()
-    assert row is not None
-    return float(row[0]) / float(row[1]), ts
+        size, rows = storage.samples_size(conn)
+        return size / rows, timescale.installed(conn)
 
 
 def compressed_bytes_per_sample(db_url: str) -> float | None:
@@ -245,9 +237,8 @@ def compressed_bytes_per_sample(db_url: str) -> float | None:
             return None
         timescale.compress_all(conn)
         conn.commit()
-        row = conn.execute("SELECT hypertable_size('samples'), (SELECT count(*) FROM samples)").fetchone()
-    assert row is not None
-    return float(row[0]) / float(row[1])
+        size, rows = storage.samples_size(conn)
+    return size / rows
 
 
 def run_copy(server: str, samples: int, workdir: Path) -> float:

@@ -60,7 +60,8 @@ def _fill(url: str, signals: int, hours: int) -> int:
     return n
 
 
-def _size(conn: psycopg.Connection) -> tuple[float, int]:
+def samples_size(conn: psycopg.Connection) -> tuple[float, int]:
+    """Bytes on disk of ``samples`` (hypertable with its chunks, or every partition) and its row count."""
     if timescale.installed(conn):
         row = conn.execute("SELECT hypertable_size('samples'), (SELECT count(*) FROM samples)").fetchone()
     else:
@@ -83,7 +84,7 @@ def _measure(server: str, signals: int, hours: int, layout: str | None) -> dict[
         log(f"  {samples:,} samples loaded in {time.monotonic() - started:.1f} s")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE samples")
-            raw, rows = _size(conn)
+            raw, rows = samples_size(conn)
             compressed = None
             if layout is not None:
                 _chunk, segment, order = LAYOUTS[layout]
@@ -97,7 +98,7 @@ def _measure(server: str, signals: int, hours: int, layout: str | None) -> dict[
                         f" timescaledb.compress_orderby = '{order}')"
                     )
                 timescale.compress_all(conn)
-                compressed, _ = _size(conn)
+                compressed, _ = samples_size(conn)
         return {"samples": rows, "raw": raw / rows, "compressed": None if compressed is None else compressed / rows}
     finally:
         drop_database(url)

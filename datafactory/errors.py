@@ -35,6 +35,7 @@ class ConnectionLost(DataFactoryError):
 
     def __init__(self, endpoint: str, detail: str, *, retryable: bool = True) -> None:
         self.endpoint = endpoint
+        self.detail = detail
         self.retryable = retryable
         super().__init__(f"{endpoint}: {detail}")
 

@@ -24,7 +24,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from datafactory.errors import ConnectionLost
-from datafactory.settings import redact_url
+from datafactory.settings import MQTT_SCHEMES, redact_url
 
 if TYPE_CHECKING:
     from gateway.sources import Reading
@@ -43,7 +43,7 @@ class BrokerAddress:
     @classmethod
     def parse(cls, url: str, *, password: str | None = None) -> BrokerAddress:
         parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        if parts.scheme not in MQTT_SCHEMES:
             raise ValueError(f"broker URL {redact_url(url)!r} must start with mqtt:// or mqtts://")
         tls = parts.scheme in ("mqtts", "ssl")
         user = unquote(parts.username) if parts.username else None

@@ -8,7 +8,6 @@ import threading
 from types import FrameType
 
 import click
-import psycopg
 
 from datafactory.db.migrate import require_migrated
 from datafactory.errors import ConnectionLost
@@ -157,9 +156,9 @@ def run(
     # retried, never acknowledged).
     try:
         require_migrated(options.database_url)
-    except psycopg.OperationalError as err:
+    except ConnectionLost as err:
         _log.warning("the database does not answer yet (%s); starting, nothing is acknowledged until it does",
-                     " ".join(str(err).split())[:200])
+                     err.detail[:200])
     worker_ = IngestWorker(options)
     try:
         worker_.start()

@@ -27,19 +27,8 @@ import psycopg
 from pydantic import ValidationError
 
 from datafactory.errors import ConfigError, ConnectionLost, ContractError, DataFactoryError, SchemaNotMigrated
-from datafactory.settings import redact_url
 
 OK, FAILED, BAD_INPUT, UNREACHABLE, NOT_MIGRATED, PERMISSION, BUG, INTERRUPTED = 0, 1, 2, 3, 4, 5, 70, 130
-EXIT_CODES = {
-    OK: "success",
-    FAILED: "the operation ran and failed (verification, audit, refused publication)",
-    BAD_INPUT: "bad input: usage, invalid config or setting, unreadable file",
-    UNREACHABLE: "a service cannot be reached (database, broker, OPC-UA server)",
-    NOT_MIGRATED: "the database is not migrated: run `datafactory db migrate`",
-    PERMISSION: "permission denied",
-    BUG: "unexpected error (a bug): traceback printed, please report it",
-    INTERRUPTED: "interrupted",
-}
 
 
 def _first_line(err: BaseException) -> str:
@@ -102,11 +91,3 @@ def describe(err: BaseException) -> tuple[int, str]:
     if isinstance(err, psycopg.Error):
         return FAILED, f"the database refused: {_first_line(err)}"
     return BUG, f"unexpected error {type(err).__name__}: {_first_line(err)} — please report it with the traceback"
-
-
-def redacted(message: str, urls: list[str]) -> str:
-    """``message`` with any of ``urls`` shown without their password."""
-    for url in urls:
-        if url:
-            message = message.replace(url, redact_url(url))
-    return message

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from datafactory.contract.names import NAME_PATTERN, validate_name
+from datafactory.settings import MQTT_SCHEMES
 
 
 class StrictModel(BaseModel):
@@ -51,7 +52,7 @@ def check_broker_url(url: str) -> str:
     if not url:
         return url
     parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+    if parts.scheme not in MQTT_SCHEMES or not parts.hostname:
         raise ValueError("not a broker URL: write mqtt://host:port (or mqtts://host:port for TLS)")
     if parts.username is not None or parts.password is not None:
         raise ValueError(

@@ -38,7 +38,7 @@ def ensure_database(url: str) -> bool:
         maintenance = connect(with_database(url, "postgres"), autocommit=True)
     except ConnectionLost as err:
         # Name the database the user asked for, not the maintenance database we connected to to create it.
-        raise ConnectionLost(redact_url(url), str(err).split(": ", 1)[-1], retryable=err.retryable) from err
+        raise ConnectionLost(redact_url(url), err.detail, retryable=err.retryable) from err
     with maintenance as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists:

@@ -121,7 +121,7 @@ def require_migrated(url: str) -> None:
     from datafactory.errors import SchemaNotMigrated
 
     needed = [p.stem for p in migration_files()]
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connect(url, autocommit=True, application_name="datafactory-schema-check") as conn:
         exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
         done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")} if exists and exists[0] else set()
     missing = [name for name in needed if name not in done]

@@ -49,11 +49,6 @@ def probe(conn: psycopg.Connection) -> ServerState:
     return ServerState.READY if "timescaledb" in libraries else ServerState.NOT_PRELOADED
 
 
-def available(conn: psycopg.Connection) -> bool:
-    """Whether the TimescaleDB extension can be created (or already exists) in this server."""
-    return probe(conn) is ServerState.READY
-
-
 def installed(conn: psycopg.Connection) -> bool:
     row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
     return row is not None
