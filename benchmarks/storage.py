@@ -1,7 +1,8 @@
 """Storage benchmark: bytes per sample of the realistic signal mix (``signal_mix``), raw and compressed.
 
 On TimescaleDB it compares compression layouts on the same rows, each in a fresh database: the shipped one
-(segment by signal_id, order by time, 1-day chunks) against 7-day chunks and against no segmenting (order by
+(segment by signal_id, order by time, 1-day chunks, batches of ``timescale.BATCH_ROWS`` rows) against
+TimescaleDB's default batches of 1,000 rows, against 7-day chunks and against no segmenting (order by
 signal_id, time). The reference is the raw (uncompressed) size of the same rows. On plain PostgreSQL only the
 raw size is measured (``bytes_per_sample_compressed`` is null).
 
@@ -31,11 +32,12 @@ from datafactory.db.migrate import migrate
 from datafactory.db.samples import copy_rows
 from datafactory.settings import get_settings
 
-# name → (chunk interval, segment by, order by); the first is what db migrate ships.
+# name → (chunk interval, segment by, order by, rows per batch); the first is what db migrate ships.
 LAYOUTS = {
-    "signal_time_1d": ("1 day", "signal_id", "time"),
-    "signal_time_7d": ("7 days", "signal_id", "time"),
-    "unsegmented_1d": ("1 day", "", "signal_id, time"),
+    "signal_time_1d": ("1 day", "signal_id", "time", timescale.BATCH_ROWS),
+    "signal_time_1d_batch1000": ("1 day", "signal_id", "time", 1000),
+    "signal_time_7d": ("7 days", "signal_id", "time", timescale.BATCH_ROWS),
+    "unsegmented_1d": ("1 day", "", "signal_id, time", timescale.BATCH_ROWS),
 }
 
 
@@ -87,7 +89,7 @@ def _measure(server: str, signals: int, hours: int, layout: str | None) -> dict[
             raw, rows = samples_size(conn)
             compressed = None
             if layout is not None:
-                _chunk, segment, order = LAYOUTS[layout]
+                _chunk, segment, order, batch = LAYOUTS[layout]
                 if (segment, order) != (timescale.SEGMENT_BY, timescale.ORDER_BY):
                     # Measurement only: the shipped layout is set by db migrate (timescale.apply_policies).
                     conn.execute(
@@ -97,7 +99,7 @@ def _measure(server: str, signals: int, hours: int, layout: str | None) -> dict[
                         f"ALTER TABLE samples SET (timescaledb.compress, timescaledb.compress_segmentby = '{segment}',"
                         f" timescaledb.compress_orderby = '{order}')"
                     )
-                timescale.compress_all(conn)
+                timescale.compress_all(conn, batch_rows=batch)
                 compressed, _ = samples_size(conn)
         return {"samples": rows, "raw": raw / rows, "compressed": None if compressed is None else compressed / rows}
     finally:
@@ -127,7 +129,7 @@ def main() -> None:
     if on_ts:
         for name in LAYOUTS:
             log(f"layout {name}: chunk {LAYOUTS[name][0]}, segment by {LAYOUTS[name][1] or '-'},"
-                f" order by {LAYOUTS[name][2]}")
+                f" order by {LAYOUTS[name][2]}, {LAYOUTS[name][3]} rows per batch")
             layouts[name] = _measure(server, signals, hours, name)
             log(f"  raw {layouts[name]['raw']:.1f} B/sample, compressed {layouts[name]['compressed']:.2f} B/sample")
         shipped = layouts["signal_time_1d"]

@@ -68,9 +68,28 @@ def db_url(template_db: str) -> Iterator[str]:
         conn.execute(
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db))
         )
+        _copy_database_settings(conn, template_db, name)
     yield with_database(PG_SERVER, name)
     with _admin() as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _copy_database_settings(conn: psycopg.Connection, source: str, target: str) -> None:
+    """``CREATE DATABASE … TEMPLATE`` copies the contents, not what ``ALTER DATABASE … SET`` gave the template
+    (migrate sets TimescaleDB's compressed batch size there): copy those so a test database is configured as
+    migrate leaves one."""
+    rows = conn.execute(
+        "SELECT unnest(setconfig) FROM pg_db_role_setting WHERE setrole = 0"
+        " AND setdatabase = (SELECT oid FROM pg_database WHERE datname = %s)",
+        (source,),
+    ).fetchall()
+    for (cfg,) in rows:
+        key, value = str(cfg).split("=", 1)
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                sql.Identifier(target), sql.SQL(".").join(sql.Identifier(p) for p in key.split(".")), sql.Literal(value)
+            )
+        )
 
 
 @pytest.fixture

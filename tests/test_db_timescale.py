@@ -220,3 +220,48 @@ def test_compressed_chunks_late_writes_and_retention_keep_tenancy(db_url: str, e
         act_as(conn, _role(conn, b))
         assert conn.execute("SELECT DISTINCT signal_id FROM samples").fetchall() == [(b,)]
         reset_role(conn)
+
+
+def _largest_batch(conn: psycopg.Connection) -> int:
+    """Rows in the largest compressed batch of ``samples`` (0 when nothing is compressed)."""
+    chunks = conn.execute(
+        "SELECT format('%I.%I', c.schema_name, c.table_name) FROM _timescaledb_catalog.chunk c"
+        " JOIN _timescaledb_catalog.chunk u ON u.compressed_chunk_id = c.id"
+        " JOIN _timescaledb_catalog.hypertable h ON h.id = u.hypertable_id WHERE h.table_name = 'samples'"
+    ).fetchall()
+    largest = 0
+    for (chunk,) in chunks:
+        row = conn.execute(f"SELECT coalesce(max(_ts_meta_count), 0) FROM {chunk}").fetchone()
+        largest = max(largest, int(row[0]) if row else 0)
+    return largest
+
+
+@needs_timescale
+def test_compression_policy_job_compresses_in_batches_of_the_configured_size(fresh_url: str) -> None:
+    """The batch size is a session setting: set on the database by migrate, the policy's background job (not
+    this session) must compress with it. With TimescaleDB's default the largest batch would be 1,000 rows."""
+    migrate(fresh_url, Settings(timescale_compress_after="7 days", timescale_retention_days=None))
+    with psycopg.connect(fresh_url) as conn:
+        assert timescale.database_setting(conn, timescale.BATCH_SETTING) == str(timescale.BATCH_ROWS)
+        assert conn.execute("SHOW timescaledb.compression_batch_size_limit").fetchone() == (str(timescale.BATCH_ROWS),)
+        plant = registry.upsert_plant(conn, "batch-plant", "site")
+        cell = registry.upsert_cell(conn, plant, "a", "l", "c")
+        sig = registry.upsert_signal(conn, plant, cell, "temp")
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
+        copy_rows(conn, [(sig, start + timedelta(seconds=s), round(20 + (s % 50) / 10, 1), 0) for s in range(6000)])
+        conn.commit()
+    assert migrate(fresh_url, Settings(timescale_compress_after="7 days", timescale_retention_days=None)).applied == []
+    with psycopg.connect(fresh_url, autocommit=True) as conn:
+        job = conn.execute(
+            "SELECT job_id FROM timescaledb_information.jobs WHERE hypertable_name = 'samples'"
+            " AND proc_name = 'policy_compression'"
+        ).fetchone()
+        assert job is not None
+        conn.execute("SELECT alter_job(%s, next_start => now())", (job[0],))
+        deadline = time.monotonic() + 90
+        while _largest_batch(conn) == 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _largest_batch(conn) == timescale.BATCH_ROWS
+        values = conn.execute("SELECT count(*), sum(value) FROM samples WHERE signal_id = %s", (sig,)).fetchone()
+        assert values is not None and values[0] == 6000
+        assert values[1] == pytest.approx(sum(round(20 + (s % 50) / 10, 1) for s in range(6000)))
