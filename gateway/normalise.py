@@ -18,11 +18,8 @@ from __future__ import annotations
 import math
 
 from datafactory.config.models import DeadbandKind, SignalBinding
-from datafactory.contract.quality import Severity, severity
+from datafactory.contract.quality import BAD_TYPE_MISMATCH, Severity, severity
 from datafactory.contract.sample import Sample
-
-BAD_TYPE_MISMATCH = 0x80740000
-"""OPC-UA Bad_TypeMismatch: the source delivered something that is not a number."""
 
 
 class Normaliser:

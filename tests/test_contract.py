@@ -118,3 +118,21 @@ def test_quality_db_round_trip_keeps_subcode() -> None:
         assert -(2**31) <= to_db(code) < 2**31
     assert severity(to_db(BAD_NO_COMMUNICATION)) is Severity.BAD
     assert orjson.loads(encode_batch([Sample("x", 1, 1.0, 0x40900000)]))["samples"][0][3] == 0x40900000
+
+
+def test_quality_constants_are_the_opc_ua_codes_of_their_names() -> None:
+    """Every named StatusCode in contract.quality equals asyncua's table entry of the same name (OPC 10000-4
+    §7.39): BAD_SENSOR_FAILURE once held Bad_OutOfService's code and BAD_OUT_OF_SERVICE Bad_NotConnected's."""
+    from asyncua import ua
+
+    from datafactory.contract import quality
+
+    named = {
+        name: value
+        for name, value in vars(quality).items()
+        if name.isupper() and name.startswith(("BAD_", "UNCERTAIN_", "GOOD_")) and isinstance(value, int)
+    }
+    assert "BAD_SENSOR_FAILURE" in named and "BAD_OUT_OF_SERVICE" in named
+    for name, value in named.items():
+        spec_name = "".join(part.capitalize() for part in name.split("_"))
+        assert getattr(ua.StatusCodes, spec_name) == value, f"{name} = {value:#010x} is not {spec_name}"

@@ -21,7 +21,7 @@ from datafactory.contract.payload import (
 )
 from datafactory.contract.quality import (
     BAD,
-    BAD_COMMUNICATION_FAILURE,
+    BAD_COMMUNICATION_ERROR,
     BAD_NO_COMMUNICATION,
     GOOD,
     UNCERTAIN,
@@ -40,7 +40,7 @@ from datafactory.contract.topics import (
 
 __all__ = [
     "BAD",
-    "BAD_COMMUNICATION_FAILURE",
+    "BAD_COMMUNICATION_ERROR",
     "BAD_NO_COMMUNICATION",
     "CONFIG_FORMAT",
     "CONTENT_FORMAT",

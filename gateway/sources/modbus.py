@@ -35,6 +35,17 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 
 from datafactory.config.modbus import BIT_TABLES, ByteOrder, ModbusSource, ModbusTable, ModbusTransport, ModbusType
 from datafactory.config.signals import SignalBinding
+from datafactory.contract.quality import (
+    BAD_COMMUNICATION_ERROR,
+    BAD_DATA_ENCODING_INVALID,
+    BAD_DEVICE_FAILURE,
+    BAD_NODE_ID_UNKNOWN,
+    BAD_NOT_CONNECTED,
+    BAD_NOT_SUPPORTED,
+    BAD_OUT_OF_RANGE,
+    BAD_RESOURCE_UNAVAILABLE,
+    BAD_TIMEOUT,
+)
 from datafactory.contract.sample import now_us
 from datafactory.errors import ConnectionLost
 from datafactory.fieldbus.modbus_codec import DecodeError, decode
@@ -43,16 +54,6 @@ from gateway.normalise import Normaliser
 from gateway.sources import Reading
 
 _log = logging.getLogger(__name__)
-
-BAD_NOT_SUPPORTED = 0x803D0000
-BAD_NODE_ID_UNKNOWN = 0x80340000
-BAD_OUT_OF_RANGE = 0x803C0000
-BAD_DEVICE_FAILURE = 0x808B0000
-BAD_RESOURCE_UNAVAILABLE = 0x80040000
-BAD_NOT_CONNECTED = 0x808A0000
-BAD_TIMEOUT = 0x800A0000
-BAD_COMMUNICATION_ERROR = 0x80050000
-BAD_DATA_ENCODING_INVALID = 0x80380000
 
 EXCEPTION_QUALITY = {
     0x01: BAD_NOT_SUPPORTED,  # illegal function: the device has no such table

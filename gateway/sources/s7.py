@@ -25,6 +25,14 @@ from snap7.type import Area
 
 from datafactory.config.s7 import S7Address, S7Area, S7ConnectionType, S7Source
 from datafactory.config.signals import SignalBinding
+from datafactory.contract.quality import (
+    BAD_COMMUNICATION_ERROR,
+    BAD_DATA_ENCODING_INVALID,
+    BAD_NODE_ID_UNKNOWN,
+    BAD_NOT_READABLE,
+    BAD_OUT_OF_RANGE,
+    BAD_TYPE_MISMATCH,
+)
 from datafactory.contract.sample import now_us
 from datafactory.errors import ConnectionLost
 from datafactory.fieldbus.s7_codec import DecodeError, decode
@@ -32,13 +40,6 @@ from gateway.normalise import Normaliser
 from gateway.sources import Reading
 
 _log = logging.getLogger(__name__)
-
-BAD_NODE_ID_UNKNOWN = 0x80340000
-BAD_OUT_OF_RANGE = 0x803C0000
-BAD_NOT_READABLE = 0x803A0000
-BAD_TYPE_MISMATCH = 0x80740000
-BAD_COMMUNICATION_ERROR = 0x80050000
-BAD_DATA_ENCODING_INVALID = 0x80380000
 
 ITEM_QUALITY = {
     0x0A: BAD_NODE_ID_UNKNOWN,  # object does not exist (e.g. no such data block)
