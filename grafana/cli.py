@@ -24,8 +24,8 @@ def grafana() -> None:
               default=provision.DEFAULT_CONFIGS, show_default=True,
               help="Edge configs (*.yaml): one plant data source per plant found here.")
 def provision_cmd(out: Path, configs: Path) -> None:
-    """Write data source, dashboard provider and dashboard files."""
-    files = provision.render(plants_from_configs(configs))
+    """Write data source, dashboard provider, dashboard and alert-rule files."""
+    files = provision.render(plants_from_configs(configs), configs=provision.plant_configs(configs))
     written = provision.write(out, files)
     click.echo(f"wrote {len(written)} files under {out}")
 
@@ -38,7 +38,8 @@ def provision_cmd(out: Path, configs: Path) -> None:
               help="Edge configs (*.yaml) whose plants the provisioning must cover.")
 def check_cmd(out: Path, configs: Path) -> None:
     """Exit non-zero when the provisioning tree differs from what the code generates."""
-    stale = provision.stale_files(out, provision.render(plants_from_configs(configs)))
+    stale = provision.stale_files(out, provision.render(plants_from_configs(configs),
+                                                         configs=provision.plant_configs(configs)))
     if stale:
         raise click.ClickException("stale: " + ", ".join(stale) + " (run `datafactory grafana provision`)")
     click.echo("provisioning is current")
