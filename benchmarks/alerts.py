@@ -143,8 +143,8 @@ def fill(url: str, plants: int, days: int, now: datetime, timescaledb: bool) -> 
             ensure_partitions(conn, (now - timedelta(days=days + 1)).date(), now.date())
         for i in range(plants):
             doc = plant_document(layout)
-            doc["enterprise"]["id"] = f"bench-{i:03d}"  # type: ignore[index]
-            doc["site"]["id"] = "site-1"  # type: ignore[index]
+            doc["enterprise"]["id"] = f"bench-{i:03d}"
+            doc["site"]["id"] = "site-1"
             doc["alerting"] = {"rules": rules(i)}
             cfg = validate_document(doc)
             register_config(conn, cfg)
@@ -153,7 +153,7 @@ def fill(url: str, plants: int, days: int, now: datetime, timescaledb: bool) -> 
                          (Jsonb(doc), cfg.enterprise.id))
         for statement in FILL.split(";\n"):
             if statement.strip():
-                conn.execute(statement, {"last": now, "span": f"{days} days"})  # type: ignore[arg-type]
+                conn.execute(statement, {"last": now, "span": f"{days} days"})
         conn.commit()
         conn.execute("ANALYZE")
         (samples,) = conn.execute("SELECT count(*) FROM samples").fetchone() or (0,)
