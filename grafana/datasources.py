@@ -4,6 +4,10 @@ Each plant's data source logs in as that plant's read-only role ``df_plant_<ente
 security shows it only its own plant); the platform one as the operator account; the bureau one as ``bureau``
 (disclosure-controlled views only). Connection details and passwords are never written to the files: they are
 ``$__env{…}`` references that Grafana expands from its environment at start-up.
+
+The plant and bureau data sources connect to ``DATAFACTORY_PG_READ_HOST``: a streaming replica when reads should be
+off the primary (row-level security and the bureau's views replicate with the data), else the primary itself. The
+platform data source always reads the primary: it shows the replicas' lag, which only the primary knows.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from grafana.dashboards.plant_variables import PLANT_DATASOURCE_NAME_PREFIX
 from grafana.model import PG_TYPE
 
 HOST_VAR = "DATAFACTORY_PG_HOST"
+READ_HOST_VAR = "DATAFACTORY_PG_READ_HOST"
 DATABASE_VAR = "DATAFACTORY_PG_DATABASE"
 PLATFORM_USER_VAR = "DATAFACTORY_PG_USER"
 PLATFORM_PASSWORD_VAR = "DATAFACTORY_PG_PASSWORD"
@@ -36,6 +41,7 @@ class Datasource:
     user: str  # a role name or an $__env{…} reference
     password_var: str
     is_default: bool = False
+    host_var: str = READ_HOST_VAR
 
     def to_provisioning(self) -> dict[str, Any]:
         return {
@@ -43,7 +49,7 @@ class Datasource:
             "uid": self.uid,
             "type": PG_TYPE,
             "access": "proxy",
-            "url": f"$__env{{{HOST_VAR}}}",
+            "url": f"$__env{{{self.host_var}}}",
             "user": self.user,
             "isDefault": self.is_default,
             "editable": False,
@@ -86,7 +92,7 @@ def plant_datasource(plant: PlantRef) -> Datasource:
 
 def platform_datasource() -> Datasource:
     return Datasource(PLATFORM_UID, "datafactory platform", f"$__env{{{PLATFORM_USER_VAR}}}", PLATFORM_PASSWORD_VAR,
-                      is_default=True)
+                      is_default=True, host_var=HOST_VAR)
 
 
 def bureau_datasource() -> Datasource:

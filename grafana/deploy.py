@@ -20,7 +20,7 @@ from grafana_client.client import GrafanaClientError, GrafanaException
 
 from datafactory.errors import DataFactoryError
 from grafana.dashboards import ALL
-from grafana.datasources import PlantRef, all_datasources
+from grafana.datasources import HOST_VAR, READ_HOST_VAR, PlantRef, all_datasources
 from grafana.model import Dashboard
 from grafana.provision import FOLDERS, folder_of
 
@@ -88,6 +88,9 @@ def deploy(target: GrafanaTarget, plants: list[PlantRef], *, env: Mapping[str, s
             if any(d.folder == folder.key for d in dashboards):
                 _upsert_folder(api, folder.uid, folder.title, report)
         if datasources:
+            # Without a replica the read data sources read the primary, as compose's default does.
+            if HOST_VAR in env and READ_HOST_VAR not in env:
+                env = {**env, READ_HOST_VAR: env[HOST_VAR]}
             for ds in all_datasources(plants):
                 missing: set[str] = set()
                 body = resolve_env(ds.to_provisioning(), env, missing)

@@ -24,7 +24,8 @@ from grafana.deploy import DeployError, GrafanaTarget, deploy
 
 PLANTS = [PlantRef("demo-precision", "dongguan-1")]
 ENV = {
-    "DATAFACTORY_PG_HOST": "db:5432", "DATAFACTORY_PG_DATABASE": "datafactory", "DATAFACTORY_PG_USER": "ops",
+    "DATAFACTORY_PG_HOST": "db:5432", "DATAFACTORY_PG_READ_HOST": "replica:5432",
+    "DATAFACTORY_PG_DATABASE": "datafactory", "DATAFACTORY_PG_USER": "ops",
     "DATAFACTORY_PG_PASSWORD": "s3cret-platform", "DF_DB_BUREAU_PASSWORD": "s3cret-bureau",
     "DF_GRAFANA_PLANT_DEMO_PRECISION_DONGGUAN_1_PASSWORD": "s3cret-plant",
 }
@@ -131,7 +132,9 @@ def test_deploy_is_idempotent(fake: tuple[FakeGrafana, str]) -> None:
     assert {d["folderUid"] for d in state.dashboards.values()} == {"df-folder-plant", "df-folder-platform",
                                                                    "df-folder-bureau"}
     plant = next(d for d in state.datasources.values() if d["user"].startswith("df_plant_"))
-    assert plant["secureJsonData"]["password"] == "s3cret-plant" and plant["url"] == "db:5432"
+    assert plant["secureJsonData"]["password"] == "s3cret-plant" and plant["url"] == "replica:5432"
+    assert state.datasources["df-bureau"]["url"] == "replica:5432"  # reads off the primary
+    assert state.datasources["df-platform"]["url"] == "db:5432"  # the replicas' lag is known only there
     assert "$__env" not in json.dumps(list(state.datasources.values()))
 
 
@@ -142,6 +145,14 @@ def test_missing_password_skips_that_datasource(fake: tuple[FakeGrafana, str]) -
     assert report.skipped == ["datasource df-bureau: DF_DB_BUREAU_PASSWORD not set"]
     assert "df-bureau" not in state.datasources and len(state.dashboards) == len(ALL)
     assert all(auth.startswith("Basic ") for *_, auth in state.requests)
+
+
+def test_without_a_replica_every_datasource_reads_the_primary(fake: tuple[FakeGrafana, str]) -> None:
+    state, url = fake
+    env = {k: v for k, v in ENV.items() if k != "DATAFACTORY_PG_READ_HOST"}
+    report = deploy(GrafanaTarget(url, ("admin", "pw")), PLANTS, env=env)
+    assert report.skipped == []
+    assert {d["url"] for d in state.datasources.values()} == {"db:5432"}
 
 
 def test_errors_name_the_grafana(fake: tuple[FakeGrafana, str]) -> None:

@@ -9,6 +9,9 @@ under root's private ones (pytest's ``/tmp/pytest-of-root`` is reset to mode 070
 starts) cannot promise that, so as root a new cluster asked for under the temp directory lives in
 ``<tmp>/datafactory-embedded-pg/<hash>`` and ``data_dir`` is a symlink to it; clusters whose ``data_dir`` is
 gone are removed at the next start. Elsewhere (``.df/pg``) the cluster is created in place.
+With ``standby_of`` (the primary's URL), the cluster is not created by initdb but copied from that running
+primary by ``pg_basebackup --write-recovery-conf``: a hot standby that streams the primary's WAL and answers
+read-only queries (tests of reading dashboards off the primary).
 ``stop()`` is a fast shutdown (SIGINT: clients are disconnected, data is flushed); ``kill()`` is a crash
 (SIGKILL to the postmaster and its backends; the next start runs crash recovery).
 """
@@ -81,10 +84,13 @@ class LocalPostgres(ManagedProcess):
     start_timeout_s = 60.0
     stop_signal = signal.SIGINT
 
-    def __init__(self, data_dir: Path, *, port: int | None = None, fsync: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, *, port: int | None = None, fsync: bool = True, standby_of: str | None = None
+    ) -> None:
         """``fsync=False`` trades crash safety of the OS for speed; a ``kill()`` of the server alone is still safe."""
         super().__init__(port=port, data_dir=data_dir)
         self.fsync = fsync
+        self.standby_of = standby_of
         self._run_as: str | None = _SYSTEM_USER if os.geteuid() == 0 else None
 
     @property
@@ -108,7 +114,10 @@ class LocalPostgres(ManagedProcess):
             self._place_cluster_outside_private_dirs()
             self._grant_access(bin_dir)
         if not (self.cluster_dir / "PG_VERSION").exists():
-            self._initdb(bin_dir)
+            if self.standby_of is not None:
+                self._base_backup(bin_dir, self.standby_of)
+            else:
+                self._initdb(bin_dir)
 
     def _place_cluster_outside_private_dirs(self) -> None:
         if self.data_dir.is_symlink() or (self.data_dir / "PG_VERSION").exists():
@@ -159,6 +168,25 @@ class LocalPostgres(ManagedProcess):
         result = subprocess.run(argv, capture_output=True, text=True, check=False, **self._user_options())
         if result.returncode != 0:
             raise ServiceStartError(f"initdb {self.data_dir} failed ({result.returncode}):\n{result.stderr[-2000:]}")
+
+    def _base_backup(self, bin_dir: Path, primary_url: str) -> None:
+        argv = [
+            str(bin_dir / "pg_basebackup"),
+            "--dbname",
+            primary_url,
+            "--pgdata",
+            str(self.cluster_dir),
+            "--write-recovery-conf",  # standby.signal + primary_conninfo: start as a streaming standby
+            "--wal-method=stream",
+            "--checkpoint=fast",
+            "--no-sync",
+        ]
+        result = subprocess.run(argv, capture_output=True, text=True, check=False, **self._user_options())
+        if result.returncode != 0:
+            raise ServiceStartError(
+                f"pg_basebackup from {primary_url} into {self.data_dir} failed ({result.returncode}):\n"
+                f"{result.stderr[-2000:]}"
+            )
 
     def _user_options(self) -> dict[str, Any]:
         if self._run_as is None:

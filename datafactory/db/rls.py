@@ -312,6 +312,7 @@ def _grant_schema(conn: psycopg.Connection) -> None:
         conn.execute(
             sql.SQL("GRANT EXECUTE ON FUNCTION {}() TO {}").format(sql.Identifier(fn), sql.Identifier(PLANT_READER))
         )
+    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION df_replication() TO {}").format(sql.Identifier(ADMIN)))
 
 
 def _schema(conn: psycopg.Connection) -> sql.Identifier:

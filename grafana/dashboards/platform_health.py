@@ -118,6 +118,26 @@ DEAD_RECENT = Panel(
     description="What was wrong, and on which topic. The payload is kept in the table for replay.",
 )
 
+REPLICAS = Panel(
+    "Read replicas", "table",
+    (Query("""
+        SELECT coalesce(r.replica, '-') AS replica, host(r.client) AS client,
+               coalesce(r.state, 'no streaming replica') AS state, r.sync_state AS sync,
+               r.replay_lag_s AS "replay lag", r.behind_bytes AS "behind"
+        FROM (SELECT 1) AS one LEFT JOIN df_replication() AS r ON true
+        ORDER BY 1
+    """),),
+    width=24, height=5, decimals=1,
+    description="Streaming replicas the dashboards and the bureau may read from (docs/operators.md), as the primary "
+                "sees them: replay lag is how far a replica's answers are behind the primary; behind is the WAL "
+                "not yet replayed there.",
+    overrides=(
+        styles.unit_override("replay lag", "s"),
+        styles.thresholds_override("replay lag", (Step(None, "green"), Step(5, "orange"), Step(60, "red"))),
+        styles.unit_override("behind", "bytes"),
+    ),
+)
+
 GATEWAYS = Panel(
     "Gateways", "table",
     (Query("""
@@ -240,6 +260,7 @@ DASHBOARD = Dashboard(
     refresh="30s",
     rows=(
         Row("Ingest", (INGEST_NOW, BACKLOG, WORKERS)),
+        Row("Database", (REPLICAS,)),
         Row("Dead letters", (DEAD_BY_REASON, DEAD_OVER_TIME, DEAD_RECENT)),
         Row("Gateways and data", (GATEWAYS, STALE, ANALYTICS_FRESHNESS)),
         Row("Datasets", (DATASET_FRESHNESS, DATASET_ALERTS)),
