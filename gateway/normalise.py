@@ -8,9 +8,12 @@ less than the band from the last value that was passed on:
   otherwise of the magnitude of the last value passed on (so 1 % of 200 kW is 2 kW).
 
 A change of quality, the first sample and any non-good sample always pass: a gap or a recovery must be visible.
-A value that is not a number (a string, an array) becomes a marker sample — ``NaN`` with a bad quality — so the
-problem is visible downstream instead of the whole source failing. This runs once per value on the hot path,
-so it is plain Python with pre-computed attributes, no pydantic.
+A value that does not fit the signal's declared type (``SignalBinding.declared_type``) becomes a marker sample —
+no value, Bad_TypeMismatch — so the problem is visible downstream instead of the whole source failing. Signals
+declared int64/uint64, bool or string keep their exact Python value (``contract.values``): a 64-bit counter is
+not rounded through a float, a recipe name stays a string; integers scale only by an integral scale and offset
+(the config loader refuses anything else for them; a scaled value is otherwise a float64). This runs once per
+value on the hot path, so it is plain Python with pre-computed attributes, no pydantic.
 """
 
 from __future__ import annotations
@@ -20,12 +23,25 @@ import math
 from datafactory.config.models import DeadbandKind, SignalBinding
 from datafactory.contract.quality import BAD_TYPE_MISMATCH, Severity, severity
 from datafactory.contract.sample import Sample
+from datafactory.contract.values import INT64_MAX, INT64_MIN, UINT64_MAX, SignalType
 
 
 class Normaliser:
     """Per-signal state: scaling, the deadband and the last value passed on."""
 
-    __slots__ = ("_band", "_kind", "_last_quality", "_last_value", "cell", "eu_span", "offset", "scale", "signal")
+    __slots__ = (
+        "_band",
+        "_kind",
+        "_last_quality",
+        "_last_value",
+        "_range",
+        "_type",
+        "cell",
+        "eu_span",
+        "offset",
+        "scale",
+        "signal",
+    )
 
     def __init__(self, binding: SignalBinding, *, eu_span: float | None = None) -> None:
         self.cell = binding.cell
@@ -37,6 +53,9 @@ class Normaliser:
         self.eu_span = eu_span  # high − low of the OPC-UA EURange, in signal units, when the server has one
         self._last_value: float | None = None
         self._last_quality: int | None = None
+        declared = binding.declared_type()  # the config loader refuses scaling that would not fit it
+        self._type = declared
+        self._range = (0, UINT64_MAX) if declared is SignalType.UINT64 else (INT64_MIN, INT64_MAX)
 
     def apply(self, raw: object, time_us: int, quality: int = 0) -> Sample | None:
         """The normalised sample, or None when the deadband suppresses it."""
@@ -44,6 +63,8 @@ class Normaliser:
             self._last_value = None
             self._last_quality = quality if severity(quality) is Severity.BAD else BAD_TYPE_MISMATCH
             return Sample(self.signal, time_us, math.nan, self._last_quality)
+        if self._type is not SignalType.FLOAT64:
+            return self._typed(raw, time_us, quality)
         if type(raw) is bool:
             value = float(raw)
         elif isinstance(raw, int | float):
@@ -61,6 +82,29 @@ class Normaliser:
         self._last_value = value
         self._last_quality = quality
         return Sample(self.signal, time_us, value, quality)
+
+    def _typed(self, raw: object, time_us: int, quality: int) -> Sample | None:
+        """Signals declared int64/uint64/bool/string: the exact value, or a type-mismatch marker."""
+        t, declared = type(raw), self._type
+        value: int | bool | str
+        if (declared is SignalType.BOOL and t is bool) or (declared is SignalType.STRING and t is str):
+            value = raw  # type: ignore[assignment]
+        elif declared in (SignalType.INT64, SignalType.UINT64) and t is int:
+            value = raw * int(self.scale) + int(self.offset)  # type: ignore[operator]
+            if not self._range[0] <= value <= self._range[1]:
+                return self._mismatch(time_us)
+        else:
+            return self._mismatch(time_us)
+        if type(value) is int and self._suppressed(value, quality):
+            return None
+        self._last_value = value if type(value) is int else None
+        self._last_quality = quality
+        return Sample(self.signal, time_us, value, quality)
+
+    def _mismatch(self, time_us: int) -> Sample:
+        self._last_value = None
+        self._last_quality = BAD_TYPE_MISMATCH
+        return Sample(self.signal, time_us, math.nan, BAD_TYPE_MISMATCH)
 
     def _suppressed(self, value: float, quality: int) -> bool:
         last = self._last_value

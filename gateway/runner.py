@@ -324,7 +324,8 @@ class Gateway:
         cells = cfg.cell_paths()
         signals: dict[str, list[SignalMeta]] = {}
         for b in self._bindings():
-            signals.setdefault(b.cell, []).append(SignalMeta(b.signal, Meaning(b.meaning), b.unit, b.description))
+            meta = SignalMeta(b.signal, Meaning(b.meaning), b.unit, b.description, b.declared_type())
+            signals.setdefault(b.cell, []).append(meta)
         for key, metas in signals.items():
             cell = cells[key]
             attributes = {

@@ -82,3 +82,26 @@ def test_unreplaced_placeholders_are_refused_with_their_path() -> None:
 
 def test_the_good_config_still_passes() -> None:
     validate_document(copy.deepcopy(_doc()), "plant.yaml")
+
+
+def test_scaling_must_fit_the_declared_type() -> None:
+    """Modbus/S7 values are typed by their data type; a scale that would turn them into something the declared
+    type refuses (raw × 0.1 declared int64, a scaled flag or text) is a config error naming the binding."""
+    from tests.support.gateway_env import plant_doc
+
+    def modbus(**reg: Any) -> dict[str, Any]:
+        base = {"table": "holding_register", "address": 0, "cell": "a/b/c", "signal": "x", "meaning": "generic"}
+        return {"kind": "modbus", "id": "mb", "registers": [base | reg]}
+
+    bad = [
+        ({"data_type": "int32", "scale": 0.1, "signal_type": "int64"}, "declare float64"),
+        ({"data_type": "string", "length": 2, "offset": 1}, "cannot have scale/offset"),
+        ({"data_type": "bool", "bit": 3, "scale": 2}, "cannot have scale/offset"),
+    ]
+    for reg, why in bad:
+        problems = _problems(plant_doc("acme", sources=[modbus(**reg)], cells=["a/b/c"]))
+        assert problems == [("sources[0].registers[0].signal_type", problems[0][1])] and why in problems[0][1]
+    ok = validate_document(plant_doc("acme", sources=[modbus(data_type="int32", scale=0.1)], cells=["a/b/c"]))
+    assert ok.sources[0].signal_bindings()[0].declared_type() == "float64"  # a scaled integer is a float64
+    ok = validate_document(plant_doc("acme", sources=[modbus(data_type="uint64", scale=10)], cells=["a/b/c"]))
+    assert ok.sources[0].signal_bindings()[0].declared_type() == "uint64"

@@ -90,3 +90,20 @@ def test_batcher_flushes_by_size_and_age() -> None:
     time.sleep(0.01)
     b.flush_due()
     assert sorted(flushed[2:]) == [("x", 1), ("y", 1)]
+
+
+def test_declared_types_keep_exact_values_and_refuse_what_does_not_fit() -> None:
+    from datafactory.config.models import SignalBinding
+    from datafactory.contract.values import SignalType
+
+    def norm(t: SignalType, **kw: float) -> Normaliser:
+        return Normaliser(SignalBinding(cell="a/b/c", signal="x", meaning="generic", signal_type=t, **kw))
+
+    big = 2**64 - 1
+    assert norm(SignalType.UINT64).apply(big, 1) == Sample("x", 1, big, 0)  # not rounded through a float
+    assert norm(SignalType.INT64, scale=10, offset=-3).apply(7, 1) == Sample("x", 1, 67, 0)
+    assert norm(SignalType.BOOL).apply(True, 1) == Sample("x", 1, True, 0)
+    assert norm(SignalType.STRING).apply("Mould-7", 1) == Sample("x", 1, "Mould-7", 0)
+    for t, raw in [(SignalType.UINT64, -1), (SignalType.INT64, 2**63), (SignalType.BOOL, 1), (SignalType.STRING, 3)]:
+        s = norm(t).apply(raw, 1)
+        assert s is not None and s.quality == BAD_TYPE_MISMATCH and math.isnan(s.value), (t, raw)

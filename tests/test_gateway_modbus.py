@@ -32,8 +32,8 @@ CASES: list[tuple[ModbusType, Any]] = [
     (ModbusType.INT32, -123_456_789),
     (ModbusType.UINT32, 0xDEADBEEF),
     (ModbusType.FLOAT32, -2.5),
-    (ModbusType.INT64, -(2**53) + 7),
-    (ModbusType.UINT64, 2**53 - 11),
+    (ModbusType.INT64, -(2**63) + 7),  # beyond 2^53: a float64 would round them
+    (ModbusType.UINT64, 2**64 - 11),
     (ModbusType.FLOAT64, 1234.5678901234),
 ]
 
@@ -106,7 +106,7 @@ def test_every_type_and_byte_order_decodes_exactly(device: ModbusDeviceServer) -
             name = f"{vtype.value}-{order.value.lower()}"
             device.store.set_value(1, HR, addr, value, vtype, order=order)
             regs.append(_reg(name, "holding_register", addr, data_type=vtype.value, byte_order=order.value))
-            expected[name] = float(value)
+            expected[name] = value
             addr += 4
     device.store.set_value(1, ModbusTable.INPUT_REGISTER, 0, 0b1010_0000_0000_0001, ModbusType.UINT16)
     regs += [
@@ -119,10 +119,13 @@ def test_every_type_and_byte_order_decodes_exactly(device: ModbusDeviceServer) -
     device.store.tables[1][ModbusTable.COIL][7] = 1
     device.store.tables[2][ModbusTable.DISCRETE_INPUT][3] = 1
     regs += [_reg("coil7", "coil", 7), _reg("coil6", "coil", 6), _reg("di3", "discrete_input", 3, unit_id=2)]
-    expected |= {"bit0": 1.0, "bit1": 0.0, "bit15": 1.0, "scaled": 655 * 0.1 - 40, "coil7": 1.0, "coil6": 0.0}
-    expected["di3"] = 1.0
+    device.store.set_value(1, HR, 510, "Mould-7 é", ModbusType.STRING, length=6)
+    regs.append(_reg("recipe", "holding_register", 510, data_type="string", length=6))
+    expected |= {"bit0": True, "bit1": False, "bit15": True, "scaled": 655 * 0.1 - 40, "coil7": True, "coil6": False}
+    expected |= {"di3": True, "recipe": "Mould-7 é"}
     got = _by_signal(asyncio.run(_polls(ModbusAdapter(_config(device.port, regs)), 1)))
-    assert {k: v[0].value for k, v in got.items()} == expected
+    # Exact values of the declared types (contract.values): integers stay int, flags bool, text str.
+    assert {k: (v[0].value, type(v[0].value)) for k, v in got.items()} == {k: (v, type(v)) for k, v in expected.items()}
     assert all(v[0].quality == 0 for v in got.values())
 
 
@@ -173,7 +176,7 @@ def test_a_refused_register_goes_bad_alone_and_the_others_keep_flowing(device: M
     regs = [_reg(f"r{a}", "holding_register", a) for a in range(5)] + [_reg("u2", "holding_register", 0, unit_id=2)]
     adapter = ModbusAdapter(_config(device.port, regs))
     got = _by_signal(asyncio.run(_polls(adapter, 3, max_s=1.0)))  # 20 polls in 1 s, values never change
-    assert [s.value for s in got["r1"]][:1] == [101.0] and [s.value for s in got["r4"]][:1] == [104.0]
+    assert [s.value for s in got["r1"]][:1] == [101] and [s.value for s in got["r4"]][:1] == [104]
     assert got["r2"][0].quality == BAD_NODE_ID_UNKNOWN and math.isnan(got["r2"][0].value)
     assert got["u2"][0].quality == BAD_DEVICE_FAILURE
     assert adapter.counters()["refused"] == 1
@@ -242,7 +245,7 @@ def test_rtu_over_a_pseudo_terminal_pair(tmp_path: Path) -> None:
             ]
             extra = {"transport": "rtu", "serial_port": str(a), "baudrate": 19200, "parity": "N", "timeout_s": 1.0}
             got = _by_signal(asyncio.run(_polls(ModbusAdapter(_config(502, regs, **extra)), 1)))
-            assert got["t"][0].value == -7.75 and got["w"][0].value == float(0xCAFE)
+            assert got["t"][0].value == -7.75 and got["w"][0].value == 0xCAFE
             assert store.read_requests(3) == 2
         finally:
             server.close()

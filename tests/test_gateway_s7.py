@@ -120,10 +120,12 @@ def test_every_type_decodes_exactly_in_batched_reads() -> None:
         adapter = S7Adapter(_config(server.port, items, report="every_poll"))
         before = server.read_requests
         got = _by_signal(asyncio.run(_polls(adapter, 3)))
-        expected = {f"s{i}": float(v) for i, v in enumerate(VALUES.values())}
-        assert {k: v[0].value for k, v in got.items() if k != "name"} == expected
-        assert all(v[0].quality == 0 for k, v in got.items() if k != "name")
-        assert len(got["name"]) == 3  # a string reaches the normaliser (typed values carry it; see issue 15)
+        expected = {f"s{i}": v for i, v in enumerate(VALUES.values())} | {"name": "Mould-7"}
+        # Exact values of the declared types (contract.values): BYTE…DINT int, BOOL bool, STRING str.
+        assert {k: (v[0].value, type(v[0].value)) for k, v in got.items()} == {
+            k: (v, type(v)) for k, v in expected.items()
+        }
+        assert all(v[0].quality == 0 for v in got.values())
         # 14 items fit one 480-byte PDU: one multi-variable read per poll, not 14
         assert adapter.pdu_length == 480
         assert (server.read_requests - before) == 3

@@ -9,7 +9,8 @@ import yaml
 from pydantic import ValidationError
 
 from datafactory.config.alerting import ALERT_RULE_KINDS
-from datafactory.config.models import SOURCE_KINDS, Auth, PlantConfig
+from datafactory.config.models import SOURCE_KINDS, Auth, PlantConfig, SignalBinding
+from datafactory.contract.values import SignalType
 from datafactory.errors import ConfigError
 from datafactory.settings import redact_url
 
@@ -72,6 +73,19 @@ def _pydantic_problems(err: ValidationError) -> list[tuple[str, str]]:
     return problems
 
 
+def _scaling_problem(b: SignalBinding) -> str | None:
+    """A scaled value must still fit the declared type: raw × 0.1 is no integer, and booleans and strings do not
+    scale (the gateway would otherwise publish values the declared type refuses)."""
+    declared = b.declared_type()
+    if not b.is_scaled() or declared is SignalType.FLOAT64:
+        return None
+    if declared in (SignalType.BOOL, SignalType.STRING):
+        return f"a {declared.value} signal cannot have scale/offset"
+    if not b.scales_to_integers():
+        return f"{declared.value} with scale {b.scale:g} and offset {b.offset:g}: declare float64, or scale by integers"
+    return None
+
+
 def semantic_problems(cfg: PlantConfig) -> list[tuple[str, str]]:
     """Cross-field rules the JSON Schema cannot express."""
     problems: list[tuple[str, str]] = []
@@ -92,6 +106,9 @@ def semantic_problems(cfg: PlantConfig) -> list[tuple[str, str]]:
         list_key = src.bindings_key
         for j, b in enumerate(src.signal_bindings()):
             where = f"sources[{i}].{list_key}[{j}]"
+            scaling = _scaling_problem(b)
+            if scaling:
+                problems.append((f"{where}.signal_type", scaling))
             if b.cell not in cells:
                 known = ", ".join(sorted(cells)) or "none defined"
                 problems.append((f"{where}.cell", f"cell {b.cell!r} is not in areas (known: {known})"))

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from datafactory.config.base import Name, StrictModel
 from datafactory.config.signals import SignalBinding, SourceConfig
+from datafactory.contract.values import SignalType
 
 
 class ModbusTable(StrEnum):
@@ -60,6 +61,14 @@ REGISTER_COUNT = {
     ModbusType.FLOAT64: 4,
 }
 BIT_TABLES = (ModbusTable.COIL, ModbusTable.DISCRETE_INPUT)
+SIGNAL_TYPE = {
+    ModbusType.BOOL: SignalType.BOOL,
+    ModbusType.STRING: SignalType.STRING,
+    ModbusType.FLOAT32: SignalType.FLOAT64,
+    ModbusType.FLOAT64: SignalType.FLOAT64,
+    ModbusType.UINT64: SignalType.UINT64,
+}
+"""The contract type of each register type (the other integers are int64, which holds them exactly)."""
 
 
 class ModbusRegister(SignalBinding):
@@ -82,6 +91,13 @@ class ModbusRegister(SignalBinding):
         if self.data_type is not None:
             return self.data_type
         return ModbusType.BOOL if self.table in BIT_TABLES or self.bit is not None else ModbusType.UINT16
+
+    def natural_type(self) -> SignalType:
+        vt = self.value_type()
+        natural = SIGNAL_TYPE.get(vt, SignalType.INT64)
+        if natural in (SignalType.INT64, SignalType.UINT64) and not self.scales_to_integers():
+            return SignalType.FLOAT64
+        return natural
 
     def register_count(self) -> int:
         """How many registers (or bits, in a bit table) this value spans."""

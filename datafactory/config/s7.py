@@ -22,6 +22,7 @@ from pydantic import AfterValidator, Field
 
 from datafactory.config.base import Name, StrictModel
 from datafactory.config.signals import SignalBinding, SourceConfig
+from datafactory.contract.values import SignalType
 
 
 class S7Area(StrEnum):
@@ -140,6 +141,16 @@ class S7Item(SignalBinding):
 
     def parsed(self) -> S7Address:
         return parse_s7_address(self.address)
+
+    def natural_type(self) -> SignalType:
+        t = parse_s7_address(self.address).type
+        if t is S7Type.BOOL:
+            return SignalType.BOOL
+        if t is S7Type.STRING:
+            return SignalType.STRING
+        if t in (S7Type.REAL, S7Type.LREAL) or not self.scales_to_integers():
+            return SignalType.FLOAT64
+        return SignalType.INT64  # BYTE … DINT: at most 32 bits, exact in int64
 
 
 class S7PollGroup(StrictModel):

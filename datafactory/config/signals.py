@@ -51,8 +51,20 @@ class SignalBinding(StrictModel):
     )
 
     def declared_type(self) -> SignalType:
-        """The signal's value type: ``signal_type`` if given, else the source's natural type (float64 here)."""
-        return self.signal_type or SignalType.FLOAT64
+        """The signal's value type: ``signal_type`` if given, else the source's natural type."""
+        return self.signal_type or self.natural_type()
+
+    def natural_type(self) -> SignalType:
+        """The type the source's data implies: float64 here; kinds that declare data types (Modbus registers,
+        S7 addresses) derive it from theirs. An integer scaled by a fraction is a float64."""
+        return SignalType.FLOAT64
+
+    def is_scaled(self) -> bool:
+        return self.scale != 1.0 or self.offset != 0.0
+
+    def scales_to_integers(self) -> bool:
+        """Whether scale and offset map integers to integers (×10 Wh → kWh does not; ×10 does)."""
+        return float(self.scale).is_integer() and float(self.offset).is_integer()
 
 
 class SourceConfig(StrictModel):
