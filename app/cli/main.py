@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("ingest.cli:ingest", "Run an ingest worker."),
     "analytics": ("analytics.cli:analytics", "Compute OEE, energy and maintenance results."),
     "alerts": ("alerting.cli:alerts", "Alert rules: run the alerting service, list, acknowledge, silence."),
+    "report": ("alerting.report.cli:report", "Shift hand-over report (HTML, PDF, CSV), sent to the shift's receivers."),
     "grafana": ("grafana.cli:grafana", "Write Grafana provisioning or deploy dashboards to a Grafana."),
     "bureau": ("bureau.cli:bureau", "City industry bureau: registry, reports import, statistics."),
     "city": ("simulator.city_cli:city", "Synthetic city of enterprises for the bureau."),
