@@ -23,6 +23,7 @@ from datafactory.contract.topics import TopicKind
 from datafactory.db import partitions
 from datafactory.db.samples import copy_binary, pack_columns
 from datafactory.errors import ConfigError
+from ingest.dead_letters import DeadLetter, insert_dead_letters
 from ingest.decode import Inbound
 from ingest.signal_cache import SignalCache
 
@@ -43,23 +44,17 @@ _EPOCH_DATE = date(1970, 1, 1)
 
 
 @dataclass(slots=True)
-class DeadLetter:
-    topic: str
-    plant_id: int | None
-    reason: str
-    detail: str
-    payload: bytes
-    sample_index: int | None = None
-
-
-@dataclass(slots=True)
 class BatchResult:
     messages: int = 0
     samples_stored: int = 0
     duplicates: int = 0
+    conflicts: int = 0  # a different value at an existing (signal, time): counted by the typed write path
     late_samples: int = 0
     newest_us: int | None = None
     dead_letters: Counter[str] = field(default_factory=Counter)
+    refused_messages: int = 0  # dead-lettered whole (topic, envelope, size, plant, …)
+    rejected_samples: int = 0  # dead-lettered one by one inside otherwise good messages
+    examples: dict[str, DeadLetter] = field(default_factory=dict)  # the batch's first dead letter per reason
 
 
 class BatchWriter:
@@ -108,8 +103,12 @@ class BatchWriter:
             result.duplicates = len(times) - stored
             result.newest_us = int(times.max())
         if dead:
-            self._insert_dead_letters(conn, dead)
+            insert_dead_letters(conn, self.worker, dead)  # raises DeadLetterRefused: nothing is acknowledged
             result.dead_letters.update(d.reason for d in dead)
+            result.rejected_samples = sum(1 for d in dead if d.sample_index is not None)
+            result.refused_messages = len(dead) - result.rejected_samples
+            for d in dead:
+                result.examples.setdefault(d.reason, d)
         if late:
             self._insert_late_writes(conn, late)
             result.late_samples = len(late)
@@ -285,25 +284,6 @@ class BatchWriter:
         if msg.parsed is None:
             return None
         return self.signals.cached_plant_id(msg.parsed.enterprise, msg.parsed.site)
-
-    def _insert_dead_letters(self, conn: psycopg.Connection, dead: list[DeadLetter]) -> None:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO dead_letters (worker, topic, plant_id, reason, detail, payload, sample_index)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (
-                        self.worker,
-                        d.topic,
-                        d.plant_id,
-                        d.reason,
-                        d.detail.replace("\x00", "\\x00"),
-                        d.payload,
-                        d.sample_index,
-                    )
-                    for d in dead
-                ],
-            )
 
     def _insert_late_writes(self, conn: psycopg.Connection, late: list[tuple[int, int]]) -> None:
         ranges: dict[int, list[int]] = {}

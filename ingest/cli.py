@@ -166,6 +166,9 @@ def run(
         raise click.ClickException(str(err)) from err
     click.echo(f"ingest worker {options.worker} running on {options.subscriptions()}", err=True)
     while not stopping.wait(1.0):
+        if worker_.fatal is not None:
+            worker_.stop()
+            raise worker_.fatal  # one line, exit 1 (5 for a revoked privilege): nothing unstored was acknowledged
         if not worker_.running:
             raise click.ClickException("a writer lane stopped unexpectedly; see the log")
     worker_.stop()

@@ -26,6 +26,7 @@ from datafactory.contract.topics import ParsedTopic, TopicKind, parse_topic
 from datafactory.errors import ContractError
 from ingest.columns import EMPTY, Columns, decode_columns, reject_duplicate_keys
 from ingest.options import IngestOptions
+from ingest.repeats import RepeatLog
 
 log = logging.getLogger(__name__)
 DAY_US = 86_400_000_000
@@ -60,15 +61,27 @@ class Inbound:
         return len(self.columns[0])
 
 
-def decode_message(msg: Inbound, options: IngestOptions) -> Inbound:
-    """Fill in ``msg`` from its topic and payload; never raises for bad input."""
+def decode_message(msg: Inbound, options: IngestOptions, repeats: RepeatLog | None = None) -> Inbound:
+    """Fill in ``msg`` from its topic and payload; never raises for bad input.
+
+    An unexpected failure is a bug, but hostile input can trigger it on every message: its traceback is logged
+    the first time, later ones of the same kind are counted (``repeats``), and each message is dead-lettered.
+    """
     try:
         _decode(msg, options)
     except ContractError as err:
         msg.error = err
     except Exception as err:  # hostile input must never stop the worker; the writer dead-letters it
-        log.exception("unexpected failure decoding a message on %s", msg.topic)
-        msg.error = ContractError("undecodable", f"{type(err).__name__}: {err}")
+        kind = type(err).__name__
+        (repeats or RepeatLog(log)).report(
+            f"undecodable:{kind}",
+            logging.ERROR,
+            f"unexpected failure decoding a message on {msg.topic[:200]} ({kind}); dead-lettered as undecodable",
+            summary=f"unexpected {kind} decoding messages, each dead-lettered as undecodable",
+            latest=f"on {msg.topic[:200]}",
+            exc_info=err,
+        )
+        msg.error = ContractError("undecodable", f"{kind}: {str(err)[:500]}")
     return msg
 
 

@@ -2,7 +2,9 @@
 
 ``samples_per_s`` is measured over the last reporting interval; ``lag_s`` is now minus the newest sample time
 stored; ``batch_latency_ms`` is the mean time from a batch's first database statement to its commit over the
-interval. The writer lanes update the counters under a lock; readers in other threads see plain ints.
+interval. Every other column is a total since the worker started (docs/operators.md lists them); the
+``dead_letters_by_reason`` object counts dead letters per reason. The writer lanes update the counters under a
+lock; readers in other threads see plain ints.
 """
 
 from __future__ import annotations
@@ -14,9 +16,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from datafactory.contract.sample import now_us, us_to_datetime
 from ingest.batch_writer import BatchResult
+
+# The totals written to ingest_health, in the order ``write`` passes them (migrations 0001 and 0611).
+_COUNTERS = (
+    "samples_total", "messages_total", "batches_total", "redeliveries", "dead_letters_total", "duplicates_total",
+    "conflicts_total", "late_samples_total", "refused_messages_total", "rejected_samples_total",
+    "dead_letters_by_reason", "database_failures_total",
+)  # fmt: skip
 
 
 @dataclass
@@ -27,9 +37,13 @@ class WorkerStats:
     messages_total: int = 0
     batches_total: int = 0
     duplicates_total: int = 0
+    conflicts_total: int = 0
     late_samples_total: int = 0
+    refused_messages_total: int = 0
+    rejected_samples_total: int = 0
     redeliveries: int = 0
     database_failures: int = 0
+    stopped_reason: str | None = None
     max_batch_messages: int = 0
     newest_us: int | None = None
     dead_letters: Counter[str] = field(default_factory=Counter)
@@ -53,7 +67,10 @@ class WorkerStats:
         self.messages_total += result.messages
         self.batches_total += 1
         self.duplicates_total += result.duplicates
+        self.conflicts_total += result.conflicts
         self.late_samples_total += result.late_samples
+        self.refused_messages_total += result.refused_messages
+        self.rejected_samples_total += result.rejected_samples
         self.redeliveries += redeliveries
         self.max_batch_messages = max(self.max_batch_messages, result.messages)
         self.dead_letters.update(result.dead_letters)
@@ -89,28 +106,29 @@ class HealthReporter:
         if latencies:  # an idle interval keeps the last measured latency
             self._latency_ms = sum(latencies) / len(latencies)
         lag = None if s.newest_us is None else (now_us() - s.newest_us) / 1e6
+        with s._lock:  # one consistent set of totals
+            counters = (
+                s.samples_total, s.messages_total, s.batches_total, s.redeliveries, s.dead_letters_total,
+                s.duplicates_total, s.conflicts_total, s.late_samples_total, s.refused_messages_total,
+                s.rejected_samples_total, Jsonb(dict(s.dead_letters)), s.database_failures,
+            )  # fmt: skip
         conn.execute(
-            """
-            INSERT INTO ingest_health (worker, updated_at, started_at, samples_total, messages_total, samples_per_s,
-                newest_sample, lag_s, batch_latency_ms, redeliveries, dead_letters_total)
-            VALUES (%s, now(), %s, %s, %s, %s, %s, %s, %s, %s, %s)
-            ON CONFLICT (worker) DO UPDATE SET updated_at = EXCLUDED.updated_at, started_at = EXCLUDED.started_at,
-                samples_total = EXCLUDED.samples_total, messages_total = EXCLUDED.messages_total,
-                samples_per_s = EXCLUDED.samples_per_s, newest_sample = EXCLUDED.newest_sample,
-                lag_s = EXCLUDED.lag_s, batch_latency_ms = EXCLUDED.batch_latency_ms,
-                redeliveries = EXCLUDED.redeliveries, dead_letters_total = EXCLUDED.dead_letters_total
-            """,
+            f"INSERT INTO ingest_health (worker, updated_at, started_at, samples_per_s, newest_sample, lag_s,"
+            f" batch_latency_ms, stopped_reason, {', '.join(_COUNTERS)})"
+            f" VALUES (%s, now(), %s, %s, %s, %s, %s, %s, {', '.join(['%s'] * len(_COUNTERS))})"
+            " ON CONFLICT (worker) DO UPDATE SET updated_at = EXCLUDED.updated_at, started_at = EXCLUDED.started_at,"
+            " samples_per_s = EXCLUDED.samples_per_s, newest_sample = EXCLUDED.newest_sample, lag_s = EXCLUDED.lag_s,"
+            " batch_latency_ms = EXCLUDED.batch_latency_ms, stopped_reason = EXCLUDED.stopped_reason, "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COUNTERS),
             (
                 s.worker,
                 s.started_at,
-                s.samples_total,
-                s.messages_total,
                 rate,
                 None if s.newest_us is None else us_to_datetime(s.newest_us),
                 lag,
                 self._latency_ms,
-                s.redeliveries,
-                s.dead_letters_total,
+                s.stopped_reason,
+                *counters,
             ),
         )
         conn.commit()

@@ -3,7 +3,8 @@
 paho-mqtt runs the network loop in its own thread; each received message is decoded there (``decode``) and put
 on a bounded queue for the writer. Nothing is acknowledged automatically (``manual_ack``): the worker calls
 ``ack`` after the rows a message carried are committed. The broker keeps at most ``receive_maximum``
-unacknowledged messages in flight to us, so a slow database makes the broker hold the backlog, not our memory.
+unacknowledged messages in flight to us, so a slow database makes the broker hold the backlog, not our memory,
+and never sends a packet larger than the contract's ``MAX_PACKET_BYTES`` (MQTT 5 Maximum Packet Size).
 A persistent session (``clean_start=False`` with a session expiry) means anything unacknowledged when we crash
 or disconnect is redelivered. Raises ``ConnectionLost`` when the first connection or subscription fails.
 
@@ -30,19 +31,22 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from datafactory.contract.payload import MAX_PACKET_BYTES
 from datafactory.contract.sample import now_us
 from datafactory.errors import ConnectionLost
 from datafactory.settings import redact_url
 from ingest.decode import Inbound, decode_message
 from ingest.mqtt_probe import broker_refuses_mqtt5
 from ingest.options import IngestOptions
+from ingest.repeats import RepeatLog
 
 log = logging.getLogger(__name__)
 
 
 class MqttIntake:
-    def __init__(self, options: IngestOptions) -> None:
+    def __init__(self, options: IngestOptions, repeats: RepeatLog | None = None) -> None:
         self.options = options
+        self.repeats = repeats or RepeatLog(log)
         # QoS 1 deliveries are bounded by the receive maximum; the slack absorbs QoS 0 messages, beyond which
         # the network thread blocks and TCP pushes back on the broker.
         self.inbox: queue.Queue[Inbound] = queue.Queue(maxsize=options.receive_maximum + 1000)
@@ -105,6 +109,8 @@ class MqttIntake:
                 props = Properties(PacketTypes.CONNECT)
                 props.SessionExpiryInterval = self.options.session_expiry_s
                 props.ReceiveMaximum = self.options.receive_maximum
+                # The broker must not even send us what the contract refuses: no 256 MB message in our memory.
+                props.MaximumPacketSize = MAX_PACKET_BYTES
                 self._client.connect(host, port, keepalive=30, clean_start=False, properties=props)
             else:
                 self._client.connect(host, port, keepalive=30)
@@ -218,7 +224,7 @@ class MqttIntake:
             generation=self.generation,
             received_us=now_us(),
         )
-        decode_message(msg, self.options)
+        decode_message(msg, self.options, self.repeats)
         while True:
             try:
                 self.inbox.put(msg, timeout=0.5)

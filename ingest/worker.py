@@ -31,11 +31,13 @@ import psycopg
 
 from datafactory.db.connect import connect
 from datafactory.errors import ConnectionLost, ContractError
-from ingest.batch_writer import BatchWriter
+from ingest.batch_writer import BatchResult, BatchWriter
+from ingest.dead_letters import DeadLetterRefused
 from ingest.decode import Inbound
 from ingest.health import HealthReporter, WorkerStats
 from ingest.mqtt_intake import MqttIntake
 from ingest.options import IngestOptions
+from ingest.repeats import RepeatLog
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,10 @@ class IngestWorker:
     def __init__(self, options: IngestOptions) -> None:
         self.options = options
         self.stats = WorkerStats(options.worker)
-        self._intake = MqttIntake(options)
+        self.repeats = RepeatLog(log)  # repeated problems are logged once per minute with a count
+        # Set when the worker must stop consuming (the dead letters themselves are refused); the CLI raises it.
+        self.fatal: DeadLetterRefused | None = None
+        self._intake = MqttIntake(options, self.repeats)
         self._health = HealthReporter(self.stats, options.health_interval_s)
         self._health_lock = threading.Lock()
         self._stop = threading.Event()
@@ -78,6 +83,7 @@ class IngestWorker:
         for lane in self._lanes:
             lane.join(max(deadline - time.monotonic(), 0.0))
         self._intake.stop(end_session=end_session)
+        self.repeats.flush()
 
     @property
     def running(self) -> bool:
@@ -148,6 +154,30 @@ class IngestWorker:
         self._pending_samples -= size
         return batch
 
+    def _refused(self, err: DeadLetterRefused) -> None:
+        """Stop consuming: the dead letters of the batch in hand cannot be written, so it must not be acknowledged.
+
+        Every lane stops taking batches; what is in the inbox and in flight stays unacknowledged, and the broker
+        keeps it (and everything behind it) in the persistent session until ingest is restarted.
+        """
+        if self.fatal is None:  # not logged here: whoever runs the worker raises it (the CLI: one error line)
+            self.fatal = err
+            self.stats.stopped_reason = str(err)
+        self._stop.set()
+
+    def _log_dead_letters(self, result: BatchResult) -> None:
+        for reason, n in result.dead_letters.items():
+            example = result.examples[reason]
+            topic = example.topic[:200]
+            self.repeats.report(
+                f"dead_letter:{reason}",
+                logging.WARNING,
+                f"dead letter {reason} on {topic}: {example.detail[:300]}",
+                summary=f"dead letters {reason}",
+                latest=f"on {topic}",
+                times=n,
+            )
+
     def _write_health(self, conn: psycopg.Connection, *, final: bool = False) -> None:
         """Refresh the health row if it is due (always when ``final``); one lane at a time."""
         with self._health_lock:
@@ -187,7 +217,7 @@ class _Lane:
     def _run(self) -> None:
         stop = self.worker._stop
         batch: list[Inbound] = []
-        while True:
+        while self.worker.fatal is None:  # after a refusal nothing more is written, let alone acknowledged
             if not batch:
                 if stop.is_set():
                     break
@@ -202,12 +232,17 @@ class _Lane:
                     self._write(conn, batch)
                     batch = []
                 self._failures = 0
+            except DeadLetterRefused as err:
+                self._rollback(conn)
+                self.worker._refused(err)
+                break  # the batch stays unacknowledged
             except Exception as err:  # the top of the writer thread: any failure means roll back and retry
                 if not isinstance(err, psycopg.Error):
                     log.exception("unexpected error writing a batch")
                 self._failed(conn, err)
                 if self._failures >= _ATTEMPTS_BEFORE_ISOLATING and batch:
                     batch = self._isolate(batch)
+            self.worker.repeats.tick()
         self._final_health()
         if self._conn is not None:
             self._conn.close()
@@ -221,6 +256,8 @@ class _Lane:
         for msg in batch:
             intake.ack(msg)
         self.worker.stats.record(result, latency_ms=latency_ms, redeliveries=sum(1 for m in batch if m.dup))
+        if result.dead_letters:
+            self.worker._log_dead_letters(result)
 
     def _connection(self) -> psycopg.Connection | None:
         delay = 0.5
@@ -278,23 +315,30 @@ class _Lane:
             msg = remaining[0]
             try:
                 self._write(conn, [msg])
+            except DeadLetterRefused as err:
+                # Even its dead letter cannot be written: stop with it (and the rest) unacknowledged, never drop it.
+                self._rollback(conn)
+                self.worker._refused(err)
+                return remaining
             except psycopg.OperationalError as err:
                 self._failed(conn, err)
                 continue
             except Exception as err:
                 self._failed(conn, err)
-                if msg.error is not None and msg.error.reason == "rejected_by_database":
-                    # Even its dead letter cannot be written: acknowledge it rather than stall the stream forever.
-                    log.error("dropping a message on %s: even its dead letter is refused: %s", msg.topic, err)
-                    self.worker._intake.ack(msg)
-                    remaining.pop(0)
-                    continue
-                log.error("dead-lettering a message on %s that the database refuses: %s", msg.topic, err)
+                log.error("dead-lettering a message on %s that the database refuses: %s", msg.topic[:200], err)
                 msg.error = ContractError("rejected_by_database", str(err).strip())
                 continue
             remaining.pop(0)
         self._failures = 0
         return []
+
+    def _rollback(self, conn: psycopg.Connection) -> None:
+        self.writer.reset()
+        try:
+            conn.rollback()
+        except psycopg.Error:
+            conn.close()
+            self._conn = None
 
     def _final_health(self) -> None:
         """Each lane refreshes the row as it stops; the last to stop leaves the final counts."""

@@ -57,6 +57,11 @@ CONFIG_FORMAT = "df-config/1"
 # rejected before it is parsed.
 MAX_MESSAGE_BYTES = 1_048_576
 MAX_PAYLOAD_BYTES = MAX_MESSAGE_BYTES  # the older name, kept for its importers
+# MQTT 5 Maximum Packet Size that ingest announces in CONNECT: the limit counts the whole PUBLISH packet, so the
+# payload limit plus the largest topic (65,535 bytes and its length) and room for the fixed header, packet id and
+# properties. The broker never sends ingest a packet beyond it; a payload between the two limits still arrives
+# and is dead-lettered as oversized (its first bytes kept), so both sides of the limit are visible.
+MAX_PACKET_BYTES = MAX_MESSAGE_BYTES + 65_537 + 4096
 MAX_SAMPLES_PER_BATCH = 10_000
 # A JSON integer beyond this cannot become a float64 (float() would raise OverflowError).
 _FLOAT_MAX = sys.float_info.max

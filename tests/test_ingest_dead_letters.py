@@ -1,0 +1,224 @@
+"""Dead letters under attack and under failure (issue 15): bounded rows, one row per distinct dead letter with a
+delivery count, every decoder failure a dead letter with one log line per kind and a count, and a dead-letter
+table that refuses writes stopping consumption without losing a message."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from datafactory.contract.payload import MAX_MESSAGE_BYTES, MAX_PACKET_BYTES, encode_batch
+from datafactory.contract.sample import Sample, now_us
+from datafactory.contract.topics import TopicKind
+from ingest.dead_letters import DEAD_LETTER_PREFIX_BYTES
+from tests.test_ingest_support import (
+    Publisher,
+    cell,
+    count,
+    expected,
+    make_samples,
+    publish_samples,
+    start_worker,
+    stored_samples,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ingest(db_url: str, mqtt_url: str, enterprise: str) -> subprocess.Popen[bytes]:
+    argv = [
+        sys.executable, "-m", "app", "ingest", "run", "--database-url", db_url, "--mqtt-url", mqtt_url,
+        "--topic-filter", f"df/v1/{enterprise}/#", "--worker", f"w-{enterprise}", "--session-expiry-s", "300",
+        "--health-interval-s", "0.5", "--batch-wait-ms", "50",
+    ]  # fmt: skip
+    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_running(proc: subprocess.Popen[bytes], timeout_s: float = 60) -> list[str]:
+    assert proc.stderr is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline().decode()
+        lines.append(line)
+        if line.startswith("ingest worker ") and " running on " in line:
+            return lines
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError("ingest did not start:\n" + "".join(lines))
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err.decode()
+
+
+def test_a_dead_letter_is_bounded_and_redeliveries_count_instead_of_adding_rows(
+    db_url: str, mqtt_url: str, enterprise: str
+) -> None:
+    path = cell(enterprise)
+    data = path.topic(TopicKind.DATA)
+    # Just over the contract's limit (the broker at 1883 forwards it: its packet limit is Mosquitto's default).
+    oversized = b'{"fmt":"df-json/2","samples":[' + b" " * MAX_MESSAGE_BYTES + b"]}"
+    garbage = b"{not json"
+    bad_sample = encode_batch([Sample("p", now_us(), 1.0, 0), Sample("bad name!", now_us(), 2.0, 0)], gateway="g")
+    worker = start_worker(db_url, mqtt_url, enterprise)
+    pub = Publisher(mqtt_url)
+    try:
+        for _ in range(5):
+            pub.publish(data, oversized)
+            pub.publish(data, garbage)
+        for _ in range(2):
+            pub.publish(data, bad_sample)
+        pub.flush(60)
+        wait_until(lambda: count(db_url, "SELECT coalesce(sum(deliveries), 0) FROM dead_letters") == 12, 60,
+                   "every delivery counted")  # fmt: skip
+        time.sleep(1.0)  # the next health row
+    finally:
+        pub.close()
+        worker.stop()
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT reason, length(payload), payload_size, payload_sha256, deliveries, sample_index, payload"
+            " FROM dead_letters ORDER BY reason"
+        ).fetchall()
+        health = conn.execute(
+            "SELECT dead_letters_by_reason, refused_messages_total, rejected_samples_total, duplicates_total,"
+            " samples_total FROM ingest_health"
+        ).fetchone()
+    assert [(r[0], r[4]) for r in rows] == [("bad_signal_name", 2), ("malformed_json", 5), ("oversized", 5)]
+    (_, kept, size, digest, _, _, prefix) = rows[2]
+    assert kept == DEAD_LETTER_PREFIX_BYTES and size == len(oversized)
+    assert bytes(digest) == hashlib.sha256(oversized).digest() and bytes(prefix) == oversized[:kept]
+    assert rows[0][5] == 1 and rows[1][1] == rows[1][2] == len(garbage)
+    assert health == ({"oversized": 5, "malformed_json": 5, "bad_signal_name": 2}, 10, 2, 1, 1)
+
+
+def test_a_dead_letter_table_that_refuses_writes_stops_ingest_without_loss(
+    db_url: str, mqtt_url: str, enterprise: str
+) -> None:
+    with psycopg.connect(db_url) as conn:  # the attack: nothing may be written to dead_letters any more
+        conn.execute("ALTER TABLE dead_letters ADD CONSTRAINT refuse_all CHECK (false) NOT VALID")
+    path = cell(enterprise)
+    good = make_samples(["power", "speed"], 600)  # 1200 samples in 24 messages
+    bad = [b"{broken %d" % i for i in range(3)]
+    proc = _ingest(db_url, mqtt_url, enterprise)
+    pub = Publisher(mqtt_url)
+    try:
+        _wait_running(proc)
+        publish_samples(pub, path, good[:600], per_message=50)
+        for payload in bad:
+            pub.publish(path.topic(TopicKind.DATA), payload)
+        publish_samples(pub, path, good[600:], per_message=50)
+        pub.flush(60)
+        code, err = _terminate_after_exit(proc, 60)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 1, err
+        assert "Traceback" not in err
+        errors = [line for line in lines if line.startswith("error:")]
+        assert len(errors) == 1 and "refuses dead letters" in errors[0] and "refuse_all" in errors[0], err
+        assert count(db_url, "SELECT count(*) FROM dead_letters") == 0
+        assert count(db_url, "SELECT count(*) FROM ingest_health WHERE strpos(stopped_reason, 'dead letters') > 0") == 1
+
+        with psycopg.connect(db_url) as conn:  # the repair; the broker kept everything not acknowledged
+            conn.execute("ALTER TABLE dead_letters DROP CONSTRAINT refuse_all")
+        proc = _ingest(db_url, mqtt_url, enterprise)
+        _wait_running(proc)
+        wait_until(lambda: count(db_url, "SELECT count(*) FROM samples") >= len(good), 90, "every sample stored")
+        wait_until(lambda: count(db_url, "SELECT count(*) FROM dead_letters") >= len(bad), 30, "every dead letter")
+        time.sleep(1.5)  # a second delivery would show as an extra row or a count of 2
+    finally:
+        pub.close()
+        code, err = _terminate(proc)
+    assert code == 0, err
+    assert stored_samples(db_url) == expected(good)
+    with psycopg.connect(db_url) as conn:
+        letters = conn.execute("SELECT payload, deliveries FROM dead_letters ORDER BY payload").fetchall()
+    assert [(bytes(p), n) for p, n in letters] == [(b, 1) for b in sorted(bad)]
+
+
+def _terminate_after_exit(proc: subprocess.Popen[bytes], timeout_s: float) -> tuple[int, str]:
+    """Wait for the worker to stop by itself; SIGTERM it only if it does not (then the test fails on the code)."""
+    try:
+        _, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return _terminate(proc)[0] or -1, "ingest did not stop by itself"
+    return proc.returncode, err.decode()
+
+
+def test_deep_nesting_and_repeated_errors_are_one_dead_letter_each_and_logged_once_with_a_count(
+    db_url: str, mqtt_url: str, enterprise: str
+) -> None:
+    path = cell(enterprise)
+    deep = b'{"fmt":"df-json/2","samples":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    deep_meta = b'{"fmt":"df-meta/1","signals":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    proc = _ingest(db_url, mqtt_url, enterprise)
+    pub = Publisher(mqtt_url)
+    try:
+        _wait_running(proc)
+        for _ in range(40):
+            pub.publish(path.topic(TopicKind.DATA), deep)
+        pub.publish(path.topic(TopicKind.META), deep_meta)
+        for i in range(300):  # another reason, many distinct messages: still one line and one count
+            pub.publish(path.topic(TopicKind.DATA), b"{garbage %d" % i)
+        pub.flush(60)
+        wait_until(lambda: count(db_url, "SELECT coalesce(sum(deliveries), 0) FROM dead_letters") == 341, 90,
+                   "every dead letter")  # fmt: skip
+    finally:
+        pub.close()
+        code, log = _terminate(proc)
+    assert code == 0, log
+    assert "Traceback" not in log and "RecursionError" not in log
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT reason, count(*), sum(deliveries) FROM dead_letters GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    assert rows == [("malformed_json", 300, 300), ("too_deep", 2, 41)]
+    lines = log.splitlines()
+    firsts = [line for line in lines if "dead letter too_deep on" in line]
+    assert len(firsts) == 1 and "WARNING" in firsts[0]
+    assert len([line for line in lines if "dead letter malformed_json on" in line]) == 1
+    counts = [line for line in lines if "dead letters malformed_json (×" in line]
+    assert len(counts) == 1 and "(×300 in the last" in counts[0], log
+    assert len([line for line in lines if "dead letters too_deep (×41 in the last" in line]) == 1, log
+    assert len(lines) < 20, log
+
+
+def test_ingest_announces_the_packet_limit_so_the_broker_keeps_huge_messages_away(
+    db_url: str, mqtt_url: str, enterprise: str
+) -> None:
+    """The broker at 1883 forwards any size (Mosquitto's default limit is 256 MB): only the Maximum Packet Size
+    ingest announces keeps a 3 MiB message out of its memory. A message just over the payload limit still fits the
+    packet limit and is dead-lettered, so the test also shows that large messages do reach ingest."""
+    path = cell(enterprise)
+    huge = b'{"fmt":"df-json/2","samples":[' + b" " * (3 * MAX_MESSAGE_BYTES) + b"]}"
+    over = b'{"fmt":"df-json/2","samples":[' + b" " * MAX_MESSAGE_BYTES + b"]}"
+    assert len(over) <= MAX_PACKET_BYTES - 1024 < len(huge)
+    after = [Sample("p", now_us(), 4.5, 0)]
+    worker = start_worker(db_url, mqtt_url, enterprise)
+    pub = Publisher(mqtt_url)
+    try:
+        pub.publish(path.topic(TopicKind.DATA), huge)
+        pub.publish(path.topic(TopicKind.DATA), over)
+        pub.publish(path.topic(TopicKind.DATA), encode_batch(after))
+        pub.flush(60)
+        wait_until(lambda: count(db_url, "SELECT count(*) FROM samples") == 1, 30, "the message after them")
+        time.sleep(1.0)
+    finally:
+        pub.close()
+        worker.stop()
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute("SELECT reason, payload_size FROM dead_letters").fetchall()
+    assert rows == [("oversized", len(over))]
+    assert stored_samples(db_url) == expected(after)
