@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from datafactory.config.models import OverflowPolicy
-from datafactory.contract.payload import encode_batch
+from datafactory.contract.payload import MAX_MESSAGE_BYTES, encode_batch
 from datafactory.contract.sample import Sample
 
 _log = logging.getLogger(__name__)
@@ -111,9 +111,19 @@ class Buffer:
         return self._bytes
 
     def append(self, topic: str, samples: list[Sample]) -> int | None:
-        """Store one batch; return its id (= its seq), or None if the overflow policy dropped it."""
+        """Store one batch; return its id (= its seq), or None if the overflow policy dropped it.
+
+        A batch whose message would exceed the contract's ``MAX_MESSAGE_BYTES`` (long strings) is stored as two
+        halves, recursively, so the broker and ingest never refuse what the gateway sends; the size is checked
+        once per batch, not per sample.
+        """
         batch_id = self._next_id
         payload = encode_batch(samples, gateway=self.gateway, seq=batch_id)
+        if len(payload) > MAX_MESSAGE_BYTES and len(samples) > 1:
+            half = len(samples) // 2
+            first = self.append(topic, samples[:half])
+            second = self.append(topic, samples[half:])
+            return second if second is not None else first
         conn = self.conn
         if self._bytes + len(payload) > self.max_bytes:
             if self.overflow is OverflowPolicy.DROP_NEWEST or len(payload) > self.max_bytes:

@@ -30,7 +30,7 @@ from typing import Any
 from datafactory.config.loader import validate_document
 from datafactory.config.models import PlantConfig, SignalBinding
 from datafactory.contract.meanings import Meaning
-from datafactory.contract.payload import SignalMeta, decode_config, encode_meta
+from datafactory.contract.payload import SignalMeta, decode_config, encode_meta_pages
 from datafactory.contract.quality import BAD_NO_COMMUNICATION
 from datafactory.contract.sample import Sample, now_us
 from datafactory.contract.topics import CellPath, TopicKind, gateway_topic
@@ -38,6 +38,7 @@ from datafactory.errors import ConfigError, ConnectionLost, ContractError
 from datafactory.settings import get_settings
 from gateway.batcher import Batcher
 from gateway.buffer import Buffer
+from gateway.meta_pages import MetaPages
 from gateway.mqtt_session import BrokerAddress, MqttSession, Will
 from gateway.publisher import Publisher
 from gateway.sources import Reading, SourceAdapter, create_adapter
@@ -99,6 +100,7 @@ class Gateway:
         self._topics: dict[str, str] = {}
         self._sources: dict[str, _SourceRun] = {}
         self._session: MqttSession | None = None
+        self._meta = MetaPages(self.state_dir / f"{gw.id}.meta-pages.json")
         self._broker_state = SourceState(kind="mqtt")
         self._started = utc_now_iso()
         self._rate = 0.0
@@ -334,9 +336,15 @@ class Gateway:
                 "ideal_cycle_time_s": cell.ideal_cycle_time_s,
                 "target_rate_per_hour": cell.target_rate_per_hour,
             }
-            topic = CellPath(cfg.enterprise.id, cfg.site.id, *key.split("/")).topic(TopicKind.META)
+            path = CellPath(cfg.enterprise.id, cfg.site.id, *key.split("/"))
             try:
-                session.publish(topic, encode_meta(metas, gateway=self.gateway_id, attributes=attributes), retain=True)
+                # Paged when it is larger than one message (a cell with 20,000 signals): never dropped.
+                pages = encode_meta_pages(metas, gateway=self.gateway_id, attributes=attributes)
+            except ContractError as err:
+                _log.error("meta of cell %s cannot be published: %s", key, err.detail)
+                continue
+            try:
+                self._meta.publish(session, path, pages)
             except ConnectionLost:
                 return  # the broker loop notices and re-publishes meta on the next connection
 

@@ -84,7 +84,8 @@ class IngestOptions:
             return subs
         base = parts[:-1]
         if len(base) <= _CELL_TOPIC_LEVELS - 1:
-            subs.append("/".join([*base, *["+"] * (_CELL_TOPIC_LEVELS - 1 - len(base)), "meta"]))
+            meta = "/".join([*base, *["+"] * (_CELL_TOPIC_LEVELS - 1 - len(base)), "meta"])
+            subs += [meta, f"{meta}/+"]  # …/meta/+: the further pages of a paged meta
         if len(base) <= _GATEWAY_TOPIC_LEVELS - 3:
             subs.append("/".join([*base, *["+"] * (_GATEWAY_TOPIC_LEVELS - 3 - len(base)), GATEWAY_LEVEL, "+", "+"]))
         return subs

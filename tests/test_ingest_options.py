@@ -14,9 +14,14 @@ def test_plain_subscription_is_the_filter() -> None:
 
 def test_shared_subscription_adds_direct_meta_and_gateway_filters() -> None:
     subs = IngestOptions(topic_filter="df/v1/#", share_group="ingest").subscriptions()
-    assert subs == ["$share/ingest/df/v1/#", "df/v1/+/+/+/+/+/meta", "df/v1/+/+/_gw/+/+"]
+    assert subs == [
+        "$share/ingest/df/v1/#", "df/v1/+/+/+/+/+/meta", "df/v1/+/+/+/+/+/meta/+", "df/v1/+/+/_gw/+/+"
+    ]  # fmt: skip
     subs = IngestOptions(topic_filter="df/v1/acme/site-1/#", share_group="g").subscriptions()
-    assert subs == ["$share/g/df/v1/acme/site-1/#", "df/v1/acme/site-1/+/+/+/meta", "df/v1/acme/site-1/_gw/+/+"]
+    assert subs == [
+        "$share/g/df/v1/acme/site-1/#", "df/v1/acme/site-1/+/+/+/meta", "df/v1/acme/site-1/+/+/+/meta/+",
+        "df/v1/acme/site-1/_gw/+/+",
+    ]  # fmt: skip
 
 
 def test_allowed_plants_by_enterprise_or_site() -> None:

@@ -18,6 +18,10 @@ from a sample whose value is missing. Meta messages (retained) define the cell's
     {"fmt": "df-meta/1", "gw": "gw-1", "cell": {"ideal_cycle_time_s": 2.0},
      "signals": [{"name": "power", "meaning": "power_kw", "unit": "kW", "type": "float64"}]}
 
+A meta larger than ``MAX_MESSAGE_BYTES`` (a cell with 20,000 signals) is paged (``encode_meta_pages``): each page
+is a complete meta message with ``"page": [k, n]``, the cell attributes and a share of the signals, retained on
+``…/meta`` (page 1) and ``…/meta/k``.
+
 The retained config topic carries ``{"fmt": "df-config/1", "version": "<hash>", "config": {...plant config...}}``.
 
 The format is named in the payload so a binary format can follow; a binary payload will not start with ``{``.
@@ -44,6 +48,7 @@ from datafactory.contract.meanings import Meaning
 from datafactory.contract.names import is_valid_name
 from datafactory.contract.quality import Severity, is_status_code, severity
 from datafactory.contract.sample import Sample
+from datafactory.contract.topics import MAX_META_PAGES
 from datafactory.contract.values import SignalType, Value, value_problem
 from datafactory.errors import ContractError
 
@@ -113,24 +118,67 @@ def encode_batch(samples: list[Sample], *, gateway: str = "", seq: int = 0) -> b
     return orjson.dumps({"fmt": CONTENT_FORMAT, "gw": gateway, "seq": seq, "samples": rows})
 
 
-def encode_meta(signals: list[SignalMeta], *, gateway: str = "", attributes: dict[str, Any] | None = None) -> bytes:
-    return orjson.dumps(
-        {
-            "fmt": META_FORMAT,
-            "gw": gateway,
-            "cell": attributes or {},
-            "signals": [
-                {
-                    "name": s.name,
-                    "meaning": str(s.meaning),
-                    "unit": s.unit,
-                    "description": s.description,
-                    "type": s.type.value,
-                }
-                for s in signals
-            ],
-        }
-    )
+def _signal_doc(s: SignalMeta) -> dict[str, str]:
+    return {
+        "name": s.name,
+        "meaning": str(s.meaning),
+        "unit": s.unit,
+        "description": s.description,
+        "type": s.type.value,
+    }
+
+
+def encode_meta(
+    signals: list[SignalMeta],
+    *,
+    gateway: str = "",
+    attributes: dict[str, Any] | None = None,
+    page: tuple[int, int] | None = None,
+) -> bytes:
+    doc: dict[str, Any] = {
+        "fmt": META_FORMAT,
+        "gw": gateway,
+        "cell": attributes or {},
+        "signals": [_signal_doc(s) for s in signals],
+    }
+    if page is not None:
+        doc["page"] = list(page)
+    return orjson.dumps(doc)
+
+
+def encode_meta_pages(
+    signals: list[SignalMeta],
+    *,
+    gateway: str = "",
+    attributes: dict[str, Any] | None = None,
+    limit: int = MAX_MESSAGE_BYTES,
+) -> list[bytes]:
+    """A cell's meta as messages of at most ``limit`` bytes: one message (no ``page``) when it fits, else pages
+    ``[k, n]`` that each carry the cell attributes and a share of the signals, for ``CellPath.meta_page_topic(k)``.
+
+    A meta too large for ``MAX_META_PAGES`` pages, or one signal too large for a message, raises ContractError
+    ``oversized``: the caller must say so rather than publish what ingest would dead-letter.
+    """
+    whole = encode_meta(signals, gateway=gateway, attributes=attributes)
+    if len(whole) <= limit:
+        return [whole]
+    widest = (MAX_META_PAGES, MAX_META_PAGES)
+    budget = limit - len(encode_meta([], gateway=gateway, attributes=attributes, page=widest))
+    groups: list[list[SignalMeta]] = [[]]
+    used = 0
+    for s in signals:
+        size = len(orjson.dumps(_signal_doc(s))) + 1  # and its comma
+        if size > budget:
+            raise ContractError("oversized", f"meta of signal {s.name!r} alone is {size} bytes; the limit is {limit}")
+        if used + size > budget:
+            groups.append([])
+            used = 0
+        groups[-1].append(s)
+        used += size
+    if len(groups) > MAX_META_PAGES:
+        raise ContractError("oversized", f"meta needs {len(groups)} pages of {limit} bytes; at most {MAX_META_PAGES}")
+    n = len(groups)
+    return [encode_meta(g, gateway=gateway, attributes=attributes, page=(k, n)) for k, g in enumerate(groups, 1)]
 
 
 def _load(raw: bytes) -> Any:
@@ -251,6 +299,14 @@ def decode_meta(raw: bytes) -> CellMeta:
     items = doc.get("signals")
     if not isinstance(items, list):
         raise ContractError("bad_envelope", "meta 'signals' is missing or not an array")
+    page = doc.get("page")
+    if page is not None and not (
+        isinstance(page, list)
+        and len(page) == 2
+        and all(type(x) is int for x in page)
+        and 1 <= page[0] <= page[1] <= MAX_META_PAGES
+    ):
+        raise ContractError("bad_envelope", f"meta 'page' must be [k, n] with 1 <= k <= n <= {MAX_META_PAGES}")
     signals = []
     for i, s in enumerate(items):
         if not isinstance(s, dict) or not is_valid_name(s.get("name")):

@@ -2,6 +2,7 @@
 
     df/v1/<enterprise>/<site>/<area>/<line>/<cell>/data      batched samples of one cell (QoS 1)
     df/v1/<enterprise>/<site>/<area>/<line>/<cell>/meta      signal definitions of one cell (QoS 1, retained)
+    df/v1/<enterprise>/<site>/<area>/<line>/<cell>/meta/<k>  page k (2…64) of a meta too large for one message
     df/v1/<enterprise>/<site>/_gw/<gateway>/status           gateway health (retained, also the last will)
     df/v1/<enterprise>/<site>/_gw/<gateway>/config           deployed gateway config (retained)
 
@@ -60,6 +61,14 @@ class CellPath:
             raise ValueError(f"a cell topic is data or meta, not {kind}")
         return f"{PREFIX}/{self.key}/{kind}"
 
+    def meta_page_topic(self, page: int) -> str:
+        """Where page ``page`` (1-based) of a cell's meta is retained: page 1 on ``…/meta`` (a meta that fits one
+        message is just that), page k > 1 on ``…/meta/k``. Each topic keeps its own retained page."""
+        if not 1 <= page <= MAX_META_PAGES:
+            raise ValueError(f"a meta page is between 1 and {MAX_META_PAGES}, not {page}")
+        meta = self.topic(TopicKind.META)
+        return meta if page == 1 else f"{meta}/{page}"
+
     def signal_path(self, signal: str) -> str:
         return f"{self.key}/{signal}"
 
@@ -90,6 +99,14 @@ class ParsedTopic:
     gateway: str | None  # set for status/config
 
 
+# A cell's meta larger than one message is paged (``CellPath.meta_page_topic``, ``payload.encode_meta_pages``).
+MAX_META_PAGES = 64
+
+
+def _meta_page(level: str) -> bool:
+    return level.isascii() and level.isdigit() and level[0] != "0" and 2 <= int(level) <= MAX_META_PAGES
+
+
 _CELL_KINDS = {TopicKind.DATA.value: TopicKind.DATA, TopicKind.META.value: TopicKind.META}
 _GW_KINDS = {TopicKind.STATUS.value: TopicKind.STATUS, TopicKind.CONFIG.value: TopicKind.CONFIG}
 
@@ -107,6 +124,8 @@ def parse_topic(topic: str) -> ParsedTopic:
             raise ContractError("bad_topic", f"topic {topic!r}: gateway topic kind {kind!r} is not status/config")
         _check_levels(topic, (("enterprise", enterprise), ("site", site), ("gateway", gateway)))
         return ParsedTopic(_GW_KINDS[kind], None, enterprise, site, gateway)
+    if len(parts) == 9 and parts[7] == TopicKind.META.value and _meta_page(parts[8]):
+        parts = parts[:8]  # page k of a paged meta: a meta message like any other
     if len(parts) != 8:
         raise ContractError(
             "bad_topic",
