@@ -96,15 +96,21 @@ def _register_like_ingest(conn: psycopg.Connection, enterprise: str, site: str, 
     conn.execute("""INSERT INTO gateway_status (plant_id, gateway, online, updated_at, config_version, status)
                     VALUES (%s, 'gw-1', true, now(), 'bench', %s)""", (plant_id, json.dumps(status)))
     conn.execute("""INSERT INTO ingest_health (worker, updated_at, started_at, samples_total, messages_total,
-                        samples_per_s, newest_sample, lag_s, batch_latency_ms, redeliveries, dead_letters_total)
+                        samples_per_s, newest_sample, lag_s, batch_latency_ms, redeliveries, dead_letters_total,
+                        batches_total, duplicates_total, conflicts_total, late_samples_total,
+                        refused_messages_total, rejected_samples_total, dead_letters_by_reason,
+                        database_failures_total)
                     VALUES ('ingest-1', now(), now() - interval '1 hour', 1000000, 5000, 310.5, now(), 0.8, 12.5,
-                            0, 3)""")
-    conn.execute("""INSERT INTO dead_letters (received_at, worker, topic, plant_id, reason, detail, payload)
-                    SELECT %s::timestamptz - (i || ' minutes')::interval, 'ingest-1',
-                           'df/v1/' || %s || '/' || %s || '/x',
+                            0, 75, 400, 120, 2, 40, 50, 25,
+                            '{"malformed_json": 25, "non_finite": 25, "unknown_signal": 25}', 1)""")
+    conn.execute("""INSERT INTO dead_letters (received_at, last_seen, deliveries, worker, topic, plant_id, reason,
+                                              detail, payload, payload_size, payload_sha256)
+                    SELECT %s::timestamptz - (i || ' minutes')::interval,
+                           %s::timestamptz - (i || ' minutes')::interval + (i %% 4 || ' seconds')::interval,
+                           1 + i %% 4, 'ingest-1', 'df/v1/' || %s || '/' || %s || '/x',
                            %s, (ARRAY['malformed_json', 'non_finite', 'unknown_signal'])[1 + i %% 3],
-                           'test dead letter ' || i, '\\x00'::bytea
-                    FROM generate_series(1, 30) i""", (end, enterprise, site, plant_id))
+                           'test dead letter ' || i, '\\x00'::bytea, 1, sha256('\\x00'::bytea)
+                    FROM generate_series(1, 30) i""", (end, end, enterprise, site, plant_id))
     conn.execute("""INSERT INTO late_writes (signal_id, time_from, time_to, samples)
                     SELECT min(id), now() - interval '2 hours', now() - interval '1 hour', 10 FROM signals""")
 

@@ -161,6 +161,11 @@ def _lag(rule: IngestRule, cfg: PlantConfig) -> str:
     return """SELECT 'worker:' || worker || '/lag' AS subject, lag_s FROM ingest_health WHERE lag_s IS NOT NULL"""
 
 
+def _conflicts(rule: IngestRule, cfg: PlantConfig) -> str:
+    # ingest_health.conflicts_total (migration 0611): different values at a stored (signal, time), per worker.
+    return """SELECT 'worker:' || worker || '/conflicts' AS subject, conflicts_total AS conflicts FROM ingest_health"""
+
+
 def _dead_letters(rule: IngestRule, cfg: PlantConfig) -> str:
     return f"""SELECT 'dead-letters' AS subject, count(*) AS dead_letters
 FROM dead_letters d WHERE {_plant('d', cfg)} AND d.received_at >= $__timeFrom()::timestamptz"""
@@ -201,6 +206,7 @@ def rules_of(cfg: PlantConfig) -> list[GrafanaRule]:
             add(_dataset(rule, cfg), "gt", 0)
         elif isinstance(rule, IngestRule):
             add(_lag(rule, cfg), "gt", rule.max_lag_s, suffix="lag")
+            add(_conflicts(rule, cfg), "gt", rule.max_conflicts, suffix="conflicts")
             add(_dead_letters(rule, cfg), "gt", rule.max_dead_letters, window_s=rule.window_s, suffix="dead-letters")
     return out
 

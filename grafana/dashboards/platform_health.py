@@ -56,7 +56,7 @@ INGEST_NOW = Panel(
 BACKLOG = Panel(
     "Backlog", "stat",
     (Query("""
-        SELECT (SELECT count(*) FROM dead_letters WHERE $__timeFilter(received_at)) AS "dead letters",
+        SELECT (SELECT count(*) FROM dead_letters WHERE $__timeFilter(last_seen)) AS "dead letters",
                (SELECT count(*) FROM late_writes WHERE processed_at IS NULL) AS "late writes to reprocess",
                (SELECT count(*) FROM gateway_status WHERE NOT online) AS "gateways offline",
                (SELECT count(*) FROM dataset_alerts WHERE status = 'open') AS "late datasets (open alerts)"
@@ -66,12 +66,43 @@ BACKLOG = Panel(
              "graphMode": "none", "textMode": "value_and_name"},
 )
 
+INGEST_COUNTERS = Panel(
+    "Ingest counters", "stat",
+    (Query("""
+        SELECT coalesce(sum(conflicts_total), 0) AS "conflicts",
+               coalesce(sum(duplicates_total), 0) AS "duplicates",
+               coalesce(sum(refused_messages_total), 0) AS "refused messages",
+               coalesce(sum(rejected_samples_total), 0) AS "rejected samples",
+               coalesce(sum(late_samples_total), 0) AS "late samples",
+               coalesce(sum(database_failures_total), 0) AS "database failures",
+               count(*) FILTER (WHERE stopped_reason IS NOT NULL) AS "stopped workers"
+        FROM ingest_health
+    """),),
+    width=24, height=4, decimals=0,
+    description="Totals since each worker started (docs/operators.md, Health). Conflicts are different values for a "
+                "(signal, time) already stored, kept in the conflicts table; duplicates are harmless re-sends; a "
+                "stopped worker could not write dead letters and left its backlog with the broker.",
+    options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "value",
+             "graphMode": "none", "textMode": "value_and_name"},
+    overrides=(
+        styles.thresholds_override("conflicts", styles.ZERO_IS_GOOD),
+        styles.thresholds_override("refused messages", (Step(None, "green"), Step(1, "orange"))),
+        styles.thresholds_override("rejected samples", (Step(None, "green"), Step(1, "orange"))),
+        styles.thresholds_override("database failures", (Step(None, "green"), Step(1, "orange"))),
+        styles.thresholds_override("stopped workers", styles.ZERO_IS_GOOD),
+        styles.colour_override("duplicates", "text"), styles.colour_override("late samples", "text"),
+    ),
+)
+
 WORKERS = Panel(
     "Ingest workers", "table",
     (Query("""
         SELECT worker, updated_at AS "updated", samples_per_s AS "samples/s", lag_s AS "lag",
                batch_latency_ms AS "batch latency", samples_total AS "samples", redeliveries,
-               dead_letters_total AS "dead letters", newest_sample AS "newest sample"
+               duplicates_total AS "duplicates", conflicts_total AS "conflicts",
+               dead_letters_total AS "dead letters", refused_messages_total AS "refused messages",
+               rejected_samples_total AS "rejected samples", newest_sample AS "newest sample",
+               stopped_reason AS "stopped because"
         FROM ingest_health ORDER BY worker
     """),),
     width=24, height=6, decimals=0,
@@ -85,14 +116,16 @@ WORKERS = Panel(
 DEAD_BY_REASON = Panel(
     "Dead letters by reason", "barchart",
     (Query("""
-        SELECT reason, count(*) AS "messages"
-        FROM dead_letters WHERE $__timeFilter(received_at)
-        GROUP BY 1 ORDER BY 2 DESC
+        SELECT reason, count(*) AS "distinct", sum(deliveries) AS "deliveries"
+        FROM dead_letters WHERE $__timeFilter(last_seen)
+        GROUP BY 1 ORDER BY 3 DESC
     """),),
     width=8, height=8, decimals=0, color_mode="fixed",
+    description="Dead letters seen in the range: distinct ones (one row each) and how often they arrived "
+                "(redeliveries of the same message count, they do not add rows).",
     options={"orientation": "horizontal", "xField": "reason", "showValue": "auto",
-             "legend": {"showLegend": False, "displayMode": "list", "placement": "bottom"}},
-    overrides=(styles.colour_override("messages", "orange"),),
+             "legend": {"showLegend": True, "displayMode": "list", "placement": "bottom"}},
+    overrides=(styles.colour_override("distinct", "orange"), styles.colour_override("deliveries", "red")),
 )
 
 DEAD_OVER_TIME = Panel(
@@ -104,18 +137,23 @@ DEAD_OVER_TIME = Panel(
         GROUP BY 1, 2 ORDER BY 1
     """, format="time_series"),),
     width=8, height=8, decimals=0, interval="1m", color_mode="palette-classic",
+    description="New dead letters by when they first arrived; a redelivered one counts once (its deliveries are in "
+                "the table and in 'Dead letters by reason').",
     custom={"drawStyle": "bars", "fillOpacity": 70, "stacking": {"mode": "normal", "group": "A"}},
 )
 
 DEAD_RECENT = Panel(
     "Newest dead letters", "table",
     (Query("""
-        SELECT received_at AS "received", reason, topic, detail
-        FROM dead_letters WHERE $__timeFilter(received_at)
-        ORDER BY received_at DESC LIMIT 100
+        SELECT last_seen AS "last seen", reason, topic, deliveries, payload_size AS "size", detail,
+               received_at AS "first seen"
+        FROM dead_letters WHERE $__timeFilter(last_seen)
+        ORDER BY last_seen DESC LIMIT 100
     """),),
-    width=8, height=8,
-    description="What was wrong, and on which topic. The payload is kept in the table for replay.",
+    width=8, height=8, decimals=0,
+    description="What was wrong, and on which topic. The table keeps the payload's first 4 KiB, its size and SHA-256 "
+                "for replay (docs/operators.md, Dead letters).",
+    overrides=(styles.unit_override("size", "bytes"),),
 )
 
 REPLICAS = Panel(
@@ -259,7 +297,7 @@ DASHBOARD = Dashboard(
     time_from="now-24h",
     refresh="30s",
     rows=(
-        Row("Ingest", (INGEST_NOW, BACKLOG, WORKERS)),
+        Row("Ingest", (INGEST_NOW, BACKLOG, INGEST_COUNTERS, WORKERS)),
         Row("Database", (REPLICAS,)),
         Row("Dead letters", (DEAD_BY_REASON, DEAD_OVER_TIME, DEAD_RECENT)),
         Row("Gateways and data", (GATEWAYS, STALE, ANALYTICS_FRESHNESS)),

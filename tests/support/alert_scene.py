@@ -28,7 +28,7 @@ EXPECTED = {
     "specific-energy": {"plant"},
     "gateway-offline": {"gateway:gw-dead", "gateway:gw-1/source:opcua-main"},
     "dataset-late": {"dataset:samples"},
-    "ingest-health": {"worker:ingest-slow/lag", "dead-letters"},
+    "ingest-health": {"worker:ingest-slow/lag", "worker:ingest-conflict/conflicts", "dead-letters"},
 }
 
 
@@ -111,9 +111,10 @@ def plant(conn: psycopg.Connection, cfg: PlantConfig, now: datetime) -> Scene:
                  (now - timedelta(minutes=20), now - timedelta(minutes=30), now - timedelta(minutes=25)))
     conn.execute("INSERT INTO dataset_alerts (dataset, status, opened_at, resolved_at) VALUES ('oee', 'resolved',"
                  " %s, %s)", (now - timedelta(days=1), now - timedelta(hours=20)))
-    for worker, lag in (("ingest-slow", 300.0), ("ingest-ok", 2.0)):
-        conn.execute("INSERT INTO ingest_health (worker, updated_at, started_at, lag_s) VALUES (%s, %s, %s, %s)",
-                     (worker, now - timedelta(minutes=5), now - timedelta(hours=1), lag))
+    for worker, lag, conflicts in (("ingest-slow", 300.0, 0), ("ingest-ok", 2.0, 0), ("ingest-conflict", 1.0, 3)):
+        conn.execute("INSERT INTO ingest_health (worker, updated_at, started_at, lag_s, conflicts_total)"
+                     " VALUES (%s, %s, %s, %s, %s)",
+                     (worker, now - timedelta(minutes=5), now - timedelta(hours=1), lag, conflicts))
     conn.execute(
         "INSERT INTO dead_letters (received_at, topic, plant_id, reason, detail)"
         " SELECT %s - make_interval(secs => g), 'df/v1/x', %s, 'malformed_json', 'test' FROM generate_series(1, 150) g",
