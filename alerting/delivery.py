@@ -43,6 +43,12 @@ def receiver_url(url_env: str, kind: str, env: Mapping[str, str]) -> str:
     if scheme not in allowed:
         raise DeliveryError(f"{url_env} holds a {scheme or 'scheme-less'}:// URL, a {kind} receiver needs "
                             f"{' or '.join(s + '://' for s in allowed)}")
+    if kind == ReceiverKind.DINGTALK and "@" in urlsplit(url).netloc:
+        # apprise URL-encodes the signature and then hands it to requests as a parameter, which encodes it again;
+        # DingTalk compares the once-decoded value and answers 310000 "sign not match" (tests/test_alerting_rules).
+        raise DeliveryError(f"{url_env}: signed DingTalk robots (dingtalk://SECRET@TOKEN/) are refused by DingTalk "
+                            "when apprise signs them; set the robot's security to keywords or an IP allow-list "
+                            "and use dingtalk://TOKEN/")
     return url
 
 
