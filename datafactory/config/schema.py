@@ -13,8 +13,38 @@ SCHEMA_PATH = REPO_ROOT / "edge_configs" / "schema" / "plant-config.schema.json"
 DOCS_PATH = REPO_ROOT / "docs" / "config-reference.md"
 
 
+def _tagged_branches(node: Any) -> Any:
+    """Rewrite pydantic's ``oneOf`` + ``discriminator`` into ``if``/``then`` on the tag.
+
+    ``discriminator`` is an OpenAPI keyword that generic JSON Schema validators (check-jsonschema, the YAML
+    language server in editors) ignore: they try every ``oneOf`` branch and report the failures of all of them,
+    so a typo inside a modbus source reads "'opcua' was expected" or "Additional properties are not allowed
+    ('host', 'port', …)". With ``if kind == X then <X's model>`` exactly one branch applies, and its error is
+    the one reported; an unknown tag fails the ``enum`` on the tag and lists the kinds there are.
+    """
+    if isinstance(node, list):
+        return [_tagged_branches(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _tagged_branches(v) for k, v in node.items()}
+    disc = node.get("discriminator")
+    if not (isinstance(disc, dict) and "oneOf" in node and isinstance(disc.get("mapping"), dict)):
+        return node
+    tag, mapping = disc["propertyName"], disc["mapping"]
+    out = {k: v for k, v in node.items() if k not in ("discriminator", "oneOf")}
+    out["type"] = "object"
+    out["required"] = [tag]
+    kinds = sorted(mapping)
+    out["properties"] = {tag: {"enum": kinds, "description": f"Which kind this is: {', '.join(kinds)}."}}
+    out["allOf"] = [
+        {"if": {"properties": {tag: {"const": value}}, "required": [tag]}, "then": {"$ref": ref}}
+        for value, ref in sorted(mapping.items())
+    ]
+    return out
+
+
 def plant_config_schema() -> dict[str, Any]:
-    schema = PlantConfig.model_json_schema()
+    schema = _tagged_branches(PlantConfig.model_json_schema())
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://datafactory.example/schema/plant-config-v1.json"
     return schema
