@@ -37,7 +37,7 @@ def test_kind_has_adapter_readme_and_valid_sample(kind: str) -> None:
     assert sources, f"the sample config has no {kind} source"
     bindings = sources[0].signal_bindings()
     assert bindings and bindings == list(getattr(sources[0], SOURCE_KINDS[kind].bindings_key))
-    assert f"### `kind: {kind}`" in render_docs()
+    assert f"## `sources[]` (kind: {kind})" in render_docs()
 
 
 def test_plant_bindings_are_every_sources_bindings_in_order() -> None:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from datafactory.config.models import SOURCE_MODELS, PlantConfig
+from datafactory.config.models import PlantConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "edge_configs" / "schema" / "plant-config.schema.json"
@@ -54,57 +54,10 @@ def render_schema() -> str:
     return json.dumps(plant_config_schema(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
-def _rows(model: Any, prefix: str, seen: set[str]) -> list[str]:
-    from pydantic import BaseModel
-
-    rows = []
-    for name, field in model.model_fields.items():
-        path = f"{prefix}{name}"
-        ann = field.annotation
-        default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
-        if len(default) > 40:
-            default = default[:37] + "…"
-        type_name = getattr(ann, "__name__", str(ann)).replace("typing.", "")
-        rows.append(f"| `{path}` | {type_name} | {default} | {field.description or ''} |")
-        args = getattr(ann, "__args__", ()) or (ann,)
-        for arg in args:
-            inner = getattr(arg, "__args__", (arg,))
-            for sub in inner:
-                if isinstance(sub, type) and issubclass(sub, BaseModel) and sub.__name__ not in seen:
-                    seen_here = seen | {sub.__name__}
-                    suffix = "[]." if getattr(ann, "__origin__", None) is list else "."
-                    rows.extend(_rows(sub, f"{path}{suffix}", seen_here))
-    return rows
-
-
 def render_docs() -> str:
-    header = [
-        "# Plant config reference",
-        "",
-        "Generated from `datafactory/config/models.py` by `python -m datafactory.config.schema`; do not edit.",
-        "JSON Schema: `edge_configs/schema/plant-config.schema.json` (point your editor's YAML language server",
-        "at it). Unknown keys are errors. Secrets are never values: only `*_env` names of environment variables.",
-        "",
-        "| key | type | default | description |",
-        "|---|---|---|---|",
-    ]
-    return "\n".join(header + _rows(PlantConfig, "", {"PlantConfig"}) + _source_kinds()) + "\n"
+    from datafactory.config.reference import render_reference
 
-
-def _source_kinds() -> list[str]:
-    """One section per registered source kind: what it reads, its README and its sample config."""
-    out = ["", "## Source kinds", ""]
-    for model in SOURCE_MODELS:
-        kind = model.kind_name()
-        what = model.model_fields["kind"].description or ""
-        out += [
-            f"### `kind: {kind}`",
-            "",
-            f"{what} Signal bindings: `sources[].{model.bindings_key}[]`. Adapter `gateway/sources/{kind}.py`,",
-            f"README `gateway/sources/{kind}.md`, sample config `edge_configs/examples/{kind}.yaml`.",
-            "",
-        ]
-    return out[:-1]
+    return render_reference()
 
 
 def write_all() -> None:
