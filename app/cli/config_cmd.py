@@ -11,6 +11,7 @@ import click
 from datafactory.config.loader import load_config
 from datafactory.config.models import PlantConfig
 from datafactory.config.schema import plant_config_schema
+from datafactory.config.starter import DEFAULT_SCHEMA_REF, SNIPPETS, starter_config
 from datafactory.errors import ConfigError
 
 
@@ -37,6 +38,27 @@ def validate(files: tuple[Path, ...]) -> None:
         click.echo(f"{f}: ok ({len(cfg.sources)} sources, {len(cfg.cell_paths())} cells, {n} signals)")
     if failed:
         sys.exit(1)
+
+
+@config.command()
+@click.argument("kinds", nargs=-1, type=click.Choice(sorted(SNIPPETS)))
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write to this file (default: stdout).")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def init(kinds: tuple[str, ...], out: Path | None, force: bool) -> None:
+    """Write a commented starter plant config with a source of each KIND (default: opcua) that validates as is."""
+    import os
+
+    from datafactory.config.schema import SCHEMA_PATH
+
+    if out is None:
+        ref = str(SCHEMA_PATH) if SCHEMA_PATH.exists() else DEFAULT_SCHEMA_REF
+        click.echo(starter_config(list(kinds), schema_ref=ref), nl=False)
+        return
+    if out.exists() and not force:
+        raise click.UsageError(f"{out} exists: choose another --out or add --force to replace it")
+    ref = os.path.relpath(SCHEMA_PATH, out.resolve().parent) if SCHEMA_PATH.exists() else DEFAULT_SCHEMA_REF
+    out.write_text(starter_config(list(kinds), schema_ref=ref), encoding="utf-8")
+    click.echo(f"wrote {out}: edit it, then `datafactory config validate {out}`")
 
 
 @config.command()

@@ -18,7 +18,7 @@ import click
 from app.cli import failure
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "config": ("app.cli.config_cmd:config", "Validate, diff and deploy plant configs; print the schema."),
+    "config": ("app.cli.config_cmd:config", "Start, validate, diff and deploy plant configs; print the schema."),
     "db": ("app.cli.db_cmd:db", "Migrate the schema, manage partitions."),
     "simulate": ("simulator.cli:simulate", "Run the simulated plant (OPC-UA server + MQTT device) or backfill."),
     "gateway": ("gateway.cli:gateway", "Run an edge gateway."),
