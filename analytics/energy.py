@@ -9,6 +9,8 @@ taking its share of energy in proportion to time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -92,29 +94,28 @@ def cell_energy(
     return finish(out, tariff, kgce_per_kwh, sum_by_period(good, out) if good is not None else np.zeros(n))
 
 
+def _per_hour(frame: pd.DataFrame) -> pd.Series:
+    hours = (frame["time_end"] - frame["time"]).dt.total_seconds() / 3600.0
+    return frame["kwh"] / hours.where(hours > 0)
+
+
+# Columns that are functions of a row's other columns, so a shift, day or month row gets them from its summed kWh
+# and counts and its largest peak (``analytics.tables`` declares them as the derived columns of ``energy``).
+DERIVED: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
+    "avg_kw": _per_hour,
+    "load_factor": lambda f: f["avg_kw"] / f["peak_kw_15min"].where(f["peak_kw_15min"] > 0),
+    "sec_kwh_per_unit": lambda f: f["kwh"] / f["good_count"].where(f["good_count"] > 0),
+}
+
+
 def finish(out: pd.DataFrame, tariff: Tariff, kgce_per_kwh: float, good: np.ndarray) -> pd.DataFrame:
     """Cost, tce, averages and ratios from the additive columns."""
-    hours = (out["time_end"] - out["time"]).dt.total_seconds() / 3600.0
     out["cost"] = 0.0
     for band in BANDS:
         out[f"cost_{band}"] = out[f"kwh_{band}"] * price_of(tariff, band)
         out["cost"] += out[f"cost_{band}"]
     out["tce"] = out["kwh"] * kgce_per_kwh / 1000.0
-    out["avg_kw"] = out["kwh"] / hours.where(hours > 0)
-    out["load_factor"] = out["avg_kw"] / out["peak_kw_15min"].where(out["peak_kw_15min"] > 0)
     out["good_count"] = good
-    out["sec_kwh_per_unit"] = out["kwh"] / out["good_count"].where(out["good_count"] > 0)
+    for name, compute in DERIVED.items():  # in order: load_factor needs avg_kw
+        out[name] = compute(out)
     return out
-
-
-ADDITIVE = ["kwh", "idle_kwh", *(f"kwh_{b}" for b in BANDS), "good_count"]
-
-
-def rollup_energy(rows: pd.DataFrame, by: list[str], tariff: Tariff, kgce_per_kwh: float) -> pd.DataFrame:
-    """Sum energy rows (e.g. hours into days); peak demand is the max of the parts (quarters nest in hours)."""
-    agg: dict[str, tuple[str, str]] = {c: (c, "sum") for c in ADDITIVE}
-    agg["time_end"] = ("time_end", "max")
-    agg["peak_kw_15min"] = ("peak_kw_15min", "max")
-    out = rows.groupby(by, as_index=False, sort=True).agg(**agg)
-    good = out.pop("good_count").to_numpy()
-    return finish(out, tariff, kgce_per_kwh, good)

@@ -11,6 +11,8 @@ month) sum the elements and the counts and recompute the ratios — never the me
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -23,7 +25,6 @@ SUM_COLUMNS = [
     "microstop_count", "stop_count", "changeover_count", "total_count", "good_count", "reject_count",
     "ideal_production_s",
 ]
-RATIO_COLUMNS = ["availability", "performance", "quality", "oee", "nee", "teep", "mtbf_s", "mttr_s"]
 
 
 def _div(a: pd.Series | np.ndarray, b: pd.Series | np.ndarray) -> np.ndarray:
@@ -32,21 +33,32 @@ def _div(a: pd.Series | np.ndarray, b: pd.Series | np.ndarray) -> np.ndarray:
         return np.where(b > 0, a / np.where(b > 0, b, 1.0), np.nan)
 
 
-def ratios(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add the ratio columns computed from the summed time elements and counts (in place, returned)."""
-    a = _div(frame["apt_s"], frame["pbt_s"])
-    p = _div(frame["ideal_production_s"], frame["apt_s"])
-    q = _div(frame["good_count"], frame["total_count"])
-    frame["availability"], frame["performance"], frame["quality"] = a, p, q
+def _good_ideal(frame: pd.DataFrame) -> np.ndarray:
     # A·P·Q = ideal production time of the good units / PBT, which stays defined when nothing was produced (Q
     # undefined) or the machine never ran (P undefined): planned busy time with nothing good is an OEE of 0.
-    good_ideal = np.where(np.asarray(frame["good_count"], dtype=float) > 0,
-                          _div(frame["ideal_production_s"], frame["total_count"]) * frame["good_count"], 0.0)
-    frame["oee"] = _div(good_ideal, frame["pbt_s"])
-    frame["nee"] = _div(good_ideal, frame["pbt_s"] - frame["adet_s"])
-    frame["teep"] = _div(good_ideal, frame["calendar_s"])
-    frame["mtbf_s"] = _div(frame["apt_s"], frame["stop_count"])
-    frame["mttr_s"] = _div(frame["adot_s"] - frame["microstop_s"], frame["stop_count"])
+    return np.where(np.asarray(frame["good_count"], dtype=float) > 0,
+                    _div(frame["ideal_production_s"], frame["total_count"]) * frame["good_count"], 0.0)
+
+
+# Each ratio column as a function of a row's sums: the same for an hour and for a shift, day or month summed from
+# hours (``analytics.tables`` declares them as the derived columns of ``oee``).
+RATIOS: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
+    "availability": lambda f: _div(f["apt_s"], f["pbt_s"]),
+    "performance": lambda f: _div(f["ideal_production_s"], f["apt_s"]),
+    "quality": lambda f: _div(f["good_count"], f["total_count"]),
+    "oee": lambda f: _div(_good_ideal(f), f["pbt_s"]),
+    "nee": lambda f: _div(_good_ideal(f), f["pbt_s"] - f["adet_s"]),
+    "teep": lambda f: _div(_good_ideal(f), f["calendar_s"]),
+    "mtbf_s": lambda f: _div(f["apt_s"], f["stop_count"]),
+    "mttr_s": lambda f: _div(f["adot_s"] - f["microstop_s"], f["stop_count"]),
+}
+RATIO_COLUMNS = list(RATIOS)
+
+
+def ratios(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add the ratio columns computed from the summed time elements and counts (in place, returned)."""
+    for name, compute in RATIOS.items():
+        frame[name] = compute(frame)
     return frame
 
 

@@ -6,7 +6,8 @@ import pandas as pd
 import psycopg
 import pytest
 
-from analytics.tables import PER_CELL, TABLES, Derived, ResultTable, ratio
+from analytics.rollups import rolled
+from analytics.tables import PER_CELL, TABLES, Derived, ResultTable, Roll, plain, ratio, summed
 from datafactory.db.connect import connect
 
 pytestmark = pytest.mark.integration
@@ -30,11 +31,11 @@ def test_every_declared_table_matches_the_migrated_schema(db_url: str) -> None:
 def test_the_check_fails_on_a_column_the_migrations_lack_or_one_they_add(db_url: str) -> None:
     oee = TABLES["oee"]
     with connect(db_url) as conn:
-        extra = ResultTable("oee", oee.columns, derived=(Derived("scrap_rate", ratio("reject_count", "total_count")),),
-                            database_fills=oee.database_fills)
+        scrap = Derived("scrap_rate", ratio("reject_count", "total_count"))
+        extra = ResultTable("oee", oee.columns, derived=(*oee.derived, scrap), database_fills=oee.database_fills)
         assert schema_mismatch(conn, extra) == ({"scrap_rate"}, set())
-        short = ResultTable("oee", oee.columns[:-1], database_fills=oee.database_fills)
-        assert schema_mismatch(conn, short) == (set(), {oee.columns[-1]})
+        short = ResultTable("oee", oee.columns[:-1], derived=oee.derived, database_fills=oee.database_fills)
+        assert schema_mismatch(conn, short) == (set(), {oee.columns[-1].name})
 
 
 def test_every_per_cell_table_is_filled_by_a_cell_result() -> None:
@@ -47,7 +48,7 @@ def test_every_per_cell_table_is_filled_by_a_cell_result() -> None:
 
 def test_a_derived_column_is_written_and_recomputed_from_the_sums(db_url: str) -> None:
     """The derived KPI of a rolled-up row is the ratio of its sums, not the mean of the hour ratios."""
-    table = ResultTable("kpi_probe", ("k", "good", "total"), derived=(Derived("yield", ratio("good", "total")),))
+    table = ResultTable("kpi_probe", plain("k", "good", "total"), derived=(Derived("yield", ratio("good", "total")),))
     hours = pd.DataFrame({"k": [1, 1], "good": [9.0, 1.0], "total": [10.0, 10.0]})
     rolled = hours.groupby("k", as_index=False)[["good", "total"]].sum()
     with connect(db_url) as conn:
@@ -56,3 +57,30 @@ def test_a_derived_column_is_written_and_recomputed_from_the_sums(db_url: str) -
                            where="true", params=()) == 2
         got = conn.execute("SELECT k, yield FROM kpi_probe ORDER BY k").fetchall()
     assert got == [(1, pytest.approx(0.5)), (2, None)]  # (9 + 1) / 20, and NULL where total is 0
+
+
+def test_every_column_of_a_rolled_up_table_says_how_it_rolls_up() -> None:
+    for t in PER_CELL:
+        assert all(c.roll is not Roll.NONE for c in t.columns), t.name
+        assert {"cell_id", "time", "time_end"} <= set(t.group_keys)
+    with pytest.raises(ValueError, match=r"no roll-up rule for column.*scrap"):
+        ResultTable("probe", (*summed("good"), *plain("scrap")), cell_field="oee")
+
+
+def test_energy_hours_roll_up_as_declared() -> None:
+    """Two hours of one cell into one day: kWh, cost and counts summed, the peak the larger one, the source the
+    first, and the derived KPIs (avg kW, load factor, kWh per unit) recomputed from the day's sums."""
+    table = TABLES["energy"]
+    t0 = pd.Timestamp("2026-03-01 16:00", tz="UTC")
+    hours = pd.DataFrame({c: [0.0, 0.0] for c in table.aggregates})
+    hours = hours.assign(cell_id=[7, 7], time=[t0, t0 + pd.Timedelta(hours=1)], shift_name=["", ""],
+                         time_end=[t0 + pd.Timedelta(hours=1), t0 + pd.Timedelta(hours=2)], kwh=[30.0, 10.0],
+                         cost=[3.0, 1.5], good_count=[8.0, 2.0], peak_kw_15min=[50.0, 20.0],
+                         source=["meter", "meter"])
+    day = pd.DataFrame({"time": [t0], "time_end": [t0 + pd.Timedelta(days=1)], "shift_name": [""]})
+    row = table.complete(rolled(table, hours, day)).iloc[0]
+    assert (row["kwh"], row["cost"], row["good_count"], row["peak_kw_15min"]) == (40.0, 4.5, 10.0, 50.0)
+    assert row["source"] == "meter" and row["time_end"] == t0 + pd.Timedelta(days=1)
+    assert row["avg_kw"] == pytest.approx(40.0 / 24)
+    assert row["load_factor"] == pytest.approx(40.0 / 24 / 50.0)
+    assert row["sec_kwh_per_unit"] == pytest.approx(4.0)  # 40 kWh / 10 units, not the mean of 30/8 and 10/2
