@@ -167,7 +167,8 @@ ENERGY_TABLE = ResultTable(
                *summed("kwh", "idle_kwh", *(f"kwh_{b}" for b in BANDS), "cost", *(f"cost_{b}" for b in BANDS),
                        "tce", "good_count"),
                *largest("peak_kw_15min"), *first("source")),
-    cell_field="energy", derived=derived(energy.DERIVED), database_fills=("computed_at",),
+    cell_field="energy", database_fills=("computed_at",),
+    derived=(*derived(energy.DERIVED), Derived("idle_share", ratio("idle_kwh", "kwh"))),
 )
 PDM_HEALTH_TABLE = ResultTable(
     "pdm_health", plain("plant_id", "cell_id", "signal_id", "time", "time_end", "value", "baseline_mean",
