@@ -6,9 +6,13 @@ import pandas as pd
 import psycopg
 import pytest
 
+from analytics import store
 from analytics.rollups import rolled
+from analytics.run import run_plant
 from analytics.tables import PER_CELL, TABLES, Derived, ResultTable, Roll, plain, ratio, summed
+from datafactory.db import registry
 from datafactory.db.connect import connect
+from datafactory.db.samples import copy_rows, rows_from_us
 
 pytestmark = pytest.mark.integration
 
@@ -84,3 +88,35 @@ def test_energy_hours_roll_up_as_declared() -> None:
     assert row["avg_kw"] == pytest.approx(40.0 / 24)
     assert row["load_factor"] == pytest.approx(40.0 / 24 / 50.0)
     assert row["sec_kwh_per_unit"] == pytest.approx(4.0)  # 40 kWh / 10 units, not the mean of 30/8 and 10/2
+
+
+def test_idle_share_is_written_per_hour_and_rolled_up_from_the_sums(db_url: str) -> None:
+    """The KPI added in docs/analytics.md ("Adding a KPI"): idle kWh / kWh, on hour rows and on the shift, day and
+    month rows and the line view, where it is the ratio of the summed kWh — not the mean of the hours' shares."""
+    t0 = pd.Timestamp("2026-03-02 18:00", tz="UTC")  # Tuesday 02:00 in Asia/Shanghai: in the night shift, no break
+    us = [int((t0 + pd.Timedelta(minutes=15 * i)).value // 1000) for i in range(9)]
+    with connect(db_url) as conn:
+        plant = registry.upsert_plant(conn, "acme", "dg-1", timezone="Asia/Shanghai")
+        cell = registry.upsert_cell(conn, plant, "a", "l", "m", attributes={"ideal_cycle_time_s": 30})
+        state = registry.upsert_signal(conn, plant, cell, "state", meaning="machine_state")
+        meter = registry.upsert_signal(conn, plant, cell, "kwh", meaning="energy_kwh")
+        # 40 kWh in the first hour (10 per quarter), 80 in the second (20 per quarter).
+        readings = [0.0, 10, 20, 30, 40, 60, 80, 100, 120]
+        # Running, starved (not producing) from :30 of the first hour and from :45 of the second, running again.
+        states = {0: 100.0, 2: 200.0, 4: 100.0, 7: 200.0, 8: 100.0}
+        copy_rows(conn, rows_from_us([(meter, u, v, 0) for u, v in zip(us, readings, strict=True)]
+                                     + [(state, us[i], v, 0) for i, v in states.items()]))
+        conn.commit()
+        p = store.plants(conn)[0]
+    run_plant(db_url, p, t0, t0 + pd.Timedelta(hours=2))
+    with connect(db_url) as conn:
+        query = "SELECT period || ' ' || to_char(time AT TIME ZONE 'UTC', 'HH24:MI'), idle_share FROM energy"
+        got: dict[str, float] = dict(conn.execute(query).fetchall())
+        kwh: dict[str, float] = dict(conn.execute("SELECT period, kwh FROM energy WHERE period <> 'hour'").fetchall())
+        line = conn.execute("SELECT idle_share FROM energy_line WHERE period = 'day'").fetchone()
+    assert got.pop("hour 18:00") == pytest.approx(20 / 40)  # 18:30–19:00 idle: 2 quarters of 10 kWh
+    assert got.pop("hour 19:00") == pytest.approx(20 / 80)  # 19:45–20:00 idle: 1 quarter of 20 kWh
+    assert kwh == {"shift": pytest.approx(120), "day": pytest.approx(120), "month": pytest.approx(120)}
+    assert sorted(got) == ["day 16:00", "month 16:00", "shift 12:00"]  # plant-local midnights and 20:00
+    assert all(v == pytest.approx(40 / 120) for v in got.values())  # (20 + 20) / (40 + 80), not (0.5 + 0.25) / 2
+    assert line == (pytest.approx(40 / 120),)
