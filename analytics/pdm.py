@@ -7,8 +7,10 @@ that a stopped machine's low vibration is not mistaken for a change. The baselin
 upper side; both sides are reported.
 
 RUL: over the drifting buckets of the last ``trend_hours``, an exponential trend with an offset (``rul_at``); the
-time at which the fit's mean, upper and lower 80 % prediction bounds reach the failure threshold gives P50, P10
-and P90 (the upper bound crosses first, hence P10).
+time at which the fit's mean, upper and lower 80 % prediction bounds reach the failure threshold gives P50 and the
+raw P10 and P90 (the upper bound crosses first, hence P10). The stored P10 and P90 are the raw ones calibrated by
+``pdm.rul_calibration`` (``analytics.rul_calibration``: conformal factors fitted on trajectories whose failure
+time is known), so that P10–P90 holds the true failure time about 80 % of the time.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
+from analytics import rul_calibration
 from datafactory.config.analytics import PdmConfig, VibrationZones
 
 RUL_HORIZON_STEPS = 2000  # grid of future times searched for threshold crossings
@@ -132,7 +135,7 @@ def rul_series(
         # A bucket mean stands for the bucket's middle; RUL counts from the bucket's end (when it is known).
         mid = hours[sel] - width_h / 2.0
         out[i] = rul_at(mid, v[sel], mu=mu, threshold=threshold, now_h=hours[i], max_h=config.rul_max_hours)
-    return out
+    return rul_calibration.apply(out, config.rul_calibration) if config.rul_calibration else out
 
 
 def rul_at(hours: np.ndarray, values: np.ndarray, *, mu: float, threshold: float, now_h: float,

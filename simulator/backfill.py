@@ -25,7 +25,7 @@ from datafactory.settings import redact_url
 from simulator.layout import PlantLayout
 from simulator.model import PlantModel, SimOptions
 from simulator.plant_config import plant_config
-from simulator.truth_db import write_truth
+from simulator.truth_db import truth_plant, write_truth
 
 CHUNK_ROWS = 50_000
 
@@ -71,7 +71,8 @@ def backfill(
             conn, model, signal_ids, chunk_rows=chunk_rows, progress=progress, database_url=database_url
         )
         states, shifts, events = write_truth(
-            conn, model.truth(), [m.path for m in layout.machines], start, end + timedelta(days=30)
+            conn, truth_plant(conn, layout), model.truth(), [m.path for m in layout.machines], start=start,
+            end=end + timedelta(days=30),
         )
         conn.commit()
     return BackfillResult(total, time.perf_counter() - t0, states, shifts, events, len(signal_ids), start, end)

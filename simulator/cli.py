@@ -18,6 +18,7 @@ from datafactory.errors import DataFactoryError
 from datafactory.settings import get_settings, redact_url
 from simulator.layout import PlantLayout, demo_layout
 from simulator.model import PlantModel, SimOptions
+from simulator.shift_calendar import ShiftCalendar
 
 
 def _parse_time(value: str | None, what: str) -> datetime | None:
@@ -39,12 +40,13 @@ def _layout(machines_per_line: int, lines_per_area: int) -> PlantLayout:
         raise click.BadParameter(str(err), param_hint="--machines-per-line/--lines-per-area") from err
 
 
-def _from_config(path: Path) -> tuple[PlantLayout, int | None, str | None]:
+def _from_config(path: Path) -> tuple[PlantLayout, int | None, str | None, ShiftCalendar]:
     from urllib.parse import urlsplit
 
     from datafactory.config.loader import load_config
     from datafactory.config.models import OpcUaSource
     from simulator.plant_config import configured_meter_topic, layout_from_config
+    from simulator.shift_calendar import from_config
 
     try:
         cfg = load_config(path)
@@ -52,7 +54,7 @@ def _from_config(path: Path) -> tuple[PlantLayout, int | None, str | None]:
     except DataFactoryError as err:
         raise click.ClickException(str(err)) from err
     port = next((urlsplit(s.endpoint).port for s in cfg.sources if isinstance(s, OpcUaSource)), None)
-    return layout, port, configured_meter_topic(cfg)
+    return layout, port, configured_meter_topic(cfg), from_config(cfg.analytics.calendar, layout.timezone)
 
 
 def _check_cell(layout: PlantLayout, cell: str | None, what: str) -> None:
@@ -72,6 +74,7 @@ def _sim_options(
     energy_saving_fraction: float = 0.10,
     bearing_onset: str | None = None,
     bearing_days: float | None = None,
+    calendar: ShiftCalendar | None = None,
 ) -> SimOptions:
     _check_cell(layout, bearing_fault, "--bearing-fault")
     reset_cell, reset_at = None, None
@@ -94,6 +97,7 @@ def _sim_options(
         bearing_days_to_threshold=bearing_days,
         energy_reset_cell=reset_cell,
         energy_reset_at=reset_at,
+        calendar=calendar or ShiftCalendar(timezone=layout.timezone),
     )
 
 
@@ -166,8 +170,9 @@ def run(
     """
     layout = _layout(machines_per_line, lines_per_area)
     topic = None
+    calendar = None
     if config_path is not None:
-        layout, config_port, config_topic = _from_config(config_path)
+        layout, config_port, config_topic, calendar = _from_config(config_path)
         port = config_port if port is None else port
         topic = None if device_topic_prefix else config_topic
     start = _parse_time(start_iso, "--start") or datetime.now(UTC).replace(microsecond=0)
@@ -179,6 +184,7 @@ def run(
         energy_saving_at=energy_saving_at,
         bearing_fault=bearing_fault,
         energy_meter_reset=energy_meter_reset,
+        calendar=calendar,
     )
     model = PlantModel(layout, options, start=start, end=end)
     meter_url = None if no_meter else (mqtt_url or get_settings().mqtt_url)
@@ -215,15 +221,18 @@ async def _serve(
     from datafactory.db.connect import connect
     from simulator.server import SimulatorServer
     from simulator.truth import EmittedRecorder, EmittedSink, TeeRecorder
-    from simulator.truth_db import PgEmittedRecorder, write_truth
+    from simulator.truth_db import PgEmittedRecorder, truth_plant, write_truth
 
     sinks: list[EmittedSink] = []
     conn = None
+    plant_id = 0
     if truth_file is not None:
         sinks.append(EmittedRecorder(truth_file))
     if database_url:
         conn = connect(database_url, application_name="datafactory-simulator")
-        sinks.append(PgEmittedRecorder(conn))
+        plant_id = truth_plant(conn, model.layout)
+        conn.commit()
+        sinks.append(PgEmittedRecorder(conn, plant_id))
     recorder = TeeRecorder(*sinks) if sinks else None
     server = SimulatorServer(
         model,
@@ -260,7 +269,8 @@ async def _serve(
         if conn is not None:
             cells = [m.path for m in model.layout.machines]
             truth = model.truth_until(server.sim_time_us + 1)
-            write_truth(conn, truth, cells, us_to_datetime(model.start_us), reached + timedelta(days=30))
+            write_truth(conn, plant_id, truth, cells, start=us_to_datetime(model.start_us),
+                        end=reached + timedelta(days=30))
             conn.commit()
         if recorder is not None:
             recorder.close()
@@ -276,7 +286,8 @@ async def _serve(
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
-    help="Simulate the machines of this plant config (its time zone, cells, ideal cycle times) instead of the demo.",
+    help="Simulate the machines of this plant config (its time zone, cells, ideal cycle times, the shifts of its"
+    " analytics.calendar) instead of the demo.",
 )
 @click.option("--energy-saving-fraction", type=float, default=0.10, show_default=True,
               help="Size of the planted saving of --energy-saving-at (fraction of all power).")
@@ -311,7 +322,9 @@ def backfill(
     from datafactory.db.migrate import migrate
     from simulator.backfill import backfill as run_backfill
 
-    layout = _from_config(config_path)[0] if config_path is not None else _layout(machines_per_line, lines_per_area)
+    layout, calendar = _layout(machines_per_line, lines_per_area), None
+    if config_path is not None:
+        layout, _port, _topic, calendar = _from_config(config_path)
     options = _sim_options(
         layout,
         seed=seed,
@@ -322,6 +335,7 @@ def backfill(
         energy_saving_fraction=energy_saving_fraction,
         bearing_onset=bearing_onset,
         bearing_days=bearing_days,
+        calendar=calendar,
     )
     start = _parse_time(start_iso, "--start")
     end = _parse_time(end_iso, "--end")

@@ -3,7 +3,9 @@
 Day shift 08:00–20:00 with a break 12:00–12:30, night shift 20:00–08:00 with a break 00:00–00:30, plant local
 time. A shift belongs to the calendar day on which it starts; shifts starting on a Sunday are not worked, so the
 plant is idle from Sunday 08:00 to Monday 08:00. ``segments`` cuts time into worked shift pieces, breaks and
-no-shift time, which is all the machine model needs.
+no-shift time, which is all the machine model needs. ``from_config`` follows a plant config's
+``analytics.calendar`` instead (any number of shifts, breaks, non-working weekdays and dates), so the simulated
+plant works the shifts its analytics expect.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import date, datetime, time, timedelta
 from enum import IntEnum
 from zoneinfo import ZoneInfo
 
+from datafactory.config import analytics as analytics_config
 from datafactory.contract.sample import datetime_to_us
 
 
@@ -58,6 +61,7 @@ class ShiftCalendar:
     timezone: str = "Asia/Shanghai"
     shifts: tuple[ShiftDef, ...] = DEFAULT_SHIFTS
     idle_weekdays: frozenset[int] = frozenset({6})  # Monday is 0; shifts starting on these days are not worked
+    idle_dates: frozenset[date] = frozenset()  # plant-local dates (holidays) whose shifts are not worked
 
     def shifts_between(self, start_us: int, end_us: int | None) -> Iterator[Shift]:
         """Worked shifts overlapping [start_us, end_us) in time order (endless when end_us is None)."""
@@ -70,7 +74,7 @@ class ShiftCalendar:
                 e_us = datetime_to_us(s_local + timedelta(hours=d.hours))
                 if end_us is not None and s_us >= end_us:
                     return
-                if e_us <= start_us or day.weekday() in self.idle_weekdays:
+                if e_us <= start_us or day.weekday() in self.idle_weekdays or day in self.idle_dates:
                     continue
                 breaks = []
                 for b_time, minutes in d.breaks:
@@ -97,6 +101,27 @@ class ShiftCalendar:
             t = shift.end_us
         if end_us is not None and t < end_us:
             yield Segment(t, end_us, SegmentKind.NO_SHIFT, None)
+
+
+def from_config(calendar: analytics_config.ShiftCalendar, timezone: str) -> ShiftCalendar:
+    """The simulated calendar of a plant config's ``analytics.calendar``: each daily break belongs to the shift
+    it falls in (cut at the shift's end), a shift whose end is at or before its start ends the next day."""
+    shifts = []
+    for sh in calendar.shifts:
+        start = analytics_config.clock_minutes(sh.start)
+        length = (analytics_config.clock_minutes(sh.end) - start) % 1440 or 1440
+        breaks = []
+        for b in calendar.breaks:
+            b0 = analytics_config.clock_minutes(b.start)
+            offset = (b0 - start) % 1440
+            if offset < length:
+                minutes = min((analytics_config.clock_minutes(b.end) - b0) % 1440, length - offset)
+                breaks.append((offset, time(b0 // 60 % 24, b0 % 60), float(minutes)))
+        breaks.sort()
+        shifts.append(ShiftDef(sh.name, time(start // 60 % 24, start % 60), length / 60.0,
+                               tuple((t, m) for _, t, m in breaks)))
+    return ShiftCalendar(timezone, tuple(shifts), frozenset(calendar.non_working_weekdays),
+                         frozenset(calendar.non_working_dates))
 
 
 def _clip(a: int, b: int, kind: SegmentKind, shift: Shift | None, end_us: int | None) -> Iterator[Segment]:

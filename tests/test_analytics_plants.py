@@ -1,39 +1,55 @@
 """Analytics on generated plants other than the demo, against the simulator's ground truth (issue 21).
 
-Each case backfills a small plant of its own (3 machines with their own ideal cycle times, a seed of its own, a
-non-Shanghai time zone, data starting mid-day, a night shift across midnight) with a planted plant-wide energy
-saving — or none — and checks every machine-shift's OEE (zero-output shifts included) against the truth and the
-recovered saving and its ASHRAE Guideline 14 significance.
+Each case is a scenario file of its own — a plant config (YAML) with its machine count, ideal cycle times, time
+zone and a three-shift ``analytics.calendar`` whose night shift crosses midnight — simulated through
+``simulate backfill --config FILE --seed N --start TS --days D`` with a planted plant-wide energy saving (or none),
+data starting mid-shift on a Tuesday. The analytics run reads the same file. Checked: every machine-shift's OEE
+(zero-output shifts included) against the truth, shifts on the config's clock, and the recovered saving with its
+ASHRAE Guideline 14 significance.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import psycopg
 import pytest
+import yaml
+from click.testing import CliRunner
 
 from analytics import store
 from analytics.run import run_plant
-from datafactory.config.analytics import AnalyticsConfig, BaselineConfig
-from simulator.backfill import backfill
+from app.cli.main import cli
+from datafactory.config.loader import load_config
 from simulator.layout import PlantLayout, machine_spec
-from simulator.model import SimOptions
+from simulator.plant_config import plant_document
 from tests.test_analytics_sim import _drop, _new_db
 
 pytestmark = pytest.mark.integration
 
-TZ = "Europe/Berlin"  # UTC+1 in January/February: no daylight-saving change inside the spans
-START = datetime(2026, 1, 6, 9, 20, tzinfo=UTC)  # Tuesday 10:20 plant-local: a partial first day and shift
+TZ = "America/Chicago"  # UTC−6 in January: no daylight-saving change inside the span
+START = "2026-01-06T16:20:00Z"  # Tuesday 10:20 plant-local: a partial first day and early shift
 DAYS = 13
 SAVING_FROM = date(2026, 1, 14)  # Wednesday; 7 complete baseline days (Jan 7–13) before it
+CALENDAR = {
+    "shifts": [{"name": "early", "start": "06:00", "end": "14:00"}, {"name": "late", "start": "14:00", "end": "22:00"},
+               {"name": "night", "start": "22:00", "end": "06:00"}],
+    "breaks": [{"start": "10:00", "end": "10:30"}, {"start": "18:00", "end": "18:30"},
+               {"start": "02:00", "end": "02:30"}],
+    "non_working_weekdays": [6],
+}
 
 
-def _layout(cycles: tuple[float, ...]) -> PlantLayout:
-    machines = tuple(machine_spec("machining", "line-1", f"m-{i + 1}", i + 1, ideal_cycle_time_s=c)
-                     for i, c in enumerate(cycles))
-    return PlantLayout(machines, enterprise="other-plant", site="site-2", timezone=TZ)
+def _scenario(path: Path, cycles: tuple[float, ...]) -> Path:
+    machines = tuple(machine_spec("machining" if i % 2 == 0 else "assembly", "line-1", f"m-{i + 1}", i + 1,
+                                  ideal_cycle_time_s=c) for i, c in enumerate(cycles))
+    doc = plant_document(PlantLayout(machines, enterprise="other-plant", site="site-2", timezone=TZ))
+    # The baseline starts on the first full day and ends where the saving is planted.
+    doc["analytics"] = {"calendar": CALENDAR, "baseline": {"baseline_to": SAVING_FROM.isoformat()}}
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return path
 
 
 def _frame(url: str, query: str, columns: str) -> pd.DataFrame:
@@ -42,34 +58,40 @@ def _frame(url: str, query: str, columns: str) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize(("saving", "seed", "cycles"), [
-    (0.0, 11, (33.0, 41.0, 57.0)),
-    (0.03, 12, (29.0, 47.0, 61.0)),
+    (0.0, 11, (33.0, 41.0, 57.0, 28.0, 64.0)),
+    (0.03, 12, (29.0, 47.0)),
     (0.07, 13, (36.0, 44.0, 52.0)),
-    (0.15, 14, (25.0, 39.0, 64.0)),
+    (0.15, 14, (25.0, 39.0, 64.0, 31.0, 48.0, 22.0)),
 ])
-def test_generated_plant_oee_and_saving(template_db: str, saving: float, seed: int, cycles: tuple[float, ...]) -> None:
+def test_generated_plant_oee_and_saving(template_db: str, tmp_path: Path, saving: float, seed: int,
+                                        cycles: tuple[float, ...]) -> None:
     url = _new_db(template_db)
     try:
-        saving_at = pd.Timestamp(SAVING_FROM).tz_localize(TZ).tz_convert("UTC").to_pydatetime()
-        options = SimOptions(seed=seed, analog_period_s=300.0,
-                             energy_saving_at=saving_at if saving else None, energy_saving_fraction=saving)
-        backfill(url, _layout(cycles), options, start=START, end=START + timedelta(days=DAYS))
+        scenario = _scenario(tmp_path / "plant.yaml", cycles)
+        planted = ["--energy-saving-at", pd.Timestamp(SAVING_FROM).tz_localize(TZ).isoformat(),
+                   "--energy-saving-fraction", str(saving)] if saving else []
+        res = CliRunner().invoke(cli, ["simulate", "backfill", "--config", str(scenario), "--seed", str(seed),
+                                       "--start", START, "--days", str(DAYS), "--analog-period-s", "300",
+                                       "--database-url", url, "--no-migrate", *planted])
+        assert res.exit_code == 0, res.output
         with store.session(url) as conn:
-            plant = store.plants(conn)[0]
+            (plant,) = store.plants(conn)
         assert plant.timezone == TZ
-        cfg = AnalyticsConfig(baseline=BaselineConfig(baseline_to=SAVING_FROM))  # baseline from the first full day
-        run_plant(url, plant, None, None, cfg)
+        run_plant(url, plant, None, None, load_config(scenario).analytics)
 
         truth = _frame(url, "SELECT cell_path, shift_start, shift_name, planned_busy_s, apt_s, total_count,"
-                       " good_count FROM sim_truth_shift", "cell time name pbt apt total good")
-        ours = _frame(url, "SELECT c.area || '/' || c.line || '/' || c.cell, o.time, o.availability, o.oee,"
-                      " (c.attributes->>'ideal_cycle_time_s')::float FROM oee o JOIN cells c ON c.id = o.cell_id"
-                      " WHERE o.period = 'shift'", "cell time A OEE ict")
+                       f" good_count FROM sim_truth_shift WHERE plant_id = {plant.id}", "cell time name pbt apt"
+                       " total good")
+        ours = _frame(url, "SELECT c.area || '/' || c.line || '/' || c.cell, o.time, o.shift_name, o.availability,"
+                      " o.oee, (c.attributes->>'ideal_cycle_time_s')::float FROM oee o JOIN cells c ON c.id ="
+                      " o.cell_id WHERE o.period = 'shift'", "cell time ours_name A OEE ict")
         m = truth.merge(ours, on=["cell", "time"])
-        assert len(m) == len(truth) >= 3 * 18, "every machine-shift of the truth has an OEE row"
+        # 13 days, Sundays off: 11 worked days × 3 shifts, less the partial first one (truth has whole shifts).
+        assert len(m) == len(truth) >= len(cycles) * 3 * 10, "every machine-shift of the truth has an OEE row"
         assert set(m["ict"]) == set(cycles)
+        assert (m["name"] == m["ours_name"]).all()
         local = m["time"].dt.tz_convert(TZ)
-        assert set(local.dt.hour) == {8, 20}, "shifts follow the plant's own time zone"
+        assert set(zip(local.dt.hour, m["name"], strict=True)) == {(6, "early"), (14, "late"), (22, "night")}
         expected = m["ict"] * m["good"] / m["pbt"]  # = A·P·Q, and 0 when nothing good was made
         assert m["OEE"].notna().all(), "OEE is defined for every shift with planned busy time"
         worst = float((m["OEE"] - expected).abs().max() * 100)
@@ -81,8 +103,7 @@ def test_generated_plant_oee_and_saving(template_db: str, saving: float, seed: i
                       " FROM energy_baseline", "time saving half significant n")
         assert len(base) == 1
         row = base.iloc[0]
-        first_full = pd.Timestamp("2026-01-07").tz_localize(TZ)
-        assert row["time"] == first_full, "the partial first day is not in the baseline"
+        assert row["time"] == pd.Timestamp("2026-01-07").tz_localize(TZ), "the partial first day is not in it"
         assert row["n"] == 7
         assert abs(row["saving"] - saving) <= 0.01, f"planted {saving:.0%}, recovered {row['saving']:.4f}"
         assert row["half"] > 0

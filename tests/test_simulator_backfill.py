@@ -22,8 +22,8 @@ END = START + timedelta(days=2)  # Saturday's two shifts, then Sunday without
 CELL = "machining/line-1/cnc-03"
 
 
-def _row(conn: psycopg.Connection, query: str) -> Any:
-    row = conn.execute(query).fetchone()
+def _row(conn: psycopg.Connection, query: str, params: tuple[Any, ...] | None = None) -> Any:
+    row = conn.execute(query, params).fetchone()
     assert row is not None
     return row
 
@@ -118,13 +118,42 @@ def test_backfill_cli_scales_the_plant_and_emitted_truth_is_idempotent(db_url):
     assert bad.exit_code != 0 and "not a simulated machine" in bad.output
     # live runs record what they emit; a repeated run over the same simulated instants keeps one copy
     with psycopg.connect(db_url) as conn:
-        recorder = PgEmittedRecorder(conn)
+        recorder = PgEmittedRecorder(conn, _row(conn, "SELECT id FROM plants")[0])
         for value in (1.0, 2.0):
             recorder.add(CELL, "power", 1_000_000, value)
             recorder.add(CELL, "energy", 1_000_000, value)
             recorder.flush()
         recorder.close()
         assert _row(conn, "SELECT count(*), sum(value) FROM sim_truth_emitted") == (2, 2.0)
+
+
+def test_two_simulated_plants_keep_their_own_truth(db_url):
+    # The same cell paths in two plants of one database: before migration 0095 the second backfill's truth
+    # replaced the first one's (the delete-then-copy of a range matched on cell path only).
+    from dataclasses import replace
+
+    start, end = START + timedelta(days=2), START + timedelta(days=2, hours=12)  # a Monday's day shift
+    plants = {"plant-a": replace(demo_layout(1), enterprise="plant-a"), "plant-b": replace(demo_layout(1),
+                                                                                        enterprise="plant-b")}
+    expected = {}
+    for seed, (name, layout) in enumerate(plants.items(), start=21):
+        opts = SimOptions(seed=seed, analog_period_s=600)
+        backfill(db_url, layout, opts, start=start, end=end)
+        model = PlantModel(layout, opts, start=start, end=end)
+        for _ in model.samples():  # the truth accumulates as the simulation runs
+            pass
+        expected[name] = model.truth()
+    with psycopg.connect(db_url) as conn:
+        for name, truth in expected.items():
+            got = conn.execute(
+                "SELECT t.cell_path, t.total_count, t.good_count FROM sim_truth_shift t JOIN plants p"
+                " ON p.id = t.plant_id WHERE p.enterprise = %s ORDER BY 1", (name,)).fetchall()
+            assert got == sorted((h.cell_path, h.total_count, h.good_count) for h in truth.shifts)
+            states = _row(conn, "SELECT count(*) FROM sim_truth_states t JOIN plants p ON p.id = t.plant_id"
+                          " WHERE p.enterprise = %s", (name,))
+            assert states[0] == len(truth.states)
+        a, b = (sorted((h.cell_path, h.total_count) for h in t.shifts) for t in expected.values())
+        assert a != b, "two seeds, two different truths: the check above could tell them apart"
 
 
 def test_backfill_cli_from_a_plant_config_with_its_time_zone_and_planted_events(db_url, tmp_path):

@@ -326,3 +326,30 @@ def test_chunks_stay_small_at_a_one_second_period():
     sizes = [len(c) for c in model.machine_chunks(0)]
     assert sum(sizes) == 6 * 3600 * 4 + 4  # four analog signals every second, plus the initial counters and state
     assert max(sizes) < 4096 + 3600 * 4
+
+
+def test_calendar_from_a_plant_configs_three_shifts() -> None:
+    from datetime import date, time
+
+    from datafactory.config.analytics import ShiftCalendar as ConfigCalendar
+    from simulator.shift_calendar import from_config
+
+    cal = from_config(ConfigCalendar.model_validate({
+        "shifts": [{"name": "early", "start": "06:00", "end": "14:00"}, {"name": "late", "start": "14:00",
+                   "end": "22:00"}, {"name": "night", "start": "22:00", "end": "06:00"}],
+        "breaks": [{"start": "10:00", "end": "10:30"}, {"start": "02:00", "end": "02:45"},
+                   {"start": "21:45", "end": "22:15"}],
+        "non_working_weekdays": [5, 6], "non_working_dates": ["2026-01-07"]}), "America/Chicago")
+    early, late, night = cal.shifts
+    assert (early.start, early.hours, early.breaks) == (time(6), 8.0, ((time(10), 30.0),))
+    assert late.breaks == ((time(21, 45), 15.0),), "a break over the shift change is cut at the shift's end"
+    assert (night.hours, night.breaks) == (8.0, ((time(2), 45.0),)), "the night shift holds the 02:00 break"
+    assert cal.idle_weekdays == {5, 6} and cal.idle_dates == {date(2026, 1, 7)}
+    # Tuesday 06:00 CST to Thursday 06:00: Tuesday's three shifts (the night one to Wednesday 06:00), none on the
+    # holiday Wednesday, and Thursday's early shift starts at the end.
+    start = datetime(2026, 1, 6, 12, tzinfo=UTC)
+    shifts = list(cal.shifts_between(datetime_to_us(start), datetime_to_us(start + timedelta(days=2))))
+    assert [s.name for s in shifts] == ["early", "late", "night"]
+    night_shift = shifts[2]
+    assert night_shift.end_us == datetime_to_us(datetime(2026, 1, 7, 12, tzinfo=UTC))  # Wednesday 06:00 CST
+    assert night_shift.breaks[0][0] == datetime_to_us(datetime(2026, 1, 7, 8, tzinfo=UTC))  # 02:00 CST

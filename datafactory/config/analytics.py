@@ -209,6 +209,32 @@ class MonitoredMeaning(StrEnum):
     TEMPERATURE = "temperature"
 
 
+class RulCalibrationBin(StrictModel):
+    p50_below_h: float | None = Field(
+        default=None, gt=0, description="Upper edge (hours) of this bin of predicted P50; None = the open last bin."
+    )
+    lower: float = Field(default=1.0, ge=0, description="Exponent on P10ʳ/P50 (the raw lower half-width, log time).")
+    upper: float = Field(default=1.0, ge=0, description="Exponent on P90ʳ/P50 (the raw upper half-width, log time).")
+    checks: int = Field(default=0, ge=0, description="Calibration checks the factors come from (for the record).")
+
+
+# Fitted by `python -m tests.support.rul_trajectories calibrate` on the simulator's bearing model (seeds 101–130,
+# analog periods 70 s and 300 s); the coverage on held-out seeds is in docs/analytics.md. A plant with its own
+# run-to-failure histories refits these with analytics.rul_calibration.fit.
+SIMULATOR_RUL_CALIBRATION: tuple[tuple[float | None, float, float, int], ...] = (
+    (12.0, 0.216, 0.0, 549),
+    (24.0, 0.289, 0.036, 606),
+    (48.0, 0.34, 0.278, 1385),
+    (96.0, 0.535, 0.587, 2486),
+    (None, 0.935, 0.274, 2168),
+)
+
+
+def _default_rul_calibration() -> list[RulCalibrationBin]:
+    return [RulCalibrationBin(p50_below_h=edge, lower=lo, upper=hi, checks=n)
+            for edge, lo, hi, n in SIMULATOR_RUL_CALIBRATION]
+
+
 class PdmConfig(StrictModel):
     monitored: list[MonitoredMeaning] = Field(
         default_factory=lambda: [MonitoredMeaning.VIBRATION],
@@ -229,6 +255,17 @@ class PdmConfig(StrictModel):
     clear_after: int = Field(default=6, ge=1, description="Consecutive healthy buckets before an alert is cleared.")
     trend_hours: float = Field(default=240, gt=0, description="Longest window of the trend regression used for RUL.")
     rul_max_hours: float = Field(default=24 * 90, gt=0, description="RUL beyond this is reported as NULL.")
+    rul_calibration: list[RulCalibrationBin] = Field(
+        default_factory=_default_rul_calibration,
+        description="Conformal factors of the RUL interval by predicted P50 (ascending bins); empty = raw interval.",
+    )
+
+    @model_validator(mode="after")
+    def _ascending_rul_bins(self) -> PdmConfig:
+        edges = [b.p50_below_h for b in self.rul_calibration]
+        if edges and (edges[-1] is not None or None in edges[:-1] or edges[:-1] != sorted(edges[:-1])):  # type: ignore[type-var]
+            raise ValueError("pdm.rul_calibration: bins must ascend by p50_below_h, the last one open (null)")
+        return self
     failure_threshold: float | None = Field(
         default=None, gt=0, description="Failure threshold of vibration (mm/s); None = the failure_zone boundary."
     )
