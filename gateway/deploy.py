@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -32,8 +33,10 @@ def _url(mqtt_url: str | None) -> tuple[str, str | None]:
     return mqtt_url or settings.mqtt_url, password
 
 
-async def _retained(mqtt_url: str | None, topic_filter: str, wait_s: float) -> dict[str, bytes]:
-    """Retained messages on ``topic_filter``, collected for ``wait_s`` seconds."""
+async def _retained(
+    mqtt_url: str | None, topic_filter: str, wait_s: float, *, until: Callable[[dict[str, bytes]], bool] | None = None
+) -> dict[str, bytes]:
+    """Retained messages on ``topic_filter``, collected for ``wait_s`` seconds (or until ``until(got)``)."""
     url, password = _url(mqtt_url)
     got: dict[str, bytes] = {}
 
@@ -48,7 +51,7 @@ async def _retained(mqtt_url: str | None, topic_filter: str, wait_s: float) -> d
         exact = "+" not in topic_filter and "#" not in topic_filter
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
-        while loop.time() < deadline and not (exact and got):  # one exact topic: done once its message is in
+        while loop.time() < deadline and not (exact and got) and not (until is not None and until(got)):
             await asyncio.sleep(0.05)
     finally:
         await session.close()
@@ -88,6 +91,57 @@ async def deployed_config(mqtt_url: str | None, topic: str, *, wait_s: float = 2
         raise ConfigError(topic, [("(payload)", str(err))]) from None
 
 
+def status_topic(config_topic: str) -> str:
+    return config_topic.rsplit("/", 1)[0] + "/status"
+
+
+async def reported_gateways(mqtt_url: str | None, topic: str, *, wait_s: float = 2.0) -> tuple[bool, list[str]]:
+    """Whether the gateway of config ``topic`` has ever reported (a retained status), and the gateways of the
+    same site that have — so a typo in ``--gateway`` is caught before a retained config nobody reads is left."""
+    ours = status_topic(topic)
+    site_filter = ours.rsplit("/", 2)[0] + "/+/status"
+    got = await _retained(mqtt_url, site_filter, wait_s, until=lambda seen: ours in seen)
+    return ours in got, sorted(t.split("/")[-2] for t in got)
+
+
+_SETTLED = ("connected", "disconnected", "failed")
+
+
+def sources_settled(status: dict[str, Any], source_ids: list[str]) -> bool:
+    """Every source of the deployed config has left 'connecting': connected, or failed with its reason."""
+    sources = status.get("sources") or {}
+    return all(isinstance(sources.get(sid), dict) and sources[sid].get("state") in _SETTLED for sid in source_ids)
+
+
+def outcome(cfg: PlantConfig, status: dict[str, Any] | None, *, gateway: str, topic: str, wait_s: float
+            ) -> tuple[int, str]:
+    """What ``config deploy`` says after waiting: (0 applied and connected | 1 rejected or a source not
+    connected | 3 not confirmed in time, one line). Exit codes as in README "Command line"."""
+    version = cfg.config_version()
+    if status is None:
+        return 3, (f"published {version} to {topic}, not confirmed by gateway {gateway} within {wait_s:g} s "
+                   "(is it running? it applies the config when it connects)")
+    if status.get("config_version") != version:
+        return 1, f"gateway {gateway} REJECTED {version}: {status.get('config_error')}"
+    sources = status.get("sources") or {}
+    good, bad = [], []
+    for src in cfg.sources:
+        found = sources.get(src.id)
+        state: dict[str, Any] = found if isinstance(found, dict) else {}
+        refused = int(state.get("items_refused") or 0)
+        extra = f", {refused} item(s) refused" if refused else ""
+        if state.get("state") == "connected" and not refused:
+            good.append(src.id)
+        elif state.get("state") == "connected":
+            bad.append(f"{src.id} connected{extra}")
+        else:
+            why = state.get("last_error") or ("still connecting" if state else "not reported")
+            bad.append(f"{src.id} {state.get('state', 'missing')} ({why}){extra}")
+    if bad:
+        return 1, f"gateway {gateway} runs {version} but not every source works: " + "; ".join(bad)
+    return 0, f"gateway applied {version}: " + (f"sources connected: {', '.join(good)}" if good else "no sources")
+
+
 def render(cfg: PlantConfig | None) -> list[str]:
     if cfg is None:
         return []
@@ -102,12 +156,14 @@ def diff(local: PlantConfig, deployed: PlantConfig | None, *, local_name: str, t
 
 
 async def deploy(cfg: PlantConfig, mqtt_url: str | None, *, topic: str, wait_s: float = 0.0) -> dict[str, Any] | None:
-    """Publish ``cfg`` retained to ``topic``; with ``wait_s``, wait for the gateway's status to mention it and
-    return that status (None when the gateway did not answer in time)."""
+    """Publish ``cfg`` retained to ``topic``; with ``wait_s``, wait for the gateway's status to report it and
+    every source of it connected or failed, and return that status (the last one reporting the version if the
+    sources had not settled in time; None when the gateway did not answer at all)."""
     url, password = _url(mqtt_url)
     version = cfg.config_version()
-    status_topic = topic.rsplit("/", 1)[0] + "/status"
+    source_ids = [s.id for s in cfg.sources]
     answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    latest: list[dict[str, Any]] = []
     acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     mids: set[int] = set()
 
@@ -119,7 +175,11 @@ async def deploy(cfg: PlantConfig, mqtt_url: str | None, *, topic: str, wait_s: 
         if not isinstance(status, dict) or answer.done():
             return
         error = status.get("config_error") or ""
-        if status.get("config_version") == version or (acked.done() and version in error):
+        if status.get("config_version") == version:  # retained or new: the gateway runs this version
+            latest[:] = [status]
+            if sources_settled(status, source_ids):
+                answer.set_result(status)
+        elif acked.done() and version in error:
             answer.set_result(status)
 
     def on_puback(mid: int) -> None:
@@ -136,7 +196,7 @@ async def deploy(cfg: PlantConfig, mqtt_url: str | None, *, topic: str, wait_s: 
     await session.connect()
     try:
         if wait_s > 0:
-            await session.subscribe(status_topic, qos=1)
+            await session.subscribe(status_topic(topic), qos=1)
         mids.add(session.publish(topic, encode_config(cfg.model_dump(mode="json"), version=version), retain=True))
         await asyncio.wait_for(acked, timeout=10)
         if wait_s <= 0:
@@ -144,7 +204,7 @@ async def deploy(cfg: PlantConfig, mqtt_url: str | None, *, topic: str, wait_s: 
         try:
             return await asyncio.wait_for(answer, timeout=wait_s)
         except TimeoutError:
-            return None
+            return latest[0] if latest else None
     except TimeoutError as err:
         raise ConnectionLost(session.url, "the broker did not acknowledge the config") from err
     finally:

@@ -445,6 +445,8 @@ class Gateway:
             for sid, src in new.items():
                 if sid not in old or sid in changed:
                     self._start_source(src)
+                    # Not 'connected' from before the re-open: `config deploy` waits for the new connection.
+                    self._sources[sid].state.set("connecting")
             _log.info("applied config %s (re-opened sources: %s)", self.version, ", ".join(changed) or "none")
             self._publish_meta()
             self._publish_status()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 
 import orjson
@@ -99,4 +100,48 @@ def test_diff_deploy_apply_and_reject(tmp_path, mqtt_url, enterprise) -> None:
             assert rows[0]["online"] is True and rows[0]["config_version"] == v2_version.config_version()
     finally:
         _publish_raw(mqtt_url, config_topic, b"")  # clear the retained config on the shared broker
+        server.close()
+
+
+def test_deploy_says_what_the_gateway_confirmed(tmp_path, mqtt_url, enterprise) -> None:
+    """A typo'd gateway is refused before anything is published; an unreachable endpoint is not "applied";
+    a gateway that never answers is "published, not confirmed" — each with its own exit code."""
+    server = OpcUaTestServer(free_port(), {"Power": 0.0}).start()
+    runner = CliRunner()
+    env = {"DATAFACTORY_MQTT_URL": mqtt_url}
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(_doc(enterprise, server.endpoint, 2.0), allow_unicode=True))
+    unreachable = tmp_path / "unreachable.yaml"
+    unreachable.write_text(yaml.safe_dump(_doc(enterprise, f"opc.tcp://127.0.0.1:{free_port()}/", 1.0), allow_unicode=True))
+    v1 = plant(enterprise, sources=_doc(enterprise, server.endpoint, 1.0)["sources"], cells=[CELL])
+    try:
+        with (
+            collect(mqtt_url, f"df/v1/{enterprise}/#") as col,
+            GatewayThread(v1, mqtt_url=mqtt_url, state_dir=tmp_path) as gw,
+        ):
+            assert col.wait_for(lambda: gw.gateway.source_states().get("plc") == "connected")
+            typo = runner.invoke(cli, ["config", "deploy", str(good), "--gateway", "gw-9"], env=env)
+            assert typo.exit_code == 2, typo.output
+            assert "gw-9" in typo.output and "never reported" in typo.output and "gw-1" in typo.output
+            time.sleep(0.5)
+            assert col.last("_gw/gw-9/config") is None  # nothing retained where no gateway reads
+
+            applied = runner.invoke(cli, ["config", "deploy", str(good), "--wait", "30"], env=env)
+            assert applied.exit_code == 0, applied.output
+            assert "sources connected: plc" in applied.output
+
+            broken = runner.invoke(cli, ["config", "deploy", str(unreachable), "--wait", "30"], env=env)
+            assert broken.exit_code == 1, broken.output
+            assert "applied" not in broken.output
+            assert "not every source works: plc" in broken.output
+            assert gw.gateway.source_states().get("plc") != "connected"
+
+            silent = runner.invoke(
+                cli, ["config", "deploy", str(good), "--gateway", "gw-9", "--new-gateway", "--wait", "2"], env=env
+            )
+            assert silent.exit_code == 3, silent.output
+            assert "not confirmed by gateway gw-9 within 2 s" in silent.output
+    finally:
+        for gateway in ("gw-1", "gw-9"):
+            _publish_raw(mqtt_url, f"df/v1/{enterprise}/site-1/_gw/{gateway}/config", b"")
         server.close()

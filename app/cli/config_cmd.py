@@ -107,30 +107,46 @@ def diff(file: Path, gateway_id: str | None, mqtt_url: str | None) -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--gateway", "gateway_id", default=None, help="Gateway id (default: gateway.id in FILE).")
 @click.option("--mqtt-url", default=None, help="Platform broker (default DATAFACTORY_MQTT_URL).")
-@click.option("--wait", default=10.0, show_default=True, help="Seconds to wait for the gateway to confirm (0: don't).")
-def deploy(file: Path, gateway_id: str | None, mqtt_url: str | None, wait: float) -> None:
-    """Validate FILE and publish it retained to its gateway's config topic; the gateway applies it live."""
+@click.option(
+    "--wait", default=15.0, show_default=True,
+    help="Seconds to wait for the gateway to confirm the config and its sources' connections (0: don't).",
+)
+@click.option("--new-gateway", is_flag=True, help="Deploy although the gateway has never reported (its first config).")
+def deploy(file: Path, gateway_id: str | None, mqtt_url: str | None, wait: float, new_gateway: bool) -> None:
+    """Validate FILE and publish it retained to its gateway's config topic; the gateway applies it live.
+
+    Exit 0 only when the gateway reports the new version with every source connected; 1 when it rejected the
+    config or a source did not connect (named); 2 when the gateway has never reported (a typo?); 3 when the
+    gateway did not confirm within --wait seconds."""
     import asyncio
 
     from datafactory.errors import ConnectionLost
-    from gateway.deploy import config_topic
+    from gateway.deploy import config_topic, outcome, reported_gateways
     from gateway.deploy import deploy as do_deploy
 
     cfg = _load_or_exit(file)
     version = cfg.config_version()
     topic = config_topic(cfg, gateway_id)
+    gateway = gateway_id or cfg.gateway.id
     try:
+        if not new_gateway:
+            known, site_gateways = asyncio.run(reported_gateways(mqtt_url, topic))
+            if not known:
+                others = ", ".join(site_gateways) or "none"
+                click.echo(
+                    f"error: gateway {gateway} of {cfg.enterprise.id}/{cfg.site.id} has never reported (gateways "
+                    f"that have: {others}); check --gateway / gateway.id, or add --new-gateway to deploy anyway",
+                    err=True,
+                )
+                sys.exit(2)
         status = asyncio.run(do_deploy(cfg, mqtt_url, topic=topic, wait_s=wait))
     except ConnectionLost as err:
-        raise click.ClickException(str(err)) from None
-    click.echo(f"deployed {version} to {topic}")
+        raise click.ClickException(str(err)) from err
+    click.echo(f"published {version} to {topic}")
     if wait <= 0:
         return
-    if status is None:
-        click.echo(f"the gateway did not confirm within {wait:g} s (it applies the config when it connects)", err=True)
-        sys.exit(3)
-    if status.get("config_version") == version:
-        click.echo(f"gateway applied {version}")
-        return
-    click.echo(f"gateway REJECTED {version}: {status.get('config_error')}", err=True)
-    sys.exit(1)
+    code, line = outcome(cfg, status, gateway=gateway, topic=topic, wait_s=wait)
+    if code:
+        click.echo(f"error: {line}", err=True)
+        sys.exit(code)
+    click.echo(line)
