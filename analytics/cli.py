@@ -43,15 +43,25 @@ def _report(summary: RunSummary, plant: store.Plant, seconds: float) -> None:
 @click.pass_context
 def analytics(ctx: click.Context, database_url: str | None, enterprise: str | None) -> None:
     """Compute OEE, energy and maintenance results into the tables the dashboards read."""
-    ctx.obj = (database_url or Settings().database_url, enterprise)
+    # Resolved by the subcommand: its own --database-url / --enterprise are parsed after this callback runs.
+    ctx.obj = (database_url, enterprise)
+
+
+def _target(obj: tuple[str | None, str | None], enterprise: str | None) -> tuple[str, str | None]:
+    """The database and enterprise: the subcommand's options, else the group's, else the settings."""
+    return obj[0] or Settings().database_url, enterprise or obj[1]
+
+
+_ENTERPRISE = click.option("--enterprise", "only", default=None, help="Only this enterprise's plants.")
 
 
 @analytics.command()
 @click.option("--every", type=float, help="Keep running: start a new incremental run this many seconds apart.")
+@_ENTERPRISE
 @click.pass_obj
-def run(obj: tuple[str, str | None], every: float | None) -> None:
+def run(obj: tuple[str | None, str | None], every: float | None, only: str | None) -> None:
     """Compute everything new since the watermark, plus windows touched by late data."""
-    url, enterprise = obj
+    url, enterprise = _target(obj, only)
     while True:
         started = time.monotonic()
         try:
@@ -75,10 +85,11 @@ def run(obj: tuple[str, str | None], every: float | None) -> None:
 @analytics.command()
 @click.option("--from", "start", required=True, help="Start, ISO 8601 with time zone.")
 @click.option("--to", "end", required=True, help="End (exclusive), ISO 8601 with time zone.")
+@_ENTERPRISE
 @click.pass_obj
-def backfill(obj: tuple[str, str | None], start: str, end: str) -> None:
+def backfill(obj: tuple[str | None, str | None], start: str, end: str, only: str | None) -> None:
     """Recompute [--from, --to) from raw samples, replacing earlier results."""
-    url, enterprise = obj
+    url, enterprise = _target(obj, only)
     t_from, t_to = _when(start), _when(end)
     if t_to <= t_from:
         raise click.BadParameter("--to must be after --from")

@@ -198,14 +198,26 @@ def gateways(mqtt_url: str | None, enterprise: str | None, wait: float, as_json:
     if not rows:
         click.echo("no gateways found")
         return
-    click.echo(f"{'gateway':<40} {'state':<8} {'config':<13} {'buffered':>9} {'dropped':>8}  sources")
+    click.echo(f"{'gateway':<40} {'state':<8} {'config':<13} {'buffered':>9} {'dropped':>8} {'refused':>8}  sources")
     for r in rows:
-        sources = ", ".join(f"{k}={v.get('state')}{_nodes_summary(v)}" for k, v in (r.get("sources") or {}).items())
+        per_source = {k: v for k, v in (r.get("sources") or {}).items() if isinstance(v, dict)}
+        sources = ", ".join(
+            f"{k}={v.get('state')}{_refused(v)}{_nodes_summary(v)}" for k, v in per_source.items()
+        )
+        # Items a source could not read (bad node ids, refused subscriptions): the gateway runs, those signals don't.
+        refused = sum(int(v.get("items_refused") or 0) for v in per_source.values())
         state = "online" if r.get("online") else "OFFLINE"
         buffered = (r.get("buffer") or {}).get("samples", "-")
         dropped = (r.get("dropped") or {}).get("buffer_overflow", 0)
         version = r.get("config_version", "-")
-        click.echo(f"{r['path']:<40} {state:<8} {version!s:<13} {buffered!s:>9} {dropped!s:>8}  {sources}")
+        click.echo(
+            f"{r['path']:<40} {state:<8} {version!s:<13} {buffered!s:>9} {dropped!s:>8} {refused:>8}  {sources}"
+        )
+
+
+def _refused(source: dict[str, object]) -> str:
+    count = source.get("items_refused")
+    return f" ({count} items refused)" if isinstance(count, int) and count else ""
 
 
 def _nodes_summary(source: dict[str, object]) -> str:

@@ -161,3 +161,13 @@ def test_readme_lists_every_command() -> None:
     section = readme.split("## Command line", 1)[1].split("\n## ", 1)[0]
     absent = [name for name in COMMANDS if f"`{name}" not in section]
     assert not absent, f"README's command list lacks {absent}"
+
+
+def test_subcommand_options_of_analytics_are_honoured(capsys: pytest.CaptureFixture[str]) -> None:
+    """``analytics run --enterprise X --database-url URL`` (options after the subcommand, as everywhere else):
+    the URL is the one used — a closed port is unreachable, not the default database answering."""
+    for sub in (["run"], ["backfill", "--from", "2026-10-01T00:00:00+00:00", "--to", "2026-10-02T00:00:00+00:00"]):
+        argv = ["analytics", *sub, "--enterprise", "acme", "--database-url", CLOSED_DB]
+        code, err = _run(argv, capsys)
+        _assert_one_line(argv, code, err, {failure.UNREACHABLE})
+        assert "127.0.0.1:1" in err

@@ -112,7 +112,8 @@ def test_deploy_says_what_the_gateway_confirmed(tmp_path, mqtt_url, enterprise) 
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump(_doc(enterprise, server.endpoint, 2.0), allow_unicode=True))
     unreachable = tmp_path / "unreachable.yaml"
-    unreachable.write_text(yaml.safe_dump(_doc(enterprise, f"opc.tcp://127.0.0.1:{free_port()}/", 1.0), allow_unicode=True))
+    closed = f"opc.tcp://127.0.0.1:{free_port()}/"  # loopback, nothing listens there
+    unreachable.write_text(yaml.safe_dump(_doc(enterprise, closed, 1.0), allow_unicode=True))
     v1 = plant(enterprise, sources=_doc(enterprise, server.endpoint, 1.0)["sources"], cells=[CELL])
     try:
         with (
@@ -129,6 +130,21 @@ def test_deploy_says_what_the_gateway_confirmed(tmp_path, mqtt_url, enterprise) 
             applied = runner.invoke(cli, ["config", "deploy", str(good), "--wait", "30"], env=env)
             assert applied.exit_code == 0, applied.output
             assert "sources connected: plc" in applied.output
+
+            doc = _doc(enterprise, server.endpoint, 3.0)
+            doc["sources"][0]["nodes"].append(
+                {"node_id": "ns=2;s=NoSuchNode", "cell": CELL, "signal": "ghost", "meaning": "generic"}
+            )
+            missing_node = tmp_path / "missing-node.yaml"
+            missing_node.write_text(yaml.safe_dump(doc, allow_unicode=True))
+            refused = runner.invoke(cli, ["config", "deploy", str(missing_node), "--wait", "30"], env=env)
+            assert refused.exit_code == 1, refused.output
+            assert "plc connected, 1 item(s) refused" in refused.output
+            table = runner.invoke(cli, ["gateways", "--enterprise", enterprise, "--wait", "1"], env=env)
+            assert table.exit_code == 0, table.output
+            header, row = table.output.splitlines()[:2]
+            assert header.split()[5] == "refused" and row.split()[5] == "1", table.output
+            assert "plc=connected (1 items refused)" in row
 
             broken = runner.invoke(cli, ["config", "deploy", str(unreachable), "--wait", "30"], env=env)
             assert broken.exit_code == 1, broken.output
