@@ -1,7 +1,8 @@
 """Grafana alert rules provisioned from the plants' alerting.rules: the committed file validates against Grafana's
 alert-rule provisioning schema (and the checks Grafana's rule validation adds), the schema refuses what Grafana
 would, and every rule's query runs on a real database — expanded as Grafana expands it — where it reports exactly
-the subjects ``alerts run`` reports for the same rule, with the same threshold from the same config."""
+the subjects ``alerts run`` reports for the same rule, with the same threshold from the same config — also as the
+operators' role the platform data source logs in as."""
 
 from __future__ import annotations
 
@@ -11,16 +12,21 @@ from pathlib import Path
 
 import psycopg
 import yaml
+from psycopg import sql
 
 from alerting.engine import Plant, RoundStats, _conditions
 from datafactory.config.loader import validate_document
-from grafana import alert_rules, provision
+from datafactory.config.models import PlantConfig
+from datafactory.db.rls import provision
+from datafactory.db.roles import ADMIN
+from grafana import alert_rules
+from grafana import provision as provisioning
 from grafana.expand import expand, leftover
 from simulator.layout import demo_layout
 from simulator.plant_config import plant_document
 from tests.support import alert_scene
 
-RULES_FILE = Path(provision.DEFAULT_OUT) / alert_rules.RULES_FILE
+RULES_FILE = Path(provisioning.DEFAULT_OUT) / alert_rules.RULES_FILE
 
 
 def _committed() -> dict:
@@ -30,7 +36,7 @@ def _committed() -> dict:
 def test_committed_rules_validate_and_cover_every_enabled_rule() -> None:
     doc = _committed()
     assert alert_rules.check(doc) == []
-    configs = provision.plant_configs(provision.DEFAULT_CONFIGS)
+    configs = provisioning.plant_configs(provisioning.DEFAULT_CONFIGS)
     wanted = {(f"{c.enterprise.id}/{c.site.id}", r.id) for c in configs for r in c.alerting.rules if r.enabled}
     got = {(r["labels"]["plant"], r["labels"]["rule"]) for g in doc["groups"] for r in g["rules"]}
     assert got == wanted
@@ -92,17 +98,28 @@ def test_every_rule_query_runs_and_agrees_with_alerts_run(db_url: str) -> None:
         assert {r for _, r in evaluated} == set(alert_scene.EXPECTED)
         assert engine == alert_scene.EXPECTED  # alerts run reports exactly what the scene planted
 
-        grafana: dict[str, set[str]] = {}
-        for gr in alert_rules.rules_of(cfg):
-            text = expand(gr.sql, {}, now - timedelta(seconds=gr.window_s), now)
-            assert not leftover(text), (gr.title, leftover(text))
-            cur = conn.execute(text)
-            names = [c.name for c in cur.description or []]
-            rows = cur.fetchall()
-            for row in rows:  # Grafana's numeric table data: text columns are labels, exactly one number
-                numbers = [v for v in row if isinstance(v, (int, float)) or hasattr(v, "is_finite")]
-                texts = [v for v in row if isinstance(v, str)]
-                assert len(numbers) == 1 and len(texts) == len(row) - 1, (gr.title, names, row)
-                if _fires(gr.op, float(numbers[0]), gr.limit):
-                    grafana.setdefault(gr.rule.id, set()).add(texts[0])
-        assert grafana == alert_scene.EXPECTED
+        assert _grafana_subjects(conn, cfg, now) == alert_scene.EXPECTED
+        # The platform data source logs in as an operator, not the owner: as df_admin after `db roles`, the same.
+        provision(conn, actor="test-grafana-alert-rules")
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(ADMIN)))
+        try:
+            assert _grafana_subjects(conn, cfg, now) == alert_scene.EXPECTED
+        finally:
+            conn.execute("RESET ROLE")
+
+
+def _grafana_subjects(conn: psycopg.Connection, cfg: PlantConfig, now: datetime) -> dict[str, set[str]]:
+    """Every Grafana rule's query expanded as Grafana does, run, and its threshold applied: rule id → subjects."""
+    grafana: dict[str, set[str]] = {}
+    for gr in alert_rules.rules_of(cfg):
+        text = expand(gr.sql, {}, now - timedelta(seconds=gr.window_s), now)
+        assert not leftover(text), (gr.title, leftover(text))
+        cur = conn.execute(text)
+        names = [c.name for c in cur.description or []]
+        for row in cur.fetchall():  # Grafana's numeric table data: text columns are labels, exactly one number
+            numbers = [v for v in row if isinstance(v, (int, float)) or hasattr(v, "is_finite")]
+            texts = [v for v in row if isinstance(v, str)]
+            assert len(numbers) == 1 and len(texts) == len(row) - 1, (gr.title, names, row)
+            if _fires(gr.op, float(numbers[0]), gr.limit):
+                grafana.setdefault(gr.rule.id, set()).add(texts[0])
+    return grafana

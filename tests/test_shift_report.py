@@ -96,7 +96,8 @@ def test_numbers_equal_a_recomputation_from_raw_tables(filled: tuple[FilledPlant
         # Availability from the hourly rows of the same twelve hours (a different roll-up path than the shift rows).
         hourly = {r[0]: r[1:] for r in conn.execute(
             """SELECT c.area || '/' || c.line || '/' || c.cell, sum(apt_s) / sum(pbt_s),
-                      sum(ideal_production_s) / sum(apt_s), sum(good_count) / sum(total_count), sum(reject_count)
+                      sum(ideal_production_s) / sum(apt_s), sum(good_count) / sum(total_count), sum(reject_count),
+                      sum(adot_s), sum(asut_s), sum(adet_s)
                FROM oee o JOIN cells c ON c.id = o.cell_id WHERE o.period = 'hour' AND o.time >= %s
                AND o.time_end <= %s GROUP BY 1""", (w.start, w.end)).fetchall()}
         down: dict[str, float] = dict(conn.execute(
@@ -107,12 +108,14 @@ def test_numbers_equal_a_recomputation_from_raw_tables(filled: tuple[FilledPlant
                            (w.start, w.end)).fetchone()[0]  # type: ignore[index]
     for m, r in machines.items():
         assert float(r["good"]) == pytest.approx(counted[m], abs=0.5), m
-        a, p, q, scrap = hourly[m]
+        a, p, q, scrap, adot, asut, adet = hourly[m]
         assert float(r["availability"]) == pytest.approx(a, abs=1e-6), m
         assert float(r["performance"]) == pytest.approx(p, abs=1e-6), m
         assert float(r["quality"]) == pytest.approx(q, abs=1e-6), m
         assert float(r["oee"]) == pytest.approx(a * p * q, abs=1e-6), m
         assert float(r["scrap"]) == pytest.approx(scrap, abs=1e-6), m
+        for column, seconds in (("unplanned_down_s", adot), ("setup_s", asut), ("delay_s", adet)):  # the losses
+            assert float(r[column]) == pytest.approx(seconds, abs=1e-3), (m, column)
     pareto = _rows(Path(f"{base}-downtime.csv"))
     assert pareto and [float(d["seconds"]) for d in pareto] == sorted((float(d["seconds"]) for d in pareto),
                                                                       reverse=True)

@@ -69,11 +69,14 @@ class Oee:
     total: float = 0.0
     reject: float = 0.0
     unknown_s: float = 0.0
-    adot_s: float = 0.0
+    adot_s: float = 0.0  # unplanned down (breakdowns, jams …)
+    asut_s: float = 0.0  # setup / changeover
+    adet_s: float = 0.0  # delays: starved, blocked
     stops: int = 0
 
     def add(self, other: Oee) -> None:
-        for k in ("pbt_s", "apt_s", "ideal_s", "good", "total", "reject", "unknown_s", "adot_s", "stops"):
+        for k in ("pbt_s", "apt_s", "ideal_s", "good", "total", "reject", "unknown_s", "adot_s", "asut_s", "adet_s",
+                  "stops"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
 
     @property
@@ -122,7 +125,8 @@ class Report:
 
 OEE_ROWS = """
 SELECT c.area || '/' || c.line, c.area || '/' || c.line || '/' || c.cell, c.name, o.pbt_s, o.apt_s,
-       o.ideal_production_s, o.good_count, o.total_count, o.reject_count, o.unknown_s, o.adot_s, o.stop_count
+       o.ideal_production_s, o.good_count, o.total_count, o.reject_count, o.unknown_s, o.adot_s, o.asut_s,
+       o.adet_s, o.stop_count
 FROM oee o JOIN cells c ON c.id = o.cell_id
 WHERE o.plant_id = %s AND o.period = 'shift' AND o.time = %s
 ORDER BY c.area, c.line, c.cell
@@ -130,8 +134,8 @@ ORDER BY c.area, c.line, c.cell
 
 
 def _oee(row: tuple[Any, ...]) -> Oee:
-    pbt, apt, ideal, good, total, reject, unknown, adot = (float(v or 0) for v in row[:8])
-    return Oee(pbt, apt, ideal, good, total, reject, unknown, adot, int(row[8] or 0))
+    pbt, apt, ideal, good, total, reject, unknown, adot, asut, adet = (float(v or 0) for v in row[:10])
+    return Oee(pbt, apt, ideal, good, total, reject, unknown, adot, asut, adet, int(row[10] or 0))
 
 
 def _plant_oee(conn: psycopg.Connection, plant_id: int, start: datetime) -> Oee | None:

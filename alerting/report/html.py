@@ -20,7 +20,8 @@ T = {
         "summary": "Plant OEE", "this": "This shift", "previous": "Previous shift", "last_week": "Same shift last week",
         "machines": "OEE per machine", "lines": "OEE per line", "machine": "Machine", "line": "Line",
         "a": "Availability", "p": "Performance", "q": "Quality", "oee": "OEE", "good": "Good", "scrap": "Scrap",
-        "stops": "Stops", "down_min": "Unplanned down (min)", "downtime": "Top downtime reasons (Pareto)",
+        "stops": "Stops", "down_min": "Down min", "setup_min": "Setup min",
+        "delay_min": "Starved/blocked min", "downtime": "Top downtime reasons (Pareto)",
         "reason": "Reason", "category": "Category", "minutes": "Minutes", "share": "Share", "cum": "Cumulative",
         "energy": "Energy", "kwh": "Energy (kWh)", "cost": "Cost", "peak": "Peak demand (kW, 15 min)",
         "per_unit": "Energy per good unit (kWh)", "alerts": "Alerts of the shift", "rule": "Rule",
@@ -34,7 +35,8 @@ T = {
         "summary": "全厂 OEE", "this": "本班", "previous": "上一班", "last_week": "上周同班",
         "machines": "各设备 OEE", "lines": "各产线 OEE", "machine": "设备", "line": "产线",
         "a": "可用率", "p": "性能率", "q": "质量率", "oee": "OEE", "good": "良品", "scrap": "废品",
-        "stops": "停机次数", "down_min": "非计划停机（分钟）", "downtime": "主要停机原因（帕累托）",
+        "stops": "停机次数", "down_min": "故障停机 分", "setup_min": "换型 分",
+        "delay_min": "待料/堵料 分", "downtime": "主要停机原因（帕累托）",
         "reason": "原因", "category": "类别", "minutes": "分钟", "share": "占比", "cum": "累计",
         "energy": "能源", "kwh": "电量（kWh）", "cost": "电费", "peak": "最大需量（kW，15 分钟）",
         "per_unit": "单位良品电耗（kWh）", "alerts": "本班告警", "rule": "规则",
@@ -94,7 +96,7 @@ window.addEventListener('load', function () {
 
 CSS = """body{font-family:'ReportCJK','Noto Sans CJK SC',sans-serif;margin:24px;color:#222}
 table{border-collapse:collapse;margin:8px 0 16px}td,th{border:1px solid #bbb;padding:3px 8px;font-size:12px;
-text-align:right}td:first-child,th:first-child{text-align:left}h1{font-size:20px}h2{font-size:15px;margin-top:22px}
+text-align:right}td:first-child,th:first-child{text-align:left;white-space:nowrap}h1{font-size:20px}h2{font-size:15px;margin-top:22px}
 .meta{font-size:12px;color:#555}@page{size:A4;margin:12mm}section{break-inside:avoid}"""
 
 
@@ -122,11 +124,13 @@ def render(r: Report, lang: str) -> str:
 
     out.append(f"<section><h2>{t['machines']}</h2><table><tr><th>{t['machine']}</th><th>{t['a']}</th>"
                f"<th>{t['p']}</th><th>{t['q']}</th><th>{t['oee']}</th><th>{t['good']}</th><th>{t['scrap']}</th>"
-               f"<th>{t['stops']}</th><th>{t['down_min']}</th></tr>")
+               f"<th>{t['stops']}</th><th>{t['down_min']}</th><th>{t['setup_min']}</th><th>{t['delay_min']}</th>"
+               "</tr>")
     for m in r.machines:
         o = m.oee
         out.append(f"<tr><td>{escape(m.machine)}</td>{_oee_cells(o)}<td>{num(o.good, 0)}</td>"
-                   f"<td>{num(o.reject, 0)}</td><td>{o.stops}</td><td>{num(o.adot_s / 60)}</td></tr>")
+                   f"<td>{num(o.reject, 0)}</td><td>{o.stops}</td><td>{num(o.adot_s / 60)}</td>"
+                   f"<td>{num(o.asut_s / 60)}</td><td>{num(o.adet_s / 60)}</td></tr>")
     out.append("</table>")
     out.append(_bars(t["machines"], [m.machine.rsplit("/", 1)[-1] for m in r.machines],
                      [m.oee.oee or 0.0 for m in r.machines]) + "</section>")

@@ -54,14 +54,16 @@ def write_csv(r: Report, out: Path, name: str) -> list[Path]:
         return "" if v is None else round(v, 6)
 
     machines = [[m.line, m.machine, m.name, f(m.oee.availability), f(m.oee.performance), f(m.oee.quality),
-                 f(m.oee.oee), m.oee.good, m.oee.reject, m.oee.total, m.oee.stops, m.oee.adot_s, m.oee.unknown_s]
+                 f(m.oee.oee), m.oee.good, m.oee.reject, m.oee.total, m.oee.stops, m.oee.adot_s, m.oee.asut_s,
+                 m.oee.adet_s, m.oee.unknown_s]
                 for m in r.machines]
     lines = [[line, f(o.availability), f(o.performance), f(o.quality), f(o.oee)] for line, o in r.lines.items()]
     compare = [[k, f(o.availability), f(o.performance), f(o.quality), f(o.oee)]
                for k, o in (("this", r.plant), ("previous", r.previous), ("last_week", r.last_week)) if o]
     return [
         _csv(out / f"{name}-machines.csv", ["line", "machine", "name", "availability", "performance", "quality", "oee",
-                                            "good", "scrap", "total", "stops", "unplanned_down_s", "no_data_s"],
+                                            "good", "scrap", "total", "stops", "unplanned_down_s", "setup_s",
+                                            "delay_s", "no_data_s"],
              machines),
         _csv(out / f"{name}-lines.csv", ["line", "availability", "performance", "quality", "oee"], lines),
         _csv(out / f"{name}-plant.csv", ["shift", "availability", "performance", "quality", "oee"], compare),
