@@ -341,6 +341,9 @@ def _grant(conn: psycopg.Connection, rel: Relation, *, viewed: bool = False) -> 
         return
     if rel.name in SECURITY_TABLES:
         grant("SELECT", ADMIN)
+        if rel.name == "schema_migrations":  # every service checks the schema version before it starts
+            for role in SERVICE_ROLES:
+                grant("SELECT", role)
         if rel.name == "security_alerts":
             grant("INSERT, UPDATE", ADMIN)
         return
