@@ -1,8 +1,8 @@
 """Writing one batch of decoded messages in one transaction: samples, registry updates, dead letters, late writes.
 
-The common case is one binary COPY straight into ``samples`` inside a savepoint. Only when that COPY hits a
-unique violation (a redelivered or re-sent batch) is the batch redone through a temporary staging table and
-``INSERT … ON CONFLICT DO NOTHING``, so duplicates cost speed only when they actually occur.
+Samples go into two lanes by their signals' declared types (``ingest.declared_types``): float64 into ``samples``,
+int64/uint64/bool/string into ``samples_typed``, each one binary COPY (``ingest.sample_copy``: idempotent on
+redelivery, conflicting values recorded). A value that does not fit its signal's type is dead-lettered.
 Database errors propagate to the worker, which rolls back, reconnects if needed and retries the same batch; the
 caller acknowledges the batch's MQTT messages only after ``write`` returns (the transaction has committed).
 """
@@ -18,27 +18,20 @@ import numpy as np
 import orjson
 import psycopg
 
-from datafactory.contract.sample import datetime_to_us, us_to_datetime
+from datafactory.contract.sample import Sample, datetime_to_us, us_to_datetime
 from datafactory.contract.topics import TopicKind
 from datafactory.db import partitions
-from datafactory.db.samples import copy_binary, pack_columns
+from datafactory.db.samples import TypedRow, pack_columns
 from datafactory.errors import ConfigError
 from ingest.dead_letters import DeadLetter, insert_dead_letters
+from ingest.declared_types import Mismatch, inferred_types, route_typed, split_float_columns
 from ingest.decode import Inbound
+from ingest.sample_copy import copy_float, copy_typed
 from ingest.signal_cache import SignalCache
 
 log = logging.getLogger(__name__)
 
 NO_DATA_US = -(2**62)  # high-water mark of a signal with no stored sample
-_STAGING_DDL = (
-    "CREATE TEMP TABLE IF NOT EXISTS ingest_staging (signal_id int4 NOT NULL, time timestamptz NOT NULL,"
-    " value float8, quality int4 NOT NULL) ON COMMIT DELETE ROWS"
-)
-_STAGING_COPY = "COPY ingest_staging (signal_id, time, value, quality) FROM STDIN (FORMAT BINARY)"
-_STAGING_INSERT = (
-    "INSERT INTO samples (signal_id, time, value, quality) SELECT signal_id, time, value, quality"
-    " FROM ingest_staging ON CONFLICT DO NOTHING"
-)
 _SEED_SQL = "SELECT s, (SELECT max(time) FROM samples WHERE signal_id = s) FROM unnest(%s::int4[]) AS s"
 _EPOCH_DATE = date(1970, 1, 1)
 
@@ -48,7 +41,8 @@ class BatchResult:
     messages: int = 0
     samples_stored: int = 0
     duplicates: int = 0
-    conflicts: int = 0  # a different value at an existing (signal, time): counted by the typed write path
+    conflicts: int = 0  # a different value (or quality) at a stored (signal, time): in sample_conflicts
+    typed_samples: int = 0  # of samples_stored, those in samples_typed (int64, uint64, bool, string)
     late_samples: int = 0
     newest_us: int | None = None
     dead_letters: Counter[str] = field(default_factory=Counter)
@@ -68,6 +62,7 @@ class BatchWriter:
         self.high_water: dict[int, int] = {}  # signal id → newest stored time (µs)
         self._days_ready: set[int] = set()
         self._partitioned: bool | None = None
+        self._type_epoch = 0  # newest signal_type_changes id this writer's caches know of
 
     def reset(self) -> None:
         """Forget everything learnt inside a transaction that did not commit."""
@@ -81,16 +76,19 @@ class BatchWriter:
             days |= msg.days
         if days:
             self._ensure_partitions(conn, days)
+        if any(msg.sample_count for msg in batch):
+            self._check_type_changes(conn)
         result = BatchResult(messages=len(batch))
         dead: list[DeadLetter] = []
         acc = _ColumnBuffer()
+        typed_rows: list[TypedRow] = []
         for msg in batch:
             if msg.error is not None:
                 dead.append(self._message_dead_letter(msg, msg.error.reason, msg.error.detail))
             elif msg.ignored or msg.parsed is None:
                 continue
             elif msg.parsed.kind is TopicKind.DATA:
-                self._collect(conn, msg, acc, dead)
+                self._collect(conn, msg, acc, typed_rows, dead)
             else:
                 self._control(conn, msg, dead)
         pending_high: dict[int, int] = {}
@@ -98,10 +96,27 @@ class BatchWriter:
         if acc.count:
             sids, times, values, qualities = acc.arrays()
             late, pending_high = self._late_and_high_water(conn, sids, times)
-            stored, late = self._copy(conn, pack_columns(sids, times, values, qualities), len(times), late)
-            result.samples_stored = stored
-            result.duplicates = len(times) - stored
+            lane = copy_float(conn, pack_columns(sids, times, values, qualities), len(times), late, worker=self.worker)
+            late = lane.late
+            result.samples_stored = lane.stored
+            result.duplicates = len(times) - lane.stored - lane.conflicts
+            result.conflicts = lane.conflicts
             result.newest_us = int(times.max())
+        if typed_rows:
+            typed_rows.sort(key=lambda r: (r[0], r[1]))  # by (signal, time), like the float lane
+            tsids = np.fromiter((r[0] for r in typed_rows), np.int32, len(typed_rows))
+            ttimes = np.fromiter((r[1] for r in typed_rows), np.int64, len(typed_rows))
+            typed_late, typed_high = self._late_and_high_water(conn, tsids, ttimes)
+            lane = copy_typed(conn, typed_rows, typed_late, worker=self.worker)
+            late += lane.late
+            for sid, mark in typed_high.items():
+                pending_high[sid] = max(mark, pending_high.get(sid, mark))
+            result.samples_stored += lane.stored
+            result.typed_samples = lane.stored
+            result.duplicates += len(typed_rows) - lane.stored - lane.conflicts
+            result.conflicts += lane.conflicts
+            newest = int(ttimes.max())
+            result.newest_us = newest if result.newest_us is None else max(result.newest_us, newest)
         if dead:
             insert_dead_letters(conn, self.worker, dead)  # raises DeadLetterRefused: nothing is acknowledged
             result.dead_letters.update(d.reason for d in dead)
@@ -118,30 +133,86 @@ class BatchWriter:
 
     # -- samples -------------------------------------------------------------------------------------------
 
-    def _collect(self, conn: psycopg.Connection, msg: Inbound, acc: _ColumnBuffer, dead: list[DeadLetter]) -> None:
-        """Add the message's samples (with their signal ids) to the batch's columns; dead-letter its rejects."""
+    def _check_type_changes(self, conn: psycopg.Connection) -> None:
+        """Forget the cached signals when a declared type changed since the last batch, wherever it changed.
+
+        A meta message reaches one lane of one worker; every other lane and worker would keep checking values
+        against the old type. One index lookup per batch tells them all."""
+        row = conn.execute("SELECT coalesce(max(id), 0) FROM signal_type_changes").fetchone()
+        epoch = int(row[0]) if row else 0
+        if epoch != self._type_epoch:
+            self.signals.clear()
+            self._type_epoch = epoch
+
+    def _collect(
+        self,
+        conn: psycopg.Connection,
+        msg: Inbound,
+        acc: _ColumnBuffer,
+        typed_rows: list[TypedRow],
+        dead: list[DeadLetter],
+    ) -> None:
+        """Add the message's samples (with their signal ids) to the batch's float columns or typed rows, by their
+        signals' declared types; dead-letter its rejects and its values of the wrong type."""
         assert msg.parsed is not None and msg.parsed.cell is not None
         for reject in msg.rejects:
             dead.append(self._sample_dead_letter(msg, reject.reason, reject.detail, reject.raw, reject.index))
         names, times, values, qualities = msg.columns
-        if not names:
+        typed = msg.typed
+        if not names and not typed:
             return
         entry = self.signals.cell(conn, msg.parsed.cell, create=self.auto_register)
-        sids = None if entry is None else entry.signal_ids(names)
-        if sids is None and entry is not None and self.auto_register:
-            self.signals.register_missing(conn, entry, names)
-            sids = entry.signal_ids(names)
-        if sids is None:  # auto-registration is off: keep the known signals' samples, dead-letter the others
-            ids: dict[str, int] = entry.signals if entry is not None else {}
-            keep = [i for i, name in enumerate(names) if name in ids]
-            for i, name in enumerate(names):
-                if name not in ids:
-                    detail = f"signal {name!r} is not registered and auto-registration is off"
-                    raw = [name, int(times[i]), float(values[i]), int(qualities[i])]
-                    dead.append(self._sample_dead_letter(msg, "unknown_signal", detail, raw, i))
-            sids = np.fromiter((ids[names[i]] for i in keep), np.int32, len(keep))
-            times, values, qualities = times[keep], values[keep], qualities[keep]
-        acc.add(sids, times, values, qualities)
+        if entry is not None and self.auto_register:
+            missing = (set(names) | {s.signal for _, s in typed}) - entry.signals.keys()
+            if missing:
+                self.signals.register_missing(conn, entry, missing, inferred_types(typed))
+        mismatches: list[Mismatch] = []
+        if names:
+            sids = None if entry is None else entry.signal_ids(names)
+            if sids is None:  # auto-registration is off: keep the known signals' samples, dead-letter the others
+                ids: dict[str, int] = entry.signals if entry is not None else {}
+                keep = [i for i, name in enumerate(names) if name in ids]
+                for i, name in enumerate(names):
+                    if name not in ids:
+                        raw = [name, int(times[i]), float(values[i]), int(qualities[i])]
+                        dead.append(self._unknown_signal(msg, name, raw, i))
+                sids = np.fromiter((ids[names[i]] for i in keep), np.int32, len(keep))
+                names = tuple(names[i] for i in keep)
+                times, values, qualities = times[keep], values[keep], qualities[keep]
+            if entry is not None and not entry.all_float(names):
+                mask = split_float_columns(
+                    entry,
+                    names=names,
+                    sids=sids,
+                    times=times,
+                    values=values,
+                    qualities=qualities,
+                    typed_rows=typed_rows,
+                    mismatches=mismatches,
+                )
+                sids, times, values, qualities = sids[mask], times[mask], values[mask], qualities[mask]
+            acc.add(sids, times, values, qualities)
+        if typed:
+            extra: list[tuple[int, int, float, int]] = []
+            unknown: list[tuple[int, Sample]] = []
+            if entry is None:
+                unknown = typed
+            else:
+                route_typed(
+                    entry, typed=typed, float_extra=extra, typed_rows=typed_rows, mismatches=mismatches, unknown=unknown
+                )
+            for index, s in unknown:
+                dead.append(self._unknown_signal(msg, s.signal, list(s), index))
+            if extra:
+                sid_x, t_x, v_x, q_x = zip(*extra, strict=True)
+                acc.add(np.array(sid_x, np.int32), np.array(t_x, np.int64), np.array(v_x, np.float64), np.array(q_x))
+        for m in mismatches:
+            detail = m.detail(msg.parsed.cell.key)
+            dead.append(self._sample_dead_letter(msg, "type_mismatch", detail, list(m.sample), m.index))
+
+    def _unknown_signal(self, msg: Inbound, name: str, raw: object, index: int) -> DeadLetter:
+        detail = f"signal {name!r} is not registered and auto-registration is off"
+        return self._sample_dead_letter(msg, "unknown_signal", detail, raw, index)
 
     def _late_and_high_water(
         self, conn: psycopg.Connection, sids: np.ndarray, times: np.ndarray
@@ -162,27 +233,6 @@ class BatchWriter:
         pending = {sid: mark for sid, mark in zip(unique.tolist(), newest.tolist(), strict=True) if mark > high[sid]}
         return late, pending
 
-    def _copy(
-        self, conn: psycopg.Connection, data: bytes, n: int, late: list[tuple[int, int]]
-    ) -> tuple[int, list[tuple[int, int]]]:
-        """COPY the ``n`` rows; on a duplicate, redo them idempotently. Returns (rows stored, late rows stored)."""
-        try:
-            with conn.transaction():
-                copy_binary(conn, data)
-            return n, late
-        except psycopg.errors.UniqueViolation:
-            pass
-        conn.execute(_STAGING_DDL)
-        copy_binary(conn, data, table_sql=_STAGING_COPY)
-        if not late:
-            cur = conn.execute(_STAGING_INSERT)
-            return cur.rowcount, late
-        stored = {
-            (int(sid), datetime_to_us(t)) for sid, t in conn.execute(_STAGING_INSERT + " RETURNING signal_id, time")
-        }
-        # Redelivered rows were already stored (and recorded) the first time: only new late rows count.
-        return len(stored), [x for x in late if x in stored]
-
     def _ensure_partitions(self, conn: psycopg.Connection, days: set[int]) -> None:
         """Create the daily partitions a batch writes to, each in its own short transaction, once per day."""
         todo = days - self._days_ready
@@ -192,10 +242,11 @@ class BatchWriter:
             self._partitioned = partitions.is_partitioned(conn)
         if self._partitioned:
             existing = set(partitions.existing_partitions(conn))
+            tables = partitions.partitioned_tables(conn)
             conn.commit()
             for d in sorted(todo):
                 day = _EPOCH_DATE + timedelta(days=d)
-                if partitions.partition_name(day) in existing:
+                if partitions.day_ready(existing, tables, day):
                     continue
                 try:
                     partitions.ensure_partitions(conn, day, day)

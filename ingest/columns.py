@@ -17,6 +17,7 @@ the writer's COPY, so the writer only concatenates arrays.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import sys
@@ -27,12 +28,14 @@ import numpy as np
 
 from datafactory.contract.names import is_valid_name
 from datafactory.contract.payload import (
+    CONTENT_FORMAT_V2,
     CONTENT_FORMATS,
     MAX_PAYLOAD_BYTES,
     MAX_SAMPLES_PER_BATCH,
     SampleReject,
     decode_batch,
 )
+from datafactory.contract.sample import Sample
 from datafactory.contract.values import FLOAT64_EXACT_INT
 from datafactory.errors import ContractError
 
@@ -54,7 +57,7 @@ class _Envelope(msgspec.Struct):
     """A ``df-json/2`` (or ``/1``) message whose every sample is a full ``[name, time_us, value, quality]``."""
 
     fmt: str
-    samples: list[tuple[str, int, float, int]]
+    samples: list[tuple[str, int, float | int, int]]  # a JSON integer stays an int: its kind matters in /2
     gw: str | msgspec.UnsetType = msgspec.UNSET  # UNSET when absent: the quote count below needs to know
     seq: int | msgspec.UnsetType = msgspec.UNSET
 
@@ -65,39 +68,45 @@ _DECODER = msgspec.json.Decoder(_Envelope)
 _REFUSED = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, ValueError)
 
 
-def decode_columns(raw: bytes, *, min_us: int, max_us: int) -> tuple[Columns, list[SampleReject]]:
-    """Decode a data message into columns and per-sample rejects; raises ``ContractError`` like decode_batch."""
+Typed = list[tuple[int, Sample]]  # (position in the message, sample) of samples with an int, bool or string value
+
+
+def decode_columns(raw: bytes, *, min_us: int, max_us: int) -> tuple[Columns, Typed, list[SampleReject]]:
+    """Decode a data message into float columns, typed samples and per-sample rejects; raises ``ContractError``
+    like decode_batch."""
     fast = fast_columns(raw, min_us=min_us, max_us=max_us)
     if fast is not None:
-        return fast, []
+        return fast, [], []
     return exact_columns(raw, min_us=min_us, max_us=max_us)
 
 
-def exact_columns(raw: bytes, *, min_us: int, max_us: int) -> tuple[Columns, list[SampleReject]]:
-    """The contract's decoder, as columns: slower, and precise about every reject. A payload that repeats a key
-    is refused whole (``fast_columns`` never takes one)."""
+def exact_columns(raw: bytes, *, min_us: int, max_us: int) -> tuple[Columns, Typed, list[SampleReject]]:
+    """The contract's decoder: float64 values and value-less markers as columns, every other value (int, bool,
+    string) as a ``Sample`` with its exact Python value, which the writer checks against the signal's declared
+    type. Slower, and precise about every reject. A payload that repeats a key is refused whole
+    (``fast_columns`` never takes one)."""
     reject_duplicate_keys(raw)
     decoded = decode_batch(raw, min_us=min_us, max_us=max_us)
     samples = decoded.batch.samples
     if not samples:
-        return EMPTY, decoded.rejects
-    rejects = decoded.rejects
+        return EMPTY, [], decoded.rejects
     kept = []
-    for index, sample in enumerate(samples):
+    typed: Typed = []
+    rejected = {r.index for r in decoded.rejects}
+    positions = (i for i in itertools.count() if i not in rejected)  # the samples' places among the items
+    for sample in samples:
+        position = next(positions)
         value = sample[2]
         if value is None:
-            kept.append(sample._replace(value=math.nan))  # the bad-quality marker: NULL in samples.value
-        elif type(value) is float or (
-            type(value) in (int, bool) and -FLOAT64_EXACT_INT <= value <= FLOAT64_EXACT_INT  # type: ignore[operator]
-        ):
-            kept.append(sample._replace(value=float(value)))
-        else:  # exact storage of long integers and strings is not in samples.value (float8): never round silently
-            detail = f"{sample.signal}: a {type(value).__name__} value beyond float64's exact range is not stored yet"
-            rejects.append(SampleReject(index, "type_not_stored", detail, list(sample)))
+            kept.append(sample._replace(value=math.nan))  # the bad-quality marker: NULL in storage
+        elif type(value) is float:
+            kept.append(sample)
+        else:
+            typed.append((position, sample))
     if not kept:
-        return EMPTY, rejects
+        return EMPTY, typed, decoded.rejects
     names, times, values, qualities = zip(*kept, strict=True)
-    return _arrays(names, times, values, qualities), rejects
+    return _arrays(names, times, values, qualities), typed, decoded.rejects
 
 
 def fast_columns(raw: bytes, *, min_us: int, max_us: int) -> Columns | None:
@@ -112,6 +121,8 @@ def fast_columns(raw: bytes, *, min_us: int, max_us: int) -> Columns | None:
     if doc.fmt not in CONTENT_FORMATS or not items or len(items) > MAX_SAMPLES_PER_BATCH:
         return None
     names, times, values, qualities = zip(*items, strict=True)
+    if doc.fmt == CONTENT_FORMAT_V2 and int in set(map(type, values)):
+        return None  # df-json/2 integers are exact values, checked against the declared type: the exact path
     if min(times) < min_us or max(times) > max_us or min(qualities) < 0 or max(qualities) > _U32:
         return None
     if min(values) < -_FLOAT_MAX or max(values) > _FLOAT_MAX:  # msgspec refuses these; kept as a guarantee
@@ -122,8 +133,8 @@ def fast_columns(raw: bytes, *, min_us: int, max_us: int) -> Columns | None:
     if raw.count(b'"') != 2 * _strings(doc, len(items)):
         return None  # a repeated key, an unknown member or an escaped quote: the exact path decides
     columns = _arrays(names, times, values, qualities)
-    # msgspec reads a JSON integer into a float field, rounding beyond 2^53: such a message takes the exact
-    # path, which keeps the integer exact (a float64 this large is rare and loses nothing by the detour).
+    # A df-json/1 integer is read as a float64 (the contract); beyond 2^53 the exact path says so precisely
+    # (a float64 this large is rare and loses nothing by the detour).
     if float(np.abs(columns[2]).max()) >= FLOAT64_EXACT_INT:
         return None
     return columns

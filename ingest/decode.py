@@ -24,7 +24,7 @@ from datafactory.contract.payload import (
 )
 from datafactory.contract.topics import ParsedTopic, TopicKind, parse_topic
 from datafactory.errors import ContractError
-from ingest.columns import EMPTY, Columns, decode_columns, reject_duplicate_keys
+from ingest.columns import EMPTY, Columns, Typed, decode_columns, reject_duplicate_keys
 from ingest.options import IngestOptions
 from ingest.repeats import RepeatLog
 
@@ -49,7 +49,8 @@ class Inbound:
     parsed: ParsedTopic | None = None
     error: ContractError | None = None
     ignored: bool = False  # an empty retained message clears a retained topic: nothing to store
-    columns: Columns = EMPTY  # names, times (µs), values, qualities of the storable samples
+    columns: Columns = EMPTY  # names, times (µs), float64 values (NaN: no value), qualities
+    typed: Typed = field(default_factory=list)  # (position, sample) of int, bool and string values (exact)
     rejects: list[SampleReject] = field(default_factory=list)
     days: set[int] = field(default_factory=set)  # days since the epoch (UTC) the samples fall on
     meta: CellMeta | None = None
@@ -58,7 +59,7 @@ class Inbound:
 
     @property
     def sample_count(self) -> int:
-        return len(self.columns[0])
+        return len(self.columns[0]) + len(self.typed)
 
 
 def decode_message(msg: Inbound, options: IngestOptions, repeats: RepeatLog | None = None) -> Inbound:
@@ -99,9 +100,11 @@ def _decode(msg: Inbound, options: IngestOptions) -> None:
     if parsed.kind is TopicKind.DATA:
         now = msg.received_us
         min_us, max_us = now - int(options.max_past_s * 1e6), now + int(options.max_future_s * 1e6)
-        msg.columns, msg.rejects = decode_columns(raw, min_us=min_us, max_us=max_us)
+        msg.columns, msg.typed, msg.rejects = decode_columns(raw, min_us=min_us, max_us=max_us)
         if len(msg.columns[1]):
             msg.days = _days(msg.columns[1])
+        if msg.typed:
+            msg.days |= {s.time_us // DAY_US for _, s in msg.typed}
         return
     reject_duplicate_keys(raw)  # meta, status and config messages are rare: always checked exactly
     if parsed.kind is TopicKind.META:

@@ -9,7 +9,7 @@ only trusted after that transaction commits: the writer calls ``clear()`` whenev
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ import psycopg
 
 from datafactory.contract.payload import CellMeta
 from datafactory.contract.topics import CellPath
+from datafactory.contract.values import SignalType
 from datafactory.db import registry
 
 _ID_ARRAYS_MAX = 1024  # distinct name tuples remembered per cell; past it the memo starts afresh
@@ -28,7 +29,23 @@ class CellEntry:
     plant_id: int
     cell_id: int
     signals: dict[str, int] = field(default_factory=dict)
+    types: dict[str, SignalType] = field(default_factory=dict)  # declared types (float64 when absent)
     _id_arrays: dict[tuple[str, ...], np.ndarray] = field(default_factory=dict)
+    _float_only: dict[tuple[str, ...], bool] = field(default_factory=dict)
+
+    def type_of(self, name: str) -> SignalType:
+        return self.types.get(name, SignalType.FLOAT64)
+
+    def all_float(self, names: tuple[str, ...]) -> bool:
+        """Whether every one of ``names`` is declared float64: the float lane then takes the message as it is."""
+        known = self._float_only.get(names)
+        if known is None:
+            types = self.types
+            known = all(types.get(n, SignalType.FLOAT64) is SignalType.FLOAT64 for n in set(names))
+            if len(self._float_only) >= _ID_ARRAYS_MAX:
+                self._float_only.clear()
+            self._float_only[names] = known
+        return known
 
     def signal_ids(self, names: tuple[str, ...]) -> np.ndarray | None:
         """The signal ids (int32) of ``names`` in order, or None if any of them is not registered."""
@@ -44,9 +61,12 @@ class CellEntry:
             self._id_arrays[names] = ids
         return ids
 
-    def add_signals(self, ids: dict[str, int]) -> None:
+    def add_signals(self, ids: dict[str, int], types: dict[str, SignalType] | None = None) -> None:
         self.signals.update(ids)
+        if types:
+            self.types.update(types)
         self._id_arrays.clear()  # an id never changes for a name, but stay obviously right
+        self._float_only.clear()
 
 
 class SignalCache:
@@ -93,15 +113,36 @@ class SignalCache:
         else:
             return None
         entry = CellEntry(plant_id, cell_id)
-        for name, signal_id in conn.execute("SELECT name, id FROM signals WHERE cell_id = %s", (cell_id,)):
+        for name, signal_id, signal_type in conn.execute(
+            "SELECT name, id, signal_type FROM signals WHERE cell_id = %s", (cell_id,)
+        ):
             entry.signals[name] = int(signal_id)
+            entry.types[name] = SignalType(signal_type)
         self._cells[path.key] = entry
         return entry
 
-    def register_missing(self, conn: psycopg.Connection, entry: CellEntry, names: Iterable[str]) -> None:
-        """Auto-register signals seen in data before any meta announced them (meaning generic)."""
+    def register_missing(
+        self,
+        conn: psycopg.Connection,
+        entry: CellEntry,
+        names: Iterable[str],
+        inferred: Mapping[str, SignalType] | None = None,
+    ) -> None:
+        """Auto-register signals seen in data before any meta announced them (meaning generic), each with the
+        type its first value implies (``inferred``; float64 when absent). The types stored win: another worker
+        may have registered a signal first."""
         new = sorted(set(names) - entry.signals.keys())
-        entry.add_signals({name: registry.ensure_signal(conn, entry.plant_id, entry.cell_id, name) for name in new})
+        if not new:
+            return
+        inferred = inferred or {}
+        ids = {
+            name: registry.ensure_signal(
+                conn, entry.plant_id, entry.cell_id, name, signal_type=inferred.get(name, SignalType.FLOAT64)
+            )
+            for name in new
+        }
+        rows = conn.execute("SELECT name, signal_type FROM signals WHERE id = ANY(%s)", (list(ids.values()),))
+        entry.add_signals(ids, {str(name): SignalType(t) for name, t in rows})
 
     def apply_meta(self, conn: psycopg.Connection, path: CellPath, meta: CellMeta) -> int:
         """Upsert the cell (with its attributes) and every announced signal. Returns the number of signals."""
@@ -119,7 +160,10 @@ class SignalCache:
             attributes=attributes or None,  # an empty 'cell' object keeps what a deployed config registered
         )
         entry = self._cells.get(path.key) or CellEntry(plant_id, cell_id)
-        announced = {s.name: (s.name, s.meaning, s.unit, s.description) for s in meta.signals}  # last one wins
-        entry.add_signals(registry.upsert_signals(conn, plant_id, cell_id, announced.values()))
+        announced = {s.name: (s.name, s.meaning, s.unit, s.description, s.type) for s in meta.signals}  # last wins
+        entry.add_signals(
+            registry.upsert_signals(conn, plant_id, cell_id, announced.values()),
+            {name: row[4] for name, row in announced.items()},
+        )
         self._cells[path.key] = entry
         return len(meta.signals)

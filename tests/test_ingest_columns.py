@@ -60,9 +60,11 @@ def test_columns_agree_with_the_contract_decoder(raw: bytes) -> None:
             decode_columns(raw, **WINDOW)
         assert info.value.reason == err.reason
         return
-    columns, rejects = decode_columns(raw, **WINDOW)
+    columns, typed, rejects = decode_columns(raw, **WINDOW)
     got = [(n, t, float(v), q) for n, t, v, q in zip(*columns, strict=True)]
     want = [s._replace(value=math.nan) if s.value is None else s for s in decoded.batch.samples]
+    assert typed == [(i, s) for i, s in enumerate(want) if type(s.value) is not float]
+    want = [s for s in want if type(s.value) is float]
     assert [(n, t, q) for n, t, _, q in got] == [(s.signal, s.time_us, s.quality) for s in want]
     assert all(a[2] == b.value or (math.isnan(a[2]) and math.isnan(b.value)) for a, b in zip(got, want, strict=True))
     assert rejects == decoded.rejects
@@ -123,7 +125,7 @@ def test_learnt_names_do_not_let_an_invalid_name_through() -> None:
     assert fast_columns(good, **WINDOW) is not None  # both names are now known valid
     bad = orjson.dumps({"fmt": "df-json/1", "samples": [["pump-1", T, 1.0, 0], ["Pump 2", T, 2.0, 0]]})
     assert fast_columns(bad, **WINDOW) is None
-    columns, rejects = decode_columns(bad, **WINDOW)
+    columns, _, rejects = decode_columns(bad, **WINDOW)
     assert columns[0] == ("pump-1",) and [r.reason for r in rejects] == ["bad_signal_name"]
 
 
@@ -144,13 +146,32 @@ def _rows(data: bytes) -> list[bytes]:
     return rows
 
 
-def test_deep_nesting_and_values_not_yet_storable_are_contract_rejects() -> None:
+def test_deep_nesting_is_a_contract_reject_and_typed_values_stay_exact() -> None:
     deep = b'{"fmt":"df-json/2","samples":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     with pytest.raises(ContractError) as info:
         decode_columns(deep, **WINDOW)
     assert info.value.reason == "too_deep"  # a dead letter with a reason, not an "undecodable" traceback
     t = WINDOW["min_us"] + 1
-    raw = b'{"fmt":"df-json/2","samples":[["a",%d,9007199254740993,0],["b",%d,"x",0],["c",%d,true,0]]}' % (t, t, t)
-    columns, rejects = decode_columns(raw, **WINDOW)
-    assert columns[0] == ("c",) and columns[2].tolist() == [1.0]
-    assert [(r.raw[0], r.reason) for r in rejects] == [("a", "type_not_stored"), ("b", "type_not_stored")]
+    raw = (
+        b'{"fmt":"df-json/2","samples":[["a",%d,9007199254740993,0],["b",%d,"x",0],["x",%d,1.5,-1],["c",%d,true,0],'
+        b'["d",%d,2.5,0],["e",%d,5,0]]}' % (t, t, t, t, t, t)
+    )
+    assert fast_columns(raw, **WINDOW) is None
+    columns, typed, rejects = decode_columns(raw, **WINDOW)
+    assert columns[0] == ("d",) and columns[2].tolist() == [2.5]
+    # Positions count the message's items, the rejected one included: a dead letter names the right sample.
+    assert [(i, s.signal, s.value) for i, s in typed] == [
+        (0, "a", 9007199254740993),
+        (1, "b", "x"),
+        (3, "c", True),
+        (5, "e", 5),
+    ]
+    assert type(typed[2][1].value) is bool and type(typed[3][1].value) is int
+    assert [(r.index, r.reason) for r in rejects] == [(2, "bad_quality")]
+
+
+def test_a_df_json_2_integer_leaves_the_fast_path_a_df_json_1_integer_does_not() -> None:
+    t = WINDOW["min_us"] + 1
+    assert fast_columns(b'{"fmt":"df-json/2","samples":[["a",%d,5,0]]}' % t, **WINDOW) is None
+    columns = fast_columns(b'{"fmt":"df-json/1","samples":[["a",%d,5,0]]}' % t, **WINDOW)
+    assert columns is not None and columns[2].tolist() == [5.0]

@@ -402,3 +402,72 @@ def test_db_roles_cli_registers_plants_from_configs(db_url: str, enterprise: str
             assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (role,)).fetchone() == (1,)
     finally:
         _drop_plant_roles(db_url)
+
+
+def _typed_secret(conn: psycopg.Connection, signal_id: int, text: str) -> None:
+    conn.execute(
+        "INSERT INTO samples_typed (signal_id, time, quality, value_type, v_text) VALUES (%s, now(), 0, 's', %s)",
+        (signal_id, text),
+    )
+
+
+def _typed_reads(conn: psycopg.Connection, signal_id: int) -> list[Any]:
+    """What the attack reads: another plant's strings, through the table and through the typed-values view."""
+    table = conn.execute("SELECT v_text FROM samples_typed WHERE signal_id = %s", (signal_id,)).fetchall()
+    view = conn.execute(
+        "SELECT value_text FROM sample_values WHERE signal_id = %s AND value_text IS NOT NULL", (signal_id,)
+    ).fetchall()
+    return [*table, *view]
+
+
+def test_a_plant_role_cannot_read_another_plants_typed_samples(two_plants: Any) -> None:
+    """The attack: plant A's role asks for plant B's order numbers by B's signal id. Refused (nothing returned)
+    by samples_typed's row-level security and through sample_values; the same query against an unprotected copy
+    of the table returns B's rows, so it is the protection that stops it."""
+    db_url, a, b, _ = two_plants
+    with psycopg.connect(db_url) as conn:
+        _typed_secret(conn, a["signal_id"], "order A-1")
+        _typed_secret(conn, b["signal_id"], "order B-secret")
+        conn.execute("CREATE TABLE unprotected_typed AS SELECT * FROM samples_typed")
+        conn.commit()
+        role_a = _role_of(conn, a["plant_id"])
+        conn.execute(sql.SQL("GRANT SELECT ON unprotected_typed TO {}").format(sql.Identifier(role_a)))
+        conn.commit()
+        act_as(conn, role_a)
+        try:
+            assert _typed_reads(conn, b["signal_id"]) == []
+            assert ("order A-1",) in _typed_reads(conn, a["signal_id"])  # its own rows it does read
+            leaked = conn.execute(
+                "SELECT v_text FROM unprotected_typed WHERE signal_id = %s AND v_text IS NOT NULL", (b["signal_id"],)
+            ).fetchall()
+            assert leaked == [("order B-secret",)]
+        finally:
+            conn.rollback()
+            reset_role(conn)
+            conn.execute("DROP TABLE unprotected_typed")
+            conn.commit()
+
+
+def test_typed_values_in_view_mode_are_scoped_too(db_url: str, enterprise: str) -> None:
+    """On TimescaleDB both sample tables are served through filtered views (forced here): sample_values for a
+    plant role is then built over those views and still shows only its own plant's rows."""
+    with psycopg.connect(db_url) as conn:
+        a, b = _make_plant(conn, enterprise, "site-a"), _make_plant(conn, enterprise + "-b", "site-b")
+        for ids, text in ((a, "A"), (b, "B")):
+            _typed_secret(conn, ids["signal_id"], text)
+            conn.execute("INSERT INTO samples (signal_id, time, value) VALUES (%s, now(), 1)", (ids["signal_id"],))
+        conn.commit()
+        report = provision(conn, actor="test", view_tables=frozenset({"samples", "samples_typed"}))
+        assert {"samples", "samples_typed"} <= set(report.viewed)
+        role = _role_of(conn, a["plant_id"])
+        act_as(conn, role)
+        try:
+            rows = conn.execute("SELECT signal_id, value_type, value_text FROM sample_values ORDER BY 2").fetchall()
+            assert rows == [(a["signal_id"], "float64", None), (a["signal_id"], "string", "A")]
+            assert _typed_reads(conn, b["signal_id"]) == []
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                conn.execute("SELECT 1 FROM public.samples_typed")
+        finally:
+            conn.rollback()
+            reset_role(conn)
+    _drop_plant_roles(db_url)

@@ -88,3 +88,23 @@ def route_plant_roles(conn: psycopg.Connection, roles: Iterable[str]) -> None:
                 sql.Identifier(role), sql.Identifier(database), sql.Identifier(VIEW_SCHEMA), sql.Identifier(schema)
             )
         )
+
+
+def protect_sample_values(conn: psycopg.Connection, viewed: Iterable[str], *, reader: str) -> None:
+    """``sample_values`` for plant readers when ``samples`` or ``samples_typed`` is served through a filtered
+    view: the same union, over the filtered views where there are some (and the RLS-protected tables otherwise),
+    as an invoker view in ``VIEW_SCHEMA`` so the reader's rights decide."""
+    from datafactory.db.samples import sample_values_select
+
+    schema = conn.execute("SELECT current_schema()").fetchone()
+    assert schema is not None
+    viewed = set(viewed)
+    sources = [
+        sql.Identifier(VIEW_SCHEMA if table in viewed else schema[0], table) for table in ("samples", "samples_typed")
+    ]
+    view = sql.Identifier(VIEW_SCHEMA, "sample_values")
+    conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(view))
+    conn.execute(
+        sql.SQL("CREATE VIEW {} WITH (security_invoker = true) AS ").format(view) + sample_values_select(*sources)
+    )
+    conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(view, sql.Identifier(reader)))

@@ -56,6 +56,9 @@ INGEST_TABLES = frozenset(
         "cells",
         "signals",
         "samples",
+        "samples_typed",
+        "sample_conflicts",
+        "signal_type_changes",
         "dead_letters",
         "late_writes",
         "ingest_health",
@@ -192,6 +195,8 @@ def provision(
                 conn, rel.name, _ALLOWED[rel.scope_column], reader=PLANT_READER, denied=(BUREAU,)
             )
     if report.viewed:
+        if {"samples", "samples_typed"} & set(report.viewed):
+            plant_views.protect_sample_values(conn, report.viewed, reader=PLANT_READER)
         plant_views.route_plant_roles(conn, report.plant_roles)
     _protect_plant_roles(conn)
     details: dict[str, Any] = {

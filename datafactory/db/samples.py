@@ -1,5 +1,9 @@
 """Writing samples with PostgreSQL binary COPY — shared by ingest and the simulator's backfill.
 
+Two lanes, one per table (migration 0600): float64 samples (and value-less markers of float64 signals) go to
+``samples``; int64, uint64, bool and string samples, and the markers of such signals, go to ``samples_typed``
+(``TYPED_COPY_SQL``, rows packed by ``pack_typed_rows``).
+
 Rows are ``(signal_id, time, value, quality)`` with ``time`` as a UTC-aware datetime, ``value`` a float or None
 (None only for bad-quality markers) and ``quality`` the signed-int32 database form (``contract.quality.to_db``).
 Binary COPY with explicit types avoids text formatting and parsing on both sides.
@@ -18,9 +22,11 @@ from datetime import datetime
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
 from datafactory.contract.quality import to_db
 from datafactory.contract.sample import us_to_datetime
+from datafactory.contract.values import INT64_MAX, SignalType, Value
 
 Row = tuple[int, datetime, float | None, int]
 COPY_SQL = "COPY samples (signal_id, time, value, quality) FROM STDIN (FORMAT BINARY)"
@@ -115,3 +121,70 @@ def pack_columns(signal_ids: np.ndarray, times_us: np.ndarray, values: np.ndarra
             )
         )
     return data
+
+
+# -- the typed lane: samples_typed ---------------------------------------------------------------------------
+
+TYPED_COPY_SQL = (
+    "COPY samples_typed (signal_id, time, quality, value_type, v_int, v_bool, v_text) FROM STDIN (FORMAT BINARY)"
+)
+# (signal id, time in µs since the Unix epoch, unsigned quality, the signal's declared type, value or None)
+TypedRow = tuple[int, int, int, SignalType, Value]
+TYPE_CODES = {SignalType.INT64: b"i", SignalType.UINT64: b"u", SignalType.BOOL: b"b", SignalType.STRING: b"s"}
+# 7 fields: signal_id int4, time int8, quality int4, value_type "char" (1 byte), then v_int int8, v_bool bool,
+# v_text text, of which only the one of the row's kind is present (length -1 = NULL).
+_T_INT = struct.Struct(">hiiiqiiiciqii")
+_T_BOOL = struct.Struct(">hiiiqiiicii?i")
+_T_HEAD = struct.Struct(">hiiiqiiiciii")  # a string's head (its bytes follow), or a marker with all three NULL
+_UINT64_WRAP = 1 << 64
+
+
+def pack_typed_rows(rows: Iterable[TypedRow]) -> bytes:
+    """Binary COPY rows (no header) for ``TYPED_COPY_SQL``. A uint64 above 2^63−1 is stored as its two's-complement
+    bits (``df_uint64`` reads it back); value None is a marker without a value. Values must already fit their
+    declared type (``contract.values.type_problem``)."""
+    offset = PG_EPOCH_OFFSET_US
+    out = []
+    for sid, time_us, quality, declared, value in rows:
+        q = quality - 0x100000000 if quality > 0x7FFFFFFF else quality
+        code = TYPE_CODES[declared]
+        t = time_us - offset
+        if value is None:
+            out.append(_T_HEAD.pack(7, 4, sid, 8, t, 4, q, 1, code, -1, -1, -1))
+        elif code == b"s":
+            data = value.encode("utf-8")  # type: ignore[union-attr]
+            out.append(_T_HEAD.pack(7, 4, sid, 8, t, 4, q, 1, code, -1, -1, len(data)))
+            out.append(data)
+        elif code == b"b":
+            out.append(_T_BOOL.pack(7, 4, sid, 8, t, 4, q, 1, code, -1, 1, value, -1))
+        else:
+            bits = value - _UINT64_WRAP if value > INT64_MAX else value  # type: ignore[operator]
+            out.append(_T_INT.pack(7, 4, sid, 8, t, 4, q, 1, code, 8, bits, -1, -1))
+    return b"".join(out)
+
+
+_SAMPLE_VALUES = """
+SELECT signal_id, time, quality, 'float64'::text AS value_type, value,
+       NULL::numeric AS value_int, NULL::boolean AS value_bool, NULL::text AS value_text
+FROM {samples}
+UNION ALL
+SELECT signal_id, time, quality,
+       CASE value_type WHEN 'i' THEN 'int64' WHEN 'u' THEN 'uint64' WHEN 'b' THEN 'bool' ELSE 'string' END,
+       CASE value_type WHEN 'i' THEN v_int::float8 WHEN 'u' THEN df_uint64(v_int)::float8
+                       WHEN 'b' THEN v_bool::int::float8 END,
+       CASE value_type WHEN 'i' THEN v_int::numeric WHEN 'u' THEN df_uint64(v_int) END,
+       v_bool, v_text
+FROM {typed}
+"""
+
+
+def sample_values_select(samples: str | sql.Composable, typed: str | sql.Composable) -> sql.Composed:
+    """The query of the ``sample_values`` view (migration 0600) over the two sample relations: every sample with
+    its type, a float8 ``value`` for panels that plot numbers (int64/uint64 rounded beyond 2^53, bool 0/1, NULL
+    for strings) and the exact ``value_int`` (numeric), ``value_bool`` and ``value_text``. Also built over the
+    plant readers' filtered views (``db.plant_views``) where the tables cannot carry row-level security."""
+
+    def rel(x: str | sql.Composable) -> sql.Composable:
+        return sql.Identifier(x) if isinstance(x, str) else x
+
+    return sql.SQL(_SAMPLE_VALUES).format(samples=rel(samples), typed=rel(typed))

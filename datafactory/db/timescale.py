@@ -100,11 +100,17 @@ def is_hypertable(conn: psycopg.Connection, table: str) -> bool:
     return row is not None
 
 
-def create_samples_hypertable(conn: psycopg.Connection, chunk_interval: str) -> None:
+def create_samples_hypertable(conn: psycopg.Connection, chunk_interval: str, table: str = "samples") -> None:
     conn.execute(
-        "SELECT create_hypertable('samples', 'time', chunk_time_interval => %s::interval, if_not_exists => true)",
-        (chunk_interval,),
+        "SELECT create_hypertable(%s::regclass, 'time', chunk_time_interval => %s::interval, if_not_exists => true)",
+        (table, chunk_interval),
     )
+
+
+def create_typed_hypertable(conn: psycopg.Connection, chunk_interval: str) -> None:
+    """``samples_typed`` (migration 0600) as a hypertable like ``samples``; ``apply_policies`` then gives it the
+    same compression (segment by signal, order by time) and retention."""
+    create_samples_hypertable(conn, chunk_interval, "samples_typed")
 
 
 @dataclass(frozen=True)
@@ -121,19 +127,20 @@ def _same_interval(conn: psycopg.Connection, a: str | None, b: str | None) -> bo
     return bool(row and row[0])
 
 
-def _job_setting(conn: psycopg.Connection, proc: str, key: str) -> tuple[int, str] | None:
+def _job_setting(conn: psycopg.Connection, table: str, proc: str, key: str) -> tuple[int, str] | None:
     row = conn.execute(
         "SELECT job_id, config->>%s FROM timescaledb_information.jobs"
-        " WHERE hypertable_schema = current_schema() AND hypertable_name = 'samples' AND proc_name = %s",
-        (key, proc),
+        " WHERE hypertable_schema = current_schema() AND hypertable_name = %s AND proc_name = %s",
+        (key, table, proc),
     ).fetchone()
     return (int(row[0]), str(row[1])) if row else None
 
 
-def _compression_settings(conn: psycopg.Connection) -> tuple[str, str] | None:
+def _compression_settings(conn: psycopg.Connection, table: str) -> tuple[str, str] | None:
     row = conn.execute(
         "SELECT segmentby, orderby FROM timescaledb_information.hypertable_compression_settings"
-        " WHERE hypertable = 'samples'::regclass"
+        " WHERE hypertable = %s::regclass",
+        (table,),
     ).fetchone()
     if row is None:
         return None
@@ -147,64 +154,80 @@ def _compression_settings(conn: psycopg.Connection) -> tuple[str, str] | None:
 def apply_policies(
     conn: psycopg.Connection, *, compress_after: str, retention_days: int | None, chunk_interval: str
 ) -> list[PolicyChange]:
-    """Bring chunk interval, compression and retention to the settings; change only what differs.
+    """Bring chunk interval, compression and retention of ``samples`` and ``samples_typed`` (when it is a
+    hypertable: migration 0600 makes it one) to the settings; change only what differs."""
+    changes: list[PolicyChange] = []
+    for table in ("samples", "samples_typed"):
+        if is_hypertable(conn, table):
+            changes += _apply_table_policies(
+                conn, table, compress_after=compress_after, retention_days=retention_days, chunk_interval=chunk_interval
+            )
+    batch = _apply_batch_rows(conn)
+    if batch is not None:
+        changes.append(batch)
+    for change in changes:
+        log.info("TimescaleDB %s: %s → %s", change.what, change.old, change.new)
+    return changes
 
-    Every ALTER here takes a strong lock on ``samples``, so a migrate with nothing to change must not issue one
+
+def _apply_table_policies(
+    conn: psycopg.Connection, table: str, *, compress_after: str, retention_days: int | None, chunk_interval: str
+) -> list[PolicyChange]:
+    """Every ALTER here takes a strong lock on the table, so a migrate with nothing to change must not issue one
     (compose runs migrate on every start): settings are read back first. A policy is altered in place
     (``alter_job``), keeping its job id and run history.
     """
     changes: list[PolicyChange] = []
+    ident = sql.Identifier(table)
     row = conn.execute(
         "SELECT time_interval::text FROM timescaledb_information.dimensions"
-        " WHERE hypertable_schema = current_schema() AND hypertable_name = 'samples' AND column_name = 'time'"
+        " WHERE hypertable_schema = current_schema() AND hypertable_name = %s AND column_name = 'time'",
+        (table,),
     ).fetchone()
     current_chunk = str(row[0]) if row and row[0] is not None else None
     if not _same_interval(conn, current_chunk, chunk_interval):
-        conn.execute("SELECT set_chunk_time_interval('samples', %s::interval)", (chunk_interval,))
-        changes.append(PolicyChange("chunk_time_interval", current_chunk, chunk_interval))
+        conn.execute("SELECT set_chunk_time_interval(%s::regclass, %s::interval)", (table, chunk_interval))
+        changes.append(PolicyChange(f"{table} chunk_time_interval", current_chunk, chunk_interval))
 
-    settings = _compression_settings(conn)
+    settings = _compression_settings(conn, table)
     if settings != (SEGMENT_BY, ORDER_BY):
         conn.execute(
-            "ALTER TABLE samples SET (timescaledb.compress, timescaledb.compress_segmentby = 'signal_id',"
-            " timescaledb.compress_orderby = 'time')"
+            sql.SQL(
+                "ALTER TABLE {} SET (timescaledb.compress, timescaledb.compress_segmentby = 'signal_id',"
+                " timescaledb.compress_orderby = 'time')"
+            ).format(ident)
         )
         changes.append(
-            PolicyChange("compression", ",".join(settings) if settings else None, f"{SEGMENT_BY},{ORDER_BY}")
+            PolicyChange(f"{table} compression", ",".join(settings) if settings else None, f"{SEGMENT_BY},{ORDER_BY}")
         )
 
-    job = _job_setting(conn, "policy_compression", "compress_after")
+    job = _job_setting(conn, table, "policy_compression", "compress_after")
     if job is None:
-        conn.execute("SELECT add_compression_policy('samples', %s::interval)", (compress_after,))
-        changes.append(PolicyChange("compress_after", None, compress_after))
+        conn.execute("SELECT add_compression_policy(%s::regclass, %s::interval)", (table, compress_after))
+        changes.append(PolicyChange(f"{table} compress_after", None, compress_after))
     elif not _same_interval(conn, job[1], compress_after):
         conn.execute(
             "SELECT alter_job(job_id, config => jsonb_set(config, '{compress_after}', to_jsonb(%s::text)))"
             " FROM timescaledb_information.jobs WHERE job_id = %s",
             (compress_after, job[0]),
         )
-        changes.append(PolicyChange("compress_after", job[1], compress_after))
+        changes.append(PolicyChange(f"{table} compress_after", job[1], compress_after))
 
     wanted = f"{retention_days} days" if retention_days is not None else None
-    retention = _job_setting(conn, "policy_retention", "drop_after")
+    retention = _job_setting(conn, table, "policy_retention", "drop_after")
     if retention is None and wanted is not None:
-        conn.execute("SELECT add_retention_policy('samples', make_interval(days => %s))", (retention_days,))
-        changes.append(PolicyChange("retention", None, wanted))
+        conn.execute("SELECT add_retention_policy(%s::regclass, make_interval(days => %s))", (table, retention_days))
+        changes.append(PolicyChange(f"{table} retention", None, wanted))
     elif retention is not None and wanted is None:
-        conn.execute("SELECT remove_retention_policy('samples', if_exists => true)")
-        changes.append(PolicyChange("retention", retention[1], None))
+        conn.execute("SELECT remove_retention_policy(%s::regclass, if_exists => true)", (table,))
+        changes.append(PolicyChange(f"{table} retention", retention[1], None))
     elif retention is not None and not _same_interval(conn, retention[1], wanted):
         conn.execute(
             "SELECT alter_job(job_id, config => jsonb_set(config, '{drop_after}', to_jsonb(%s::text)))"
             " FROM timescaledb_information.jobs WHERE job_id = %s",
             (wanted, retention[0]),
         )
-        changes.append(PolicyChange("retention", retention[1], wanted))
-    batch = _apply_batch_rows(conn)
-    if batch is not None:
-        changes.append(batch)
-    for change in changes:
-        log.info("TimescaleDB %s: %s → %s", change.what, change.old, change.new)
+        changes.append(PolicyChange(f"{table} retention", retention[1], wanted))
     return changes
 
 
@@ -298,7 +321,8 @@ def refresh_hourly_rollup_now(conn: psycopg.Connection) -> None:
 
 
 def compress_all(conn: psycopg.Connection, *, batch_rows: int | None = None) -> int:
-    """Compress every uncompressed chunk now (benchmarks and tests). Returns the number compressed.
+    """Compress every uncompressed chunk of ``samples`` and ``samples_typed`` now (benchmarks and tests). Returns
+    the number compressed.
 
     Batches of ``batch_rows`` (benchmarks compare sizes), by default the database's setting (``BATCH_ROWS``, set by
     migrate), also on a connection opened before migrate set it.
@@ -306,5 +330,12 @@ def compress_all(conn: psycopg.Connection, *, batch_rows: int | None = None) -> 
     batch = batch_rows if batch_rows is not None else database_setting(conn, BATCH_SETTING)
     if batch is not None:
         conn.execute(sql.SQL("SET {} = {}").format(sql.SQL(BATCH_SETTING), sql.Literal(int(batch))))
-    rows = conn.execute("SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks('samples') c").fetchall()
-    return len(rows)
+    n = 0
+    for table in ("samples", "samples_typed"):
+        if is_hypertable(conn, table):
+            n += len(
+                conn.execute(
+                    "SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks(%s::regclass) c", (table,)
+                ).fetchall()
+            )
+    return n
