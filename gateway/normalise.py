@@ -31,6 +31,7 @@ class Normaliser:
 
     __slots__ = (
         "_band",
+        "_identity",
         "_kind",
         "_last_quality",
         "_last_value",
@@ -48,6 +49,7 @@ class Normaliser:
         self.signal = binding.signal
         self.scale = binding.scale
         self.offset = binding.offset
+        self._identity = binding.scale == 1.0 and binding.offset == 0.0
         self._kind = binding.deadband.kind
         self._band = binding.deadband.value
         self.eu_span = eu_span  # high − low of the OPC-UA EURange, in signal units, when the server has one
@@ -68,7 +70,8 @@ class Normaliser:
         if type(raw) is bool:
             value = float(raw)
         elif isinstance(raw, int | float):
-            value = float(raw) * self.scale + self.offset
+            # Unscaled values pass untouched: -0.0 * 1.0 + 0.0 would be +0.0, a different value bit for bit.
+            value = float(raw) if self._identity else float(raw) * self.scale + self.offset
         else:
             self._last_value = None
             self._last_quality = BAD_TYPE_MISMATCH
