@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,17 +53,25 @@ def receiver_url(url_env: str, kind: str, env: Mapping[str, str]) -> str:
     return url
 
 
-def send(url: str, title: str, body: str, attach: str | None = None) -> None:
+# apprise's WeCom bot sends the body only (a text message has no title field): the title goes first in the body.
+TITLE_IN_BODY = frozenset({ReceiverKind.WECOM.value})
+
+
+def send(url: str, title: str, body: str, attach: str | None = None, *, kind: str = "") -> None:
     """Hand one message to apprise; raise DeliveryError with apprise's own reason when it refuses."""
     import apprise
 
+    if kind in TITLE_IN_BODY:
+        title, body = "", f"{title}\n{body}"
     client = apprise.Apprise()
     if not client.add(url):
         raise DeliveryError("apprise does not accept the receiver URL (check its syntax)")
     with apprise.LogCapture(level=logging.WARNING) as captured:
         ok = client.notify(body=body, title=title, attach=attach)
         if not ok:
-            lines = [ln.strip() for ln in captured.getvalue().splitlines() if ln.strip()]
+            # apprise's log lines start "date time - LEVEL - ": keep the reason only.
+            lines = [re.sub(r"^\S+ \S+ - [A-Z]+ - ", "", ln.strip()) for ln in captured.getvalue().splitlines()
+                     if ln.strip()]
             raise DeliveryError("; ".join(lines[-3:]) or "the receiver did not accept the notification")
 
 
@@ -84,7 +93,7 @@ def deliver_due(conn: psycopg.Connection, now: datetime, *, env: Mapping[str, st
             break
         oid, url_env, kind, title, body, attach, attempts, max_attempts = row
         try:
-            send(receiver_url(url_env, kind, env), title, body, attach)
+            send(receiver_url(url_env, kind, env), title, body, attach, kind=kind)
         except DeliveryError as err:
             attempts += 1
             final = attempts >= max_attempts

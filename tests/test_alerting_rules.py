@@ -263,3 +263,89 @@ def test_signed_dingtalk_through_apprise_is_refused_by_dingtalk(dingtalk: Receiv
                       params={"access_token": DING_TOKEN, "timestamp": ts, "sign": sign},
                       json={"msgtype": "text", "text": {"content": "x"}})
     assert r.status_code == 200 and len(dingtalk.got) == 1
+
+
+class _Chat:
+    """A chat platform's robot endpoint on 127.0.0.1: checks the request as the platform does; refuses like it."""
+
+    def __init__(self, path: str, reply: Any) -> None:
+        self.got: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                status, answer = reply(self.path == path, body)
+                if self.path == path:
+                    outer.got.append(body)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(json.dumps(answer).encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def _wecom_reply(ok_path: bool, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    ok = ok_path and body.get("msgtype") == "text" and bool(body.get("text", {}).get("content"))
+    return (200, {"errcode": 0, "errmsg": "ok"}) if ok else (400, {"errcode": 40008, "errmsg": "invalid message type"})
+
+
+def _feishu_reply(ok_path: bool, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    # Feishu answers HTTP 200 also when it refuses; the refusal is the non-zero code (19024: keyword not found).
+    text = body.get("content", {}).get("text", "") if body.get("msg_type") == "text" else json.dumps(body.get("card"))
+    if not ok_path:
+        return 404, {"code": 19001, "msg": "param invalid: incoming webhook access token invalid"}
+    return (200, {"code": 0, "msg": "success", "data": {}}) if "看板" in text else \
+        (200, {"code": 19024, "msg": "Key Words Not Found", "data": {}})
+
+
+CHATS = {"wecom": ("apprise.plugins.wecombot:NotifyWeComBot", "/cgi-bin/webhook/send?key={key}"),
+         "feishu": ("apprise.plugins.feishu:NotifyFeishu", "/open-apis/bot/v2/hook/{token}/")}
+
+
+@pytest.mark.parametrize("kind", sorted(CHATS))
+def test_wecom_and_feishu_receivers(db_url: str, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """apprise's own WeCom and Feishu plugins, their fixed endpoints pointed at a local server that answers as the
+    platform does: the message arrives with severity, what and where; a Chinese receiver's message passes Feishu's
+    keyword check, an English one does not (HTTP 200 with a refusal code) and stays queued with the reason."""
+    import importlib
+
+    plugin, path = CHATS[kind]
+    module, cls = plugin.split(":")
+    key = "0123456789abcdef0123456789abcdef"
+    chat = _Chat(path.format(key=key, token=key), _wecom_reply if kind == "wecom" else _feishu_reply)
+    monkeypatch.setattr(getattr(importlib.import_module(module), cls), "notify_url",
+                        f"http://127.0.0.1:{chat.port}{path}")
+    scheme = "wecombot" if kind == "wecom" else "feishu"
+    cfg = _config({
+        "rules": [{"id": "machine-down", "kind": "machine_down", "severity": "critical", "for_s": 0}],
+        "receivers": [{"id": "zh", "kind": kind, "url_env": "DF_TEST_CHAT", "language": "zh"},
+                      {"id": "en", "kind": kind, "url_env": "DF_TEST_CHAT", "language": "en"}],
+        "policy": {"receivers": ["zh", "en"]},
+    })
+    now = datetime.now(UTC)
+    with psycopg.connect(db_url) as conn:
+        scene = alert_scene.plant(conn, cfg, now)
+    try:
+        _round(db_url, Plant(scene.plant_id, cfg), now, {"DF_TEST_CHAT": f"{scheme}://{key}"})
+    finally:
+        chat.server.shutdown()
+    texts = [b["text"]["content"] if kind == "wecom" else
+             (b["content"]["text"] if b.get("msg_type") == "text" else json.dumps(b["card"], ensure_ascii=False))
+             for b in chat.got]
+    assert any("【严重】设备停机" in t and alert_scene.DOWN in t and "mechanical failure" in t for t in texts), texts
+    with psycopg.connect(db_url) as conn:
+        rows: dict[str, str] = dict(conn.execute("SELECT receiver, status FROM alert_outbox").fetchall())
+        err = conn.execute("SELECT last_error FROM alert_outbox WHERE receiver = 'en'").fetchone()
+    if kind == "wecom":
+        assert rows == {"zh": "sent", "en": "sent"}
+        assert any(t.startswith("[CRITICAL] Machine down") for t in texts)  # the title leads the text
+    else:
+        assert rows == {"zh": "sent", "en": "pending"}  # refused with HTTP 200: not counted as sent, retried
+        assert err is not None and err[0].startswith("Feishu rejected") and "Key Words Not Found" in err[0]
