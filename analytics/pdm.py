@@ -15,9 +15,10 @@ time is known), so that P10–P90 holds the true failure time about 80 % of the 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats
 
 from analytics import rul_calibration
@@ -186,14 +187,27 @@ def rul_at(hours: np.ndarray, values: np.ndarray, *, mu: float, threshold: float
 
 def _crossings(hours: np.ndarray, values: np.ndarray, *, mu: float, c: float, threshold: float,
                future: np.ndarray) -> tuple[float, float, float]:
-    """Times at which the upper 80 % bound, the mean and the lower bound of the log-linear fit reach the threshold."""
-    fit = sm.OLS(np.log(values - mu + c), sm.add_constant(hours)).fit()
-    if fit.params[1] <= 0:
+    """Times at which the upper 80 % bound, the mean and the lower bound of the log-linear fit reach the threshold.
+
+    OLS of log(v − μ + c) on time in closed form (what statsmodels' ``get_prediction(...).summary_frame(alpha=0.2)``
+    gives as obs_ci_upper / mean / obs_ci_lower, at a fraction of its cost on the 2,000-point grid): the bound is
+    mean ± t(0.9, n − 2)·s·√(1 + 1/n + (t − t̄)²/Sxx).
+    """
+    y = np.log(values - mu + c)
+    n = len(y)
+    t_mean = float(hours.mean())
+    xc = hours - t_mean
+    sxx = float(xc @ xc)
+    slope = float(xc @ (y - y.mean())) / sxx
+    if slope <= 0:
         return (np.nan, np.nan, np.nan)
-    frame = fit.get_prediction(sm.add_constant(future, has_constant="add")).summary_frame(alpha=0.2)
-    target = np.log(threshold - mu + c)
+    fitted = y.mean() + slope * xc
+    s = math.sqrt(float((y - fitted) @ (y - fitted)) / (n - 2))
+    mean = y.mean() + slope * (future - t_mean)
+    half = float(stats.t.ppf(0.9, n - 2)) * s * np.sqrt(1.0 + 1.0 / n + (future - t_mean) ** 2 / sxx)
+    target = math.log(threshold - mu + c)
     out = []
-    for col in ("obs_ci_upper", "mean", "obs_ci_lower"):
-        crossed = np.flatnonzero(frame[col].to_numpy() >= target)
+    for curve in (mean + half, mean, mean - half):
+        crossed = np.flatnonzero(curve >= target)
         out.append(float(future[crossed[0]]) if len(crossed) else np.nan)
     return (out[0], out[1], out[2])

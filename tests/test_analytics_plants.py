@@ -32,6 +32,7 @@ pytestmark = pytest.mark.integration
 TZ = "America/Chicago"  # UTC−6 in January: no daylight-saving change inside the span
 START = "2026-01-06T16:20:00Z"  # Tuesday 10:20 plant-local: a partial first day and early shift
 DAYS = 13
+ANALOG_S = 300  # energy and vibration every 5 min (states and counts change at their own instants)
 SAVING_FROM = date(2026, 1, 14)  # Wednesday; 7 complete baseline days (Jan 7–13) before it
 CALENDAR = {
     "shifts": [{"name": "early", "start": "06:00", "end": "14:00"}, {"name": "late", "start": "14:00", "end": "22:00"},
@@ -60,7 +61,7 @@ def _frame(url: str, query: str, columns: str) -> pd.DataFrame:
 @pytest.mark.parametrize(("saving", "seed", "cycles"), [
     (0.0, 11, (33.0, 41.0, 57.0, 28.0, 64.0)),
     (0.03, 12, (29.0, 47.0)),
-    (0.07, 13, (36.0, 44.0, 52.0)),
+    (0.07, 13, (36.0, 44.0, 30600.0)),  # an 8.5 h batch cycle: shifts that complete no unit
     (0.15, 14, (25.0, 39.0, 64.0, 31.0, 48.0, 22.0)),
 ])
 def test_generated_plant_oee_and_saving(template_db: str, tmp_path: Path, saving: float, seed: int,
@@ -71,7 +72,7 @@ def test_generated_plant_oee_and_saving(template_db: str, tmp_path: Path, saving
         planted = ["--energy-saving-at", pd.Timestamp(SAVING_FROM).tz_localize(TZ).isoformat(),
                    "--energy-saving-fraction", str(saving)] if saving else []
         res = CliRunner().invoke(cli, ["simulate", "backfill", "--config", str(scenario), "--seed", str(seed),
-                                       "--start", START, "--days", str(DAYS), "--analog-period-s", "300",
+                                       "--start", START, "--days", str(DAYS), "--analog-period-s", str(ANALOG_S),
                                        "--database-url", url, "--no-migrate", *planted])
         assert res.exit_code == 0, res.output
         with store.session(url) as conn:
@@ -94,6 +95,10 @@ def test_generated_plant_oee_and_saving(template_db: str, tmp_path: Path, saving
         assert set(zip(local.dt.hour, m["name"], strict=True)) == {(6, "early"), (14, "late"), (22, "night")}
         expected = m["ict"] * m["good"] / m["pbt"]  # = A·P·Q, and 0 when nothing good was made
         assert m["OEE"].notna().all(), "OEE is defined for every shift with planned busy time"
+        if max(cycles) > 8 * 3600:
+            nothing = m[m["good"] == 0]
+            assert len(nothing) >= 5 and (nothing["apt"] > 0).all(), "worked shifts that made nothing good"
+            assert (nothing["OEE"] == 0).all()
         worst = float((m["OEE"] - expected).abs().max() * 100)
         assert worst <= 0.1, f"OEE differs from the ground truth by {worst:.3f} pp"
         worst_a = float((m["A"] - m["apt"] / m["pbt"]).abs().max() * 100)

@@ -78,6 +78,8 @@ def _checks(args: tuple[int, float, bool]) -> pd.DataFrame:
 
 def many(seeds: Iterable[int], periods: Iterable[float], *, raw: bool, workers: int = 2) -> pd.DataFrame:
     jobs = [(s, p, raw) for s in seeds for p in periods]
+    if workers == 1:
+        return pd.concat([_checks(j) for j in jobs], ignore_index=True)
     with ProcessPoolExecutor(workers) as pool:
         return pd.concat(list(pool.map(_checks, jobs)), ignore_index=True)
 
