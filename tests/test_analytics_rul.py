@@ -52,3 +52,20 @@ def test_rul_interval_covers_the_true_failure_time_on_held_out_trajectories() ->
     # Along the whole trajectory, not only near the end: far out (> 72 h left) and close in.
     far, near = rt.coverage(checks[checks["true_h"] > 72]), rt.coverage(checks[checks["true_h"] <= 72])
     assert far["coverage"] >= 0.65 and near["coverage"] >= 0.65, (far, near)
+
+
+def test_closed_form_prediction_bounds_equal_statsmodels() -> None:
+    import statsmodels.api as sm
+
+    from analytics.pdm import _crossings
+
+    rng = np.random.default_rng(7)
+    hours = np.arange(30.0)
+    values = 2.0 - 0.5 + 0.5 * np.exp(0.04 * hours) * np.exp(rng.normal(0.0, 0.03, len(hours)))
+    future = np.linspace(29.0, 400.0, 4000)
+    fit = sm.OLS(np.log(values - 2.0 + 0.5), sm.add_constant(hours)).fit()
+    frame = fit.get_prediction(sm.add_constant(future, has_constant="add")).summary_frame(alpha=0.2)
+    target = np.log(4.5 - 2.0 + 0.5)
+    expected = [future[np.flatnonzero(frame[col].to_numpy() >= target)[0]]
+                for col in ("obs_ci_upper", "mean", "obs_ci_lower")]
+    assert _crossings(hours, values, mu=2.0, c=0.5, threshold=4.5, future=future) == tuple(expected)
