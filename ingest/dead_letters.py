@@ -25,7 +25,7 @@ DETAIL_MAX_CHARS = 1000  # a detail quotes the offending value; a hostile one mu
 
 _UPSERT = (
     "INSERT INTO dead_letters (worker, topic, plant_id, reason, detail, payload, sample_index, payload_size,"
-    " payload_sha256, fingerprint, deliveries) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " payload_sha256, fingerprint, deliveries, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
     " ON CONFLICT (fingerprint) DO UPDATE SET deliveries = dead_letters.deliveries + EXCLUDED.deliveries,"
     " last_seen = now()"
 )

@@ -64,16 +64,24 @@ class Alert:
 
 
 def dead_letter_flood(conn: psycopg.Connection, now: datetime, s: WatchSettings) -> list[Alert]:
+    """Dead letters in the window against the plant's usual rate over the day before.
+
+    A dead-letter row stands for every delivery of one distinct message (``deliveries``, migration 0610), so a
+    flood of one message repeated is counted by its deliveries: all of them when it first came in the window,
+    one when it first came earlier and was seen again in the window (its earlier deliveries are the baseline's).
+    """
     window = timedelta(minutes=s.window_minutes)
     windows_per_day = timedelta(days=1) / window
     rows = conn.execute(
         """
         SELECT d.plant_id, coalesce(p.enterprise || '/' || p.site, 'unknown plant'),
-               count(*) FILTER (WHERE d.received_at >= %(start)s) AS now_count,
-               count(*) FILTER (WHERE d.received_at < %(start)s) AS day_count,
-               array_agg(DISTINCT d.reason) FILTER (WHERE d.received_at >= %(start)s)
+               coalesce(sum(CASE WHEN d.received_at >= %(start)s THEN d.deliveries ELSE 1 END)
+                        FILTER (WHERE d.last_seen >= %(start)s), 0)::bigint AS now_count,
+               coalesce(sum(d.deliveries) FILTER (WHERE d.received_at >= %(day)s AND d.received_at < %(start)s),
+                        0)::bigint AS day_count,
+               array_agg(DISTINCT d.reason) FILTER (WHERE d.last_seen >= %(start)s)
         FROM dead_letters d LEFT JOIN plants p ON p.id = d.plant_id
-        WHERE d.received_at >= %(day)s AND d.received_at < %(end)s
+        WHERE d.last_seen >= %(day)s AND d.received_at < %(end)s
         GROUP BY 1, 2
         """,
         {"start": now - window, "day": now - window - timedelta(days=1), "end": now},

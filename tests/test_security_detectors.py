@@ -48,6 +48,24 @@ def test_dead_letter_flood_is_raised_once_for_the_flooding_plant(db_url: str, en
         assert row == [("dead_letter_flood", noisy, 199.0)]
 
 
+def test_one_bad_message_redelivered_in_a_flood_is_a_flood(db_url: str, enterprise: str) -> None:
+    """Dead letters are one row per distinct message (deliveries count the repeats): 500 deliveries of one message
+    in the window are a flood; a message first seen yesterday and seen again now counts once in the window."""
+    now = datetime.now(UTC)
+    with psycopg.connect(db_url) as conn:
+        noisy = registry.upsert_plant(conn, enterprise, "noisy")
+        quiet = registry.upsert_plant(conn, enterprise, "quiet")
+        insert = (
+            "INSERT INTO dead_letters (received_at, last_seen, deliveries, topic, plant_id, reason, detail)"
+            " VALUES (%s, %s, %s, 'df/v1/x', %s, %s, '')"
+        )
+        conn.execute(insert, (now - timedelta(minutes=3), now - timedelta(seconds=2), 500, noisy, "malformed_json"))
+        conn.execute(insert, (now - timedelta(hours=20), now - timedelta(seconds=5), 800, quiet, "bad_topic"))
+        conn.commit()
+        floods = [a for a in run(conn, WatchSettings(), now=now) if a.detector == "dead_letter_flood"]
+    assert [(a.plant_id, a.observed, a.details["reasons"]) for a in floods] == [(noisy, 500, ["malformed_json"])]
+
+
 def test_gateway_rate_spike(db_url: str, enterprise: str) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     with psycopg.connect(db_url) as conn:
