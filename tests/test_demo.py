@@ -71,11 +71,19 @@ def test_demo_embedded_stores_samples(tmp_path: Path) -> None:
     assert _field(out, "dead letters") == 0
     # Analytics ran on what was stored and the summary shows its OEE per machine.
     assert re.search(r"^\s+analytics\s+done$", out, re.MULTILINE), out
-    assert "OEE (latest shift per machine)" in out
+    assert "OEE (latest shift per machine, computed by this run)" in out
+    clock = r"^\s+simulated clock\s+\d{4}-\d\d-\d\d .* UTC at 30x \(wall clock at the end"
+    assert re.search(clock, out, re.MULTILINE), out
+    assert "ahead of it" not in out  # simulated time stayed behind the wall clock
+    assert "FROM downtime" not in out  # the embedded database is stopped: the summary says where its data is
 
     # The embedded PostgreSQL was stopped by the demo; its cluster is on disk: start it and count.
     with LocalPostgres(tmp_path / "state" / "pg") as pg:
-        count, signals = _stored_in_db(with_database(pg.url, DEMO_DATABASE), "demo-precision")
+        url = with_database(pg.url, DEMO_DATABASE)
+        count, signals = _stored_in_db(url, "demo-precision")
+        with psycopg.connect(url) as conn:
+            future = conn.execute("SELECT count(*) FROM samples WHERE time > now()").fetchone()
+    assert future == (0,)  # nothing from the future
     assert count == stored
     assert signals > 10  # machines' state, counters, power, energy, vibration, temperature and the meter
 
@@ -92,7 +100,8 @@ def test_demo_against_the_shared_services(tmp_path: Path, db_url: str, mqtt_url:
     assert count == stored
     # The summary says where the data is, without a password, and how to query it.
     assert f"data      {db_url}" in out
-    assert "psql" in out
+    assert "psql" in out and "FROM oee" in out and "FROM downtime" in out and "FROM alerts" in out
+    assert "not computed by this run (analytics skipped (--no-analytics))" in out  # no OEE of earlier runs
 
 
 def _names(processes: list[psutil.Process]) -> set[str]:
@@ -125,7 +134,8 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGINT)
     out, err = _finish(proc, timeout=90)
     assert time.monotonic() - started < 60
-    assert proc.returncode == 0, err[-3000:]
-    assert "SUMMARY (interrupted)" in out
+    assert proc.returncode == 130, err[-3000:]  # interrupted: scripts must not take it for a complete run
+    assert "SUMMARY (interrupted" in out
+    assert "not computed: the run was interrupted" in out and "OEE (latest" not in out
     _gone, alive = psutil.wait_procs(descendants, timeout=10)
     assert alive == [], f"processes left running: {alive}"

@@ -3,7 +3,8 @@
 Services: ``DATAFACTORY_DATABASE_URL`` / ``DATAFACTORY_MQTT_URL`` when set; else PostgreSQL on 127.0.0.1:5432 and
 Mosquitto on 127.0.0.1:1883 when they answer; else private ones under the state directory (``--embedded`` forces
 that). Then: migrate the schema, start ingest, the simulator and a gateway as child processes, show a live line,
-stop after ``--duration``, run analytics, print a summary. Ctrl-C stops everything cleanly at any point.
+stop after ``--duration`` (or when simulated time would pass the wall clock), run analytics, print a summary
+of this run (app.cli.demo_summary). Ctrl-C stops everything cleanly at any point and exits 130.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
 import click
 
+from app.cli.demo_summary import RunResult, database_now, latest_oee, print_summary
 from app.harness.children import run_once
 from app.harness.observer import DatabaseSnapshot, PublishedCounter, database_snapshot
 from app.harness.pipeline import DEMO_CONFIG, Pipeline, subcommand_available
@@ -26,6 +29,7 @@ from datafactory.errors import DataFactoryError
 from datafactory.settings import Settings, get_settings, redact_url
 
 _DRAIN_TIMEOUT_S = 20.0
+_TICK_S = 2.0
 _FIRST_SAMPLES_TIMEOUT_S = 90.0
 _ANALYTICS_TIMEOUT_S = 180.0
 
@@ -55,23 +59,6 @@ class _Options:
     config_path: Path
     enterprise: str | None
     analytics: bool
-
-
-OeeRow = tuple[str, float | None, float | None, float | None, float | None]
-
-
-@dataclass
-class _Result:
-    wall_s: float
-    snapshot: DatabaseSnapshot
-    published: int
-    unique: int | None
-    run_s: float
-    analytics: str
-    oee: list[OeeRow]
-    interrupted: bool
-    crashed: dict[str, str]
-    earlier_samples: int
 
 
 @click.command()
@@ -114,7 +101,9 @@ def demo(
         if not outcome.interrupted and (outcome.crashed or pipeline.unavailable or outcome.snapshot.samples == 0):
             exit_code = 1
         keep = keep_services and not outcome.interrupted and exit_code == 0
-        _summary(services, pipeline, outcome, keep=keep)
+        print_summary(services, pipeline, outcome, keep=keep)
+        if outcome.interrupted:
+            exit_code = 130  # interrupted (README "Command line"): a script must not take this run as complete
     except DataFactoryError as err:
         raise click.ClickException(str(err)) from err
     finally:
@@ -138,7 +127,7 @@ def _describe_services(services: Services) -> None:
         )
 
 
-def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[_Result, Pipeline]:
+def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[RunResult, Pipeline]:
     pipeline = Pipeline(
         services.database_url, services.mqtt_url, state / "demo", opts.speed, config_source=opts.config_path,
         enterprise=opts.enterprise, duration_s=opts.duration,
@@ -152,6 +141,12 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
         pipeline.not_before = baseline.newest_sample
         click.echo("==> starting ingest, simulator, gateway", err=True)
         pipeline.start(cancelled=lambda: stop.requested)
+        if pipeline.overlap_until is not None and pipeline.sim_start is not None:
+            click.echo(
+                f"    note: an earlier run stored data up to {pipeline.overlap_until:%Y-%m-%d %H:%M:%S} UTC; simulated "
+                f"time starts at {pipeline.sim_start:%H:%M:%S} so that it ends at the wall clock, not ahead of it "
+                "(samples at times already stored are kept once)", err=True,
+            )
         for name, reason in pipeline.unavailable.items():
             click.echo(f"    UNAVAILABLE: {name}: {reason}", err=True)
         counter = PublishedCounter(services.mqtt_url, pipeline.enterprise_id)
@@ -159,11 +154,20 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
         _wait_for_first_samples(pipeline, counter, stop)
         started = time.monotonic()
         click.echo(f"    logs in {pipeline.work_dir / 'logs'}", err=True)
+        caught_up = False
         while not stop.requested and time.monotonic() - started < opts.duration:
-            stop.sleep(2.0)
-            _live_line(pipeline, counter, started, baseline)
+            stop.sleep(_TICK_S)
+            newest = _live_line(pipeline, counter, started, baseline)
             if pipeline.failed():
                 break
+            # Simulated time must not pass the wall clock (data from the future misleads every view of it):
+            # stop before the next tick would cross it.
+            if newest is not None and newest + timedelta(seconds=1.5 * _TICK_S * pipeline.speed) >= datetime.now(UTC):
+                caught_up = True
+                break
+        if caught_up:
+            click.echo("\n    the simulated clock reached the wall clock: the plant stops here, not ahead of it",
+                       err=True)
         click.echo("", err=True)
         run_s = time.monotonic() - started
         crashed = pipeline.failed()
@@ -174,24 +178,34 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
             _drain(pipeline, stop)
         pipeline.stop()
         wall = time.monotonic() - began
-        analytics_state = "skipped"
-        if opts.analytics and not stop.requested:
+        wall_end = datetime.now(UTC)
+        analytics_began = database_now(services.database_url)
+        if stop.requested:
+            analytics_state = "skipped (interrupted)"
+        elif not opts.analytics:
+            analytics_state = "skipped (--no-analytics)"
+        elif analytics_began is None:
+            analytics_state = "skipped (the database does not answer)"
+        else:
             analytics_state = _analytics(pipeline)
         snap = database_snapshot(
             services.database_url, pipeline.enterprise_id, reasons=True, span_from=pipeline.sim_start
         ).since(baseline)
+        oee = latest_oee(services.database_url, pipeline.enterprise_id, analytics_began) if analytics_began else []
         return (
-            _Result(
+            RunResult(
                 wall_s=wall,
                 snapshot=snap,
                 published=counter.samples,
                 unique=counter.unique_samples,
                 run_s=run_s,
                 analytics=analytics_state,
-                oee=_oee(services.database_url, pipeline.enterprise_id),
+                oee=oee if analytics_state == "done" else [],
                 interrupted=stop.requested,
                 crashed=crashed,
                 earlier_samples=baseline.samples,
+                sim_start=pipeline.sim_start,
+                wall_end=wall_end,
             ),
             pipeline,
         )
@@ -212,7 +226,10 @@ def _wait_for_first_samples(pipeline: Pipeline, counter: PublishedCounter, stop:
         stop.sleep(0.25)
 
 
-def _live_line(pipeline: Pipeline, counter: PublishedCounter, started: float, baseline: DatabaseSnapshot) -> None:
+def _live_line(
+    pipeline: Pipeline, counter: PublishedCounter, started: float, baseline: DatabaseSnapshot
+) -> datetime | None:
+    """Print the live line; return the newest stored sample's time (the simulated clock as stored)."""
     snap = database_snapshot(pipeline.database_url, pipeline.enterprise_id, span_from=pipeline.sim_start).since(
         baseline
     )
@@ -228,6 +245,7 @@ def _live_line(pipeline: Pipeline, counter: PublishedCounter, started: float, ba
         click.echo("\r" + line, nl=False, err=True)
     else:
         click.echo(line, err=True)
+    return snap.newest_sample
 
 
 def _drain(pipeline: Pipeline, stop: _Stop) -> None:
@@ -252,77 +270,3 @@ def _analytics(pipeline: Pipeline) -> str:
     if code == 0:
         return "done"
     return f"failed (exit {code}; see {pipeline.log('analytics')})"
-
-
-def _oee(database_url: str, enterprise: str) -> list[OeeRow]:
-    """Latest OEE per machine, if analytics produced any."""
-    import psycopg
-
-    try:
-        with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as conn:
-            rows = conn.execute(
-                """SELECT DISTINCT ON (o.cell_id) c.area || '/' || c.line || '/' || c.cell,
-                          o.availability, o.performance, o.quality, o.oee
-                   FROM oee o JOIN cells c ON c.id = o.cell_id JOIN plants p ON p.id = o.plant_id
-                   WHERE (p.enterprise = %s OR %s = '') AND o.period IN ('shift', 'hour')
-                   ORDER BY o.cell_id, o.period = 'shift' DESC, o.time DESC""",
-                (enterprise, enterprise),
-            ).fetchall()
-    except psycopg.Error:
-        return []  # no oee table or no analytics: the summary says so
-    return [(str(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
-
-
-def _pct(value: float | None) -> str:
-    return "   —  " if value is None else f"{100 * value:5.1f}%"
-
-
-def _summary(services: Services, pipeline: Pipeline, r: _Result, *, keep: bool) -> None:
-    s = r.snapshot
-    out = click.echo
-    out("")
-    out("SUMMARY" + (" (interrupted)" if r.interrupted else ""))
-    out(f"  enterprise          {pipeline.enterprise_id or '—'}")
-    out(f"  wall time           {r.wall_s:.1f} s (plant ran {r.run_s:.1f} s at speed {pipeline.speed:g}x)")
-    if s.oldest_sample and s.newest_sample:
-        out(f"  simulated span      {s.oldest_sample:%Y-%m-%d %H:%M:%S} → {s.newest_sample:%Y-%m-%d %H:%M:%S} UTC")
-    out(f"  signals registered  {s.signals}")
-    repeats = "" if r.unique is None or r.unique == r.published else f" ({r.unique} distinct; repeats are stored once)"
-    out(f"  samples published   {r.published}{repeats}")
-    out(f"  samples stored      {s.samples}" + (" (by this run)" if r.earlier_samples else ""))
-    out(f"  samples/s           {s.samples / max(r.run_s, 1e-9):.0f} (while the plant ran, {r.run_s:.0f} s)")
-    reasons = ", ".join(f"{k}: {v}" for k, v in s.dead_letter_reasons.items())
-    out(f"  dead letters        {s.dead_letters}" + (f" ({reasons})" if reasons else ""))
-    out(f"  analytics           {r.analytics}")
-    for name, reason in pipeline.unavailable.items():
-        out(f"  UNAVAILABLE         {name}: {reason}")
-    for name, reason in r.crashed.items():
-        out(f"  FAILED              {name} {reason} (log: {pipeline.log(name)})")
-    if s.error:
-        out(f"  database error      {s.error}")
-    if r.oee:
-        out("  OEE (latest shift per machine)   availability  performance  quality   OEE")
-        for cell, a, p, q, o in r.oee:
-            out(f"    {cell:<32} {_pct(a):>12} {_pct(p):>12} {_pct(q):>8} {_pct(o):>6}")
-    out("")
-    out(f"  data      {redact_url(services.database_url)} ({services.database_origin})")
-    out(f"  broker    {services.mqtt_url} ({services.mqtt_origin})")
-    out(f"  logs      {pipeline.work_dir / 'logs'}")
-    if services.owned and keep:
-        pids = " ".join(str(service.pid) for service in services.owned)
-        out(f"  the embedded services keep running (stop them with: kill {pids})")
-    if services.database_origin == "embedded" and not keep:
-        out(f"  the embedded PostgreSQL is stopped now; its data stays in {Path(pipeline.work_dir).parent / 'pg'}")
-        out("  (--keep-services leaves it running to explore; or use your own via DATAFACTORY_DATABASE_URL)")
-    else:
-        db = redact_url(services.database_url)
-        out("  look at it:")
-        out(f"    psql '{db}' -c \"SELECT path, meaning, unit FROM signal_paths ORDER BY path LIMIT 20\"")
-        out(
-            f"    psql '{db}' -c \"SELECT sp.path, count(*), max(x.time) FROM samples x"
-            " JOIN signal_paths sp ON sp.signal_id = x.signal_id GROUP BY 1 ORDER BY 1\""
-        )
-        out(f"    psql '{db}' -c \"SELECT reason, count(*) FROM dead_letters GROUP BY 1\"")
-    out("  dashboards: an existing Grafana: datafactory grafana deploy --url http://127.0.0.1:3000 (data source")
-    out("              variables DATAFACTORY_PG_*); or the whole stack: docker compose --profile demo up -d (README)")
-    sys.stdout.flush()

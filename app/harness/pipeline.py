@@ -111,6 +111,7 @@ class Pipeline:
     opcua_port: int = 0
     sim_start: datetime | None = None
     not_before: datetime | None = None  # newest sample already stored for this plant
+    overlap_until: datetime | None = None  # set when this run re-simulates time an earlier run stored
     # The simulated meter publishes under <device_prefix>/…: unique per run so demos sharing a broker stay apart.
     device_prefix: str = field(default_factory=lambda: f"sim-{uuid.uuid4().hex[:8]}")
     plant: dict[str, Any] = field(default_factory=dict)
@@ -189,14 +190,7 @@ class Pipeline:
         return args
 
     def _simulator_args(self) -> list[str]:
-        # Simulated time ends near "now" instead of running ahead of the clock: the data is recent history, which
-        # is what dashboards and analytics show, and nothing trips ingest's future-timestamp window.
-        span = timedelta(seconds=self.duration_s * self.speed)
-        start = datetime.now(UTC).replace(microsecond=0) - span
-        if self.not_before is not None and start <= self.not_before:
-            # An earlier demo stored this stretch of simulated time: continue after it rather than repeat it.
-            start = self.not_before.replace(microsecond=0) + timedelta(seconds=1)
-        self.sim_start = start
+        start = self.simulated_start(datetime.now(UTC))
         args = [
             "simulate", "run",
             "--port", str(self.opcua_port),
@@ -209,6 +203,21 @@ class Pipeline:
         if "--config" in option_names("simulate", "run"):
             return [*args, "--config", str(self.config_path)]
         return [*args, "--device-topic-prefix", self.device_prefix]
+
+    def simulated_start(self, now: datetime) -> datetime:
+        """Where simulated time starts so that it ends before the wall clock, never ahead of it.
+
+        The plant runs ``duration × speed`` simulated seconds; starting that long before now ends ``duration``
+        wall seconds behind the clock, a margin for the start-up of the OPC-UA server and the gateway (the
+        simulator's clock runs while they come up). The demo also stops the plant early should its data reach
+        the wall clock. The data is recent history, which is what dashboards and analytics show, and nothing
+        trips ingest's future-timestamp window. A rerun whose earlier data reaches past that start overlaps it
+        (``overlap_until``; samples at times already stored are kept once) rather than continuing after it
+        into the future, as it once did."""
+        start = now.replace(microsecond=0) - timedelta(seconds=self.duration_s * self.speed)
+        self.overlap_until = self.not_before if self.not_before is not None and self.not_before >= start else None
+        self.sim_start = start
+        return start
 
     def _spawn(self, name: str, args: list[str]) -> None:
         child = Child(name, args, log_path=self.log(name), env=self.env)

@@ -66,6 +66,19 @@ def _postmaster_alive(cluster: Path) -> bool:
     return True
 
 
+def running_postmaster(data_dir: Path) -> tuple[int, int] | None:
+    """(pid, port) of a server still running on the cluster at ``data_dir`` (one an earlier run left behind,
+    e.g. ``demo --keep-services``), from its ``postmaster.pid``; None when no server holds the cluster."""
+    cluster = data_dir.resolve()
+    if not _postmaster_alive(cluster):
+        return None
+    try:
+        lines = (cluster / "postmaster.pid").read_text().splitlines()
+        return int(lines[0]), int(lines[3])  # line 4 is the port (PostgreSQL's LOCK_FILE_LINE_PORT)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _binaries() -> Path:
     try:
         with warnings.catch_warnings():

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.harness.broker import EmbeddedBroker, MosquittoBroker, start_default_broker
-from app.harness.postgres import LocalPostgres
+from app.harness.postgres import LocalPostgres, running_postmaster
 from app.harness.process import ManagedProcess, ServiceStartError, free_port, port_accepts
 from datafactory.db.connect import with_database
 
@@ -29,7 +29,7 @@ DEMO_DATABASE = "datafactory"
 class Services:
     database_url: str
     mqtt_url: str
-    database_origin: str  # "environment", "local", "embedded"
+    database_origin: str  # "environment", "local", "embedded", "embedded, left running (pid N)"
     mqtt_origin: str
     owned: list[ManagedProcess] = field(default_factory=list)
 
@@ -73,6 +73,17 @@ def _database(state_dir: Path, embedded: bool, owned: list[ManagedProcess]) -> t
         return env, "environment"
     if not embedded and port_accepts(LOCAL_PG_PORT):
         return f"postgresql://postgres@127.0.0.1:{LOCAL_PG_PORT}/{DEMO_DATABASE}", "local"
+    leftover = running_postmaster(state_dir / "pg")
+    if leftover is not None:
+        # An earlier run left its server running on this cluster (--keep-services): a second server cannot start
+        # on the same data, so use that one — and leave it running, as it was found.
+        pid, port = leftover
+        if not port_accepts(port):
+            raise ServiceStartError(
+                f"a PostgreSQL (pid {pid}) left running by an earlier run holds {state_dir / 'pg'} but does not "
+                f"answer on 127.0.0.1:{port}: stop it (kill {pid}) and run again"
+            )
+        return f"postgresql://postgres@127.0.0.1:{port}/{DEMO_DATABASE}", f"embedded, left running (pid {pid})"
     pg = LocalPostgres(state_dir / "pg", port=EMBEDDED_PG_PORT if not port_accepts(EMBEDDED_PG_PORT) else free_port())
     try:
         pg.start()
