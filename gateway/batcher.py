@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from operator import itemgetter
 
 from datafactory.contract.sample import Sample
 from gateway.sources import Reading
 
 FlushFn = Callable[[str, list[Sample]], None]
+_cell = itemgetter(0)
+_sample = itemgetter(1)
 
 
 class Batcher:
@@ -25,9 +28,15 @@ class Batcher:
         self.samples_in = 0
 
     def add(self, readings: list[Reading]) -> None:
+        if not readings:
+            return
+        self.samples_in += len(readings)
+        cells = list(map(_cell, readings))
+        if cells.count(cells[0]) == len(cells):  # one cell (one device, one poll): no per-sample Python loop
+            self._add_run(cells[0], list(map(_sample, readings)))
+            return
         open_, since, limit = self._open, self._since, self.max_samples
         now = time.monotonic()
-        self.samples_in += len(readings)
         for cell, sample in readings:
             batch = open_.get(cell)
             if batch is None:
@@ -37,6 +46,22 @@ class Batcher:
             if len(batch) >= limit:
                 del open_[cell], since[cell]
                 self._flush(cell, batch)
+
+    def _add_run(self, cell: str, samples: list[Sample]) -> None:
+        batch = self._open.get(cell)
+        if batch is None:
+            batch = self._open[cell] = []
+            self._since[cell] = time.monotonic()
+        batch.extend(samples)
+        limit = self.max_samples
+        while len(batch) >= limit:
+            full, rest = batch[:limit], batch[limit:]
+            del self._open[cell], self._since[cell]
+            self._flush(cell, full)
+            if not rest:
+                return
+            batch = self._open[cell] = rest
+            self._since[cell] = time.monotonic()
 
     def flush_due(self) -> None:
         """Hand on every batch whose oldest sample has waited ``max_ms``."""

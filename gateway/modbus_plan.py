@@ -21,6 +21,10 @@ class Block:
     start: int
     count: int
     items: list[int] = field(default_factory=list)  # indices into the source's registers
+    # Filled in by the adapter once per plan: values passed on as read — (index, offset, cell, signal) — and
+    # the indices of the others (codec, scaling or deadband needed).
+    direct: list[tuple[int, int, str, str]] = field(default_factory=list)
+    decoded: list[int] = field(default_factory=list)
 
     @property
     def end(self) -> int:

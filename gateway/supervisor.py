@@ -92,10 +92,20 @@ class Supervisor:
         task = self._tasks.pop(name, None)
         if task is None:
             return
-        task.cancel()
-        done, _ = await asyncio.wait({task}, timeout=timeout_s)
-        if not done:
-            _log.warning("%s did not stop within %.0f s; abandoning it", name, timeout_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            # Repeated until the task ends: a cancellation can be swallowed — Python 3.11's asyncio.wait_for
+            # (inside pymodbus and asyncua requests) drops it when the awaited reply completes at the same
+            # moment, which a source polling back to back hits within seconds.
+            task.cancel()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                _log.warning("%s did not stop within %.0f s; abandoning it", name, timeout_s)
+                return
+            done, _ = await asyncio.wait({task}, timeout=min(0.1, remaining))
+            if done:
+                return
 
     async def cancel_all(self) -> None:
         await asyncio.gather(*(self.cancel(name) for name in list(self._tasks)))

@@ -92,6 +92,18 @@ def test_batcher_flushes_by_size_and_age() -> None:
     assert sorted(flushed[2:]) == [("x", 1), ("y", 1)]
 
 
+def test_batcher_single_cell_runs_split_at_the_limit_in_order() -> None:
+    got: list[list[Sample]] = []
+    b = Batcher(max_samples=4, max_ms=1000, flush=lambda cell, samples: got.append(samples))
+    b.add([("x", s) for s in _samples(0, 2)])  # opens a batch of 2
+    b.add([("x", s) for s in _samples(2, 9)])  # one cell: fills it to 4, one more of 4, 3 left open
+    assert [len(batch) for batch in got] == [4, 4]
+    b.flush_all()
+    assert [len(batch) for batch in got] == [4, 4, 3]
+    assert [s.value for batch in got for s in batch] == [float(i) for i in range(11)]
+    assert b.samples_in == 11
+
+
 def test_declared_types_keep_exact_values_and_refuse_what_does_not_fit() -> None:
     from datafactory.config.models import SignalBinding
     from datafactory.contract.values import SignalType

@@ -170,3 +170,34 @@ def test_recovery_clears_the_old_error(tmp_path, mqtt_url, enterprise) -> None:
     finally:
         if server is not None:
             server.close()
+
+
+def test_cancel_repeats_until_a_task_that_swallowed_the_cancellation_stops() -> None:
+    """Python 3.11's asyncio.wait_for (inside pymodbus and asyncua requests) drops a cancellation that arrives as
+    the awaited reply completes; a source polling back to back hits that. ``cancel`` must still stop the task,
+    or an abandoned source keeps running after shutdown and writes into a closed buffer."""
+    import asyncio
+
+    from gateway.supervisor import Supervisor
+
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                if swallowed < 3:  # what a library that loses the cancellation looks like from outside
+                    swallowed += 1
+                    continue
+                raise
+
+    async def scenario() -> bool:
+        sup = Supervisor(on_fatal=lambda err: None)
+        task = sup.spawn("stubborn", stubborn)
+        await asyncio.sleep(0.05)
+        await sup.cancel("stubborn", timeout_s=3)
+        return task.done()
+
+    assert asyncio.run(scenario()) and swallowed == 3

@@ -113,8 +113,10 @@ class CellMeta:
 
 
 def encode_batch(samples: list[Sample], *, gateway: str = "", seq: int = 0) -> bytes:
-    """A ``df-json/2`` message. A NaN value (the older in-memory comm-lost marker) is written as null."""
-    rows = [[s[0], s[1], None if type(s[2]) is float and s[2] != s[2] else s[2], s[3]] for s in samples]
+    """A ``df-json/2`` message. A NaN value (the older in-memory comm-lost marker) is written as null: orjson
+    writes every non-finite float as null, so the rows go out as they are (a per-sample check cost half the
+    encoding time)."""
+    rows = list(map(list, samples))  # orjson does not serialise tuple subclasses such as Sample
     return orjson.dumps({"fmt": CONTENT_FORMAT, "gw": gateway, "seq": seq, "samples": rows})
 
 

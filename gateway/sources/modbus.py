@@ -17,8 +17,7 @@ Failures, from small to large:
 * the connection failing, or a whole poll round without a single answer → ``ConnectionLost``: the runner writes
   comm-lost markers and reconnects with backoff.
 
-With ``report: change`` (the default) a value is published when it or its quality changed, like an OPC-UA
-subscription; ``every_poll`` publishes every read.
+Scheduling and report-by-change come from ``gateway.polling`` (shared with the S7 source).
 """
 
 from __future__ import annotations
@@ -26,15 +25,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
-from datafactory.config.modbus import BIT_TABLES, ByteOrder, ModbusSource, ModbusTable, ModbusTransport, ModbusType
-from datafactory.config.signals import SignalBinding
+from datafactory.config.modbus import (
+    BIT_TABLES,
+    ByteOrder,
+    ModbusRegister,
+    ModbusSource,
+    ModbusTable,
+    ModbusTransport,
+    ModbusType,
+)
+from datafactory.config.signals import DeadbandKind
 from datafactory.contract.quality import (
     BAD_COMMUNICATION_ERROR,
     BAD_DATA_ENCODING_INVALID,
@@ -46,11 +52,12 @@ from datafactory.contract.quality import (
     BAD_RESOURCE_UNAVAILABLE,
     BAD_TIMEOUT,
 )
-from datafactory.contract.sample import now_us
+from datafactory.contract.sample import Sample, now_us
+from datafactory.contract.values import SignalType
 from datafactory.errors import ConnectionLost
 from datafactory.fieldbus.modbus_codec import DecodeError, decode
 from gateway.modbus_plan import Block, plan_group, split
-from gateway.normalise import Normaliser
+from gateway.polling import PolledSource
 from gateway.sources import Reading
 
 _log = logging.getLogger(__name__)
@@ -67,6 +74,8 @@ EXCEPTION_QUALITY = {
 }
 """Modbus exception code → OPC-UA StatusCode of the values the refused request carried."""
 
+_new_sample = tuple.__new__  # Sample(...) without NamedTuple's Python-level __new__, for the direct path
+
 _READ = {
     ModbusTable.COIL: "read_coils",
     ModbusTable.DISCRETE_INPUT: "read_discrete_inputs",
@@ -80,30 +89,19 @@ def silent_interval_s(baudrate: int) -> float:
     return 0.00175 if baudrate > 19200 else 3.5 * 11 / baudrate
 
 
-class ModbusAdapter:
+class ModbusAdapter(PolledSource):
     def __init__(self, config: ModbusSource, *, coalesce: bool = True) -> None:
-        self.id = config.id
-        self.config = config
+        super().__init__(config, config.registers)
         self.coalesce = coalesce
         self._regs = list(config.registers)
         self._types = [r.value_type() for r in self._regs]
-        # Per value, precomputed once: address, span, and whether it is a plain uint16 (no codec call needed) —
-        # the decode loop runs for every register of every poll.
         self._spans = [(r.address, r.register_count()) for r in self._regs]
-        self._plain = [
-            t is ModbusType.UINT16 and r.bit is None and r.byte_order in (ByteOrder.ABCD, ByteOrder.CDAB)
-            for t, r in zip(self._types, self._regs, strict=True)
-        ]
         self._orders = [r.byte_order for r in self._regs]
         self._bits = [r.bit for r in self._regs]
-        self._cells = [r.cell for r in self._regs]
-        self._normalisers = [Normaliser(r) for r in self._regs]
-        self._last: list[tuple[object, int] | None] = [None] * len(self._regs)
-        self._every_poll = config.report == "every_poll"
-        intervals = {g.name: g.interval_ms / 1000 for g in config.poll_groups}
-        self._groups: dict[str, tuple[float, list[int]]] = {}
-        for i, r in enumerate(self._regs):
-            self._groups.setdefault(r.poll_group, (intervals[r.poll_group], []))[1].append(i)
+        # Values that need neither the codec nor the normaliser — a coil, a discrete input or a plain uint16
+        # register, unscaled, without deadband — go straight from the response into samples: the emit loop
+        # runs for every value of every poll, and this is what most devices' register maps hold.
+        self._direct = [self._is_direct(r, t) for r, t in zip(self._regs, self._types, strict=True)]
         self._plans: dict[str, list[Block]] = {}
         self._client: Any = None
         self._silence = silent_interval_s(config.baudrate) if config.transport is ModbusTransport.RTU else 0.0
@@ -112,16 +110,28 @@ class ModbusAdapter:
             if config.transport is ModbusTransport.RTU
             else f"modbus tcp {config.host}:{config.port}"
         )
-        self.requests = 0
         self.timeouts = 0
         self.exceptions = 0
-        self.bad_values = 0
-        self.overruns = 0
-        self.refused: dict[int, int] = {}  # register index → exception code, for values the device refused
         self._last_log = 0.0
 
-    def bindings(self) -> list[SignalBinding]:
-        return list(self._regs)
+    @staticmethod
+    def _is_direct(r: ModbusRegister, vtype: ModbusType) -> bool:
+        if r.is_scaled() or r.deadband.kind is not DeadbandKind.NONE:
+            return False
+        if r.table in BIT_TABLES:
+            return r.declared_type() is SignalType.BOOL
+        plain = vtype is ModbusType.UINT16 and r.bit is None and r.byte_order in (ByteOrder.ABCD, ByteOrder.CDAB)
+        return plain and r.declared_type() is SignalType.INT64
+
+    def _prepare(self, blocks: list[Block]) -> list[Block]:
+        for block in blocks:
+            block.direct = [
+                (i, self._spans[i][0] - block.start, self._regs[i].cell, self._regs[i].signal)
+                for i in block.items
+                if self._direct[i]
+            ]
+            block.decoded = [i for i in block.items if not self._direct[i]]
+        return blocks
 
     def counters(self) -> dict[str, int]:
         return {
@@ -159,25 +169,9 @@ class ModbusAdapter:
         if not connected:
             raise ConnectionLost(self.where, "cannot connect (refused or no such device)")
         indices = {name: idx for name, (_, idx) in self._groups.items()}
-        self._plans = {name: plan_group(cfg, idx, coalesce=self.coalesce) for name, idx in indices.items()}
-
-    async def stream(self) -> AsyncIterator[list[Reading]]:
-        loop = asyncio.get_running_loop()
-        due = dict.fromkeys(self._groups, loop.time())
-        while True:
-            name = min(due, key=due.__getitem__)
-            delay = due[name] - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            out = await self._poll(name)
-            interval = self._groups[name][0]
-            due[name] += interval
-            now = loop.time()
-            if due[name] < now:  # the round took longer than the interval: skip, never queue up reads
-                self.overruns += 1
-                due[name] = now + interval
-            if out:
-                yield out
+        self._plans = {
+            name: self._prepare(plan_group(cfg, idx, coalesce=self.coalesce)) for name, idx in indices.items()
+        }
 
     async def _poll(self, group: str) -> list[Reading]:
         out: list[Reading] = []
@@ -188,7 +182,8 @@ class ModbusAdapter:
             block = plan[i]
             status, values = await self._read(block)
             if status == 0x02 and len(block.items) > 1:
-                plan[i : i + 1] = split(block, self._regs)  # find the refused address; the others keep flowing
+                # find the refused address; the others keep flowing
+                plan[i : i + 1] = self._prepare(split(block, self._regs))
                 continue
             answered = answered or status != BAD_TIMEOUT
             self._emit(block, status, values, now_us(), out)
@@ -227,33 +222,44 @@ class ModbusAdapter:
         return 0, list(rr.registers)
 
     def _emit(self, block: Block, status: int, values: list[int] | list[bool], t: int, out: list[Reading]) -> None:
-        quality = (
-            0 if status == 0 else EXCEPTION_QUALITY.get(status, status if status > 0xFF else BAD_COMMUNICATION_ERROR)
-        )
+        if status != 0:
+            self._emit_refusal(block, status, t, out)
+            return
+        refused = self.refused
+        if refused:
+            for i in block.items:
+                refused.pop(i, None)
+        last, every_poll = self._last, self._every_poll
+        for i, off, cell, signal in block.direct:
+            v = values[off]
+            key = (v, 0)
+            if every_poll or last[i] != key:
+                last[i] = key
+                out.append((cell, _new_sample(Sample, (signal, t, v, 0))))
         bits = block.table in BIT_TABLES
-        refused, last, every_poll, norms = self.refused, self._last, self._every_poll, self._normalisers
-        for i in block.items:
+        for i in block.decoded:
+            address, span = self._spans[i]
+            off = address - block.start
             raw: object = None
-            q = quality
-            if status == 0:
-                if refused:
-                    refused.pop(i, None)
-                address, span = self._spans[i]
-                off = address - block.start
-                try:
-                    if bits:
-                        raw = bool(values[off])
-                    elif self._plain[i]:
-                        raw = int(values[off])
-                    else:
-                        regs = [int(v) for v in values[off : off + span]]
-                        raw = decode(regs, self._types[i], self._orders[i], self._bits[i])
-                except DecodeError as err:
-                    reg = self._regs[i]
-                    self.bad_values += 1
-                    self._warn(f"{reg.signal} (unit {reg.unit_id} address {reg.address}): {err}")
-                    q = BAD_DATA_ENCODING_INVALID
-            elif status == 0x02:
+            q = 0
+            try:
+                if bits:
+                    raw = bool(values[off])
+                else:
+                    regs = [int(v) for v in values[off : off + span]]
+                    raw = decode(regs, self._types[i], self._orders[i], self._bits[i])
+            except DecodeError as err:
+                reg = self._regs[i]
+                self.bad_values += 1
+                self._warn(f"{reg.signal} (unit {reg.unit_id} address {reg.address}): {err}")
+                q = BAD_DATA_ENCODING_INVALID
+            self._report(i, raw, q, t, out)
+
+    def _emit_refusal(self, block: Block, status: int, t: int, out: list[Reading]) -> None:
+        """The values of a request the device refused (exception code) or did not answer (a StatusCode)."""
+        quality = EXCEPTION_QUALITY.get(status, status if status > 0xFF else BAD_COMMUNICATION_ERROR)
+        for i in block.items:
+            if status == 0x02:
                 reg = self._regs[i]
                 if i not in self.refused:
                     _log.warning(
@@ -266,13 +272,7 @@ class ModbusAdapter:
                         reg.signal,
                     )
                 self.refused[i] = status
-            key = (raw, q)
-            if not every_poll and last[i] == key:
-                continue
-            last[i] = key
-            sample = norms[i].apply(raw, t, q)
-            if sample is not None:
-                out.append((self._cells[i], sample))
+            self._report(i, None, quality, t, out)
 
     def _warn(self, message: str) -> None:
         now = time.monotonic()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from snap7.async_client import AsyncClient
@@ -24,7 +23,6 @@ from snap7.error import S7Error
 from snap7.type import Area
 
 from datafactory.config.s7 import S7Address, S7Area, S7ConnectionType, S7Source
-from datafactory.config.signals import SignalBinding
 from datafactory.contract.quality import (
     BAD_COMMUNICATION_ERROR,
     BAD_DATA_ENCODING_INVALID,
@@ -36,7 +34,7 @@ from datafactory.contract.quality import (
 from datafactory.contract.sample import now_us
 from datafactory.errors import ConnectionLost
 from datafactory.fieldbus.s7_codec import DecodeError, decode
-from gateway.normalise import Normaliser
+from gateway.polling import PolledSource
 from gateway.sources import Reading
 
 _log = logging.getLogger(__name__)
@@ -77,30 +75,15 @@ def pack_requests(addrs: list[S7Address], indices: list[int], pdu_length: int) -
     return batches
 
 
-class S7Adapter:
+class S7Adapter(PolledSource):
     def __init__(self, config: S7Source) -> None:
-        self.id = config.id
-        self.config = config
+        super().__init__(config, config.items)
         self._items = list(config.items)
         self._addrs = [it.parsed() for it in self._items]
-        self._normalisers = [Normaliser(it) for it in self._items]
-        self._last: list[tuple[object, int] | None] = [None] * len(self._items)
-        self._every_poll = config.report == "every_poll"
-        intervals = {g.name: g.interval_ms / 1000 for g in config.poll_groups}
-        self._groups: dict[str, tuple[float, list[int]]] = {}
-        for i, it in enumerate(self._items):
-            self._groups.setdefault(it.poll_group, (intervals[it.poll_group], []))[1].append(i)
         self._plans: dict[str, list[list[int]]] = {}
         self._client: AsyncClient | None = None
         self.where = f"s7 {config.host}:{config.port} rack {config.rack} slot {config.slot}"
         self.pdu_length = 0
-        self.requests = 0
-        self.bad_values = 0
-        self.overruns = 0
-        self.refused: dict[int, int] = {}
-
-    def bindings(self) -> list[SignalBinding]:
-        return list(self._items)
 
     def counters(self) -> dict[str, int]:
         return {
@@ -124,26 +107,12 @@ class S7Adapter:
             name: pack_requests(self._addrs, idx, self.pdu_length) for name, (_, idx) in self._groups.items()
         }
 
-    async def stream(self) -> AsyncIterator[list[Reading]]:
-        loop = asyncio.get_running_loop()
-        due = dict.fromkeys(self._groups, loop.time())
-        while True:
-            name = min(due, key=due.__getitem__)
-            delay = due[name] - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            out: list[Reading] = []
-            for batch in self._plans[name]:
-                results = await self._read(batch)
-                self._emit(batch, results, now_us(), out)
-            interval = self._groups[name][0]
-            due[name] += interval
-            now = loop.time()
-            if due[name] < now:
-                self.overruns += 1
-                due[name] = now + interval
-            if out:
-                yield out
+    async def _poll(self, group: str) -> list[Reading]:
+        out: list[Reading] = []
+        for batch in self._plans[group]:
+            results = await self._read(batch)
+            self._emit(batch, results, now_us(), out)
+        return out
 
     async def _read(self, batch: list[int]) -> list[tuple[int, bytes]]:
         """(return code, data) per item of ``batch``."""
@@ -183,13 +152,7 @@ class S7Adapter:
                         "%s: the PLC refused %s (%s): return code 0x%02x", self.where, item.address, item.signal, code
                     )
                 self.refused[i] = code
-            key = (raw, q)
-            if not self._every_poll and self._last[i] == key:
-                continue
-            self._last[i] = key
-            sample = self._normalisers[i].apply(raw, t, q)
-            if sample is not None:
-                out.append((item.cell, sample))
+            self._report(i, raw, q, t, out)
 
     async def close(self) -> None:
         client, self._client = self._client, None
