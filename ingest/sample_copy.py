@@ -7,6 +7,11 @@ and ``INSERT … ON CONFLICT DO NOTHING``; then every staged row whose (signal, 
 row — another value bit for bit, or another quality — is recorded in ``sample_conflicts`` with both values. A
 byte-identical redelivery finds its own row and is only a duplicate. So duplicates and conflicts cost speed only
 when they occur, and the float64 lane is exactly the COPY it always was.
+
+Typed rows always go through their staging table: one statement then stores the new ones in ``samples_typed``
+and their float64 reading in ``samples`` (``_TYPED_INSERT``), so a signal's samples stay visible to everything
+that reads numbers from ``samples`` while the exact value lives beside it. The float lane's conflict check
+skips keys that hold a typed row (their reading is not a value of its own; the typed lane records them).
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ _FLOAT_CONFLICTS = """
                                   received_value, received_quality)
     SELECT %s, s.signal_id, s.time, 'float64', t.value::text, t.quality, s.value::text, s.quality
     FROM ingest_staging s JOIN samples t ON t.signal_id = s.signal_id AND t.time = s.time
-    WHERE float8send(t.value) IS DISTINCT FROM float8send(s.value) OR t.quality <> s.quality
+    WHERE (float8send(t.value) IS DISTINCT FROM float8send(s.value) OR t.quality <> s.quality)
+      AND NOT EXISTS (SELECT 1 FROM samples_typed x WHERE x.signal_id = s.signal_id AND x.time = s.time)
     ON CONFLICT DO NOTHING
 """
 _TYPED_COLUMNS = "signal_id, time, quality, value_type, v_int, v_bool, v_text"
@@ -44,10 +50,24 @@ _TYPED_STAGING_DDL = (
     ' quality int4 NOT NULL, value_type "char" NOT NULL, v_int int8, v_bool bool, v_text text) ON COMMIT DELETE ROWS'
 )
 _TYPED_STAGING_COPY = TYPED_COPY_SQL.replace("samples_typed", "ingest_staging_typed")
-_TYPED_STAGING_INSERT = (
-    f"INSERT INTO samples_typed ({_TYPED_COLUMNS}) SELECT {_TYPED_COLUMNS} FROM ingest_staging_typed"
-    " ON CONFLICT DO NOTHING"
-)
+# New typed rows, and for each a float64 reading in samples (int64/uint64 rounded beyond 2^53, bool 0/1, a
+# marker's NULL; strings have none) so every analytics query, roll-up and panel that reads samples.value keeps
+# seeing states, counters and gaps. Returns the keys of the rows that were new.
+_TYPED_INSERT = f"""
+    WITH new AS (
+        INSERT INTO samples_typed ({_TYPED_COLUMNS}) SELECT {_TYPED_COLUMNS} FROM ingest_staging_typed
+        ON CONFLICT DO NOTHING RETURNING signal_id, time, quality, value_type, v_int, v_bool, v_text
+    ), reading AS (
+        INSERT INTO samples (signal_id, time, value, quality)
+        SELECT signal_id, time,
+               CASE value_type WHEN 'i' THEN v_int::float8 WHEN 'u' THEN df_uint64(v_int)::float8
+                               WHEN 'b' THEN v_bool::int::float8 END,
+               quality
+        FROM new WHERE value_type <> 's' OR v_text IS NULL
+        ON CONFLICT DO NOTHING
+    )
+    SELECT signal_id, time FROM new
+"""
 
 
 def _typed_text(alias: str) -> str:
@@ -95,17 +115,17 @@ def copy_float(
 def copy_typed(
     conn: psycopg.Connection, rows: list[TypedRow], late: list[tuple[int, int]], *, worker: str
 ) -> LaneResult:
-    """COPY typed rows into ``samples_typed``, with the same savepoint, staging and conflict rules."""
-    data = pack_typed_rows(rows)
-    try:
-        with conn.transaction():
-            copy_binary(conn, data, table_sql=TYPED_COPY_SQL)
-        return LaneResult(len(rows), late)
-    except psycopg.errors.UniqueViolation:
-        pass
+    """Store typed rows in ``samples_typed`` and their float64 readings in ``samples`` (``_TYPED_INSERT``);
+    record conflicts. Through a staging table always: the projection is written only for rows that are new."""
     conn.execute(_TYPED_STAGING_DDL)
-    copy_binary(conn, data, table_sql=_TYPED_STAGING_COPY)
-    return _redo(conn, _TYPED_STAGING_INSERT, _TYPED_CONFLICTS, late, worker)
+    copy_binary(conn, pack_typed_rows(rows), table_sql=_TYPED_STAGING_COPY)
+    keys = conn.execute(_TYPED_INSERT).fetchall()
+    stored_keys = {(int(sid), datetime_to_us(t)) for sid, t in keys} if late else set()
+    conflicts = 0
+    if len(keys) < len(rows):  # some (signal, time) already held a row: a duplicate or a conflict
+        conn.execute("SET LOCAL extra_float_digits = 3")
+        conflicts = conn.execute(_TYPED_CONFLICTS, (worker,)).rowcount
+    return LaneResult(len(keys), [x for x in late if x in stored_keys], conflicts)
 
 
 def _redo(

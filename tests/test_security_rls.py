@@ -455,7 +455,10 @@ def test_typed_values_in_view_mode_are_scoped_too(db_url: str, enterprise: str) 
         a, b = _make_plant(conn, enterprise, "site-a"), _make_plant(conn, enterprise + "-b", "site-b")
         for ids, text in ((a, "A"), (b, "B")):
             _typed_secret(conn, ids["signal_id"], text)
-            conn.execute("INSERT INTO samples (signal_id, time, value) VALUES (%s, now(), 1)", (ids["signal_id"],))
+            conn.execute(
+                "INSERT INTO samples (signal_id, time, value) VALUES (%s, now() - interval '1 minute', 1)",
+                (ids["signal_id"],),
+            )
         conn.commit()
         report = provision(conn, actor="test", view_tables=frozenset({"samples", "samples_typed"}))
         assert {"samples", "samples_typed"} <= set(report.viewed)

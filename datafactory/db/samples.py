@@ -1,8 +1,9 @@
 """Writing samples with PostgreSQL binary COPY — shared by ingest and the simulator's backfill.
 
-Two lanes, one per table (migration 0600): float64 samples (and value-less markers of float64 signals) go to
-``samples``; int64, uint64, bool and string samples, and the markers of such signals, go to ``samples_typed``
-(``TYPED_COPY_SQL``, rows packed by ``pack_typed_rows``).
+Two lanes (migration 0600): float64 samples (and value-less markers of float64 signals) go to ``samples``;
+int64, uint64, bool and string samples, and the markers of such signals, go to ``samples_typed``
+(``TYPED_COPY_SQL``, rows packed by ``pack_typed_rows``), and ingest adds their float64 reading to ``samples``
+(every one but a string value), so whatever reads numbers from ``samples`` sees every numeric signal.
 
 Rows are ``(signal_id, time, value, quality)`` with ``time`` as a UTC-aware datetime, ``value`` a float or None
 (None only for bad-quality markers) and ``quality`` the signed-int32 database form (``contract.quality.to_db``).
@@ -163,10 +164,13 @@ def pack_typed_rows(rows: Iterable[TypedRow]) -> bytes:
     return b"".join(out)
 
 
+# samples also holds the float64 reading of every typed sample that has one (ingest.sample_copy): the first
+# branch leaves those out, the second gives them with their exact value.
 _SAMPLE_VALUES = """
 SELECT signal_id, time, quality, 'float64'::text AS value_type, value,
        NULL::numeric AS value_int, NULL::boolean AS value_bool, NULL::text AS value_text
-FROM {samples}
+FROM {samples} s
+WHERE NOT EXISTS (SELECT 1 FROM {typed} x WHERE x.signal_id = s.signal_id AND x.time = s.time)
 UNION ALL
 SELECT signal_id, time, quality,
        CASE value_type WHEN 'i' THEN 'int64' WHEN 'u' THEN 'uint64' WHEN 'b' THEN 'bool' ELSE 'string' END,

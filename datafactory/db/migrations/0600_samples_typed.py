@@ -75,4 +75,7 @@ def apply(conn: psycopg.Connection, ctx: MigrationContext) -> None:
         else:
             today = datetime.now(UTC).date()
             partitions.ensure_partitions(conn, today - timedelta(days=1), today + timedelta(days=7))
-    conn.execute(sql.SQL("CREATE OR REPLACE VIEW sample_values AS ") + sample_values_select("samples", "samples_typed"))
+    conn.execute(
+        sql.SQL("CREATE OR REPLACE VIEW sample_values WITH (security_invoker = true) AS ")
+        + sample_values_select("samples", "samples_typed")
+    )
