@@ -1,7 +1,8 @@
 """Writing dead letters: bounded, one row per distinct dead letter, and never silently lost.
 
 A row keeps the first ``DEAD_LETTER_PREFIX_BYTES`` of the payload with the payload's full size and SHA-256, so a
-hostile 1 MiB message costs 4 KiB, and a replay can still be checked against the original. A dead letter that
+hostile 1 MiB message costs 4 KiB, and a replay can still be checked against the original; a valid message the
+database or a setting refused (``REPLAYABLE_REASONS``) is kept whole, for replay. A dead letter that
 arrives again (the broker redelivering it, a gateway re-sending it) increments ``deliveries`` and moves
 ``last_seen`` of its row (``fingerprint``, migration 0610), so a message redelivered forever cannot fill the table.
 
@@ -18,9 +19,14 @@ from dataclasses import dataclass
 
 import psycopg
 
+from datafactory.contract.payload import MAX_MESSAGE_BYTES
 from datafactory.errors import DataFactoryError
 
 DEAD_LETTER_PREFIX_BYTES = 4096  # payload bytes kept per dead letter (docs/operators.md, docs/contract.md)
+# Messages that follow the contract but were refused by the database or by this deployment's settings: they are
+# what an operator replays once the cause is fixed, so they are kept whole (they are within the contract's size
+# limit; a larger one is cut like any other). Garbage (malformed, oversized, too deep …) keeps only its prefix.
+REPLAYABLE_REASONS = frozenset({"rejected_by_database", "foreign_plant", "invalid_config", "config_mismatch"})
 DETAIL_MAX_CHARS = 1000  # a detail quotes the offending value; a hostile one must not make the row large
 
 _UPSERT = (
@@ -57,6 +63,12 @@ def _text(value: str, limit: int) -> str:
     return value if len(value) <= limit else value[:limit] + "…"
 
 
+def _kept(d: DeadLetter) -> bytes:
+    if d.reason in REPLAYABLE_REASONS and len(d.payload) <= MAX_MESSAGE_BYTES:
+        return d.payload
+    return d.payload[:DEAD_LETTER_PREFIX_BYTES]
+
+
 def insert_dead_letters(conn: psycopg.Connection, worker: str, dead: list[DeadLetter]) -> None:
     """Upsert the batch's dead letters (repeats within the batch folded first). Raises ``DeadLetterRefused``."""
     rows: dict[bytes, tuple[object, ...]] = {}
@@ -69,7 +81,7 @@ def insert_dead_letters(conn: psycopg.Connection, worker: str, dead: list[DeadLe
         if key not in rows:
             rows[key] = (
                 worker, topic, d.plant_id, d.reason, _text(d.detail, DETAIL_MAX_CHARS),
-                d.payload[:DEAD_LETTER_PREFIX_BYTES], d.sample_index, len(d.payload), digest, key,
+                _kept(d), d.sample_index, len(d.payload), digest, key,
             )  # fmt: skip
     try:
         with conn.cursor() as cur:

@@ -271,3 +271,36 @@ def test_ingest_announces_the_packet_limit_so_the_broker_keeps_huge_messages_awa
         rows = conn.execute("SELECT reason, payload_size FROM dead_letters").fetchall()
     assert rows == [("oversized", len(over))]
     assert stored_samples(db_url) == expected(after)
+
+
+def test_a_message_the_database_refuses_is_kept_whole_and_replays(db_url: str, mqtt_url: str, enterprise: str) -> None:
+    """Valid data the database refuses (here a trigger on samples) is dead-lettered as rejected_by_database with the
+    whole payload — it is what an operator replays once the cause is fixed, as docs/operators.md shows."""
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "CREATE FUNCTION no_samples() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE 'samples are closed'; END"
+            " $$; CREATE TRIGGER no_samples BEFORE INSERT ON samples FOR EACH ROW EXECUTE FUNCTION no_samples()"
+        )
+    path = cell(enterprise)
+    samples = make_samples(["power", "speed"], 200)  # two messages of 200 samples, each over 4 KiB
+    worker = start_worker(db_url, mqtt_url, enterprise)
+    pub = Publisher(mqtt_url)
+    try:
+        publish_samples(pub, path, samples, per_message=200)
+        pub.flush(30)
+        wait_until(lambda: count(db_url, "SELECT count(*) FROM dead_letters WHERE reason = 'rejected_by_database'")
+                   == 2, 60, "both messages dead-lettered")  # fmt: skip
+        with psycopg.connect(db_url) as conn:
+            letters = conn.execute("SELECT topic, payload, payload_size, detail FROM dead_letters").fetchall()
+            conn.execute("DROP TRIGGER no_samples ON samples")
+        kept = [(len(p), "samples are closed" in d) for _, p, _, d in letters]
+        assert kept == [(size, True) for *_, size, _ in letters]
+        assert min(size for *_, size, _ in letters) > DEAD_LETTER_PREFIX_BYTES
+        for topic, payload, _, _ in letters:  # the replay
+            pub.publish(topic, bytes(payload))
+        pub.flush(30)
+        wait_until(lambda: count(db_url, "SELECT count(*) FROM samples") == len(samples), 30, "replayed samples")
+    finally:
+        pub.close()
+        worker.stop()
+    assert stored_samples(db_url) == expected(samples)
