@@ -25,7 +25,7 @@ def gateway() -> None:
 
 @gateway.command()
 @click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Plant config file.")
-@click.option("--mqtt-url", default=None, help="Platform broker (default DATAFACTORY_MQTT_URL).")
+@click.option("--mqtt-url", default=None, help="Platform broker [default: DATAFACTORY_MQTT_URL].")
 @click.option("--state-dir", default=None, type=click.Path(path_type=Path), help="Buffer/certificate directory.")
 def run(config_path: Path, mqtt_url: str | None, state_dir: Path | None) -> None:
     """Run the gateway described by --config until SIGTERM/SIGINT."""
@@ -84,7 +84,7 @@ def opcua() -> None:
 
 @opcua.command()
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for the certificate and key.")
-@click.option("--hostname", default=None, help="Host name in the certificate (default: this host).")
+@click.option("--hostname", default=None, help="Host name in the certificate [default: this host].")
 @click.option("--days", default=3650, show_default=True, help="Validity in days.")
 @click.option("--force", is_flag=True, help="Replace an existing certificate.")
 def cert(out: Path, hostname: str | None, days: int, force: bool) -> None:
@@ -177,7 +177,7 @@ def browse(  # noqa: PLR0917 - one parameter per click option
 
 
 @click.command()
-@click.option("--mqtt-url", default=None, help="Platform broker (default DATAFACTORY_MQTT_URL).")
+@click.option("--mqtt-url", default=None, help="Platform broker [default: DATAFACTORY_MQTT_URL].")
 @click.option("--enterprise", default=None, help="Only this enterprise.")
 @click.option("--wait", default=2.0, show_default=True, help="Seconds to collect retained status messages.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

@@ -25,8 +25,8 @@ def ingest() -> None:
 
 
 @ingest.command()
-@click.option("--database-url", default=None, help="PostgreSQL URL (default: DATAFACTORY_DATABASE_URL).")
-@click.option("--mqtt-url", default=None, help="Broker URL (default: DATAFACTORY_MQTT_URL).")
+@click.option("--database-url", default=None, help="PostgreSQL URL [default: DATAFACTORY_DATABASE_URL].")
+@click.option("--mqtt-url", default=None, help="Broker URL [default: DATAFACTORY_MQTT_URL].")
 @click.option("--topic-filter", default=_DEFAULTS.topic_filter, show_default=True, help="What to ingest.")
 @click.option("--share-group", default=None, help="Split data between the workers of this MQTT shared group.")
 @click.option("--worker", default=None, help="Worker name, also the MQTT session; keep it stable across restarts.")

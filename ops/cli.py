@@ -107,7 +107,7 @@ def show(limit: int) -> None:
     "--mosquitto-log",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Broker log to scan (default $DATAFACTORY_SECURITY_MOSQUITTO_LOG).",
+    help="Broker log to scan [default: $DATAFACTORY_SECURITY_MOSQUITTO_LOG].",
 )
 @click.option(
     "--mosquitto-passwd",
@@ -115,7 +115,7 @@ def show(limit: int) -> None:
     default=None,
     help="Broker password file: its users are the known ones ($DATAFACTORY_SECURITY_MOSQUITTO_PASSWD).",
 )
-@click.option("--every", type=float, default=None, help="Repeat every this many seconds (default: run once).")
+@click.option("--every", type=float, default=None, help="Repeat every this many seconds [default: run once].")
 def watch(mosquitto_log: Path | None, mosquitto_passwd: Path | None, every: float | None) -> None:
     """Run the attack/misuse detectors and record new alerts in security_alerts."""
     import time
@@ -141,7 +141,7 @@ def watch(mosquitto_log: Path | None, mosquitto_passwd: Path | None, every: floa
 
 @click.command()
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Dump file.")
-@click.option("--compress", type=click.IntRange(0, 9), default=None, help="pg_dump compression level (default 6).")
+@click.option("--compress", type=click.IntRange(0, 9), default=None, help="pg_dump compression level [default: 6].")
 def backup(out: Path, compress: int | None) -> None:
     """Dump the database (pg_dump -Fc) and write FILE.manifest.json with per-table row counts and checksums."""
     from ops.backup import backup as run_backup
@@ -203,7 +203,7 @@ def broker() -> None:
     help="Where the files will live on the broker host (paths in mosquitto.conf); default --out.",
 )
 @click.option(
-    "--log-file", type=click.Path(path_type=Path), default=None, help="Broker log (default DIR/mosquitto.log)."
+    "--log-file", type=click.Path(path_type=Path), default=None, help="Broker log [default: DIR/mosquitto.log]."
 )
 @click.option(
     "--tls-cert", type=click.Path(path_type=Path), default=None, help="Server certificate: adds listener 8883."

@@ -7,6 +7,7 @@ broker get a URL without a scheme and a closed port. ``-v`` brings the traceback
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,6 +149,8 @@ def test_every_connecting_command_has_both_url_options() -> None:
         for p in cmd.params:
             if isinstance(p, click.Option) and not p.hidden and "--help" not in p.opts:
                 assert p.help, f"{path} {p.opts}: option without help text"
+                # One style for defaults, the one click's show_default prints: "[default: …]".
+                assert not re.search(r"\(default|default [A-Z$]|Default:", p.help), f"{path} {p.opts}: {p.help!r}"
 
     for name in COMMANDS:
         sub = cli.get_command(ctx, name)
@@ -171,3 +174,19 @@ def test_subcommand_options_of_analytics_are_honoured(capsys: pytest.CaptureFixt
         code, err = _run(argv, capsys)
         _assert_one_line(argv, code, err, {failure.UNREACHABLE})
         assert "127.0.0.1:1" in err
+
+
+def test_an_invalid_config_is_bad_input_for_diff_and_deploy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = tmp_path / "plant.yaml"
+    bad.write_text("version: 1\nsources: [{kind: opcua}]\n")
+    monkeypatch.setenv("DATAFACTORY_MQTT_URL", "mqtt://127.0.0.1:1")  # never reached: the file is checked first
+    commands = (["config", "diff", str(bad)], ["config", "deploy", str(bad)], ["gateway", "run", "--config", str(bad)])
+    for argv in commands:
+        code, err = _run(argv, capsys)
+        assert code == failure.BAD_INPUT, f"{argv}: exit {code}\n{err}"
+        assert "Traceback" not in err
+        first = err.splitlines()[0]
+        assert str(bad) in first and "error(s)" in first, err
+        assert "  sources[0].security: required key is missing" in err.splitlines()

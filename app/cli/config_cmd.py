@@ -42,7 +42,7 @@ def validate(files: tuple[Path, ...]) -> None:
 
 @config.command()
 @click.argument("kinds", nargs=-1, type=click.Choice(sorted(SNIPPETS)))
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write to this file (default: stdout).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write to this file [default: stdout].")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 def init(kinds: tuple[str, ...], out: Path | None, force: bool) -> None:
     """Write a commented starter plant config with a source of each KIND (default: opcua) that validates as is."""
@@ -68,19 +68,15 @@ def schema() -> None:
 
 
 def _load_or_exit(file: Path) -> PlantConfig:
-    try:
-        return load_config(file)
-    except ConfigError as err:
-        click.echo(f"{file}: INVALID ({len(err.problems)} error(s))", err=True)
-        for path, msg in err.problems:
-            click.echo(f"  {path}: {msg}", err=True)
-        sys.exit(1)
+    """The config, or ``ConfigError`` for the error boundary: exit 2 (bad input), "error: FILE: N error(s)" and
+    one line per key path (``config validate`` itself reports invalid files as a failed check, exit 1)."""
+    return load_config(file)
 
 
 @config.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--gateway", "gateway_id", default=None, help="Gateway id (default: gateway.id in FILE).")
-@click.option("--mqtt-url", default=None, help="Platform broker (default DATAFACTORY_MQTT_URL).")
+@click.option("--gateway", "gateway_id", default=None, help="Gateway id [default: gateway.id in FILE].")
+@click.option("--mqtt-url", default=None, help="Platform broker [default: DATAFACTORY_MQTT_URL].")
 def diff(file: Path, gateway_id: str | None, mqtt_url: str | None) -> None:
     """Show how FILE differs from the config deployed to its gateway; exit 1 if they differ."""
     import asyncio
@@ -105,8 +101,8 @@ def diff(file: Path, gateway_id: str | None, mqtt_url: str | None) -> None:
 
 @config.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--gateway", "gateway_id", default=None, help="Gateway id (default: gateway.id in FILE).")
-@click.option("--mqtt-url", default=None, help="Platform broker (default DATAFACTORY_MQTT_URL).")
+@click.option("--gateway", "gateway_id", default=None, help="Gateway id [default: gateway.id in FILE].")
+@click.option("--mqtt-url", default=None, help="Platform broker [default: DATAFACTORY_MQTT_URL].")
 @click.option(
     "--wait", default=15.0, show_default=True,
     help="Seconds to wait for the gateway to confirm the config and its sources' connections (0: don't).",

@@ -65,7 +65,10 @@ class _Options:
 @click.option("--duration", type=float, default=60.0, show_default=True, help="Seconds of wall time the plant runs.")
 @click.option("--speed", type=float, default=10.0, show_default=True, help="Simulated seconds per wall second.")
 @click.option("--embedded", is_flag=True, help="Use private PostgreSQL and broker under the state dir, never others.")
-@click.option("--state-dir", type=click.Path(path_type=Path), default=None, help="Default: DATAFACTORY_STATE_DIR, .df")
+@click.option(
+    "--state-dir", type=click.Path(path_type=Path), default=None,
+    help="State directory [default: DATAFACTORY_STATE_DIR, else .df]",
+)
 @click.option(
     "--config", "config_path", type=click.Path(path_type=Path), default=DEMO_CONFIG, show_default=True,
     help="Plant config the simulator serves and the gateway reads.",

@@ -95,14 +95,16 @@ def _add_service_options(command: click.Command, path: str = "") -> None:
     if path in OFFLINE:
         return
     present = {opt for p in command.params for opt in getattr(p, "opts", ())}
-    for flag, env, what in (
-        ("--database-url", "DATAFACTORY_DATABASE_URL", "PostgreSQL URL, postgresql://user@host:port/database"),
-        ("--mqtt-url", "DATAFACTORY_MQTT_URL", "Broker URL, mqtt://host:port or mqtts://host:port"),
+    for flag, env, what, default in (
+        ("--database-url", "DATAFACTORY_DATABASE_URL", "PostgreSQL URL, postgresql://user@host:port/database",
+         "postgresql://postgres@127.0.0.1:5432/datafactory"),
+        ("--mqtt-url", "DATAFACTORY_MQTT_URL", "Broker URL, mqtt://host:port or mqtts://host:port",
+         "mqtt://127.0.0.1:1883"),
     ):
         if flag not in present:
             command.params.append(click.Option(
                 [flag], default=None, expose_value=False, is_eager=True, callback=_set_env(env),
-                help=f"{what} [env {env}; default from the environment or 127.0.0.1]",
+                help=f"{what} [default: {env}, else {default}]",
             ))
 
 

@@ -81,7 +81,7 @@ def check_cmd() -> None:
 
 @catalog.command("freshness")
 @click.option("--now", "now", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]), default=None,
-              help="Check as of this time (default: now), e.g. 2026-11-23T12:00:00+0000.")
+              help="Check as of this time [default: now], e.g. 2026-11-23T12:00:00+0000.")
 def freshness_cmd(now: datetime | None) -> None:
     """Compare each dataset's newest data with its deadline; update dataset_freshness and the alerts."""
     from bureau.catalog.freshness import check
