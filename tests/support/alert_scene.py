@@ -31,6 +31,16 @@ EXPECTED = {
     "ingest-health": {"worker:ingest-slow/lag", "worker:ingest-conflict/conflicts", "dead-letters"},
 }
 
+# Rules beyond the defaults: performance and quality, rolling and per shift, and a second machine-down rule that
+# also counts setups (none in the scene), with what they must report.
+MORE_RULES = [
+    {"id": "performance-low", "kind": "oee_below", "metric": "performance", "target": 0.9, "window_h": 4},
+    {"id": "quality-low-shift", "kind": "oee_below", "metric": "quality", "target": 0.95, "window": "shift"},
+    {"id": "quality-low", "kind": "oee_below", "metric": "quality", "target": 0.8},
+    {"id": "stopped-long", "kind": "machine_down", "categories": ["unplanned_stop", "setup"], "for_s": 1800},
+]
+MORE_EXPECTED = {"performance-low": {LOW_OEE}, "quality-low-shift": {LOW_OEE}}
+
 
 @dataclass(frozen=True)
 class Scene:
@@ -41,18 +51,18 @@ class Scene:
 
 
 def _oee_row(conn: psycopg.Connection, plant_id: int, cell_id: int, period: str, t0: datetime, hours: float,  # noqa: PLR0917
-             apt_fraction: float, shift: str = "") -> None:
+             apt_fraction: float, shift: str = "", *, performance: float = 1.0, quality: float = 1.0) -> None:
     pbt = hours * 3600
     apt = pbt * apt_fraction
-    total = apt / 45.0
+    total = apt * performance / 45.0  # ideal cycle time 45 s: ideal production time = performance × apt
+    good = total * quality
     conn.execute(
         "INSERT INTO oee (plant_id, cell_id, period, time, time_end, shift_name, calendar_s, planned_down_s, pbt_s,"
         " apt_s, adet_s, asut_s, adot_s, unknown_s, microstop_s, microstop_count, stop_count, changeover_count,"
-        " total_count, good_count, reject_count, ideal_cycle_time_s, ideal_production_s, availability, performance,"
-        " quality, oee) VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s, %s, 0, 0, %s, 0, 0, 0, 1, 0, %s, %s, 0, 45,"
-        " %s, %s, 1, 1, %s)",
-        (plant_id, cell_id, period, t0, t0 + timedelta(hours=hours), shift, pbt, pbt, apt, pbt - apt, total, total,
-         total * 45.0, apt_fraction, apt_fraction))
+        " total_count, good_count, reject_count, ideal_cycle_time_s, ideal_production_s) VALUES (%s, %s, %s, %s,"
+        " %s, %s, %s, 0, %s, %s, 0, 0, %s, 0, 0, 0, 1, 0, %s, %s, %s, 45, %s)",
+        (plant_id, cell_id, period, t0, t0 + timedelta(hours=hours), shift, pbt, pbt, apt, pbt - apt, total, good,
+         total - good, total * 45.0))
 
 
 def _energy_row(conn: psycopg.Connection, plant_id: int, cell_id: int, t0: datetime, peak_kw: float) -> None:
@@ -80,10 +90,12 @@ def plant(conn: psycopg.Connection, cfg: PlantConfig, now: datetime) -> Scene:
                      (now + timedelta(minutes=minutes), signals[f"{cell}/state"], code))
     hour = now.replace(minute=0, second=0, microsecond=0)
     for h in (1, 2, 3):  # three computed hours in the 4-hour window, and a shift that ended an hour ago
-        _oee_row(conn, plant_id, cells[LOW_OEE], "hour", hour - timedelta(hours=h), 1, 0.4)
+        _oee_row(conn, plant_id, cells[LOW_OEE], "hour", hour - timedelta(hours=h), 1, 0.4, performance=0.85,
+                 quality=0.9)
         _oee_row(conn, plant_id, cells[GOOD_OEE], "hour", hour - timedelta(hours=h), 1, 0.95)
-    for cell, fraction in ((LOW_OEE, 0.5), (GOOD_OEE, 0.9)):
-        _oee_row(conn, plant_id, cells[cell], "shift", hour - timedelta(hours=13), 12, fraction, "day")
+    for cell, fraction, quality in ((LOW_OEE, 0.5, 0.9), (GOOD_OEE, 0.9, 0.99)):
+        _oee_row(conn, plant_id, cells[cell], "shift", hour - timedelta(hours=13), 12, fraction, "day",
+                 quality=quality)
     for cell, signal, severity, status in ((PDM_CELL, "vibration", "warning", "raised"),
                                            (PDM_CRITICAL_CELL, "temperature", "critical", "updated"),
                                            (GOOD_OEE, "vibration", "critical", "cleared")):
