@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-from scipy import stats
 
 from datafactory.config.analytics import BaselineConfig
 from datafactory.errors import DataFactoryError
@@ -77,11 +75,15 @@ def savings_uncertainty(
     rho = float(r[1:] @ r[:-1] / denom) if denom > 0 and n > 2 else 0.0
     rho = min(max(rho, 0.0), 0.99)
     n_eff = n * (1 - rho) / (1 + rho)
+    from scipy import stats  # imported where used: seconds to import, and most runs fit no baseline
+
     t = float(stats.t.ppf(0.5 + confidence / 2, n - p))
     return float(1.26 * t * cv_rmse * np.sqrt((n / n_eff) * (1 + 2 / n) / m))
 
 
 def _design(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    import statsmodels.api as sm  # imported where used: seconds to import, and most runs fit no baseline
+
     return sm.add_constant(frame[columns].astype(float), has_constant="add")
 
 
@@ -100,6 +102,8 @@ def fit_baseline(daily: pd.DataFrame, reporting_start: pd.Timestamp, config: Bas
     n, p = int(base.sum()), len(columns) + 1
     if n < p + 2:
         raise BaselineError(f"the baseline period has {n} days with data; at least {p + 2} are needed")
+    import statsmodels.api as sm
+
     x = _design(df, columns)
     model = sm.OLS(df.loc[base, "kwh"].astype(float), x[base]).fit()
     fitted = model.fittedvalues

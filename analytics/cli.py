@@ -1,15 +1,18 @@
-"""``datafactory analytics``: ``run`` (incremental, behind the watermark) and ``backfill --from --to``."""
+"""``datafactory analytics``: ``run`` (incremental, behind the watermark; ``--worker`` shares it with other workers
+through the work table, analytics/work.py) and ``backfill --from --to``."""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from datetime import datetime
 
 import click
 import pandas as pd
 
-from analytics import store
+from analytics import store, work
 from analytics.run import RunSummary, run_plant
 from datafactory.errors import DataFactoryError
 from datafactory.settings import Settings
@@ -58,10 +61,20 @@ _ENTERPRISE = click.option("--enterprise", "only", default=None, help="Only this
 @analytics.command()
 @click.option("--every", type=float, help="Keep running: start a new incremental run this many seconds apart.")
 @_ENTERPRISE
+@click.option("--worker", is_flag=True,
+              help="Claim plants from the shared work table, so any number of workers (on any machine) share a run.")
+@click.option("--lease", "lease_s", type=click.FloatRange(min=1.0), default=60.0, show_default=True,
+              help="With --worker: seconds a claim lasts unless renewed; a crashed worker's plant is claimed again "
+                   "after this.")
+@click.option("--name", help="With --worker: this worker's name in the work table [default: host:pid].")
 @click.pass_obj
-def run(obj: tuple[str | None, str | None], every: float | None, only: str | None) -> None:
+def run(obj: tuple[str | None, str | None], *, every: float | None, only: str | None, worker: bool,
+        lease_s: float, name: str | None) -> None:
     """Compute everything new since the watermark, plus windows touched by late data."""
     url, enterprise = _target(obj, only)
+    if worker:
+        _work(url, enterprise, every, lease_s, name or f"{socket.gethostname()}:{os.getpid()}")
+        return
     while True:
         started = time.monotonic()
         try:
@@ -80,6 +93,29 @@ def run(obj: tuple[str | None, str | None], every: float | None, only: str | Non
         if every is None:
             return
         time.sleep(max(0.0, every - (time.monotonic() - started)))
+
+
+def _work(url: str, enterprise: str | None, every: float | None, lease_s: float, name: str) -> None:
+    """One round (or, with ``--every``, a round every so many seconds) shared with the other workers."""
+    log.info("analytics worker %s: lease %.0f s", name, lease_s)
+    while True:
+        try:
+            done = work.drain(url, worker=name, enterprise=enterprise, lease_s=lease_s, report=_report,
+                              every=every)
+        except DataFactoryError as err:
+            if every is None:
+                raise click.ClickException(str(err)) from err
+            log.error("analytics worker failed, retrying in %.0f s: %s", every, err)
+            time.sleep(every)
+            continue
+        if done.failed:
+            failed = "; ".join(f"plant {p}: {m}" for p, m in sorted(done.failed.items()))
+            if every is None:
+                raise click.ClickException(f"{len(done.failed)} plant(s) failed: {failed}")
+            log.error("%d plant(s) failed, retried next round: %s", len(done.failed), failed)
+        if every is None:
+            return
+        time.sleep(min(done.wait_s, every) if done.wait_s > 0 else 1.0)
 
 
 @analytics.command()

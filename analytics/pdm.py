@@ -19,11 +19,12 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from analytics import rul_calibration
 from datafactory.config.analytics import PdmConfig, VibrationZones
 
+# scipy.stats is imported where it is used: it takes seconds to import, and most runs (and every worker's start)
+# need no RUL.
 RUL_HORIZON_STEPS = 2000  # grid of future times searched for threshold crossings
 
 
@@ -166,6 +167,8 @@ def rul_at(hours: np.ndarray, values: np.ndarray, *, mu: float, threshold: float
     fitted = logs.mean(axis=1, keepdims=True) + slope[:, None] * xc[None, :]
     sse = ((np.exp(fitted) - shifted) ** 2).sum(axis=1)
     best = int(np.argmin(sse))
+    from scipy import stats
+
     # Profile likelihood: n·ln(SSE_c / SSE_min) ≤ χ²₁(0.8).
     inside = len(values) * np.log(sse / sse[best]) <= stats.chi2.ppf(0.8, 1)
     future = now_h + np.linspace(0.0, max_h, RUL_HORIZON_STEPS)
@@ -193,6 +196,8 @@ def _crossings(hours: np.ndarray, values: np.ndarray, *, mu: float, c: float, th
     gives as obs_ci_upper / mean / obs_ci_lower, at a fraction of its cost on the 2,000-point grid): the bound is
     mean ± t(0.9, n − 2)·s·√(1 + 1/n + (t − t̄)²/Sxx).
     """
+    from scipy import stats
+
     y = np.log(values - mu + c)
     n = len(y)
     t_mean = float(hours.mean())

@@ -143,21 +143,29 @@ def run_plant(url: str, plant: store.Plant, start: pd.Timestamp | None, end: pd.
               cfg: AnalyticsConfig | None = None) -> RunSummary:
     """``start`` None = incremental: from the watermark (or earliest late write) to the newest sample."""
     with store.session(url) as conn:
-        late_ids: list[int] = []
-        if start is None:
-            late_ids, late_from = store.pending_late_writes(conn, plant.id)
-            sig_ids = store.signals(conn, plant.id)["signal_id"].astype(int).tolist()
-            start = store.watermark(conn, plant.id, JOB) or store.earliest_sample_time(conn, sig_ids)
-            if start is None:
-                return RunSummary(plant.id)
-            if late_from is not None:
-                start = min(start, late_from)
-        summary = run_window(conn, plant, start, end or pd.Timestamp.now(tz="UTC"), cfg)
-        if summary.start is not None and summary.end is not None:
-            summary.add({"samples_hourly": store.refresh_hourly_rollup(conn, summary.start, summary.end)})
-        if summary.end is not None:
-            prev = store.watermark(conn, plant.id, JOB)
-            store.set_watermark(conn, plant.id, JOB, max(summary.end, prev) if prev is not None else summary.end)
-        store.mark_late_writes(conn, late_ids)
+        summary = compute_plant(conn, plant, start, end, cfg)
         conn.commit()
         return summary
+
+
+def compute_plant(conn: psycopg.Connection, plant: store.Plant, start: pd.Timestamp | None,
+                  end: pd.Timestamp | None, cfg: AnalyticsConfig | None = None) -> RunSummary:
+    """``run_plant`` in the caller's transaction, which the caller commits (a worker first checks its lease)."""
+    late_ids: list[int] = []
+    if start is None:
+        late_ids, late_from = store.pending_late_writes(conn, plant.id)
+        sig_ids = store.signals(conn, plant.id)["signal_id"].astype(int).tolist()
+        start = store.watermark(conn, plant.id, JOB) or store.earliest_sample_time(conn, sig_ids)
+        if start is None:
+            return RunSummary(plant.id)
+        if late_from is not None:
+            start = min(start, late_from)
+    summary = run_window(conn, plant, start, end or pd.Timestamp.now(tz="UTC"), cfg)
+    if summary.start is not None and summary.end is not None:
+        summary.add({"samples_hourly": store.refresh_hourly_rollup(conn, summary.start, summary.end,
+                                                                   plant_id=plant.id)})
+    if summary.end is not None:
+        prev = store.watermark(conn, plant.id, JOB)
+        store.set_watermark(conn, plant.id, JOB, max(summary.end, prev) if prev is not None else summary.end)
+    store.mark_late_writes(conn, late_ids)
+    return summary

@@ -242,9 +242,19 @@ def trim_intervals(conn: psycopg.Connection, plant_id: int, start: pd.Timestamp,
     )
 
 
-def refresh_hourly_rollup(conn: psycopg.Connection, start: pd.Timestamp, end: pd.Timestamp) -> int:
+def refresh_hourly_rollup(
+    conn: psycopg.Connection, start: pd.Timestamp, end: pd.Timestamp, *, plant_id: int | None = None
+) -> int:
     """Refresh the dashboards' hourly sample roll-up (migration 0500) for the window just computed, so long-range
-    raw-signal panels show the same data as short ones. Returns the rows written (0 without the roll-up)."""
+    raw-signal panels show the same data as short ones — of one plant's signals (migration 0801), which keeps a
+    plant's run independent of the city's size and lets workers refresh different plants at once. Returns the rows
+    written (0 without the roll-up)."""
+    if plant_id is not None and conn.execute(
+        "SELECT to_regprocedure('df_rollup_samples_hourly(timestamptz, timestamptz, integer)')"
+    ).fetchone() != (None,):
+        row = conn.execute("SELECT df_rollup_samples_hourly(%s, %s, %s)",
+                           (start.to_pydatetime(), end.to_pydatetime(), plant_id)).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
     if conn.execute("SELECT to_regproc('df_rollup_samples_hourly')").fetchone() == (None,):
         return 0
     row = conn.execute(
