@@ -2,7 +2,10 @@
 published to a broker and drained into a fresh database by one `datafactory ingest run` worker with its default
 writer lanes (``--writers``), by two workers sharing a subscription, and by one and two workers with one lane
 each. As the machine's own ceiling, `psql \\copy` of the same rows (CSV) into the same table definition is timed
-too, before and after the ingest runs (the two are averaged).
+too, before and after the ingest runs (the two are averaged), and so is the ceiling that matches how the worker
+writes: binary COPY of the same rows, packed beforehand, in the worker's batch size over as many connections as
+the worker has writer lanes (``benchmarks.ingest_typed``). A mixed-type run (85 % float64, 10 % int64 beyond
+2^53, 5 % strings, declared in the meta, df-json/2) is drained by one worker too.
 
     python -m benchmarks.ingest [--quick] [--samples N]
 
@@ -13,8 +16,10 @@ shared broker's default queue limit (1000 messages per client) would drop such a
 comes from DATAFACTORY_DATABASE_URL (default the local PostgreSQL); each run uses fresh databases, dropped after.
 
 Last stdout line: JSON with samples, samples_per_s (one worker), samples_per_s_2_workers, samples_per_s_1_lane,
-samples_per_s_2_workers_1_lane, copy_samples_per_s (the mean of copy_samples_per_s_each), ratio_vs_copy,
-ratio_2_workers_vs_copy, bytes_per_sample, bytes_per_sample_compressed (on the realistic signal mix of
+samples_per_s_2_workers_1_lane, samples_per_s_mixed_types, copy_samples_per_s (psql \\copy, the mean of
+copy_samples_per_s_each), copy_binary_parallel_samples_per_s (the ceiling, mean of …_each), ratio_vs_copy and
+ratio_mixed_vs_copy (against that ceiling), ratio_2_workers_vs_copy, ratio_vs_psql_copy, bytes_per_sample,
+bytes_per_sample_mixed_types (both tables per sample), bytes_per_sample_compressed (on the realistic signal mix of
 benchmarks.signal_mix; null without TimescaleDB), writers_per_worker, cpu_count, timescaledb.
 """
 
@@ -39,8 +44,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from app.harness.broker import MosquittoBroker
-from benchmarks import storage
-from datafactory.contract.payload import SignalMeta, encode_meta
+from benchmarks import ingest_typed, storage
 from datafactory.contract.sample import now_us
 from datafactory.contract.topics import CellPath, TopicKind
 from datafactory.db import timescale
@@ -63,19 +67,7 @@ def cells() -> list[CellPath]:
     return [CellPath(ENTERPRISE, "site-1", "area-1", "line-1", f"cell-{c:02d}") for c in range(CELLS)]
 
 
-def payloads(samples: int, start_us: int):
-    """Yield (topic, payload): per tick, one message per cell with one sample of each of its signals."""
-    ticks = samples // (CELLS * SIGNALS_PER_CELL)
-    names = [f"s{k:03d}" for k in range(SIGNALS_PER_CELL)]
-    topics = [c.topic(TopicKind.DATA) for c in cells()]
-    for tick in range(ticks):
-        t = start_us + tick * STEP_US
-        for c, topic in enumerate(topics):
-            rows = ",".join(f'["{n}",{t},{tick * 0.5 + c + k * 0.001!r},0]' for k, n in enumerate(names))
-            yield topic, f'{{"fmt":"df-json/1","gw":"gw-1","seq":{tick},"samples":[{rows}]}}'.encode()
-
-
-def publish_all(broker_url: str, samples: int, start_us: int) -> float:
+def publish_all(broker_url: str, samples: int, start_us: int, *, mixed: bool = False) -> float:
     client = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
@@ -88,9 +80,11 @@ def publish_all(broker_url: str, samples: int, start_us: int) -> float:
     client.loop_start()
     started = time.monotonic()
     for c in cells():
-        meta = encode_meta([SignalMeta(f"s{k:03d}", unit="kW") for k in range(SIGNALS_PER_CELL)], gateway="gw-1")
+        meta = ingest_typed.meta(SIGNALS_PER_CELL, mixed=mixed)
         client.publish(c.topic(TopicKind.META), meta, qos=1, retain=True).wait_for_publish(30)
-    infos = [client.publish(topic, payload, qos=1) for topic, payload in payloads(samples, start_us)]
+    ticks = samples // (CELLS * SIGNALS_PER_CELL)
+    messages = ingest_typed.payloads(cells(), SIGNALS_PER_CELL, ticks, start_us, STEP_US, mixed=mixed)
+    infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
     for info in infos:  # every QoS 1 PUBACK received: the broker holds the whole backlog
         info.wait_for_publish(600)
     elapsed = time.monotonic() - started
@@ -163,19 +157,21 @@ def wait_health(db_url: str, workers: int, timeout_s: float = 60) -> None:
     raise RuntimeError(f"{workers} ingest worker(s) did not report health within {timeout_s} s")
 
 
-def run_ingest(server: str, broker_url: str, samples: int, workers: int, writers: int) -> tuple[float, str]:
+def run_ingest(
+    server: str, broker_url: str, samples: int, workers: int, writers: int, *, mixed: bool = False
+) -> tuple[float, str]:
     """Return (samples per second, database URL) for ``workers`` workers with ``writers`` lanes each draining a
-    pre-published backlog."""
+    pre-published backlog (of mixed types with ``mixed``)."""
     db_url = with_database(server, f"dfbench_ingest_{workers}w{writers}l_{uuid.uuid4().hex[:6]}")
     migrate(db_url)
     try:
-        return _drain(db_url, broker_url, samples, workers, writers)
+        return _drain(db_url, broker_url, samples, workers, writers, mixed=mixed)
     except BaseException:
         drop_database(db_url)
         raise
 
 
-def _drain(db_url: str, broker_url: str, samples: int, workers: int, writers: int) -> tuple[float, str]:
+def _drain(db_url: str, broker_url: str, samples: int, workers: int, writers: int, *, mixed: bool) -> tuple[float, str]:
     names = [f"bench-{workers}w{writers}l-{i}-{uuid.uuid4().hex[:4]}" for i in range(workers)]
     # A share group of this run's own: the sessions of earlier runs must not take a share of its messages.
     share = f"bench-{uuid.uuid4().hex[:6]}" if workers > 1 else None
@@ -190,7 +186,7 @@ def _drain(db_url: str, broker_url: str, samples: int, workers: int, writers: in
         conn.commit()
     start_us = now_us() - 3_600_000_000
     log(f"  publishing {samples:,} samples for {workers} worker(s) with {writers} lane(s) each …")
-    pub_s = publish_all(broker_url, samples, start_us)
+    pub_s = publish_all(broker_url, samples, start_us, mixed=mixed)
     log(f"  published in {pub_s:.1f} s ({samples / pub_s:,.0f} samples/s); starting {workers} worker(s)")
     procs = [subprocess.Popen(worker_argv(db_url, broker_url, n, share, writers)) for n in names]
     try:
@@ -210,7 +206,7 @@ def _drain(db_url: str, broker_url: str, samples: int, workers: int, writers: in
                 time.sleep(0.1)
             else:
                 raise RuntimeError("ingest did not finish within an hour")
-            stored = conn.execute("SELECT count(*) FROM samples").fetchone()
+            stored = conn.execute("SELECT count(*) FROM sample_values").fetchone()
             dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
     finally:
         stop(procs)
@@ -219,8 +215,10 @@ def _drain(db_url: str, broker_url: str, samples: int, workers: int, writers: in
     if stored[0] != samples or dead[0] != 0:
         raise RuntimeError(f"stored {stored[0]} of {samples} samples, {dead[0]} dead letters")
     rate = samples / elapsed
+    kind = "mixed types" if mixed else "float64"
     log(
-        f"  {workers} worker(s), {writers} lane(s) each: {samples:,} samples in {elapsed:.1f} s = {rate:,.0f} samples/s"
+        f"  {workers} worker(s), {writers} lane(s) each, {kind}: {samples:,} samples in {elapsed:.1f} s"
+        f" = {rate:,.0f} samples/s"
     )
     return rate, db_url
 
@@ -298,17 +296,41 @@ def main() -> None:
         workdir = Path(tmp)
         # The ceiling is measured before and after the ingest runs and averaged, so a machine whose speed drifts
         # during the run (a shared virtual machine does) skews the ratio less.
+        ticks = samples // (CELLS * SIGNALS_PER_CELL)
+        lanes = IngestOptions().writers
+
+        def ceiling() -> float:
+            rate = ingest_typed.copy_binary_parallel(
+                server,
+                cells=CELLS,
+                signals_per_cell=SIGNALS_PER_CELL,
+                ticks=ticks,
+                start_us=now_us() - 3_600_000_000,
+                step_us=STEP_US,
+                connections=lanes,
+                batch_rows=IngestOptions().batch_samples,
+            )
+            log(f"  binary COPY over {lanes} connections: {rate:,.0f} rows/s")
+            return rate
+
         copies = [run_copy(server, samples, workdir)]
+        ceilings = [ceiling()]
         config = "max_queued_messages 0\nmax_inflight_messages 0\n"
         with MosquittoBroker(data_dir=workdir / "mq", extra_config=config, persistence=False) as broker:
             log(f"ingest benchmark: {samples:,} samples, broker {broker.url}")
-            lanes = IngestOptions().writers
             rate_1, db_1 = run_ingest(server, broker.url, samples, 1, lanes)
             try:
                 size, ts = bytes_per_sample(db_1)
                 compressed = compressed_bytes_per_sample(db_1)
             finally:
                 drop_database(db_1)
+            rate_mixed, db_mixed = run_ingest(server, broker.url, samples, 1, lanes, mixed=True)
+            try:
+                with psycopg.connect(db_mixed) as conn:
+                    mixed_bytes, mixed_rows = ingest_typed.typed_size(conn)
+                size_mixed = mixed_bytes / mixed_rows
+            finally:
+                drop_database(db_mixed)
             rates: dict[tuple[int, int], float] = {(1, lanes): rate_1}
             # Two workers with the default lanes, then one and two workers with one lane each: on a small machine
             # one worker may already keep every core busy, and the single-lane pair shows what a second worker
@@ -318,9 +340,11 @@ def main() -> None:
                 drop_database(db)
                 rates[(workers, writers)] = rate
         copies.append(run_copy(server, samples, workdir))
+        ceilings.append(ceiling())
     log("storage of the realistic signal mix (benchmarks.signal_mix)")
     mix = storage.realistic_mix(server, quick=args.quick)
     copy_rate = sum(copies) / len(copies)
+    ceiling_rate = sum(ceilings) / len(ceilings)
     rate_2 = rates[(2, lanes)]
     result = {
         "samples": samples,
@@ -328,11 +352,17 @@ def main() -> None:
         "samples_per_s_2_workers": round(rate_2),
         "samples_per_s_1_lane": round(rates[(1, 1)]),
         "samples_per_s_2_workers_1_lane": round(rates[(2, 1)]),
+        "samples_per_s_mixed_types": round(rate_mixed),
         "copy_samples_per_s": round(copy_rate),
         "copy_samples_per_s_each": [round(c) for c in copies],
-        "ratio_vs_copy": round(rate_1 / copy_rate, 3),
-        "ratio_2_workers_vs_copy": round(rate_2 / copy_rate, 3),
+        "copy_binary_parallel_samples_per_s": round(ceiling_rate),
+        "copy_binary_parallel_samples_per_s_each": [round(c) for c in ceilings],
+        "ratio_vs_copy": round(rate_1 / ceiling_rate, 3),
+        "ratio_mixed_vs_copy": round(rate_mixed / ceiling_rate, 3),
+        "ratio_2_workers_vs_copy": round(rate_2 / ceiling_rate, 3),
+        "ratio_vs_psql_copy": round(rate_1 / copy_rate, 3),
         "bytes_per_sample": round(size, 1),
+        "bytes_per_sample_mixed_types": round(size_mixed, 1),
         # Compression depends on the data: the headline figure is the realistic mix (quantised analogue values,
         # counters, states, meters, setpoints); the benchmark's own synthetic rows are reported beside it.
         "bytes_per_sample_compressed": None if mix["compressed"] is None else round(float(mix["compressed"]), 2),
@@ -347,7 +377,9 @@ def main() -> None:
         (f"two workers, {lanes} lanes", f"{rate_2:,.0f} samples/s"),
         ("one worker, 1 lane", f"{rates[(1, 1)]:,.0f} samples/s"),
         ("two workers, 1 lane", f"{rates[(2, 1)]:,.0f} samples/s"),
-        ("psql \\copy (ceiling)", f"{copy_rate:,.0f} rows/s"),
+        ("one worker, mixed types", f"{rate_mixed:,.0f} samples/s"),
+        ("psql \\copy", f"{copy_rate:,.0f} rows/s"),
+        (f"binary COPY x{lanes} (ceiling)", f"{ceiling_rate:,.0f} rows/s"),
         ("bytes per sample", f"{size:.1f}"),
     ]
     log("\n".join(f"{k:>24}: {v:>20}" for k, v in table))
