@@ -199,6 +199,9 @@ def test_sent_to_the_shift_receiver_once(filled: tuple[FilledPlant, data.ShiftWi
                     only_new=True)
         assert made is not None and made[1] == 1 and set(made[0]) == {"en"}
         assert len(_Hook.got) == 1 and "Shift report" in _Hook.got[0]["title"] and str(w.day) in _Hook.got[0]["title"]
+        plant_oee = _rows(next(p for p in made[0]["en"] if p.name.endswith("-plant.csv")))[0]
+        message = _Hook.got[0]["message"]  # the numbers a chat preview shows, as in the report
+        assert f"OEE {float(plant_oee['oee']) * 100:.1f}%" in message and "Open alerts: 2" in message
         # Asked again (as --every does each interval): already reported, nothing made or sent.
         assert once(plant.url, PLANT, "day", w.day, tmp_path, None, pdf=False, deliver=True, configs=[cfg],
                     only_new=True) is None

@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 
 from alerting.delivery import deliver_due
 from alerting.engine import Plant, enqueue
-from alerting.report import data, output
+from alerting.report import data, html, output
 from alerting.service import plants_from
 from datafactory.db.connect import connect
 from datafactory.errors import DataFactoryError
@@ -33,13 +33,36 @@ def find_plant(conn: psycopg.Connection, label: str, configs: list[Path]) -> Pla
 
 
 def make(conn: psycopg.Connection, plant: Plant, window: data.ShiftWindow, out: Path, langs: list[str], *,
-         pdf: bool) -> dict[str, list[Path]]:
+         pdf: bool) -> tuple[data.Report, dict[str, list[Path]]]:
     report = data.load(conn, plant.id, plant.config, window)
-    return {lang: output.write(report, out, lang, pdf=pdf) for lang in dict.fromkeys(langs)}
+    return report, {lang: output.write(report, out, lang, pdf=pdf) for lang in dict.fromkeys(langs)}
 
 
-def send(conn: psycopg.Connection, plant: Plant, window: data.ShiftWindow, files: dict[str, list[Path]]) -> int:
+def summary(r: data.Report, lang: str) -> str:
+    """The message text: the few numbers a chat preview shows (the PDF, where the channel takes files, has it all)."""
+    zh = lang == "zh"
+    top = r.downtime[0] if r.downtime else None
+    open_alerts = sum(1 for a in r.alerts if data.alert_state(a, r.window) != "resolved")
+    oee = html.pct(r.plant.oee)
+    prev = html.pct(r.previous.oee) if r.previous else "–"
+    lines = [f"OEE {oee}（上一班 {prev}）" if zh else f"OEE {oee} (previous shift {prev})",
+             (f"可用率 {html.pct(r.plant.availability)} · 性能率 {html.pct(r.plant.performance)} · 质量率 "
+              f"{html.pct(r.plant.quality)}") if zh else
+             (f"A {html.pct(r.plant.availability)} · P {html.pct(r.plant.performance)} · "
+              f"Q {html.pct(r.plant.quality)}")]
+    if top:
+        lines.append(f"{'主要停机' if zh else 'Top downtime'}: {top['reason']} {top['seconds'] / 60:.0f} "
+                     f"{'分钟' if zh else 'min'}")
+    kwh = r.energy.get("kwh_per_good_unit")
+    if kwh is not None:
+        lines.append(f"{'单位良品电耗' if zh else 'Energy per good unit'}: {kwh:.3f} kWh")
+    lines.append(f"{'未关闭告警' if zh else 'Open alerts'}: {open_alerts}")
+    return "\n".join(lines)
+
+
+def send(conn: psycopg.Connection, plant: Plant, report: data.Report, files: dict[str, list[Path]]) -> int:
     """Queue the report for the shift's receivers (each in its language, the PDF attached when there is one)."""
+    window = report.window
     cfg = plant.config.alerting
     wanted = [n for s in cfg.shift_reports if s.shift == window.name for n in s.receivers]
     title = {"zh": f"交接班报告：{plant.label} {window.day} {window.name}",
@@ -48,7 +71,7 @@ def send(conn: psycopg.Connection, plant: Plant, window: data.ShiftWindow, files
     for lang, paths in files.items():
         receivers = [n for n in wanted if cfg.receiver(n).language.value == lang]
         pdf = next((str(p) for p in paths if p.suffix == ".pdf"), None)
-        body = {k: f"{title[k]}\n{paths[0]}" for k in title}
+        body = {k: summary(report, k) for k in title}
         queued += enqueue(conn, plant, None, "report", receivers, message={"title": title, "body": body},
                           severity="info", now=datetime.now(UTC), attach=pdf)
     return queued
@@ -70,8 +93,8 @@ def once(url: str, label: str, shift: str, day: date | None, out: Path, lang: st
                                      " AND shift_start = %s AND sent", (plant.id, shift, window.start)).fetchone():
             return None
         langs = _langs(plant, shift, lang) if deliver else [lang or "zh"]
-        files = make(conn, plant, window, out, langs, pdf=pdf)
-        queued = send(conn, plant, window, files) if deliver else 0
+        report, files = make(conn, plant, window, out, langs, pdf=pdf)
+        queued = send(conn, plant, report, files) if deliver else 0
         conn.execute(
             "INSERT INTO shift_reports (plant_id, shift_name, shift_start, shift_end, language, files, queued, sent)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (plant_id, shift_name, shift_start) DO UPDATE SET"
