@@ -16,6 +16,7 @@ import click
 from datafactory.contract.sample import us_to_datetime
 from datafactory.errors import DataFactoryError
 from datafactory.settings import get_settings, redact_url
+from simulator.fieldbus import FieldbusPlan
 from simulator.layout import PlantLayout, demo_layout
 from simulator.model import PlantModel, SimOptions
 from simulator.shift_calendar import ShiftCalendar
@@ -40,12 +41,12 @@ def _layout(machines_per_line: int, lines_per_area: int) -> PlantLayout:
         raise click.BadParameter(str(err), param_hint="--machines-per-line/--lines-per-area") from err
 
 
-def _from_config(path: Path) -> tuple[PlantLayout, int | None, str | None, ShiftCalendar]:
+def _from_config(path: Path) -> tuple[PlantLayout, int | None, str | None, ShiftCalendar, FieldbusPlan]:
     from urllib.parse import urlsplit
 
     from datafactory.config.loader import load_config
     from datafactory.config.models import OpcUaSource
-    from simulator.plant_config import configured_meter_topic, layout_from_config
+    from simulator.plant_config import configured_meter_topic, fieldbus_from_config, layout_from_config
     from simulator.shift_calendar import from_config
 
     try:
@@ -54,7 +55,8 @@ def _from_config(path: Path) -> tuple[PlantLayout, int | None, str | None, Shift
     except DataFactoryError as err:
         raise click.ClickException(str(err)) from err
     port = next((urlsplit(s.endpoint).port for s in cfg.sources if isinstance(s, OpcUaSource)), None)
-    return layout, port, configured_meter_topic(cfg), from_config(cfg.analytics.calendar, layout.timezone)
+    calendar = from_config(cfg.analytics.calendar, layout.timezone)
+    return layout, port, configured_meter_topic(cfg), calendar, fieldbus_from_config(cfg)
 
 
 def _check_cell(layout: PlantLayout, cell: str | None, what: str) -> None:
@@ -171,10 +173,19 @@ def run(
     layout = _layout(machines_per_line, lines_per_area)
     topic = None
     calendar = None
+    fieldbus = FieldbusPlan()
     if config_path is not None:
-        layout, config_port, config_topic, calendar = _from_config(config_path)
+        layout, config_port, config_topic, calendar, fieldbus = _from_config(config_path)
         port = config_port if port is None else port
         topic = None if device_topic_prefix else config_topic
+    if fieldbus.protocols and speed != 1:
+        # Modbus and S7 carry no source timestamp: the gateway stamps values when it reads them, so simulated
+        # time running faster than the clock would put those machines' samples at the wrong times.
+        raise click.BadParameter(
+            f"{len(fieldbus.protocols)} machines of this config are polled (Modbus/S7) and are stamped by the "
+            "gateway's clock: run them at --speed 1",
+            param_hint="--speed",
+        )
     start = _parse_time(start_iso, "--start") or datetime.now(UTC).replace(microsecond=0)
     end = start + timedelta(seconds=duration) if duration else None
     options = _sim_options(
@@ -200,6 +211,7 @@ def run(
                 meter_topic=topic,
                 truth_file=truth_file,
                 database_url=database_url,
+                fieldbus=fieldbus,
             )
         )
     except DataFactoryError as err:
@@ -217,6 +229,7 @@ async def _serve(
     meter_topic: str | None,
     truth_file: Path | None,
     database_url: str | None,
+    fieldbus: FieldbusPlan,
 ) -> None:
     from datafactory.db.connect import connect
     from simulator.server import SimulatorServer
@@ -243,6 +256,7 @@ async def _serve(
         device_topic_prefix=topic_prefix,
         meter_topic=meter_topic,
         recorder=recorder,
+        fieldbus=fieldbus,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -251,6 +265,14 @@ async def _serve(
             loop.add_signal_handler(sig, stop.set)
     await server.start()
     click.echo(f"OPC-UA server {server.endpoint} ({len(model.signal_keys)} signals, speed ×{server.speed:g})")
+    if fieldbus.protocols:
+        polled = sorted(fieldbus.protocols.items())
+        modbus = [c for c, p in polled if p == "modbus"]
+        s7 = [c for c, p in polled if p == "s7"]
+        if modbus:
+            click.echo(f"Modbus TCP 127.0.0.1:{fieldbus.modbus_port} (units 1-{len(modbus)}): {', '.join(modbus)}")
+        if s7:
+            click.echo(f"S7 127.0.0.1:{fieldbus.s7_port}: {', '.join(s7)}")
     if server.meter_topic:
         click.echo(f"utility meter publishes to {server.meter_topic} on {redact_url(mqtt_url or '')}")
     click.echo(f"simulated start {us_to_datetime(model.start_us).isoformat()}", err=False)
@@ -324,7 +346,7 @@ def backfill(
 
     layout, calendar = _layout(machines_per_line, lines_per_area), None
     if config_path is not None:
-        layout, _port, _topic, calendar = _from_config(config_path)
+        layout, _port, _topic, calendar, _fieldbus = _from_config(config_path)
     options = _sim_options(
         layout,
         seed=seed,

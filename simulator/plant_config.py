@@ -1,6 +1,7 @@
 """Build the ``PlantConfig`` that reads a simulated plant: one OPC-UA source for the machines, one MQTT JSON
-source for the utility meter. ``edge_configs/demo-plant.yaml`` is this config for the demo layout; tests and the
-backfill of scaled plants build theirs here.
+source for the utility meter, and for a mixed plant (``FieldbusPlan``) a Modbus TCP and an S7 source for the
+machines that speak those. ``edge_configs/demo-plant.yaml`` is this config for the demo layout and
+``edge_configs/mixed-plant.yaml`` the mixed one; tests and the backfill of scaled plants build theirs here.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datafactory.codes.credit_code import check_character
 from datafactory.config.loader import validate_document
 from datafactory.config.models import PlantConfig
 from datafactory.contract.meanings import COUNTERS, Meaning
+from simulator.fieldbus import MODBUS, MODBUS_MAP, S7, FieldbusPlan, s7_address
 from simulator.layout import MACHINE_SIGNALS, METER_CELL, METER_SIGNALS, METER_VALUE_PATHS, PlantLayout, node_id
 
 CREDIT_CODE_BODY = "91441900MA51D2K7X"  # Dongguan (441900), enterprise; the check character is computed
@@ -31,8 +33,12 @@ def plant_document(
     topic_prefix: str = "sim",
     broker_url: str = "",
     gateway_id: str = "gw-1",
+    fieldbus: FieldbusPlan | None = None,
+    poll_interval_ms: float = 100,
 ) -> dict[str, Any]:
-    """The plant config as a plain document (what the YAML file holds)."""
+    """The plant config as a plain document (what the YAML file holds). Machines that ``fieldbus`` assigns to
+    Modbus or S7 are read by those sources, polled every ``poll_interval_ms``."""
+    plan = fieldbus or FieldbusPlan()
     areas: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for m in layout.machines:
         cell = {
@@ -47,6 +53,8 @@ def plant_document(
     areas.setdefault(m_area, {}).setdefault(m_line, []).append({"id": m_cell, "name": "Main utility meter"})
     nodes = []
     for m in layout.machines:
+        if m.path in plan.protocols:
+            continue
         for s in MACHINE_SIGNALS:
             node: dict[str, Any] = {
                 "cell": m.path,
@@ -103,8 +111,40 @@ def plant_document(
                 "nodes": nodes,
             },
             meter_source,
+            *_fieldbus_sources(layout, plan, poll_interval_ms),
         ],
     }
+
+
+def _fieldbus_sources(layout: PlantLayout, plan: FieldbusPlan, interval_ms: float) -> list[dict[str, Any]]:
+    """The Modbus and S7 sources reading the machines ``plan`` assigns to them (the map of simulator.fieldbus)."""
+    registers: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
+    for m in layout.machines:
+        protocol = plan.protocols.get(m.path)
+        for s in MACHINE_SIGNALS:
+            binding = {"cell": m.path, "signal": s.name, "meaning": str(s.meaning), "unit": s.unit}
+            if protocol == MODBUS:
+                address, vtype = MODBUS_MAP[s.name]
+                unit = plan.unit_id(layout, m.path)
+                registers.append(
+                    binding
+                    | {"unit_id": unit, "table": "holding_register", "address": address, "data_type": vtype.value}
+                )
+            elif protocol == S7:
+                items.append(binding | {"address": s7_address(plan.s7_db(layout, m.path), s.name)})
+    sources: list[dict[str, Any]] = []
+    if registers:
+        sources.append({
+            "kind": "modbus", "id": "modbus", "host": "127.0.0.1", "port": plan.modbus_port, "timeout_s": 1.0,
+            "retries": 0, "poll_groups": [{"name": "default", "interval_ms": interval_ms}], "registers": registers,
+        })  # fmt: skip
+    if items:
+        sources.append({
+            "kind": "s7", "id": "plc", "host": "127.0.0.1", "port": plan.s7_port, "timeout_s": 2.0,
+            "poll_groups": [{"name": "default", "interval_ms": interval_ms}], "items": items,
+        })  # fmt: skip
+    return sources
 
 
 def plant_config(layout: PlantLayout, **kwargs: Any) -> PlantConfig:
@@ -123,6 +163,9 @@ def layout_from_config(cfg: PlantConfig) -> PlantLayout:
     problems: list[tuple[str, str]] = []
     state_cells: set[str] = set()
     for i, src in enumerate(cfg.sources):
+        if src.kind in (MODBUS, S7):
+            state_cells.update(b.cell for b in src.signal_bindings() if b.signal == "state")
+            continue
         if not isinstance(src, OpcUaSource):
             continue
         for j, node in enumerate(src.nodes):
@@ -148,7 +191,45 @@ def layout_from_config(cfg: PlantConfig) -> PlantLayout:
                     )
                 )
     ent = cfg.enterprise
-    return PlantLayout(tuple(machines), enterprise=ent.id, site=cfg.site.id, timezone=ent.timezone)
+    layout = PlantLayout(tuple(machines), enterprise=ent.id, site=cfg.site.id, timezone=ent.timezone)
+    _check_fieldbus_map(cfg, layout)
+    return layout
+
+
+def fieldbus_from_config(cfg: PlantConfig) -> FieldbusPlan:
+    """Which machines of a plant config the simulator serves over Modbus / S7, and on which ports."""
+    protocols: dict[str, str] = {}
+    ports = {MODBUS: 0, S7: 0}
+    for src in cfg.sources:
+        if src.kind in (MODBUS, S7):
+            ports[src.kind] = int(src.port)  # type: ignore[union-attr]
+            protocols.update({b.cell: src.kind for b in src.signal_bindings() if b.signal == "state"})
+    return FieldbusPlan(protocols, modbus_port=ports[MODBUS], s7_port=ports[S7])
+
+
+def _check_fieldbus_map(cfg: PlantConfig, layout: PlantLayout) -> None:
+    """Every Modbus register / S7 item of a simulated machine must be where the simulator writes it."""
+    from datafactory.errors import ConfigError
+
+    plan = fieldbus_from_config(cfg)
+    expected = {
+        d["cell"] + "/" + d["signal"]: d
+        for d in (b for src in _fieldbus_sources(layout, plan, 100) for b in src.get("registers", src.get("items", [])))
+    }
+    keys = ("unit_id", "address", "data_type")
+    problems: list[tuple[str, str]] = []
+    for i, src in enumerate(cfg.sources):
+        if src.kind not in (MODBUS, S7):
+            continue
+        for j, b in enumerate(src.signal_bindings()):
+            want = expected.get(f"{b.cell}/{b.signal}")
+            if want is None:
+                continue
+            got = {k: str(getattr(b, k)) for k in keys if k in want}
+            if got != {k: str(want[k]) for k in keys if k in want}:
+                problems.append((f"sources[{i}].{src.bindings_key}[{j}]", f"the simulator serves it at {want}"))
+    if problems:
+        raise ConfigError("simulated plant", problems)
 
 
 def configured_meter_topic(cfg: PlantConfig) -> str | None:

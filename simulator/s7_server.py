@@ -29,9 +29,9 @@ class _CountingServer(Server):
         self.count_lock = threading.Lock()
 
     def _handle_read_area(self, request: dict[str, Any], client_address: tuple[str, int]) -> bytes:
-        with self.count_lock:
+        with self.count_lock:  # also keeps a read from seeing half of a value being written (an 8-byte LREAL)
             self.read_requests += 1
-        return super()._handle_read_area(request, client_address)  # single- and multi-item reads both come here
+            return super()._handle_read_area(request, client_address)  # single- and multi-item reads come here
 
 
 class S7DeviceServer:
@@ -47,7 +47,12 @@ class S7DeviceServer:
     def write(self, address: str, value: int | float | bool | str) -> None:
         addr = parse_s7_address(address)
         buf = self.dbs[addr.db] if addr.area is S7Area.DB else self.areas[addr.area]
-        encode_into(buf, addr, value)
+        server = self._server
+        if server is None:
+            encode_into(buf, addr, value)
+            return
+        with server.count_lock:
+            encode_into(buf, addr, value)
 
     @property
     def read_requests(self) -> int:

@@ -1,4 +1,5 @@
-"""The simulated plant as a real OPC-UA server (asyncua) plus its MQTT-native utility meter.
+"""The simulated plant as a real OPC-UA server (asyncua) plus its MQTT-native utility meter; with a
+``FieldbusPlan``, some machines are served over Modbus TCP and S7 instead (``simulator.fieldbus``).
 
 Namespace ``urn:datafactory:simulator`` (index 2); folders area/line/cell; one variable per signal with node id
 ``ns=2;s=<area>.<line>.<cell>.<signal>`` (Double, the state Int32). The model's samples are replayed in real time
@@ -28,6 +29,7 @@ from asyncua import Server, ua
 
 from datafactory.contract.sample import us_to_datetime
 from datafactory.errors import ConnectionLost
+from simulator.fieldbus import FieldbusMachines, FieldbusPlan
 from simulator.layout import NAMESPACE_URI, SIG_STATE, SIGNALS_PER_MACHINE
 from simulator.model import PlantModel
 from simulator.mqtt_device import MeterPublisher
@@ -58,6 +60,7 @@ class SimulatorServer:
         meter_topic: str | None = None,
         recorder: EmittedSink | None = None,
         autoplay: bool = True,
+        fieldbus: FieldbusPlan | None = None,
     ) -> None:
         """``port`` 0/None picks a free port; without ``mqtt_url`` the utility meter is not published. The meter
         publishes to ``meter_topic``, by default ``<device_topic_prefix>/<enterprise>/utilities/main-meter``."""
@@ -83,6 +86,7 @@ class SimulatorServer:
         self._meter_kw: tuple[int | None, float] = (None, 0.0)
         self._initial_meter: list[tuple[int, int, float]] = []
         self._fetch: asyncio.Future[list[tuple[int, int, float]]] | None = None
+        self.fieldbus = FieldbusMachines(model.layout, fieldbus) if fieldbus and fieldbus.protocols else None
 
     @property
     def endpoint(self) -> str:
@@ -112,6 +116,12 @@ class SimulatorServer:
             await server.start()
         except OSError as err:
             raise ConnectionLost(self.endpoint, f"cannot listen: {err}") from err
+        if self.fieldbus is not None:
+            try:
+                await asyncio.to_thread(self.fieldbus.start)
+            except OSError as err:
+                await server.stop()
+                raise ConnectionLost("modbus/s7 simulator", f"cannot listen: {err}") from err
         self._server = server
         if self._meter is not None:
             self._meter.start()
@@ -148,6 +158,8 @@ class SimulatorServer:
         if self._server is not None:
             await self._server.stop()
             self._server = None
+        if self.fieldbus is not None:
+            await asyncio.to_thread(self.fieldbus.stop)
         if self.recorder is not None:
             self.recorder.flush()
 
@@ -169,7 +181,14 @@ class SimulatorServer:
         machine_signals = len(self.model.layout.machines) * SIGNALS_PER_MACHINE
         self._last = [None] * len(keys)
         self._nodes = [None] * len(keys)
+        fieldbus = self.fieldbus
         for i, (cell_path, signal) in enumerate(keys[:machine_signals]):
+            if fieldbus is not None and fieldbus.serves(i):
+                t_us, value = initial.get(i, (self.model.start_us, 0.0))
+                fieldbus.write(i, value)
+                if i in initial:
+                    self._count(i, t_us, value)
+                continue
             parent = await self._folder(server, folders, cell_path)
             is_state = i % SIGNALS_PER_MACHINE == SIG_STATE
             vtype = ua.VariantType.Int32 if is_state else ua.VariantType.Double
@@ -220,6 +239,7 @@ class SimulatorServer:
         real0 = time.monotonic()
         last_flush = real0
         machine_signals = len(self.model.layout.machines) * SIGNALS_PER_MACHINE
+        fieldbus = self.fieldbus
         samples = self._samples
         if self._pending is not None:
             samples = _prepend(self._pending, samples)
@@ -239,6 +259,10 @@ class SimulatorServer:
                     continue
                 if self._last[i] == value:
                     continue  # unchanged: OPC-UA would not report it, so it is not emitted
+                if fieldbus is not None and fieldbus.serves(i):
+                    fieldbus.write(i, value)
+                    self._count(i, t_us, value)
+                    continue
                 vtype = ua.VariantType.Int32 if i % SIGNALS_PER_MACHINE == SIG_STATE else ua.VariantType.Double
                 node = self._nodes[i]
                 assert node is not None

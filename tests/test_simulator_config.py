@@ -50,3 +50,35 @@ def test_the_simulator_serves_the_machines_of_a_config():
     doc["sources"][0]["nodes"][3]["node_id"] = "ns=2;s=Line1.Press01.Power"
     with pytest.raises(ConfigError, match=r"sources\[0\]\.nodes\[3\]\.node_id"):
         layout_from_config(validate_document(doc))
+
+
+MIXED = DEMO.parent / "mixed-plant.yaml"
+
+
+def test_mixed_config_is_the_simulators_mixed_plant_and_runs_only_in_real_time():
+    """edge_configs/mixed-plant.yaml: OPC-UA, Modbus TCP (two units), S7 and MQTT, generated from the simulator's
+    register map; ``simulate run --config`` serves it, and refuses a speed other than 1 (polled values are
+    stamped by the gateway's clock)."""
+    from click.testing import CliRunner
+
+    from simulator.cli import simulate
+    from simulator.fieldbus import FieldbusPlan
+    from simulator.plant_config import fieldbus_from_config
+
+    plan = FieldbusPlan.mixed_demo()
+    assert yaml.safe_load(MIXED.read_text(encoding="utf-8")) == plant_document(
+        demo_layout(), fieldbus=plan, poll_interval_ms=500
+    )
+    cfg = load_config(MIXED)
+    assert sorted(s.kind for s in cfg.sources) == ["modbus", "mqtt_json", "opcua", "s7"]
+    assert layout_from_config(cfg) == demo_layout()
+    assert fieldbus_from_config(cfg) == plan
+    modbus = next(s for s in cfg.sources if s.kind == "modbus")
+    assert {r.unit_id for r in modbus.signal_bindings()} == {1, 2}  # two devices behind one TCP gateway
+    doc = plant_document(demo_layout(), fieldbus=plan)
+    regs = next(s for s in doc["sources"] if s["kind"] == "modbus")["registers"]
+    regs[4]["address"] = 8  # the simulator writes power at 7
+    with pytest.raises(ConfigError, match=r"sources\[2\]\.registers\[4\]"):
+        layout_from_config(validate_document(doc))
+    result = CliRunner().invoke(simulate, ["run", "--config", str(MIXED), "--speed", "30", "--duration", "1"])
+    assert result.exit_code == 2 and "--speed 1" in result.output
