@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from operator import itemgetter
 
-from datafactory.contract.sample import Sample
+from datafactory.contract.sample import Sample, now_us
 from gateway.sources import Reading
 
 FlushFn = Callable[[str, list[Sample]], None]
@@ -74,3 +74,10 @@ class Batcher:
         for cell in list(self._open):
             self._flush(cell, self._open.pop(cell))
         self._since.clear()
+
+    def durable_until_us(self) -> int:
+        """Wall-clock time before which every reading added has been handed on: now when nothing waits,
+        else the arrival of the oldest waiting reading."""
+        if not self._since:
+            return now_us()
+        return now_us() - int((time.monotonic() - min(self._since.values())) * 1e6)

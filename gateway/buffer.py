@@ -110,8 +110,11 @@ class Buffer:
     def depth_bytes(self) -> int:
         return self._bytes
 
-    def append(self, topic: str, samples: list[Sample]) -> int | None:
-        """Store one batch; return its id (= its seq), or None if the overflow policy dropped it.
+    def append(
+        self, topic: str, samples: list[Sample], *, also: tuple[str, tuple[object, ...]] | None = None
+    ) -> int | None:
+        """Store one batch; return its id (= its seq), or None if the overflow policy dropped it. ``also`` is
+        one more statement committed in the same transaction (the gap ledger's watermark, see gaps.py).
 
         A batch whose message would exceed the contract's ``MAX_MESSAGE_BYTES`` (long strings) is stored as two
         halves, recursively, so the broker and ingest never refuse what the gateway sends; the size is checked
@@ -121,8 +124,8 @@ class Buffer:
         payload = encode_batch(samples, gateway=self.gateway, seq=batch_id)
         if len(payload) > MAX_MESSAGE_BYTES and len(samples) > 1:
             half = len(samples) // 2
-            first = self.append(topic, samples[:half])
-            second = self.append(topic, samples[half:])
+            first = self.append(topic, samples[:half], also=also)
+            second = self.append(topic, samples[half:], also=also)
             return second if second is not None else first
         conn = self.conn
         if self._bytes + len(payload) > self.max_bytes:
@@ -136,6 +139,8 @@ class Buffer:
                 "INSERT INTO batches (id, topic, payload, samples) VALUES (?, ?, ?, ?)",
                 (batch_id, topic, payload, len(samples)),
             )
+            if also is not None:
+                conn.execute(*also)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

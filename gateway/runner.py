@@ -5,12 +5,16 @@ is logged once and restarted, a configuration error stops the gateway (non-zero 
 
 Each source task: open → stream readings into the batcher → on ``ConnectionLost`` close, write a comm-lost
 marker for every signal of the source (NaN, quality Bad_NoCommunication) so the gap is visible downstream, and
-open a fresh adapter, which re-subscribes. A retryable failure backs off (jittered, 0.5 s doubling to 5 s,
-state ``disconnected``); one that needs an operator (identity rejected, certificate untrusted, policy not
-offered, …; ``ConnectionLost.retryable`` is false) puts the source into state ``failed`` with the reason and
-retries only every ``FAILED_RETRY_S`` or when a deployed config changes the source. The broker session uses the
-same backoff; on every (re)connect the runner re-publishes each cell's retained meta and the status,
-subscribes to its config topic and replays the buffer.
+open a fresh adapter, which re-subscribes. Gaps survive the gateway itself (``gateway.gaps``): a durable
+watermark per source lets a restart after a crash mark the gap where the record really ends, a clean stop marks
+every signal Bad_Shutdown, and after any marker the values re-read at resubscription are recorded at their
+arrival time too, so a signal that did not change is known again the moment its source is.
+
+A retryable failure backs off (jittered, 0.5 s doubling to 5 s, state ``disconnected``); one that needs an operator
+(identity rejected, certificate untrusted, policy not offered, …; ``ConnectionLost.retryable`` is false) puts the
+source into state ``failed`` with the reason and retries only every ``FAILED_RETRY_S`` or when a deployed config
+changes the source. The broker session uses the same backoff; on every (re)connect the runner re-publishes each
+cell's retained meta and the status, subscribes to its config topic and replays the buffer.
 
 A config published to the gateway's retained config topic (``datafactory config deploy``) is validated and
 applied without restart: sources whose config changed are re-opened, the others keep running; an invalid
@@ -22,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,17 +34,18 @@ from datafactory.config.loader import validate_document
 from datafactory.config.models import PlantConfig, SignalBinding
 from datafactory.contract.meanings import Meaning
 from datafactory.contract.payload import SignalMeta, decode_config, encode_meta_pages
-from datafactory.contract.quality import BAD_NO_COMMUNICATION
-from datafactory.contract.sample import Sample, now_us
+from datafactory.contract.quality import BAD_NO_COMMUNICATION, BAD_SHUTDOWN
+from datafactory.contract.sample import Sample, now_us, us_to_datetime
 from datafactory.contract.topics import CellPath, TopicKind, gateway_topic
 from datafactory.errors import ConfigError, ConnectionLost, ContractError
 from datafactory.settings import get_settings
 from gateway.batcher import Batcher
 from gateway.buffer import Buffer
+from gateway.gaps import ADVANCE_SQL, GapLedger, Recovered, Restamper, Signal, markers
 from gateway.meta_pages import MetaPages
 from gateway.mqtt_session import BrokerAddress, MqttSession, Will
 from gateway.publisher import Publisher
-from gateway.sources import Reading, SourceAdapter, create_adapter
+from gateway.sources import SourceAdapter, create_adapter
 from gateway.status import SourceState, offline_payload, status_payload, utc_now_iso
 from gateway.supervisor import Backoff, Supervisor
 
@@ -52,6 +56,8 @@ BACKOFF_MAX_S = 5.0
 FAILED_RETRY_S = 900.0
 """A source that needs an operator is tried again every 15 min: four attempts an hour stay below the lockout
 threshold of the servers we know, and a fix on the server side is picked up without a restart."""
+WATERMARK_EVERY_S = 0.25
+"""How often the timer moves quiet sources' watermarks (appends move it in their own transaction)."""
 BROKER_FAILED_RETRY_S = 60.0
 """The platform broker refusing our credentials is retried every minute: data is buffering meanwhile."""
 
@@ -62,6 +68,8 @@ class _SourceRun:
     state: SourceState
     adapter: SourceAdapter | None = None
     logged_failures: set[str] = field(default_factory=set)
+    delivering: bool = False  # connected, and its ledger row says so
+    restamper: Restamper = field(default_factory=Restamper)
 
 
 class Gateway:
@@ -94,6 +102,8 @@ class Gateway:
             buffer_path, max_bytes=int(gw.buffer_max_mb * 1_000_000), overflow=gw.buffer_overflow, gateway=gw.id
         )
         self.publisher = Publisher(self.buffer)
+        self.ledger = GapLedger(self.buffer)
+        self._recovered: dict[str, Recovered] = {}
         self.batcher = Batcher(max_samples=gw.batch_max_samples, max_ms=gw.batch_max_ms, flush=self._store)
         self.status_topic = gateway_topic(self.enterprise, self.site, gw.id, TopicKind.STATUS)
         self.config_topic = gateway_topic(self.enterprise, self.site, gw.id, TopicKind.CONFIG)
@@ -118,6 +128,7 @@ class Gateway:
         Raises the ``ConfigError`` that stopped the gateway early, if one did (the CLI exits non-zero)."""
         self.buffer.open()
         self._route(self.config)
+        self._recover_gaps()
         for src in self.config.sources:
             self._start_source(src)
         self.supervisor.spawn("broker", self._run_broker)
@@ -144,6 +155,8 @@ class Gateway:
         await asyncio.gather(*(self._stop_source(sid) for sid in list(self._sources)))
         for run in self._sources.values():
             run.state.set("stopped")
+            if run.delivering:
+                self._mark_gap(run, BAD_SHUTDOWN)
         self.batcher.flush_all()
         await self.supervisor.cancel("timers")
         if self._session is not None and not self._session.lost.is_set():
@@ -164,6 +177,9 @@ class Gateway:
         run = self._sources.get(src.id) or _SourceRun(src, SourceState(kind=src.kind))
         run.config = src
         self._sources[src.id] = run
+        recovered = self._recovered.pop(src.id, None)
+        if recovered is not None:
+            run.restamper.expect(recovered.signals, recovered.mark_us)
         self.supervisor.spawn(f"source:{src.id}", lambda: self._run_source(run))
 
     async def _stop_source(self, source_id: str) -> None:
@@ -175,7 +191,7 @@ class Gateway:
             adapter = create_adapter(run.config, mqtt_url=self.mqtt_url, state_dir=self.state_dir)
             run.adapter = adapter
             if hasattr(adapter, "on_meta_change"):  # adapters that learn signals or units (Sparkplug births)
-                adapter.on_meta_change = self._publish_meta
+                adapter.on_meta_change = lambda run=run: self._meta_changed(run)
             opened = False
             failure: Exception
             try:
@@ -184,19 +200,21 @@ class Gateway:
                 await adapter.open()
                 opened = True
                 run.state.set("connected")
+                self.ledger.connected(run.config.id, _signals(adapter), now_us())
+                run.delivering = True
                 run.logged_failures.clear()
                 self._publish_status()
                 backoff.reset()
                 _log.info("source %s connected", run.config.id)
                 async for readings in adapter.stream():
-                    self.batcher.add(readings)
+                    self.batcher.add(run.restamper.apply(readings))
                 raise ConnectionLost(run.config.id, "stream ended")
             except Exception as err:  # ConnectionLost, or a bug in an adapter: neither may stop the gateway
                 failure = err
             finally:
                 await adapter.close()
             if opened:
-                self._mark_comm_lost(adapter)
+                self._mark_gap(run, BAD_NO_COMMUNICATION)
                 run.state.reconnects += 1
             delay = self._source_failed(run, failure, backoff, opened=opened)
             self._publish_status()
@@ -228,14 +246,42 @@ class Gateway:
         run.state.set(state, reason, retry_in_s=delay)
         return delay
 
-    def _mark_comm_lost(self, adapter: SourceAdapter) -> None:
-        """One marker per signal: the value is unknown from now until the source delivers again."""
+    def _mark_gap(self, run: _SourceRun, quality: int) -> None:
+        """One marker per signal: the value is unknown from now until the source delivers again (comm lost,
+        or a planned stop), on disk before the ledger says the source's record ends here."""
         t = now_us()
-        markers: list[Reading] = [
-            (b.cell, Sample(b.signal, t, math.nan, BAD_NO_COMMUNICATION)) for b in adapter.bindings()
-        ]
-        self.batcher.add(markers)
+        signals = _signals(run.adapter) if run.adapter is not None else []
+        self.batcher.add(markers(signals, t, quality))
         self.batcher.flush_all()
+        self.ledger.closed(run.config.id, t)
+        run.delivering = False
+        run.restamper.clear()
+        run.restamper.expect(signals, t)
+
+    def _recover_gaps(self) -> None:
+        """Mark the gap a crash of the previous run left (from each source's watermark), and expect the
+        values re-read after every source's last marker."""
+        for rec in self.ledger.recover():
+            if rec.crashed:
+                self.batcher.add(markers(rec.signals, rec.mark_us, BAD_NO_COMMUNICATION))
+                self.batcher.flush_all()
+                self.ledger.closed(rec.source, rec.mark_us)
+                _log.warning(
+                    "source %s: the last run ended without a clean stop; its %d signals are marked unknown from "
+                    "%s, where the buffered record ends",
+                    rec.source,
+                    len(rec.signals),
+                    us_to_datetime(rec.mark_us).isoformat(timespec="milliseconds"),
+                )
+            if rec.source in {s.id for s in self.config.sources}:
+                self._recovered[rec.source] = rec
+            else:
+                self.ledger.forget(rec.source)
+
+    def _meta_changed(self, run: _SourceRun) -> None:
+        if run.delivering and run.adapter is not None:
+            self.ledger.signals_changed(run.config.id, _signals(run.adapter))
+        self._publish_meta()
 
     # ---- batches → buffer → broker --------------------------------------------------------------------
     def _store(self, cell: str, samples: list[Sample]) -> None:
@@ -243,7 +289,8 @@ class Gateway:
         if topic is None:  # cannot happen with a validated config; counted so it would show up
             self.unroutable_samples += len(samples)
             return
-        self.buffer.append(topic, samples)
+        # Every durable sample lies at or before the watermark, so a crash marker never precedes one.
+        self.buffer.append(topic, samples, also=(ADVANCE_SQL, (max(s.time_us for s in samples),)))
         self.publisher.wake()
 
     def _route(self, config: PlantConfig) -> None:
@@ -307,10 +354,14 @@ class Gateway:
         tick = max(0.01, self.config.gateway.batch_max_ms / 2000)
         next_status = loop.time() + self.config.gateway.status_interval_s
         last_in, last_t = self.batcher.samples_in, loop.time()
+        next_watermark = loop.time()
         while True:
             await asyncio.sleep(tick)
             self.batcher.flush_due()
             now = loop.time()
+            if now >= next_watermark:
+                self.ledger.advance(self.batcher.durable_until_us())
+                next_watermark = now + WATERMARK_EVERY_S
             if now >= next_status:
                 self._rate = (self.batcher.samples_in - last_in) / max(now - last_t, 1e-6)
                 last_in, last_t = self.batcher.samples_in, now
@@ -428,10 +479,14 @@ class Gateway:
             new = {s.id: s for s in cfg.sources}
             changed = [sid for sid in old if sid not in new or old[sid] != new[sid]]
             await asyncio.gather(*(self._stop_source(sid) for sid in changed))
+            for sid in changed:
+                if self._sources[sid].delivering:
+                    self._mark_gap(self._sources[sid], BAD_SHUTDOWN)
             self.batcher.flush_all()
             for sid in changed:
                 if sid not in new:
                     del self._sources[sid]
+                    self.ledger.forget(sid)
             if cfg.gateway.buffer_path != self.config.gateway.buffer_path:
                 _log.warning("gateway.buffer_path changed; the new path takes effect when the gateway restarts")
             self.config = cfg
@@ -450,3 +505,7 @@ class Gateway:
             _log.info("applied config %s (re-opened sources: %s)", self.version, ", ".join(changed) or "none")
             self._publish_meta()
             self._publish_status()
+
+
+def _signals(adapter: SourceAdapter) -> list[Signal]:
+    return [(b.cell, b.signal) for b in adapter.bindings()]
