@@ -102,6 +102,11 @@ def semantic_problems(cfg: PlantConfig) -> list[tuple[str, str]]:
         if learn is not None and learn.cell not in cells:
             known = ", ".join(sorted(cells)) or "none defined"
             problems.append((f"sources[{i}].learn.cell", f"cell {learn.cell!r} is not in areas (known: {known})"))
+        for j, folder in enumerate(getattr(src, "folders", [])):  # OPC-UA: variables found under a browse path
+            if folder.cell not in cells:
+                known = ", ".join(sorted(cells)) or "none defined"
+                message = f"cell {folder.cell!r} is not in areas (known: {known})"
+                problems.append((f"sources[{i}].folders[{j}].cell", message))
         problems.extend((f"sources[{i}].{key}", msg) for key, msg in src.semantic_problems())
         list_key = src.bindings_key
         for j, b in enumerate(src.signal_bindings()):

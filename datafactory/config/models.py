@@ -20,6 +20,7 @@ from datafactory.config.alerting import AlertingConfig
 from datafactory.config.analytics import AnalyticsConfig
 from datafactory.config.base import BrokerUrl, Name, NodeId, StrictModel
 from datafactory.config.modbus import ModbusSource
+from datafactory.config.opcua_folders import OpcUaFolder
 from datafactory.config.s7 import S7Source
 from datafactory.config.signals import EnvVar, SignalBinding, SourceConfig
 from datafactory.contract.meanings import Meaning
@@ -203,6 +204,10 @@ class OpcUaSource(SourceConfig):
         default=10, gt=0, description="No data or keep-alive for this long means the server is stalled."
     )
     nodes: list[OpcUaNode] = Field(default_factory=list, description="Nodes to subscribe and what they mean.")
+    folders: list[OpcUaFolder] = Field(
+        default_factory=list,
+        description="Subscribe every variable under a browse path (resolved at each connect; see docs/gateway.md).",
+    )
 
     def semantic_problems(self) -> list[tuple[str, str]]:
         sec = self.security

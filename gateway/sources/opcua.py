@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from asyncua.common.subscription import Subscription
 from datafactory.config.models import DeadbandKind, OpcUaNode, OpcUaSource, SignalBinding, TimestampSource
 from datafactory.contract.sample import datetime_to_us, now_us
 from datafactory.errors import ConnectionLost
-from gateway import opcua_session
+from gateway import opcua_folders, opcua_session
 from gateway.normalise import Normaliser
 from gateway.sources import Reading
 
@@ -61,14 +61,16 @@ class OpcUaAdapter:
         self._client: Client | None = None
         self._subscription: _DirectSubscription | None = None
         self._queue: asyncio.Queue[list[Reading] | _Lost] = asyncio.Queue()
-        self._normalisers: list[Normaliser] = [Normaliser(n) for n in config.nodes]
-        self._cells = [n.cell for n in config.nodes]
+        self._nodes: list[OpcUaNode] = list(config.nodes)  # plus, once open, the variables found in folders
+        self._normalisers: list[Normaliser] = [Normaliser(n) for n in self._nodes]
+        self._cells = [n.cell for n in self._nodes]
+        self.on_meta_change: Callable[[], None] | None = None  # set by the runner: folders resolved to signals
         self._use_source_time = config.timestamps is TimestampSource.SOURCE
         self._last_life = time.monotonic()
         self.items_failed: dict[str, str] = {}  # node id → status of items the server refused
 
     def bindings(self) -> list[SignalBinding]:
-        return list(self.config.nodes)
+        return list(self._nodes)
 
     def counters(self) -> dict[str, int]:
         return {"items_refused": len(self.items_failed)}
@@ -86,11 +88,21 @@ class OpcUaAdapter:
         )
         client.connection_lost_callback = self._connection_lost
         try:
+            if cfg.folders:
+                await self._resolve_folders(client)
             await self._read_eu_ranges(client)
             await self._subscribe(client)
         except opcua_session.LIBRARY_ERRORS as err:
             raise ConnectionLost(cfg.endpoint, f"subscribing failed: {opcua_session.describe(err)}") from err
         self._last_life = time.monotonic()
+
+    async def _resolve_folders(self, client: Client) -> None:
+        found = await opcua_folders.resolve(client, self.config)
+        self._nodes = [*self.config.nodes, *found]
+        self._normalisers = [Normaliser(n) for n in self._nodes]
+        self._cells = [n.cell for n in self._nodes]
+        if found and self.on_meta_change is not None:
+            self.on_meta_change()  # before the data, so ingest knows the new signals' meta first
 
     async def _subscribe(self, client: Client) -> None:
         cfg = self.config
@@ -106,14 +118,14 @@ class OpcUaAdapter:
         await sub.init()
         self._subscription = sub
         chunk = min(MAX_ITEMS_PER_CALL, await self._server_items_limit(client))
-        requests = [self._item_request(i, node) for i, node in enumerate(cfg.nodes)]
+        requests = [self._item_request(i, node) for i, node in enumerate(self._nodes)]
         self.items_failed.clear()
         for start in range(0, len(requests), chunk):
             part = requests[start : start + chunk]
             results = await sub.create_monitored_items(part)
             for req, result in zip(part, results, strict=True):
                 if isinstance(result, ua.StatusCode):
-                    node = cfg.nodes[req.RequestedParameters.ClientHandle]
+                    node = self._nodes[req.RequestedParameters.ClientHandle]
                     self.items_failed[node.node_id] = result.name
         if requests and len(self.items_failed) == len(requests):
             first = next(iter(self.items_failed.items()))
@@ -159,7 +171,7 @@ class OpcUaAdapter:
 
     async def _read_eu_ranges(self, client: Client) -> None:
         """Percent deadbands are relative to the EURange property where the server defines one."""
-        for norm, node in zip(self._normalisers, self.config.nodes, strict=True):
+        for norm, node in zip(self._normalisers, self._nodes, strict=True):
             if node.deadband.kind is not DeadbandKind.PERCENT:
                 continue
             try:
