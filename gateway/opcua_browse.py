@@ -116,15 +116,15 @@ def emit_config(variables: list[BrowsedVariable], *, endpoint: str, cells: list[
         if "read" not in v.access:
             continue
         levels = v.path.lower().split("/")
-        cell = cells[0] if len(cells) == 1 else next((c for c in cells if c.rsplit("/", 1)[-1] in levels), None)
-        if cell is None:
+        target = cells[0] if len(cells) == 1 else next((c for c in cells if c.rsplit("/", 1)[-1] in levels), None)
+        if target is None:
             unmatched.append(v.path)
             continue
         nodes.append(
             {
                 "node_id": v.node_id,
-                "cell": cell,
-                "signal": signal_name(v.path, taken[cell]),
+                "cell": target,
+                "signal": signal_name(v.path, taken[target]),
                 "meaning": "generic",
                 "description": f"{v.path} ({v.data_type})",
             }
