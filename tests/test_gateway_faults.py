@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from app.harness.broker import MosquittoBroker
+from datafactory.contract.quality import BAD_SHUTDOWN
 from tests.support.gateway_env import (
     CounterWriter,
     GatewayThread,
@@ -108,7 +109,9 @@ def test_broker_outage_of_30_s_loses_nothing(tmp_path, broker, enterprise) -> No
                 if t.endswith("/data") and p:
                     unique.setdefault(orjson.loads(p)["seq"], orjson.loads(p)["samples"])
             for n in NAMES:
-                values = [v for seq in sorted(unique) for sig, _, v, _ in unique[seq] if sig == n.lower()]
+                mine = [(v, q) for seq in sorted(unique) for sig, _, v, q in unique[seq] if sig == n.lower()]
+                assert mine[-1] == (None, BAD_SHUTDOWN)  # the clean stop at the end is marked, after every value
+                values = [v for v, _ in mine if v is not None]
                 assert len(values) == len(set(values)), f"{n}: the same sample in two different batches"
                 assert values == sorted(values), f"{n}: replay out of order"
             assert gw.gateway.buffer.dropped_samples == 0
