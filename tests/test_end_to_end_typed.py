@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from datafactory.contract.quality import BAD_SHUTDOWN, to_db
 from datafactory.contract.sample import datetime_to_us
 from datafactory.contract.values import MAX_STRING_BYTES
 from ingest.options import IngestOptions
@@ -87,6 +88,14 @@ def _count(db_url: str, query: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _stop_marked(db_url: str, expected: dict[str, list[tuple[Any, int]]]) -> None:
+    """A clean gateway stop ends every signal with a Bad_Shutdown marker (docs/contract.md "Gaps")."""
+    query = f"SELECT count(*) FROM sample_values WHERE quality = {to_db(BAD_SHUTDOWN)}"
+    _wait(lambda: _count(db_url, query) >= len(expected), 30, "the stop's markers")
+    for rows in expected.values():
+        rows.append((None, BAD_SHUTDOWN))
+
+
 def _wait(predicate: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -138,6 +147,7 @@ def test_every_type_from_opcua_reaches_the_database_bit_for_bit(db_url, mqtt_url
                 90,
                 "every value stored and the long string dead-lettered",
             )
+        _stop_marked(db_url, expected)
     finally:
         worker.stop(end_session=True)
         server.close()
@@ -148,10 +158,10 @@ def test_every_type_from_opcua_reaches_the_database_bit_for_bit(db_url, mqtt_url
     with psycopg.connect(db_url) as conn:
         dead = conn.execute("SELECT reason, detail FROM dead_letters").fetchall()
         types = dict(conn.execute("SELECT name, signal_type FROM signals").fetchall())
-        times = [datetime_to_us(r[0]) for r in conn.execute("SELECT time FROM sample_values ORDER BY time")]
+        keys = conn.execute("SELECT signal_id, time FROM sample_values").fetchall()
     assert [r[0] for r in dead] == ["string_too_long"], dead
     assert types == {name: declared for name, (_, declared, _, _) in NODES.items()}  # from the gateway's meta
-    assert len(set(times)) == len(times)
+    assert len(set(keys)) == len(keys)  # no (signal, time) in both the float64 and the typed table
 
 
 def test_every_type_from_an_mqtt_json_device_reaches_the_database_bit_for_bit(
@@ -221,6 +231,7 @@ def test_every_type_from_an_mqtt_json_device_reaches_the_database_bit_for_bit(
                 90,
                 "every value stored and the long string dead-lettered",
             )
+        _stop_marked(db_url, expected)
     finally:
         device.loop_stop()
         device.disconnect()
