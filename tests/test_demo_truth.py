@@ -54,7 +54,8 @@ def _result(**changes: object) -> RunResult:
                             newest_sample=NOW - timedelta(seconds=30))
     base: dict[str, object] = dict(
         wall_s=70.0, snapshot=snap, published=5000, unique=5000, run_s=60.0, analytics="done", oee=[],
-        interrupted=False, crashed={}, earlier_samples=0, sim_start=NOW - timedelta(minutes=10), wall_end=NOW,
+        interrupted=False, crashed={}, earlier_samples=0, sim_start=NOW - timedelta(minutes=10),
+        sim_end=NOW - timedelta(seconds=30), wall_end=NOW,
     )
     return RunResult(**(base | changes))  # type: ignore[arg-type]
 
@@ -76,7 +77,21 @@ def test_interrupted_summary_has_no_oee_and_says_why(capsys: pytest.CaptureFixtu
     out = _summary(_result(interrupted=True, analytics="skipped (interrupted)", oee=[row]), capsys)
     assert out.splitlines()[1].startswith("SUMMARY (interrupted")
     assert "71.0%" not in out and "not computed: the run was interrupted" in out
-    assert "simulated clock     2026-12-02 17:50:00 → 17:59:30 UTC at 10x" in out
+    assert ("simulated clock     2026-12-02 17:50:00 → 2026-12-02 17:59:30 UTC at 10x (wall clock at the end"
+            " 18:00:00 UTC, 30 s behind it); newest sample 17:59:30") in out
+
+
+def test_a_clock_ahead_of_the_wall_is_said(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _summary(_result(sim_end=NOW + timedelta(seconds=90)), capsys)
+    assert "(wall clock at the end 18:00:00 UTC; 90 s ahead of it)" in out
+
+
+def test_the_simulator_clock_is_its_start_plus_run_time_times_speed() -> None:
+    p = _pipeline(speed=20)
+    p.simulated_start(NOW)
+    p.simulator_started = 100.0
+    p.simulator_stopped = 130.0
+    assert p.sim_clock() == p.sim_start + timedelta(seconds=600)
 
 
 def test_incomplete_shift_is_marked_and_complete_one_is_not(capsys: pytest.CaptureFixture[str]) -> None:

@@ -147,7 +147,7 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
         if pipeline.overlap_until is not None and pipeline.sim_start is not None:
             click.echo(
                 f"    note: an earlier run stored data up to {pipeline.overlap_until:%Y-%m-%d %H:%M:%S} UTC; simulated "
-                f"time starts at {pipeline.sim_start:%H:%M:%S} so that it ends at the wall clock, not ahead of it "
+                f"time starts at {pipeline.sim_start:%H:%M:%S} so that it ends behind the wall clock, not ahead of it "
                 "(samples at times already stored are kept once)", err=True,
             )
         for name, reason in pipeline.unavailable.items():
@@ -160,12 +160,13 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
         caught_up = False
         while not stop.requested and time.monotonic() - started < opts.duration:
             stop.sleep(_TICK_S)
-            newest = _live_line(pipeline, counter, started, baseline)
+            _live_line(pipeline, counter, started, baseline)
             if pipeline.failed():
                 break
             # Simulated time must not pass the wall clock (data from the future misleads every view of it):
             # stop before the next tick would cross it.
-            if newest is not None and newest + timedelta(seconds=1.5 * _TICK_S * pipeline.speed) >= datetime.now(UTC):
+            clock = pipeline.sim_clock()
+            if clock is not None and clock + timedelta(seconds=1.5 * _TICK_S * pipeline.speed) >= datetime.now(UTC):
                 caught_up = True
                 break
         if caught_up:
@@ -208,6 +209,8 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
                 crashed=crashed,
                 earlier_samples=baseline.samples,
                 sim_start=pipeline.sim_start,
+                sim_end=pipeline.sim_clock(),
+                overlap_until=pipeline.overlap_until,
                 wall_end=wall_end,
             ),
             pipeline,
@@ -229,15 +232,13 @@ def _wait_for_first_samples(pipeline: Pipeline, counter: PublishedCounter, stop:
         stop.sleep(0.25)
 
 
-def _live_line(
-    pipeline: Pipeline, counter: PublishedCounter, started: float, baseline: DatabaseSnapshot
-) -> datetime | None:
-    """Print the live line; return the newest stored sample's time (the simulated clock as stored)."""
+def _live_line(pipeline: Pipeline, counter: PublishedCounter, started: float, baseline: DatabaseSnapshot) -> None:
     snap = database_snapshot(pipeline.database_url, pipeline.enterprise_id, span_from=pipeline.sim_start).since(
         baseline
     )
     elapsed = time.monotonic() - started
-    sim = snap.newest_sample.strftime("%Y-%m-%d %H:%M:%S UTC") if snap.newest_sample else "—"
+    clock = pipeline.sim_clock()  # the simulator's clock: stored data may include an earlier run's later times
+    sim = clock.strftime("%Y-%m-%d %H:%M:%S UTC") if clock else "—"
     line = (
         f"  t={elapsed:5.0f}s  sim time {sim}  published {counter.samples:>9,}  stored {snap.samples:>9,}"
         f"  ({snap.samples / max(elapsed, 1e-9):,.0f}/s)  dead letters {snap.dead_letters}"
@@ -248,7 +249,6 @@ def _live_line(
         click.echo("\r" + line, nl=False, err=True)
     else:
         click.echo(line, err=True)
-    return snap.newest_sample
 
 
 def _drain(pipeline: Pipeline, stop: _Stop) -> None:

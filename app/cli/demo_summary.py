@@ -47,7 +47,9 @@ class RunResult:
     crashed: dict[str, str]
     earlier_samples: int
     sim_start: datetime | None = None
+    sim_end: datetime | None = None  # the simulator's clock when it stopped
     wall_end: datetime | None = None  # the wall clock when the plant stopped
+    overlap_until: datetime | None = None  # an earlier run's data this run re-simulated (its newest sample)
 
 
 def database_now(database_url: str) -> datetime | None:
@@ -87,14 +89,19 @@ def _pct(value: float | None) -> str:
 
 
 def _clock(r: RunResult, speed: float) -> str:
-    s = r.snapshot
-    if s.oldest_sample is None or s.newest_sample is None:
-        return "no samples stored"
-    line = f"{s.oldest_sample:%Y-%m-%d %H:%M:%S} → {s.newest_sample:%H:%M:%S} UTC at {speed:g}x"
+    """The simulator's clock over the run, beside the wall clock. Not the stored samples' span: on a rerun that
+    overlaps earlier data, the newest stored sample can be the earlier run's."""
+    if r.sim_start is None or r.sim_end is None:
+        return "the simulator did not run"
+    line = f"{r.sim_start:%Y-%m-%d %H:%M:%S} → {r.sim_end:%Y-%m-%d %H:%M:%S} UTC at {speed:g}x"
     if r.wall_end is not None:
-        ahead = (s.newest_sample - r.wall_end).total_seconds()
+        ahead = (r.sim_end - r.wall_end).total_seconds()
         line += f" (wall clock at the end {r.wall_end:%H:%M:%S} UTC"
-        line += f"; data {ahead:.0f} s ahead of it)" if ahead > 5 else ")"
+        behind = f"{-ahead:.0f} s" if ahead > -120 else f"{-ahead / 60:.0f} min"
+        line += f"; {ahead:.0f} s ahead of it)" if ahead > 0 else f", {behind} behind it)"
+    newest = r.snapshot.newest_sample
+    if newest is not None and r.overlap_until is None:  # with an overlap the newest may be the earlier run's
+        line += f"; newest sample {newest:%H:%M:%S}"
     return line
 
 
@@ -105,7 +112,7 @@ def _oee_lines(r: RunResult) -> list[str]:
         return [f"  OEE                 not computed by this run (analytics {r.analytics})"]
     if not r.oee:
         return ["  OEE                 no OEE rows computed by this run (see the analytics log)"]
-    newest = r.snapshot.newest_sample
+    newest = r.sim_end or r.snapshot.newest_sample
     out = ["  OEE (latest shift per machine, computed by this run)   availability  performance  quality   OEE"]
     partial = False
     for row in r.oee:

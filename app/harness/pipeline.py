@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ _INGEST_READY = "running on"
 _INGEST_READY_TIMEOUT_S = 30.0
 _SIMULATOR_READY = "OPC-UA server opc.tcp://"
 _SIMULATOR_READY_TIMEOUT_S = 60.0
+# Wall seconds the simulator may run before the first samples are published (server and gateway start-up).
+STARTUP_ALLOWANCE_S = 30.0
 _ENDPOINT_RE = re.compile(r"^(opc\.tcp://)([^/:]+)(:\d+)?(/.*)?$")
 
 
@@ -112,6 +115,8 @@ class Pipeline:
     sim_start: datetime | None = None
     not_before: datetime | None = None  # newest sample already stored for this plant
     overlap_until: datetime | None = None  # set when this run re-simulates time an earlier run stored
+    simulator_started: float | None = None  # time.monotonic() when the simulator was started
+    simulator_stopped: float | None = None
     # The simulated meter publishes under <device_prefix>/…: unique per run so demos sharing a broker stay apart.
     device_prefix: str = field(default_factory=lambda: f"sim-{uuid.uuid4().hex[:8]}")
     plant: dict[str, Any] = field(default_factory=dict)
@@ -171,12 +176,14 @@ class Pipeline:
             self._spawn("ingest", self._ingest_args())
         if "simulate" not in self.unavailable:
             self._spawn("simulate", self._simulator_args())
-        if "ingest" in self.children:
-            self.children["ingest"].wait_for_output(_INGEST_READY, _INGEST_READY_TIMEOUT_S, cancelled=cancelled)
-        if "simulate" in self.children:
+        if "simulate" in self.children:  # first: the moment it is ready is when its clock started
             self.children["simulate"].wait_for_output(
                 _SIMULATOR_READY, _SIMULATOR_READY_TIMEOUT_S, cancelled=cancelled
             )
+            # The simulator's clock starts with its server, just before it prints the ready line.
+            self.simulator_started = time.monotonic()
+        if "ingest" in self.children:
+            self.children["ingest"].wait_for_output(_INGEST_READY, _INGEST_READY_TIMEOUT_S, cancelled=cancelled)
         if "gateway" not in self.unavailable and not cancelled():
             self._spawn("gateway", ["gateway", "run", "--config", str(self.config_path)])
 
@@ -205,16 +212,16 @@ class Pipeline:
         return [*args, "--device-topic-prefix", self.device_prefix]
 
     def simulated_start(self, now: datetime) -> datetime:
-        """Where simulated time starts so that it ends before the wall clock, never ahead of it.
+        """Where simulated time starts so that it ends behind the wall clock, never ahead of it.
 
-        The plant runs ``duration × speed`` simulated seconds; starting that long before now ends ``duration``
-        wall seconds behind the clock, a margin for the start-up of the OPC-UA server and the gateway (the
-        simulator's clock runs while they come up). The demo also stops the plant early should its data reach
-        the wall clock. The data is recent history, which is what dashboards and analytics show, and nothing
-        trips ingest's future-timestamp window. A rerun whose earlier data reaches past that start overlaps it
-        (``overlap_until``; samples at times already stored are kept once) rather than continuing after it
-        into the future, as it once did."""
-        start = now.replace(microsecond=0) - timedelta(seconds=self.duration_s * self.speed)
+        The plant runs ``duration × speed`` simulated seconds once the first samples flow, but the simulator's
+        clock already runs while the OPC-UA server and the gateway come up: starting ``(duration +
+        STARTUP_ALLOWANCE_S) × speed`` before now leaves room for a start-up that slow. Should the data still
+        reach the wall clock, the demo stops the plant early. The data is recent history, which is what
+        dashboards and analytics show, and nothing trips ingest's future-timestamp window. A rerun whose
+        earlier data reaches past that start overlaps it (``overlap_until``; samples at times already stored
+        are kept once) rather than continuing after it into the future, as it once did."""
+        start = now.replace(microsecond=0) - timedelta(seconds=(self.duration_s + STARTUP_ALLOWANCE_S) * self.speed)
         self.overlap_until = self.not_before if self.not_before is not None and self.not_before >= start else None
         self.sim_start = start
         return start
@@ -223,6 +230,14 @@ class Pipeline:
         child = Child(name, args, log_path=self.log(name), env=self.env)
         child.start()
         self.children[name] = child
+
+    def sim_clock(self) -> datetime | None:
+        """The simulator's clock now (or when it was stopped): ``sim_start`` plus the time since its server
+        started × speed (its replay starts there and never runs ahead of that; it may lag behind under load)."""
+        if self.sim_start is None or self.simulator_started is None:
+            return None
+        until = self.simulator_stopped if self.simulator_stopped is not None else time.monotonic()
+        return self.sim_start + timedelta(seconds=(until - self.simulator_started) * self.speed)
 
     def failed(self) -> dict[str, str]:
         """Children that exited on their own, with the tail of their log."""
@@ -236,6 +251,8 @@ class Pipeline:
     def stop_producers(self) -> None:
         for name in ("gateway", "simulate"):  # the gateway first: it flushes what it read
             if name in self.children:
+                if name == "simulate" and self.simulator_stopped is None:
+                    self.simulator_stopped = time.monotonic()
                 self.children[name].stop()
 
     def stop(self) -> None:
