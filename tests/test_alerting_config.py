@@ -55,3 +55,18 @@ def test_quiet_hours_hold_warnings_until_morning_but_not_critical_alerts() -> No
     assert quiet_until(policy, "critical", night, "Asia/Shanghai") is None
     assert quiet_until(policy, "warning", datetime(2026, 3, 2, 4, 0, tzinfo=UTC), "Asia/Shanghai") is None
     assert quiet_until(AlertingConfig().policy, "info", night, "Asia/Shanghai") is None
+
+
+def test_shift_windows_follow_the_calendar_in_plant_time() -> None:
+    from datetime import date
+
+    from alerting.report.data import ReportError, last_completed, shift_window
+
+    cfg = validate_document(plant_document(demo_layout()))  # day 08:00–20:00, night 20:00–08:00, Sundays off
+    night = shift_window(cfg, "night", date(2026, 3, 7))  # Saturday night: belongs to Saturday, ends Sunday 08:00
+    assert (night.start, night.end) == (datetime(2026, 3, 7, 12, 0, tzinfo=UTC), datetime(2026, 3, 8, 0, 0, tzinfo=UTC))
+    monday_morning = datetime(2026, 3, 9, 1, 0, tzinfo=UTC)  # Monday 09:00 in Shanghai
+    assert last_completed(cfg, "day", monday_morning).day == date(2026, 3, 7)  # Sunday's day shift does not exist
+    assert last_completed(cfg, "night", monday_morning).day == date(2026, 3, 7)
+    with pytest.raises(ReportError, match="no shift 'evening'"):
+        shift_window(cfg, "evening", date(2026, 3, 7))

@@ -51,13 +51,18 @@ def shift_window(cfg: PlantConfig, name: str, day: date) -> ShiftWindow:
 
 
 def last_completed(cfg: PlantConfig, name: str, now: datetime) -> ShiftWindow:
-    """The newest shift of that name that has ended by ``now``."""
+    """The newest shift of that name that has ended by ``now`` and was worked (as in analytics, a shift starting on
+    a non-working weekday or date does not exist)."""
+    cal = cfg.analytics.calendar
     local_today = now.astimezone(ZoneInfo(cfg.enterprise.timezone)).date()
-    for back in range(0, 9):
-        w = shift_window(cfg, name, local_today - timedelta(days=back))
+    for back in range(0, 15):
+        day = local_today - timedelta(days=back)
+        if day.weekday() in cal.non_working_weekdays or day in cal.non_working_dates:
+            continue
+        w = shift_window(cfg, name, day)
         if w.end <= now:
             return w
-    raise ReportError(f"shift {name!r} has not ended in the last week")
+    raise ReportError(f"no worked shift {name!r} has ended in the last two weeks")
 
 
 @dataclass
