@@ -34,10 +34,12 @@ from datafactory.config.alerting import (
     SpecificEnergyRule,
 )
 from datafactory.config.models import PlantConfig
-from grafana.datasources import PLATFORM_UID
+from datafactory.errors import ConfigError
+from grafana.datasources import PLATFORM_UID, PlantRef, plant_uid
 from grafana.model import PG_TYPE
 
 FOLDER = "datafactory — Alerts"
+FOLDER_UID = "df-folder-alerts"  # used by `grafana deploy` (the API needs a folder uid; file provisioning a title)
 RULES_FILE = "alerting/datafactory-rules.yaml"
 INTERVAL = "1m"  # a multiple of Grafana's 10 s scheduler tick, as its rule validation demands
 EXPR_UID = "__expr__"
@@ -243,13 +245,33 @@ def to_provisioning(cfg: PlantConfig, r: GrafanaRule) -> dict[str, Any]:
     }
 
 
+def group_name(cfg: PlantConfig) -> str:
+    """One rule group per plant; URL-safe, as the API addresses groups by name in the path."""
+    return plant_uid(PlantRef(cfg.enterprise.id, cfg.site.id))
+
+
+def api_group(group: dict[str, Any], folder_uid: str = FOLDER_UID) -> dict[str, Any]:
+    """A file-provisioning group as the alerting provisioning API's rule-group body (PUT replaces the group)."""
+    rules = [{**r, "folderUID": folder_uid, "ruleGroup": group["name"], "orgID": group["orgId"]}
+             for r in group["rules"]]
+    return {"title": group["name"], "folderUid": folder_uid, "interval": int(_seconds(group["interval"])),
+            "rules": rules}
+
+
 def document(configs: list[PlantConfig]) -> dict[str, Any]:
-    groups = []
-    for cfg in sorted(configs, key=lambda c: (c.enterprise.id, c.site.id)):
-        rules = [to_provisioning(cfg, r) for r in rules_of(cfg)]
-        if rules:
-            groups.append({"orgId": 1, "name": f"plant {cfg.enterprise.id} {cfg.site.id}", "folder": FOLDER,
-                           "interval": INTERVAL, "rules": rules})
+    """The rules file. A plant may have several configs (one per gateway): its group holds each rule once, and a
+    rule id whose generated rule differs between two of them (parameters, state codes) is a config error."""
+    plants: dict[tuple[str, str], tuple[PlantConfig, dict[str, dict[str, Any]]]] = {}
+    for cfg in configs:
+        first, rules = plants.setdefault((cfg.enterprise.id, cfg.site.id), (cfg, {}))
+        for r in rules_of(cfg):
+            doc = to_provisioning(first, r)
+            if rules.setdefault(r.uid, doc) != doc:
+                raise ConfigError(f"{cfg.enterprise.id}/{cfg.site.id}", [(
+                    f"alerting.rules[{r.rule.id}]",
+                    "differs between two configs of this plant; one plant has one set of alert rules")])
+    groups = [{"orgId": 1, "name": group_name(cfg), "folder": FOLDER, "interval": INTERVAL,
+               "rules": list(rules.values())} for _, (cfg, rules) in sorted(plants.items()) if rules]
     return {"apiVersion": 1, "groups": groups}
 
 

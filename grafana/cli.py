@@ -50,16 +50,17 @@ def check_cmd(out: Path, configs: Path) -> None:
 @click.option("--configs", type=click.Path(path_type=Path, exists=True, file_okay=False),
               default=provision.DEFAULT_CONFIGS, show_default=True,
               help="Edge configs (*.yaml): one plant data source per plant found here.")
-@click.option("--no-datasources", is_flag=True, help="Upload folders and dashboards only.")
+@click.option("--no-datasources", is_flag=True, help="Upload folders, dashboards and alert rules only.")
 def deploy_cmd(url: str, configs: Path, no_datasources: bool) -> None:
-    """Create or update folders, data sources and dashboards (by uid, overwriting). Credentials come from
-    GRAFANA_TOKEN, or GRAFANA_USER and GRAFANA_PASSWORD; data source passwords from the same variables the
-    provisioned files reference."""
+    """Create or update folders, data sources, dashboards (by uid, overwriting) and the plants' alert rules.
+    Credentials come from GRAFANA_TOKEN, or GRAFANA_USER and GRAFANA_PASSWORD; data source passwords from the same
+    variables the provisioned files reference."""
     from grafana.deploy import DeployError, GrafanaTarget, deploy
 
     try:
         target = GrafanaTarget.from_env(url, os.environ)
-        report = deploy(target, plants_from_configs(configs), datasources=not no_datasources, env=os.environ)
+        report = deploy(target, plants_from_configs(configs), datasources=not no_datasources, env=os.environ,
+                        configs=provision.plant_configs(configs))
     except DeployError as err:
         raise click.ClickException(str(err)) from err
     click.echo(report.summary())

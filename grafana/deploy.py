@@ -1,5 +1,5 @@
-"""Upload folders, data sources and dashboards to a running Grafana over its HTTP API (grafana-client), for
-deployments that cannot mount the provisioning directory.
+"""Upload folders, data sources, dashboards and alert rules to a running Grafana over its HTTP API
+(grafana-client), for deployments that cannot mount the provisioning directory.
 
 Idempotent: folders and data sources are looked up by uid and created or updated; dashboards are posted by uid
 with ``overwrite``, so a second deploy updates in place and never duplicates. The provisioned files say
@@ -18,7 +18,9 @@ from typing import Any
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException
 
+from datafactory.config.models import PlantConfig
 from datafactory.errors import DataFactoryError
+from grafana import alert_rules
 from grafana.dashboards import ALL
 from grafana.datasources import HOST_VAR, READ_HOST_VAR, PlantRef, all_datasources
 from grafana.model import Dashboard
@@ -80,7 +82,8 @@ def resolve_env(value: Any, env: Mapping[str, str], missing: set[str]) -> Any:
 
 
 def deploy(target: GrafanaTarget, plants: list[PlantRef], *, env: Mapping[str, str], datasources: bool = True,
-           dashboards: tuple[Dashboard, ...] = ALL) -> DeployReport:
+           dashboards: tuple[Dashboard, ...] = ALL, configs: list[PlantConfig] | None = None) -> DeployReport:
+    """``configs`` (plant configs) also upload their alert rules, one rule group per plant, replaced whole."""
     api = target.api()
     report = DeployReport()
     try:
@@ -103,6 +106,13 @@ def deploy(target: GrafanaTarget, plants: list[PlantRef], *, env: Mapping[str, s
                                             "folderUid": folder_of(dash).uid, "overwrite": True,
                                             "message": "datafactory grafana deploy"})
             report.updated.append(f"dashboard {dash.uid}")
+        groups = alert_rules.document(configs)["groups"] if configs else []
+        if groups:
+            _upsert_folder(api, alert_rules.FOLDER_UID, alert_rules.FOLDER, report)
+        for group in groups:
+            api.alertingprovisioning.update_rule_group(alert_rules.FOLDER_UID, group["name"],
+                                                       alert_rules.api_group(group))
+            report.updated.append(f"alert rule group {group['name']} ({len(group['rules'])} rules)")
     except GrafanaException as err:
         raise DeployError(f"{target.url}: Grafana API error {err.status_code}: {err.message}") from err
     except OSError as err:  # connection refused, DNS … (niquests errors derive from OSError)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+import pytest
 import yaml
 from psycopg import sql
 
@@ -131,3 +132,16 @@ def _grafana_subjects(conn: psycopg.Connection, cfg: PlantConfig, now: datetime)
             if _fires(gr.op, float(numbers[0]), gr.limit):
                 grafana.setdefault(gr.rule.id, set()).add(texts[0])
     return grafana
+
+
+def test_a_plant_with_two_configs_has_one_group_and_one_set_of_rules() -> None:
+    from datafactory.errors import ConfigError
+
+    doc = plant_document(demo_layout())
+    one, two = validate_document(doc), validate_document(doc)
+    rules = alert_rules.document([one, two])
+    assert len(rules["groups"]) == 1 and alert_rules.check(rules) == []
+    assert len(rules["groups"][0]["rules"]) == len(alert_rules.rules_of(one))
+    doc["alerting"] = {"rules": [{"id": "peak-demand", "kind": "peak_demand", "max_kw": 800}]}
+    with pytest.raises(ConfigError, match=r"alerting.rules\[peak-demand\]: differs between two configs"):
+        alert_rules.document([one, validate_document(doc)])

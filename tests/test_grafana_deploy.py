@@ -36,6 +36,7 @@ class FakeGrafana:
         self.folders: dict[str, dict[str, Any]] = {}
         self.datasources: dict[str, dict[str, Any]] = {}
         self.dashboards: dict[str, dict[str, Any]] = {}
+        self.rule_groups: dict[tuple[str, str], dict[str, Any]] = {}
         self.requests: list[tuple[str, str, dict[str, Any] | None, str]] = []
 
     def handle(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, Any]:
@@ -44,6 +45,17 @@ class FakeGrafana:
             return self._folders(method, parts[1:], body)
         if parts[0] == "datasources":
             return self._datasources(method, parts[1:], body)
+        if parts[:3] == ["v1", "provisioning", "folder"] and parts[4:5] == ["rule-groups"] and method == "PUT":
+            # PUT replaces the whole group; Grafana refuses a group whose folder does not exist, or whose rules
+            # name another folder or group than the path.
+            folder, group = parts[3], parts[5]
+            if folder not in self.folders:
+                return 404, {"message": "folder does not exist"}
+            if body is None or any(r.get("folderUID") != folder or r.get("ruleGroup") != group
+                                   for r in body.get("rules", [])):
+                return 400, {"message": "rule folder or group does not match the path"}
+            self.rule_groups[(folder, group)] = body
+            return 200, body
         if parts == ["dashboards", "db"] and method == "POST" and body is not None:
             dash = body["dashboard"]
             old = self.dashboards.get(dash["uid"])
@@ -170,3 +182,24 @@ def test_cli_deploy(fake: tuple[FakeGrafana, str], monkeypatch: pytest.MonkeyPat
     result = CliRunner().invoke(grafana_cli, ["deploy", "--url", url])
     assert result.exit_code == 0, result.output
     assert "created" in result.output and len(state.dashboards) == len(ALL)
+
+
+def test_alert_rules_are_deployed_as_one_group_per_plant(fake: tuple[FakeGrafana, str]) -> None:
+    from grafana import alert_rules
+    from grafana.provision import DEFAULT_CONFIGS, plant_configs
+
+    state, url = fake
+    target = GrafanaTarget.from_env(url, {"GRAFANA_TOKEN": "glsa_test"})
+    configs = plant_configs(DEFAULT_CONFIGS)
+    for _ in range(2):  # twice: the group is replaced, never duplicated
+        report = deploy(target, PLANTS, env=ENV, configs=configs)
+    assert any(u.startswith("alert rule group df-plant-demo-precision-dongguan-1") for u in report.updated)
+    file_groups = alert_rules.document(configs)["groups"]
+    assert set(state.rule_groups) == {(alert_rules.FOLDER_UID, g["name"]) for g in file_groups}
+    assert state.folders[alert_rules.FOLDER_UID]["title"] == alert_rules.FOLDER
+    for g in file_groups:
+        sent = state.rule_groups[(alert_rules.FOLDER_UID, g["name"])]
+        assert sent["interval"] == 60
+        assert [r["uid"] for r in sent["rules"]] == [r["uid"] for r in g["rules"]]
+        for api_rule, file_rule in zip(sent["rules"], g["rules"], strict=True):  # the same queries and thresholds
+            assert api_rule["data"] == file_rule["data"] and api_rule["for"] == file_rule["for"]
