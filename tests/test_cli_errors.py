@@ -176,17 +176,25 @@ def test_subcommand_options_of_analytics_are_honoured(capsys: pytest.CaptureFixt
         assert "127.0.0.1:1" in err
 
 
-def test_an_invalid_config_is_bad_input_for_diff_and_deploy(
+def test_an_invalid_config_is_bad_input_for_every_command_that_reads_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bad = tmp_path / "plant.yaml"
+    bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nsources: [{kind: opcua}]\n")
     monkeypatch.setenv("DATAFACTORY_MQTT_URL", "mqtt://127.0.0.1:1")  # never reached: the file is checked first
-    commands = (["config", "diff", str(bad)], ["config", "deploy", str(bad)], ["gateway", "run", "--config", str(bad)])
+    folder = tmp_path / "configs"  # one invalid config among valid ones
+    folder.mkdir()
+    (folder / "bad.yaml").write_text(bad.read_text())
+    example = Path(__file__).parents[1] / "edge_configs" / "examples" / "opcua.yaml"
+    (folder / "good.yaml").write_text(example.read_text())
+    commands = (
+        ["config", "diff", str(bad)], ["config", "deploy", str(bad)], ["gateway", "run", "--config", str(bad)],
+        ["simulate", "run", "--config", str(bad)], ["grafana", "provision", "--configs", str(folder), "--out",
+         str(tmp_path / "out")], ["grafana", "check", "--configs", str(folder), "--out", str(tmp_path / "out")],
+    )
     for argv in commands:
         code, err = _run(argv, capsys)
         assert code == failure.BAD_INPUT, f"{argv}: exit {code}\n{err}"
         assert "Traceback" not in err
-        first = err.splitlines()[0]
-        assert str(bad) in first and "error(s)" in first, err
-        assert "  sources[0].security: required key is missing" in err.splitlines()
+        assert "bad.yaml" in err and "error(s)" in err, err
+        assert "  sources[0].security: required key is missing" in err.splitlines(), err

@@ -103,6 +103,20 @@ def test_demo_against_the_shared_services(tmp_path: Path, db_url: str, mqtt_url:
     assert "psql" in out and "FROM oee" in out and "FROM downtime" in out and "FROM alerts" in out
     assert "not computed by this run (analytics skipped (--no-analytics))" in out  # no OEE of earlier runs
 
+    # A rerun on the same data: its simulated time overlaps the first run's instead of running into the future.
+    again = _demo(tmp_path, "--duration", "6", "--speed", "30", "--enterprise", enterprise, "--no-analytics", env=env)
+    out2, err2 = _finish(again)
+    assert again.returncode == 0, f"{out2}\n{err2[-3000:]}"
+    assert "note: an earlier run stored data up to" in err2 and "ends behind the wall clock" in err2
+    assert "ahead of it)" not in out2 and "(by this run)" in out2
+    with psycopg.connect(db_url) as conn:
+        future = conn.execute(
+            "SELECT count(*) FROM samples x JOIN signal_paths sp ON sp.signal_id = x.signal_id"
+            " WHERE sp.enterprise = %s AND x.time > now()", (enterprise,)
+        ).fetchone()
+    assert future == (0,)
+    assert _stored_in_db(db_url, enterprise)[0] == stored + _field(out2, "samples stored")
+
 
 def _names(processes: list[psutil.Process]) -> set[str]:
     names = set()
