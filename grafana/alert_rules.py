@@ -3,10 +3,10 @@
 For sites that prefer Grafana's alerting, ``grafana provision`` writes ``alerting/datafactory-rules.yaml``
 (Grafana's file provisioning, apiVersion 1): one rule group per plant, one Grafana rule per datafactory rule (three
 for an ``ingest`` rule: lag, conflicts and dead letters). Each rule is a SQL query on the platform data source
-(``refId A``, format table: every row is one alert instance, its text columns become labels, its one numeric column the value) and a
-threshold expression (``refId B``, the condition) whose limit is the rule's own parameter from the plant config,
-so there is one source of truth for thresholds. "Now" is ``$__timeTo()`` (the end of the evaluation's time
-range) and windows start at ``$__timeFrom()``, so a test can evaluate a query at any instant.
+(``refId A``, format table: every row is one alert instance, its text columns become labels, its one numeric
+column the value) and a threshold expression (``refId B``, the condition) whose limit is the rule's own parameter
+from the plant config, so there is one source of truth for thresholds. "Now" is ``$__timeTo()`` (the end of the
+evaluation's time range) and windows start at ``$__timeFrom()``, so a test can evaluate a query at any instant.
 
 Differences to ``alerts run`` that follow from Grafana's model: a machine-down rule puts its delay into the
 threshold (minutes in the down state, from the data's time) instead of Grafana's ``for``; every other rule uses
