@@ -63,8 +63,11 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def cells() -> list[CellPath]:
-    return [CellPath(ENTERPRISE, "site-1", "area-1", "line-1", f"cell-{c:02d}") for c in range(CELLS)]
+def cells(*, mixed: bool = False) -> list[CellPath]:
+    """The float64 runs' cells, or the mixed run's own: the broker keeps each cell's retained meta, and a worker
+    must not first learn the mixed signals as the float64 run declared them."""
+    prefix = "mixed" if mixed else "cell"
+    return [CellPath(ENTERPRISE, "site-1", "area-1", "line-1", f"{prefix}-{c:02d}") for c in range(CELLS)]
 
 
 def publish_all(broker_url: str, samples: int, start_us: int, *, mixed: bool = False) -> float:
@@ -79,11 +82,11 @@ def publish_all(broker_url: str, samples: int, start_us: int, *, mixed: bool = F
     client.connect("127.0.0.1", port)
     client.loop_start()
     started = time.monotonic()
-    for c in cells():
+    for c in cells(mixed=mixed):
         meta = ingest_typed.meta(SIGNALS_PER_CELL, mixed=mixed)
         client.publish(c.topic(TopicKind.META), meta, qos=1, retain=True).wait_for_publish(30)
     ticks = samples // (CELLS * SIGNALS_PER_CELL)
-    messages = ingest_typed.payloads(cells(), SIGNALS_PER_CELL, ticks, start_us, STEP_US, mixed=mixed)
+    messages = ingest_typed.payloads(cells(mixed=mixed), SIGNALS_PER_CELL, ticks, start_us, STEP_US, mixed=mixed)
     infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
     for info in infos:  # every QoS 1 PUBACK received: the broker holds the whole backlog
         info.wait_for_publish(600)
