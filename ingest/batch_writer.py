@@ -208,7 +208,7 @@ class BatchWriter:
                 acc.add(np.array(sid_x, np.int32), np.array(t_x, np.int64), np.array(v_x, np.float64), np.array(q_x))
         for m in mismatches:
             detail = m.detail(msg.parsed.cell.key)
-            dead.append(self._sample_dead_letter(msg, "type_mismatch", detail, list(m.sample), m.index))
+            dead.append(self._sample_dead_letter(msg, m.reason, detail, list(m.sample), m.index))
 
     def _unknown_signal(self, msg: Inbound, name: str, raw: object, index: int) -> DeadLetter:
         detail = f"signal {name!r} is not registered and auto-registration is off"

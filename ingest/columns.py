@@ -21,6 +21,7 @@ import itertools
 import json
 import math
 import sys
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -36,7 +37,7 @@ from datafactory.contract.payload import (
     decode_batch,
 )
 from datafactory.contract.sample import Sample
-from datafactory.contract.values import FLOAT64_EXACT_INT
+from datafactory.contract.values import FLOAT64_EXACT_INT, INT64_MIN, MAX_STRING_BYTES, UINT64_MAX
 from datafactory.errors import ContractError
 
 # Equal-length columns: signal names, times in µs since the Unix epoch (int64), values (float64; NaN only for a
@@ -51,13 +52,16 @@ _FLOAT_MAX = sys.float_info.max
 # starts afresh rather than grow with hostile traffic inventing names.
 _VALID_NAMES: set[str] = set()
 _VALID_NAMES_MAX = 100_000
+_FLOATS = {float}
+_NUMBERS = {float, int}
 
 
 class _Envelope(msgspec.Struct):
     """A ``df-json/2`` (or ``/1``) message whose every sample is a full ``[name, time_us, value, quality]``."""
 
     fmt: str
-    samples: list[tuple[str, int, float | int, int]]  # a JSON integer stays an int: its kind matters in /2
+    # Each JSON kind stays its own Python type: in df-json/2 the kind is the value's type.
+    samples: list[tuple[str, int, float | int | str | bool, int]]
     gw: str | msgspec.UnsetType = msgspec.UNSET  # UNSET when absent: the quote count below needs to know
     seq: int | msgspec.UnsetType = msgspec.UNSET
 
@@ -74,9 +78,9 @@ Typed = list[tuple[int, Sample]]  # (position in the message, sample) of samples
 def decode_columns(raw: bytes, *, min_us: int, max_us: int) -> tuple[Columns, Typed, list[SampleReject]]:
     """Decode a data message into float columns, typed samples and per-sample rejects; raises ``ContractError``
     like decode_batch."""
-    fast = fast_columns(raw, min_us=min_us, max_us=max_us)
+    fast = fast_decode(raw, min_us=min_us, max_us=max_us)
     if fast is not None:
-        return fast, [], []
+        return fast[0], fast[1], []
     return exact_columns(raw, min_us=min_us, max_us=max_us)
 
 
@@ -110,7 +114,14 @@ def exact_columns(raw: bytes, *, min_us: int, max_us: int) -> tuple[Columns, Typ
 
 
 def fast_columns(raw: bytes, *, min_us: int, max_us: int) -> Columns | None:
-    """Columns of a message whose every sample is a valid ``[name, time_us, number, quality]``; else None."""
+    """Columns of a message whose every sample is a valid ``[name, time_us, float, quality]``; else None."""
+    fast = fast_decode(raw, min_us=min_us, max_us=max_us)
+    return None if fast is None or fast[1] else fast[0]
+
+
+def fast_decode(raw: bytes, *, min_us: int, max_us: int) -> tuple[Columns, Typed] | None:
+    """Float columns and typed samples of a message whose every sample is a valid ``[name, time_us, value,
+    quality]`` with a float, or (``df-json/2``) an int64/uint64, bool or bounded string value; else None."""
     if len(raw) > MAX_PAYLOAD_BYTES or raw[:1] != b"{":
         return None
     try:
@@ -121,23 +132,48 @@ def fast_columns(raw: bytes, *, min_us: int, max_us: int) -> Columns | None:
     if doc.fmt not in CONTENT_FORMATS or not items or len(items) > MAX_SAMPLES_PER_BATCH:
         return None
     names, times, values, qualities = zip(*items, strict=True)
-    if doc.fmt == CONTENT_FORMAT_V2 and int in set(map(type, values)):
-        return None  # df-json/2 integers are exact values, checked against the declared type: the exact path
     if min(times) < min_us or max(times) > max_us or min(qualities) < 0 or max(qualities) > _U32:
         return None
-    if min(values) < -_FLOAT_MAX or max(values) > _FLOAT_MAX:  # msgspec refuses these; kept as a guarantee
-        return None
-    unique = set(names)
+    kinds = set(map(type, values))
+    typed: Typed = []
+    text_values = 0
+    if kinds != _FLOATS:
+        if doc.fmt != CONTENT_FORMAT_V2:
+            if not kinds <= _NUMBERS:
+                return None  # df-json/1 has numbers only: the exact path explains the reject
+        else:
+            typed = [(i, Sample(*item)) for i, item in enumerate(items) if type(item[2]) is not float]
+            for _, sample in typed:
+                v = sample[2]
+                if type(v) is int:
+                    if not INT64_MIN <= v <= UINT64_MAX:
+                        return None
+                elif type(v) is str:
+                    text_values += 1
+                    if len(v) * 4 > MAX_STRING_BYTES and len(v.encode("utf-8")) > MAX_STRING_BYTES:
+                        return None
+            keep = [i for i, v in enumerate(values) if type(v) is float]
+            names, times, values, qualities = (
+                tuple(names[i] for i in keep),
+                tuple(times[i] for i in keep),
+                tuple(values[i] for i in keep),
+                tuple(qualities[i] for i in keep),
+            )
+    unique = set(map(itemgetter(0), items))
     if not unique <= _VALID_NAMES and not _learn_names(unique):
         return None
-    if raw.count(b'"') != 2 * _strings(doc, len(items)):
+    if raw.count(b'"') != 2 * (_strings(doc, len(items)) + text_values):
         return None  # a repeated key, an unknown member or an escaped quote: the exact path decides
+    if not values:
+        return EMPTY, typed
+    if min(values) < -_FLOAT_MAX or max(values) > _FLOAT_MAX:
+        return None  # a df-json/1 integer beyond the float64 range
     columns = _arrays(names, times, values, qualities)
     # A df-json/1 integer is read as a float64 (the contract); beyond 2^53 the exact path says so precisely
     # (a float64 this large is rare and loses nothing by the detour).
     if float(np.abs(columns[2]).max()) >= FLOAT64_EXACT_INT:
         return None
-    return columns
+    return columns, typed
 
 
 def _strings(doc: _Envelope, samples: int) -> int:

@@ -31,9 +31,12 @@ class Mismatch:
     index: int  # the sample's position in its message
     sample: Sample
     declared: SignalType
+    reason: str = "type_mismatch"
 
     def detail(self, cell_key: str) -> str:
         value = self.sample.value
+        if self.reason == "string_nul":
+            return f"signal {cell_key}/{self.sample.signal}: a string with U+0000, which PostgreSQL text cannot hold"
         return (
             f"signal {cell_key}/{self.sample.signal} is declared {self.declared.value} but received a"
             f" {kind_of(value)} value {value!r:.60}"
@@ -95,7 +98,9 @@ def route_typed(
             unknown.append((index, s))
             continue
         declared = entry.type_of(s.signal)
-        if type_problem(declared, s.value) is not None:
+        if type(s.value) is str and "\x00" in s.value:
+            mismatches.append(Mismatch(index, s, declared, "string_nul"))  # would fail the whole batch's COPY
+        elif type_problem(declared, s.value) is not None:
             mismatches.append(Mismatch(index, s, declared))
         elif declared is FLOAT64:
             float_extra.append((sid, s.time_us, float(s.value), s.quality))  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from datafactory.contract.payload import decode_batch, encode_batch
 from datafactory.contract.sample import Sample
 from datafactory.db.samples import ROW, ROW_NULL_VALUE, pack_columns, pack_rows_us
 from datafactory.errors import ContractError
-from ingest.columns import decode_columns, fast_columns
+from ingest.columns import decode_columns, fast_columns, fast_decode
 
 T = 1_763_900_000_000_000
 WINDOW = {"min_us": T - 10**12, "max_us": T + 10**12}
@@ -48,6 +48,30 @@ PAYLOADS = [
     f'{{"fmt":"df-json/1","seq":true,"samples":[["a",{T},1.0,0]]}}'.encode(),
     f'{{"fmt":"df-json/1","extra":{{"x":[1]}},"samples":[["a",{T},1.0,0]]}}'.encode(),
     b"[1, 2]",
+    # df-json/2 typed values: the fast path splits them from the floats exactly as the contract's decoder reads
+    # them; anything at or past a limit (2^64, an over-long string, an escaped quote, null) goes the exact way.
+    orjson.dumps(
+        {
+            "fmt": "df-json/2",
+            "samples": [
+                ["a", T, 1.5, 0],
+                ["b", T, 2**64 - 1, 0],
+                ["c", T, -(2**63), 0],
+                ["d", T, True, 0],
+                ["e", T, "温度 𝄞", 0],
+                ["f", T, "", 0],
+                ["g", T, "é" * 512, 0],
+                ["h", T, 7, 0],
+            ],
+        }
+    ),
+    f'{{"fmt":"df-json/2","samples":[["a",{T},{2**64},0],["b",{T},1.0,0]]}}'.encode(),
+    f'{{"fmt":"df-json/2","samples":[["a",{T},{-(2**63) - 1},0]]}}'.encode(),
+    orjson.dumps({"fmt": "df-json/2", "samples": [["a", T, "é" * 512 + "x", 0], ["b", T, 1.0, 0]]}),
+    orjson.dumps({"fmt": "df-json/2", "samples": [["a", T, 'say "hi"', 0]]}),
+    orjson.dumps({"fmt": "df-json/2", "samples": [["a", T, None, 0x80310000], ["b", T, "x", 0]]}),
+    orjson.dumps({"fmt": "df-json/2", "samples": [["a", T, "x", 0], ["A", T, "y", 0]]}),
+    orjson.dumps({"fmt": "df-json/2", "samples": [["a", T, "only", 0]]}),
 ]
 
 
@@ -68,6 +92,15 @@ def test_columns_agree_with_the_contract_decoder(raw: bytes) -> None:
     assert [(n, t, q) for n, t, _, q in got] == [(s.signal, s.time_us, s.quality) for s in want]
     assert all(a[2] == b.value or (math.isnan(a[2]) and math.isnan(b.value)) for a, b in zip(got, want, strict=True))
     assert rejects == decoded.rejects
+
+
+def test_fast_path_splits_typed_values_without_the_exact_decoder() -> None:
+    raw = orjson.dumps({"fmt": "df-json/2", "samples": [["a", T, 1.5, 0], ["b", T, 2**64 - 1, 0], ["c", T, "x", 7]]})
+    fast = fast_decode(raw, **WINDOW)
+    assert fast is not None
+    columns, typed = fast
+    assert columns[0] == ("a",) and typed == [(1, Sample("b", T, 2**64 - 1, 0)), (2, Sample("c", T, "x", 7))]
+    assert fast_decode(orjson.dumps({"fmt": "df-json/2", "samples": [["a", T, 'q"', 0]]}), **WINDOW) is None
 
 
 def test_fast_path_takes_well_formed_messages_only() -> None:

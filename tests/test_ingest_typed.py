@@ -144,6 +144,7 @@ def test_a_value_of_another_type_is_a_dead_letter_naming_signal_and_types(
         ["flag", t0 + 3, 1, 0],  # an integer is no boolean
         ["u64", t0 + 4, -1, 0],  # negative for uint64
         ["text", t0 + 5, True, 0],
+        ["text", t0 + 6, "a\x00b", 0],  # PostgreSQL text holds no NUL: it would fail the whole batch's COPY
     ]
     right = [["i64", t0 + 10, 7, 0], ["f64", t0 + 11, 3, 0], ["f64", t0 + 12, 2.5, 0]]  # 3 fits float64 exactly
     worker = start_worker(db_url, mqtt_url, enterprise)
@@ -160,7 +161,9 @@ def test_a_value_of_another_type_is_a_dead_letter_naming_signal_and_types(
         worker.stop(end_session=True)
     with psycopg.connect(db_url) as conn:
         dead = conn.execute("SELECT reason, detail, sample_index FROM dead_letters ORDER BY sample_index").fetchall()
-    assert [(r[0], r[2]) for r in dead] == [("type_mismatch", i) for i in range(len(wrong))]
+    assert [(r[0], r[2]) for r in dead] == [("type_mismatch", i) for i in range(len(wrong) - 1)] + [
+        ("string_nul", len(wrong) - 1)
+    ]
     key = f"{enterprise}/site-1/area-1/line-1/press-1"
     assert dead[0][1] == f"signal {key}/i64 is declared int64 but received a float64 value 1.5"
     assert dead[2][1] == f"signal {key}/f64 is declared float64 but received a integer value 9007199254740993"
