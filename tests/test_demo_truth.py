@@ -152,3 +152,21 @@ def test_a_postgres_left_running_is_reused_and_left_running(tmp_path: Path) -> N
             services.stop()
         with psycopg.connect(with_database(leftover.url, "postgres"), connect_timeout=5) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)  # still running: it was not ours to stop
+
+
+def test_a_leftover_that_does_not_answer_is_named_in_one_line(tmp_path: Path) -> None:
+    """A live process holds the cluster (its postmaster.pid) but nothing answers on its port: say which and how
+    to stop it, rather than start a second server on the same data and bury PostgreSQL's own complaint."""
+    import os
+
+    from app.harness.process import ServiceStartError, free_port
+
+    state = tmp_path / "state"
+    (state / "pg").mkdir(parents=True)
+    port = free_port()  # loopback, nothing listens there
+    (state / "pg" / "postmaster.pid").write_text(f"{os.getpid()}\n{state / 'pg'}\n0\n{port}\n")
+    with pytest.raises(ServiceStartError) as exc:
+        resolve_services(state, embedded=True)
+    message = str(exc.value)
+    assert "\n" not in message
+    assert f"pid {os.getpid()}" in message and f"127.0.0.1:{port}" in message and f"kill {os.getpid()}" in message
