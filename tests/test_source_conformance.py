@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ class Peer:
     def produce(self, value: float) -> None: ...
     def produce_bad(self) -> None: ...
     def kill(self) -> None: ...
+    def revive(self) -> None:
+        """The peer back on the same address after ``kill`` (a device powered on again)."""
 
 
 class OpcUaPeer(Peer):
@@ -56,6 +59,9 @@ class OpcUaPeer(Peer):
 
     def start(self, tmp: Path) -> None:
         self.server = OpcUaTestServer(free_port(), {"Power": 0.0}).start()
+
+    def revive(self) -> None:
+        self.server = OpcUaTestServer(self.server.port, {"Power": 0.0}).start()
 
     def source(self, port: int | None = None) -> dict[str, Any]:
         endpoint = f"opc.tcp://127.0.0.1:{port}/" if port else self.server.endpoint
@@ -81,9 +87,16 @@ class _MqttPeer(Peer):
     def start(self, tmp: Path) -> None:
         self.broker = MosquittoBroker(port=free_port(), data_dir=tmp / "broker")
         self.broker.start()
+        self._connect()
+
+    def _connect(self) -> None:
         self.client = paho.Client(CallbackAPIVersion.VERSION2)
         self.client.connect("127.0.0.1", self.broker.port)
         self.client.loop_start()
+
+    def revive(self) -> None:
+        self.broker.start()
+        self._connect()
 
     def url(self, port: int | None) -> str:
         return f"mqtt://127.0.0.1:{port or self.broker.port}"
@@ -163,6 +176,9 @@ class ModbusPeer(Peer):
     def kill(self) -> None:
         self.server.close()
 
+    def revive(self) -> None:
+        self.server = ModbusDeviceServer(self.store, port=self.server.port).start()
+
 
 class S7Peer(Peer):
     kind = "s7"
@@ -195,6 +211,9 @@ class S7Peer(Peer):
     def kill(self) -> None:
         self.server.stop()
 
+    def revive(self) -> None:
+        self.server = S7DeviceServer(self.server.port, dbs={10: 32}).start()
+
 
 PEERS: dict[str, type[Peer]] = {p.kind: p for p in (OpcUaPeer, MqttJsonPeer, SparkplugPeer, ModbusPeer, S7Peer)}
 
@@ -224,13 +243,22 @@ async def _first_value(adapter: SourceAdapter, value: float, timeout: float = 10
         return False
 
 
+@contextlib.contextmanager
+def running_peer(kind: str, tmp: Path) -> Iterator[Peer]:
+    """The real peer of ``kind``, started; killed afterwards unless the test already did."""
+    p = PEERS[kind]()
+    p.start(tmp)
+    try:
+        yield p
+    finally:
+        with contextlib.suppress(Exception):  # already killed by the test
+            p.kill()
+
+
 @pytest.fixture(params=sorted(PEERS))
-def peer(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    p = PEERS[request.param]()
-    p.start(tmp_path)
-    yield p
-    with contextlib.suppress(Exception):  # already killed by the test
-        p.kill()
+def peer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Peer]:
+    with running_peer(request.param, tmp_path) as p:
+        yield p
 
 
 def test_construction_does_no_io_and_close_before_open_never_raises(peer: Peer, tmp_path: Path) -> None:
