@@ -76,8 +76,10 @@ def pack_requests(addrs: list[S7Address], indices: list[int], pdu_length: int) -
 
 
 class S7Adapter(PolledSource):
-    def __init__(self, config: S7Source) -> None:
+    def __init__(self, config: S7Source, *, batch: bool = True) -> None:
+        """``batch=False`` reads every item in a request of its own (what the benchmark compares against)."""
         super().__init__(config, config.items)
+        self.batch = batch
         self._items = list(config.items)
         self._addrs = [it.parsed() for it in self._items]
         self._plans: dict[str, list[list[int]]] = {}
@@ -104,7 +106,8 @@ class S7Adapter(PolledSource):
             raise ConnectionLost(self.where, f"cannot connect: {type(err).__name__}: {err}") from err
         self.pdu_length = int(client.pdu_length)
         self._plans = {
-            name: pack_requests(self._addrs, idx, self.pdu_length) for name, (_, idx) in self._groups.items()
+            name: pack_requests(self._addrs, idx, self.pdu_length) if self.batch else [[i] for i in idx]
+            for name, (_, idx) in self._groups.items()
         }
 
     async def _poll(self, group: str) -> list[Reading]:
