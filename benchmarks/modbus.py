@@ -42,7 +42,8 @@ def serve(port: int) -> None:
 
     from simulator.modbus_server import ModbusDeviceServer, RegisterStore
 
-    logging.getLogger("pymodbus").setLevel(logging.WARNING)
+    # CRITICAL: pymodbus logs every in-flight request as an error, with a hex dump, when the gateway stops.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
     server = ModbusDeviceServer(RegisterStore([1]), port=port).start()
     print("READY", flush=True)

@@ -19,6 +19,7 @@ from datafactory.errors import ConnectionLost
 from gateway.sources.modbus import BAD_DATA_ENCODING_INVALID, BAD_DEVICE_FAILURE, BAD_NODE_ID_UNKNOWN, ModbusAdapter
 from simulator.modbus_server import ModbusDeviceServer, RegisterStore
 from tests.support.gateway_env import GatewayThread, collect, free_port, plant, plant_doc
+from tests.support.polled import by_signal, polls
 
 pytestmark = pytest.mark.integration
 
@@ -63,34 +64,6 @@ def _config(port: int, registers: list[dict[str, Any]], **extra: Any) -> ModbusS
     return src
 
 
-async def _polls(adapter: ModbusAdapter, n: int, max_s: float = 10.0) -> list[list[Any]]:
-    """The first ``n`` non-empty poll results (fewer if ``max_s`` passes first)."""
-    await adapter.open()
-    out: list[list[Any]] = []
-
-    async def read() -> None:
-        async for readings in adapter.stream():
-            out.append(readings)
-            if len(out) >= n:
-                return
-
-    try:
-        await asyncio.wait_for(read(), max_s)
-    except TimeoutError:
-        pass
-    finally:
-        await adapter.close()
-    return out
-
-
-def _by_signal(polls: list[list[Any]]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
-    for readings in polls:
-        for _, s in readings:
-            out.setdefault(s.signal, []).append(s)
-    return out
-
-
 @pytest.fixture
 def device() -> Any:
     store = RegisterStore([1, 2])
@@ -123,7 +96,7 @@ def test_every_type_and_byte_order_decodes_exactly(device: ModbusDeviceServer) -
     regs.append(_reg("recipe", "holding_register", 510, data_type="string", length=6))
     expected |= {"bit0": True, "bit1": False, "bit15": True, "scaled": 655 * 0.1 - 40, "coil7": True, "coil6": False}
     expected |= {"di3": True, "recipe": "Mould-7 é"}
-    got = _by_signal(asyncio.run(_polls(ModbusAdapter(_config(device.port, regs)), 1)))
+    got = by_signal(asyncio.run(polls(ModbusAdapter(_config(device.port, regs)), 1)))
     # Exact values of the declared types (contract.values): integers stay int, flags bool, text str.
     assert {k: (v[0].value, type(v[0].value)) for k, v in got.items()} == {k: (v, type(v)) for k, v in expected.items()}
     assert all(v[0].quality == 0 for v in got.values())
@@ -157,14 +130,14 @@ def test_contiguous_values_are_coalesced_within_the_device_limit(device: ModbusD
     def requests_per_poll(**extra: Any) -> float:
         before = device.store.read_requests()
         adapter = ModbusAdapter(_config(device.port, regs, report="every_poll", **extra))
-        asyncio.run(_polls(adapter, 5))
+        asyncio.run(polls(adapter, 5))
         return (device.store.read_requests() - before) / 5
 
     assert requests_per_poll() == 2
     assert requests_per_poll(devices=[{"unit_id": 1, "max_registers_per_request": 8}]) == 4  # 8+8+6 (float kept whole)
     assert requests_per_poll(devices=[{"unit_id": 1, "max_gap": 100}]) == 1
     before = device.store.read_requests()
-    asyncio.run(_polls(ModbusAdapter(_config(device.port, regs, report="every_poll"), coalesce=False), 5))
+    asyncio.run(polls(ModbusAdapter(_config(device.port, regs, report="every_poll"), coalesce=False), 5))
     assert (device.store.read_requests() - before) / 5 == len(regs)
 
 
@@ -175,7 +148,7 @@ def test_a_refused_register_goes_bad_alone_and_the_others_keep_flowing(device: M
     device.store.failing_units.add(2)
     regs = [_reg(f"r{a}", "holding_register", a) for a in range(5)] + [_reg("u2", "holding_register", 0, unit_id=2)]
     adapter = ModbusAdapter(_config(device.port, regs))
-    got = _by_signal(asyncio.run(_polls(adapter, 3, max_s=1.0)))  # 20 polls in 1 s, values never change
+    got = by_signal(asyncio.run(polls(adapter, 3, max_s=1.0)))  # 20 polls in 1 s, values never change
     assert [s.value for s in got["r1"]][:1] == [101] and [s.value for s in got["r4"]][:1] == [104]
     assert got["r2"][0].quality == BAD_NODE_ID_UNKNOWN and math.isnan(got["r2"][0].value)
     assert got["u2"][0].quality == BAD_DEVICE_FAILURE
@@ -186,7 +159,7 @@ def test_a_refused_register_goes_bad_alone_and_the_others_keep_flowing(device: M
 def test_registers_that_are_not_text_are_counted_bad_data(device: ModbusDeviceServer) -> None:
     device.store.tables[1][HR][0:2] = [0xFFFE, 0x4142]
     adapter = ModbusAdapter(_config(device.port, [_reg("name", "holding_register", 0, data_type="string", length=2)]))
-    got = _by_signal(asyncio.run(_polls(adapter, 1)))
+    got = by_signal(asyncio.run(polls(adapter, 1)))
     assert got["name"][0].quality == BAD_DATA_ENCODING_INVALID
     assert adapter.counters()["bad_values"] == 1
 
@@ -244,7 +217,7 @@ def test_rtu_over_a_pseudo_terminal_pair(tmp_path: Path) -> None:
                 _reg("w", "input_register", 0, unit_id=3),
             ]
             extra = {"transport": "rtu", "serial_port": str(a), "baudrate": 19200, "parity": "N", "timeout_s": 1.0}
-            got = _by_signal(asyncio.run(_polls(ModbusAdapter(_config(502, regs, **extra)), 1)))
+            got = by_signal(asyncio.run(polls(ModbusAdapter(_config(502, regs, **extra)), 1)))
             assert got["t"][0].value == -7.75 and got["w"][0].value == 0xCAFE
             assert store.read_requests(3) == 2
         finally:

@@ -16,6 +16,7 @@ from datafactory.errors import ConfigError, ConnectionLost
 from gateway.sources.s7 import BAD_DATA_ENCODING_INVALID, BAD_NODE_ID_UNKNOWN, S7Adapter, pack_requests
 from simulator.s7_server import S7DeviceServer
 from tests.support.gateway_env import GatewayThread, collect, free_port, plant, plant_doc
+from tests.support.polled import by_signal, polls
 
 pytestmark = pytest.mark.integration
 
@@ -60,33 +61,6 @@ def _config(port: int, items: list[dict[str, Any]], **extra: Any) -> S7Source:
     return src
 
 
-async def _polls(adapter: S7Adapter, n: int, max_s: float = 10.0) -> list[list[Any]]:
-    await adapter.open()
-    out: list[list[Any]] = []
-
-    async def read() -> None:
-        async for readings in adapter.stream():
-            out.append(readings)
-            if len(out) >= n:
-                return
-
-    try:
-        await asyncio.wait_for(read(), max_s)
-    except TimeoutError:
-        pass
-    finally:
-        await adapter.close()
-    return out
-
-
-def _by_signal(polls: list[list[Any]]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
-    for readings in polls:
-        for _, s in readings:
-            out.setdefault(s.signal, []).append(s)
-    return out
-
-
 def test_addresses_parse_as_integrators_write_them() -> None:
     a = parse_s7_address("DB10.DBD4:REAL")
     assert (a.area, a.db, a.start, a.type, a.size) == (S7Area.DB, 10, 4, S7Type.REAL, 4)
@@ -119,7 +93,7 @@ def test_every_type_decodes_exactly_in_batched_reads() -> None:
         items = [_item(f"s{i}", a) for i, a in enumerate(VALUES)] + [_item("name", "DB10.DBB30:STRING[8]")]
         adapter = S7Adapter(_config(server.port, items, report="every_poll"))
         before = server.read_requests
-        got = _by_signal(asyncio.run(_polls(adapter, 3)))
+        got = by_signal(asyncio.run(polls(adapter, 3)))
         expected = {f"s{i}": v for i, v in enumerate(VALUES.values())} | {"name": "Mould-7"}
         # Exact values of the declared types (contract.values): BYTE…DINT int, BOOL bool, STRING str.
         assert {k: (v[0].value, type(v[0].value)) for k, v in got.items()} == {
@@ -151,7 +125,7 @@ def test_a_refused_item_goes_bad_alone_and_bad_strings_are_counted() -> None:
         server.dbs[10][8:12] = bytes([4, 9, 65, 66])  # STRING[4] whose length byte says 9
         items = [_item("ok", "DB10.DBD0:REAL"), _item("nodb", "DB99.DBW0"), _item("bad", "DB10.DBB8:STRING[4]")]
         adapter = S7Adapter(_config(server.port, items))
-        got = _by_signal(asyncio.run(_polls(adapter, 1)))
+        got = by_signal(asyncio.run(polls(adapter, 1)))
         assert got["ok"][0].value == 3.25
         assert got["nodb"][0].quality == BAD_NODE_ID_UNKNOWN and math.isnan(got["nodb"][0].value)
         assert got["bad"][0].quality == BAD_DATA_ENCODING_INVALID
