@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import time
 from datetime import datetime
@@ -95,9 +96,14 @@ def run(obj: tuple[str | None, str | None], *, every: float | None, only: str | 
         time.sleep(max(0.0, every - (time.monotonic() - started)))
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _work(url: str, enterprise: str | None, every: float | None, lease_s: float, name: str) -> None:
     """One round (or, with ``--every``, a round every so many seconds) shared with the other workers."""
     log.info("analytics worker %s: lease %.0f s", name, lease_s)
+    signal.signal(signal.SIGTERM, _interrupted)  # what Docker and systemd send: give the plant back, exit 130
     while True:
         try:
             done = work.drain(url, worker=name, enterprise=enterprise, lease_s=lease_s, report=_report,

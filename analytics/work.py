@@ -175,13 +175,13 @@ def drain(url: str, *, worker: str, enterprise: str | None, lease_s: float, repo
                 if c.plant_id not in plants:  # a plant registered since the round opened
                     plants = {p.id: p for p in store.plants(conn, enterprise)}
                 plant = plants[c.plant_id]
-                _compute(conn, c, plant, heartbeat=heartbeat, report=report, out=out)
+                _compute(url, conn, c, plant, heartbeat=heartbeat, report=report, out=out)
     finally:
         heartbeat.close()
 
 
-def _compute(conn: psycopg.Connection, c: Claim, plant: store.Plant, *, heartbeat: Heartbeat, report: Report,
-             out: WorkerReport) -> None:
+def _compute(url: str, conn: psycopg.Connection, c: Claim, plant: store.Plant, *, heartbeat: Heartbeat,
+             report: Report, out: WorkerReport) -> None:
     heartbeat.hold(c)
     t0 = time.perf_counter()
     finished = False
@@ -211,9 +211,21 @@ def _compute(conn: psycopg.Connection, c: Claim, plant: store.Plant, *, heartbea
         finished = True
     finally:
         heartbeat.hold(None)
-        if not finished and not conn.closed:  # interrupted, or a bug: give the unit back at once
-            try:
-                conn.rollback()
-                release(conn, c)
-            except psycopg.Error as err:
-                log.warning("plant %s: could not release the claim (its lease will expire): %s", c.plant_id, err)
+        if not finished:  # interrupted, or a bug: give the unit back at once
+            _give_back(url, conn, c)
+
+
+def _give_back(url: str, conn: psycopg.Connection, c: Claim) -> None:
+    try:
+        conn.rollback()
+        release(conn, c)
+        return
+    except psycopg.Error:
+        # Interrupted inside a query, the connection is still busy with it: closing it ends the query and its
+        # transaction on the server, then a connection of our own gives the claim back.
+        conn.close()
+    try:
+        with connect(url, autocommit=True, application_name="datafactory-analytics") as fresh:
+            release(fresh, c)
+    except (psycopg.Error, DataFactoryError) as err:
+        log.warning("plant %s: could not release the claim (its lease will expire): %s", c.plant_id, err)

@@ -13,7 +13,8 @@ figures run from the first claim to the last completion in the work table.
 
 Last stdout line: JSON with plants, hours, plant_hours, analytics_plant_hours_per_s_1_worker, …_2_workers, the
 compute-only rates, ratio_2_vs_1_worker, scaling_efficiency (that ratio over min(2, cpu_count): 1.0 is linear),
-seconds_per_100_plant_hours_2_workers (target < 60), cpu_count, load_avg_1m at the start, timescaledb.
+seconds_per_100_plant_hours_2_workers (target < 60), cpu_count, load_avg_1m at the start and at the end
+(the machine may be shared: other load takes cores from the workers), timescaledb.
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ def main() -> None:
         "ratio_2_vs_1_worker": round(ratio, 3),
         "scaling_efficiency": round(ratio / min(2, cpus), 3),
         "seconds_per_100_plant_hours_2_workers": round(100 / rate[2], 1),
-        "cpu_count": cpus, "load_avg_1m": round(load, 2), "timescaledb": timescaledb,
+        "cpu_count": cpus, "load_avg_1m": round(load, 2), "load_avg_1m_end": round(os.getloadavg()[0], 2),
+        "timescaledb": timescaledb,
     }))
 
 

@@ -200,3 +200,24 @@ def test_a_lease_excludes_others_until_it_expires_and_the_stale_holder_cannot_co
         assert work.open_round(conn, None, 3600.0) > 3500, "with --every, no new round before it is due"
         assert work.pending(conn, None) == 0
         assert work.open_round(conn, None, None) == 0.0 and work.pending(conn, None) == 2, "a one-shot opens one"
+
+
+def test_sigterm_gives_the_plant_back_at_once(template_db: str) -> None:
+    """A worker stopped with SIGTERM (Docker, systemd) releases its lease: the plant need not wait for expiry."""
+    url = _new_db(template_db)
+    try:
+        layout = replace(demo_layout(), enterprise="city-t", site="plant-t")
+        backfill(url, layout, SimOptions(seed=7, analog_period_s=60.0), start=START, end=START + timedelta(hours=4))
+        proc = _analytics(url, "--worker", "--name", "w-term", "--lease", "600")
+        name, plant = _wait_for_a_lease(url, {"w-term"})
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT leased_by, lease_until, claims, done_claimed_at FROM analytics_work"
+                               " WHERE plant_id = %s", (plant,)).fetchone()
+            assert row == (None, None, 1, None), err
+            assert conn.execute("SELECT count(*) FROM oee").fetchone() == (0,), "nothing of the run was committed"
+        assert name == "w-term"
+    finally:
+        _drop(url)
