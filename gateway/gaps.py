@@ -5,9 +5,9 @@ durability as the batches). Per source it keeps the signals it delivers, whether
 (``connected``), its *watermark* while it is, and the time of the last marker written for it:
 
 * While a source is connected, the watermark is moved forward (``advance``) in the same transaction as every
-  batch appended to the buffer — to the latest sample time in that batch — and by the runner's timer to the
-  time up to which everything received is on disk. So after a SIGKILL, every durable sample of the source is
-  at or before its watermark, and the source was delivering until then.
+  batch appended to the buffer — to just after the latest sample time in that batch — and by the runner's
+  timer to the time up to which everything received is on disk. So after a SIGKILL, every durable sample of
+  the source is strictly before its watermark, and the source was delivering until then.
 * At start, a source still marked ``connected`` did not stop cleanly: the runner writes a gap marker for each
   of its signals *at the watermark*, so the database shows the gap from where the record really ends to the
   restart (``recover``). A clean stop writes planned-stop markers and closes the rows; a lost connection writes

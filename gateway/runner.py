@@ -289,8 +289,9 @@ class Gateway:
         if topic is None:  # cannot happen with a validated config; counted so it would show up
             self.unroutable_samples += len(samples)
             return
-        # Every durable sample lies at or before the watermark, so a crash marker never precedes one.
-        self.buffer.append(topic, samples, also=(ADVANCE_SQL, (max(s.time_us for s in samples),)))
+        # Every durable sample lies strictly before the watermark, so a crash marker there never precedes one,
+        # nor takes the (signal, time) key of one (ingest would keep the sample and drop the marker).
+        self.buffer.append(topic, samples, also=(ADVANCE_SQL, (max(s.time_us for s in samples) + 1,)))
         self.publisher.wake()
 
     def _route(self, config: PlantConfig) -> None:

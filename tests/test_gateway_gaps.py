@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import subprocess
@@ -20,10 +21,13 @@ import threading
 import time
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 import yaml
 
+from analytics.states import state_intervals
+from datafactory.config.analytics import AnalyticsConfig
 from datafactory.contract.quality import BAD_NO_COMMUNICATION, BAD_SHUTDOWN, to_db
 from datafactory.contract.sample import now_us
 from ingest.options import IngestOptions
@@ -32,8 +36,9 @@ from tests.support.gateway_env import CounterWriter, GatewayThread, OpcUaTestSer
 
 pytestmark = pytest.mark.integration
 CELL = "press/line-1/press-01"
-# A counts 1, 2, 3 … at 20 Hz; State is the machine state (1 running, 0 stopped); Const never changes.
-NAMES = {"A": 0.0, "State": 1.0, "Const": 42.0}
+# A counts 1, 2, 3 … at 20 Hz; State is the machine state (default codes: 100 running, 320 planned
+# maintenance); Const never changes.
+NAMES = {"A": 0.0, "State": 100.0, "Const": 42.0}
 GOOD_SIGNALS = {"a", "state", "const"}
 
 
@@ -129,10 +134,10 @@ def test_sigkill_and_restart_mark_the_gap_from_the_watermark(tmp_path, db_url, m
                 # Inside the gap the machine stops for a second and runs again: the database must not say
                 # "running" for that second.
                 stopped_at = now_us()
-                server.write("State", 0.0)
+                server.write("State", 320.0)
                 time.sleep(1.0)
                 running_at = now_us()
-                server.write("State", 1.0)
+                server.write("State", 100.0)
                 time.sleep(2.0)
                 restarted_us = now_us()
                 gateway = _start_gateway(config, mqtt_url, state, log)
@@ -157,7 +162,7 @@ def test_sigkill_and_restart_mark_the_gap_from_the_watermark(tmp_path, db_url, m
         last_before = max(t for t, _, q in _good(before[sig]))
         # The gap starts where the durable record ends: after every sample stored before the kill, before the
         # kill, and no earlier than the watermark's granularity (timer 0.25 s, batches 0.1 s) allows.
-        assert last_before <= mark <= killed_us, (sig, last_before, mark, killed_us)
+        assert last_before < mark <= killed_us, (sig, last_before, mark, killed_us)
         assert killed_us - mark < 1_000_000, (sig, killed_us - mark)
         first_after = min(t for t, _, q in _good(after[sig]) if t > mark)
         assert first_after > restarted_us - 2_000_000 or sig == "state", (sig, first_after, restarted_us)
@@ -167,9 +172,23 @@ def test_sigkill_and_restart_mark_the_gap_from_the_watermark(tmp_path, db_url, m
     state_rows = after["state"]
     mark = _marks(state_rows, BAD_NO_COMMUNICATION)[0]
     resumed = [r for r in _good(state_rows) if r[0] > mark]
-    assert resumed[0][1] == 1.0
+    assert resumed[0][1] == 100.0
     # The stop happened inside [mark, resumed]: nothing claims the machine ran then.
     assert mark < stopped_at and resumed[0][0] >= running_at
+    # What analytics make of it: the planned stop lies in an 'unknown' interval, never in a 'running' one.
+    frame = pd.DataFrame(
+        {"time": pd.to_datetime([t for t, _, _ in state_rows], unit="us", utc=True),
+         "value": [math.nan if v is None else v for _, v, _ in state_rows]}
+    )  # fmt: skip
+    start = pd.Timestamp(state_rows[0][0], unit="us", tz="UTC")
+    end = pd.Timestamp(state_rows[-1][0], unit="us", tz="UTC")
+    intervals = state_intervals(frame, start, end, AnalyticsConfig())
+    stop_at = pd.Timestamp(stopped_at + 500_000, unit="us", tz="UTC")  # inside the planned stop
+    during = intervals[(intervals["time"] <= stop_at) & (intervals["time_end"] > stop_at)]
+    assert list(during["category"]) == ["unknown"], intervals
+    running = intervals[intervals["category"] == "running"]
+    gap_start, gap_end = pd.Timestamp(mark, unit="us", tz="UTC"), pd.Timestamp(resumed[0][0], unit="us", tz="UTC")
+    assert not ((running["time"] < gap_end) & (running["time_end"] > gap_start)).any(), intervals
 
     const = _good(after["const"])
     assert [v for _, v, _ in const] == [42.0, 42.0], const  # the original and the value re-read at the restart
