@@ -22,6 +22,7 @@ docs/contract.md "Gaps".
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -111,11 +112,21 @@ def markers(signals: Iterable[Signal], t_us: int, quality: int) -> list[Reading]
     return [(cell, Sample(signal, t_us, math.nan, quality)) for cell, signal in signals]
 
 
+RESTAMP_WINDOW_S = 60.0
+"""How long after a (re)connect re-read values are expected: a signal the server never reports (a refused item)
+must not keep every later reading on the slow path."""
+
+
 class Restamper:
     """After a marker, records each signal's re-read value at its arrival time as well (see the module doc)."""
 
     def __init__(self) -> None:
         self._pending: dict[Signal, int] = {}
+        self._until = math.inf
+
+    def connected(self, window_s: float = RESTAMP_WINDOW_S) -> None:
+        """The source delivers again: its re-read values come within ``window_s``."""
+        self._until = time.monotonic() + window_s
 
     def expect(self, signals: Iterable[Signal], marked_us: int) -> None:
         for key in signals:
@@ -127,6 +138,9 @@ class Restamper:
     def apply(self, readings: list[Reading]) -> list[Reading]:
         pending = self._pending
         if not pending:  # the steady state: nothing to do per reading
+            return readings
+        if time.monotonic() > self._until:
+            pending.clear()
             return readings
         out: list[Reading] = []
         now = now_us()

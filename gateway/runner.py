@@ -202,6 +202,7 @@ class Gateway:
                 run.state.set("connected")
                 self.ledger.connected(run.config.id, _signals(adapter), now_us())
                 run.delivering = True
+                run.restamper.connected()
                 run.logged_failures.clear()
                 self._publish_status()
                 backoff.reset()

@@ -29,7 +29,8 @@ import yaml
 from analytics.states import state_intervals
 from datafactory.config.analytics import AnalyticsConfig
 from datafactory.contract.quality import BAD_NO_COMMUNICATION, BAD_SHUTDOWN, to_db
-from datafactory.contract.sample import now_us
+from datafactory.contract.sample import Sample, now_us
+from gateway.gaps import Restamper
 from ingest.options import IngestOptions
 from ingest.worker import IngestWorker
 from tests.support.gateway_env import CounterWriter, GatewayThread, OpcUaTestServer, free_port, plant, plant_doc
@@ -114,6 +115,20 @@ def _start_gateway(config: Path, mqtt_url: str, state_dir: Path, log: Path) -> s
 
 def _counter_values(rows: list[Row]) -> list[float]:
     return [v for _, v, q in rows if q == 0 and v is not None and v > 0]
+
+
+def test_restamper_records_unchanged_values_at_the_reconnect_once() -> None:
+    r = Restamper()
+    r.expect([("c", "old"), ("c", "new"), ("c", "late")], 1_000)
+    r.connected()
+    before = now_us()
+    out = r.apply([("c", Sample("old", 900, 1.0)), ("c", Sample("new", 1_500, 2.0)), ("c", Sample("old", 950, 3.0))])
+    assert out[0] == ("c", Sample("old", 900, 1.0))  # the source timestamp kept
+    assert out[1][1].signal == "old" and out[1][1].value == 1.0 and out[1][1].time_us >= before  # and at arrival
+    assert out[2:] == [("c", Sample("new", 1_500, 2.0)), ("c", Sample("old", 950, 3.0))]  # changed: once; then as is
+    r.connected(window_s=0.0)  # a signal that never reports must not keep the slow path forever
+    time.sleep(0.01)
+    assert r.apply([("c", Sample("late", 500, 4.0))]) == [("c", Sample("late", 500, 4.0))] and r.pending == 0
 
 
 def test_sigkill_and_restart_mark_the_gap_from_the_watermark(tmp_path, db_url, mqtt_url, enterprise) -> None:
