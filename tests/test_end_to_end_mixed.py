@@ -1,5 +1,6 @@
 """A mixed plant end to end: machines on OPC-UA, on Modbus TCP (two units behind one server) and on S7, the
-utility meter on MQTT → one gateway → Mosquitto → ingest → PostgreSQL → the analytics' OEE functions.
+utility meter on MQTT → one gateway → Mosquitto → ingest → PostgreSQL → the analytics' OEE functions; then
+the Modbus device dies and the gap is marked in the database for each of its signals.
 
 The simulator serves every machine from the same model, so what it emitted is the ground truth. The database
 must hold, per signal, exactly as many samples as were emitted, with the exact values (float64 registers,
@@ -23,6 +24,7 @@ from analytics.counters import increments
 from analytics.oee import machine_oee
 from analytics.states import state_intervals
 from datafactory.config.analytics import AnalyticsConfig
+from datafactory.contract.quality import BAD_NO_COMMUNICATION, to_db
 from gateway.runner import Gateway
 from ingest.options import IngestOptions
 from ingest.worker import IngestWorker
@@ -85,6 +87,20 @@ def _stored(db_url: str, enterprise: str) -> dict[str, list[tuple[int, float]]]:
     for key, t, v in rows:
         out.setdefault(key, []).append((int(t), float(v)))
     return out
+
+
+def _marked(db_url: str, enterprise: str) -> set[str]:
+    """Signals with a comm-lost marker (no value, Bad_NoCommunication) in the database."""
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            """
+            SELECT DISTINCT p.area || '/' || p.line || '/' || p.cell || '/' || p.signal
+            FROM sample_values v JOIN signal_paths p ON p.signal_id = v.signal_id
+            WHERE p.enterprise = %s AND v.quality = %s AND v.value IS NULL
+            """,
+            (enterprise, to_db(BAD_NO_COMMUNICATION)),
+        ).fetchall()
+    return {r[0] for r in rows}
 
 
 def _frame(points: list[tuple[int, float]]) -> pd.DataFrame:
@@ -188,6 +204,16 @@ async def _run(server, gateway, recorder, db_url, enterprise, *, start: datetime
         deadline = time.monotonic() + 30
         while sum(len(v) for v in _stored(db_url, enterprise).values()) < expected and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
+        # The Modbus device dies: the gap is marked in the database for each of its signals, the others flow on.
+        modbus = {f"{b.cell}/{b.signal}" for src in gateway.config.sources if src.kind == "modbus"
+                  for b in src.signal_bindings()}  # fmt: skip
+        assert server.fieldbus is not None and server.fieldbus.modbus is not None
+        await asyncio.to_thread(server.fieldbus.modbus.stop)
+        deadline = time.monotonic() + 20
+        while not modbus <= _marked(db_url, enterprise) and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        assert _marked(db_url, enterprise) == modbus
+        assert gateway.source_states()["plc"] == "connected"
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
