@@ -122,7 +122,7 @@ def test_cli_validate_reports_every_error(tmp_path: Path) -> None:
         text=True,
         check=False,
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # bad input
     assert f"{good}: ok" in proc.stdout
     for path in ("site.id", "sources[0].endpoint", "areas[0].lines[0].cells[0].ideal_cycle_time_s"):
         assert f"  {path}: " in proc.stderr

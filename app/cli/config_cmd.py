@@ -23,7 +23,7 @@ def config() -> None:
 @config.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(files: tuple[Path, ...]) -> None:
-    """Validate config FILES; print every error with its key path and exit 1 if any is invalid."""
+    """Validate config FILES; print every error with its key path and exit 2 if any is invalid."""
     failed = 0
     for f in files:
         try:
@@ -37,7 +37,7 @@ def validate(files: tuple[Path, ...]) -> None:
         n = len(cfg.bindings())
         click.echo(f"{f}: ok ({len(cfg.sources)} sources, {len(cfg.cell_paths())} cells, {n} signals)")
     if failed:
-        sys.exit(1)
+        sys.exit(2)  # bad input, as for every command given an invalid config (README, "Command line")
 
 
 @config.command()
