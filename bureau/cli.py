@@ -136,7 +136,41 @@ def publish_cmd(month: date, min_frequency: int, dominance_k: float, p_percent: 
         except DataFactoryError as err:
             raise click.ClickException(str(err)) from err
     click.echo(f"{month:%Y-%m}: {r.cells} cells, {r.primary} primary and {r.secondary} secondary suppressions,"
-               f" {r.seconds:.1f} s")
+               f" {r.ytd_only} year-to-date only (releases protected jointly), {r.seconds:.1f} s")
+
+
+@bureau.command("audit")
+@click.option("--min-frequency", default=3, show_default=True, help="Minimum contributors per published cell.")
+@click.option("--dominance-k", default=0.85, show_default=True, help="Dominance (2, k) rule share.")
+@click.option("--p-percent", default=0.10, show_default=True, help="p % rule, as a fraction.")
+@click.option("--all", "show_all", is_flag=True, help="Print the interval of every protected quantity.")
+def audit_cmd(min_frequency: int, dominance_k: float, p_percent: float, show_all: bool) -> None:
+    """Attack every release to date as an intruder who kept them all; exit 1 if anything is exposed."""
+    from bureau.statistics.releases import audit_history
+    from bureau.statistics.sdc import SdcParameters
+
+    params = SdcParameters(min_frequency=min_frequency, dominance_k=dominance_k, p_percent=p_percent)
+    with connect(get_settings().database_url) as conn:
+        result = audit_history(conn, params)
+    if not result.months:
+        raise click.ClickException("nothing published yet; run `bureau publish --month M` first")
+    for x in result.quantities if show_all else []:
+        click.echo(("ok       " if x.protected else "EXPOSED  ") + x.describe())
+    for x in result.exposed if not show_all else []:
+        click.echo("EXPOSED  " + x.describe())
+    for r in result.ratios:
+        click.echo("EXPOSED  " + r.describe())
+    by_kind: dict[str, float] = {}
+    for x in result.quantities:
+        margin = min(x.high - x.value, x.value - x.low) / x.need if x.need > 0 else float("inf")
+        by_kind[x.kind] = min(by_kind.get(x.kind, float("inf")), margin)
+    narrowest = ", ".join(f"{k} {v:.2f}×" for k, v in sorted(by_kind.items()))
+    bad = len(result.exposed) + len(result.ratios)
+    click.echo(f"{result.months[0]:%Y-%m}..{result.months[-1]:%Y-%m}: {len(result.months)} release(s),"
+               f" {len(result.quantities)} protected quantities, {bad} exposed; narrowest margin per kind"
+               f" (interval half-width / requirement): {narrowest or 'none'}")
+    if bad:
+        sys.exit(1)
 
 
 @bureau.command("analyse")

@@ -1,10 +1,12 @@
 """The cross-release attack of ``bureau.history``: a closure between two published months gives the closed
 enterprise's year-to-date exactly when both releases show the cell; hiding the year-to-date cells of the later
-month defeats it. Then the same attack on a synthetic city published month after month by the single-month
-publication path finds such exposures (departures included)."""
+month defeats it. Then a synthetic city published month after month with the cross-release protection
+(``bureau.statistics.releases``) survives the attack, while the single-month publication of the same months
+exposes departures; the commands audit and refuse."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import uuid
 from datetime import date
@@ -12,10 +14,14 @@ from datetime import date
 import numpy as np
 import psycopg
 import pytest
+from click.testing import CliRunner
 from psycopg import sql
 
+from bureau.cli import bureau
+from bureau.statistics.facts import DIMENSIONS, enterprise_frame
 from bureau.statistics.history import Snapshot, audit_year, difference_cells, released_snapshot
-from bureau.statistics.publish import publish_month
+from bureau.statistics.publish import build, publish_month
+from bureau.statistics.releases import keys_of
 from bureau.statistics.sdc import Relation, SdcParameters
 from datafactory.db.connect import with_database
 from simulator.city import simulate
@@ -71,29 +77,73 @@ def test_hiding_the_later_year_to_date_cells_protects_the_closure() -> None:
     assert full and all(x.protected for x in full), [x.describe() for x in full if not x.protected]
 
 
+def _old_publication(s: Snapshot) -> Snapshot:
+    """The release as the single-month path published it: the same monthly pattern, YTD hidden only with it."""
+    return dataclasses.replace(s, ytd_hidden=s.out_hidden.copy())
+
+
 @pytest.mark.integration
-@pytest.mark.slow  # 40–90 s on the shared 2-core box: one LP pair per changer, not yet batched
-def test_single_month_publication_leaks_departures_across_releases(template_db: str) -> None:
-    """The attack on the old path: three consecutive monthly releases (January–March) of a 24-month city, each
-    protected on its own (with the year's earlier suppressions carried), still expose enterprises that left a
-    cell."""
+def test_whole_history_protects_departures_the_old_publication_exposes(template_db: str) -> None:
+    """Must-show 1: a 24-month city with closures, openings and size-class changes, published month after month
+    with the cross-release protection: the whole-year attack finds nothing exposed; the same attack on the old
+    publication (identical monthly pattern, year-to-date hidden only with it) finds departures exposed exactly."""
     name = f"dft_hist_{uuid.uuid4().hex[:8]}"
     with _admin() as admin:
         admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
                                                                          sql.Identifier(template_db)))
     try:
         with psycopg.connect(with_database(PG_SERVER, name)) as conn:
-            simulate(conn, enterprises=250, towns=8, months=24, seed=5, end=date(2026, 3, 1))
-            months = [date(2026, m, 1) for m in (1, 2, 3)]
-            for month in months:
-                publish_month(conn, month)
+            simulate(conn, enterprises=250, towns=8, months=24, seed=5, end=date(2026, 4, 1))
+            months = [date(2026, m, 1) for m in (1, 2, 3, 4)]
+            results = [publish_month(conn, month) for month in months]
             snaps = [released_snapshot(conn, m, P) for m in months]
-        changed = sum(len(difference_cells(a, b, P)) for a, b in itertools.pairwise(snaps))
-        assert changed > 0, "the city must have closures, openings or class changes between the months"
-        exposed = [x for x in audit_year(snaps, P) if not x.protected]
-        print("\n".join(x.describe() for x in exposed[:5]))
-        assert any(x.kind in ("enterprise", "difference") for x in exposed)
-        assert any(x.high - x.low < 1e-6 * max(1.0, x.value) for x in exposed)  # exact disclosure
+        closures = openings = class_changes = 0
+        for a, b in itertools.pairwise(snaps):
+            closures += len(set(a.members) - set(b.members))
+            openings += len(set(b.members) - set(a.members))
+            class_changes += sum(1 for e in set(a.members) & set(b.members)
+                                 if {k[4] for k in a.members[e]} != {k[4] for k in b.members[e]})
+        assert closures > 0 and openings > 0 and class_changes > 0, (closures, openings, class_changes)
+        assert sum(r.ytd_only for r in results) > 0  # the protection did something beyond the monthly pattern
+
+        new = audit_year(snaps, P)
+        assert any(x.kind == "enterprise" for x in new)  # departures are among the audited quantities
+        exposed_new = [x.describe() for x in new if not x.protected]
+        assert not exposed_new, exposed_new[:5]
+
+        old = [x for x in audit_year([_old_publication(s) for s in snaps], P) if not x.protected]
+        print("\n".join(x.describe() for x in old[:5]))
+        assert any(x.kind == "enterprise" for x in old)
+        assert any(x.high - x.low < 1e-6 * max(1.0, x.value) for x in old)  # exact disclosure
+
+        # The commands: `bureau audit` passes the publication; after March is rewritten the old way (its true
+        # year-to-date wherever the cell is published) it reports exposures, and `bureau publish` refuses April
+        # in one line, leaving April's earlier publication in place.
+        env = {"DATAFACTORY_DATABASE_URL": with_database(PG_SERVER, name)}
+        ok = CliRunner().invoke(bureau, ["audit"], env=env)
+        assert ok.exit_code == 0 and " 0 exposed" in ok.output, ok.output
+        with psycopg.connect(env["DATAFACTORY_DATABASE_URL"]) as conn:
+            march = months[2]
+            truth = build(enterprise_frame(conn, march), march).cells
+            dims = ", ".join(DIMENSIONS)
+            with conn.cursor() as cur:
+                for key, ytd in zip(keys_of(truth), truth["output_ytd"].tolist(), strict=True):
+                    cur.execute(f"UPDATE bureau_published_cells SET output_ytd = %s WHERE month = %s AND"
+                                f" suppression IS NULL AND ({dims}) = ({', '.join(['%s'] * 7)})", (ytd, march, *key))
+            conn.commit()
+            before = conn.execute("SELECT published_at FROM bureau_publish_runs WHERE month = %s",
+                                  (months[3],)).fetchone()
+        bad = CliRunner().invoke(bureau, ["audit"], env=env)
+        assert bad.exit_code == 1 and "EXPOSED" in bad.output and "enterprise #" in bad.output, bad.output
+        refused = CliRunner().invoke(bureau, ["publish", "--month", "2026-04"], env=env)
+        assert refused.exit_code == 1, refused.output
+        lines = [line for line in refused.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("Error: refused: 2026-0"), refused.output
+        assert "nothing was published" in lines[0]
+        with psycopg.connect(env["DATAFACTORY_DATABASE_URL"]) as conn:
+            after = conn.execute("SELECT published_at FROM bureau_publish_runs WHERE month = %s",
+                                 (months[3],)).fetchone()
+        assert after == before
     finally:
         with _admin() as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

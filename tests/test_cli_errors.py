@@ -36,6 +36,7 @@ def _database_commands(tmp: Path) -> list[list[str]]:
         ["backup", "--out", str(tmp / "b.dump")],
         ["bulletin", "--period", "2026-10", "--out", str(tmp), "--no-pdf"],
         ["bureau", "analyse", "--month", "2026-10"],
+        ["bureau", "audit"],
         ["bureau", "publish", "--month", "2026-10"],
         ["bureau", "stats", "--month", "2026-10"],
         ["bureau", "registry", "show", "91441900MA4UJ0XX0X"],

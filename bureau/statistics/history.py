@@ -36,10 +36,10 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import psycopg
-from scipy.optimize import linprog
 from scipy.sparse import csr_matrix
 
 from bureau.statistics.facts import DIMENSIONS, enterprise_frame
+from bureau.statistics.lp import IntervalLP
 from bureau.statistics.sdc import Relation, SdcParameters, primary, protection_required
 
 Key = tuple[str, ...]
@@ -306,22 +306,11 @@ def _solve(rows: list[tuple[dict[tuple[object, ...], float], float]], targets: l
                 ci.append(index[var])
                 data.append(coef)
         a_eq = csr_matrix((data, (ri, ci)), shape=(len(r_ids), len(cvars))) if r_ids else None
+        solver = IntervalLP(a_eq, rhs, len(cvars))
         for tg in tgs:
-            bounds: list[float] = []
-            for sense in (1.0, -1.0):
-                cost = np.zeros(len(cvars))
-                for var, coef in tg.coefs.items():
-                    cost[index[var]] = sense * coef
-                if a_eq is None:
-                    res = linprog(cost, bounds=(0, None), method="highs")
-                else:
-                    res = linprog(cost, A_eq=a_eq, b_eq=rhs, bounds=(0, None), method="highs")
-                if res.status == 3:  # unbounded
-                    bounds.append(-np.inf if sense > 0 else np.inf)
-                elif res.status == 0:
-                    bounds.append(sense * res.fun * scale)
-                else:  # numerical trouble: assume the worst (disclosed)
-                    bounds.append(tg.value)
+            lo, hi = solver.interval({index[var]: coef for var, coef in tg.coefs.items()})
+            # Numerical trouble: assume the worst (disclosed).
+            bounds = [tg.value if lo is None else lo * scale, tg.value if hi is None else hi * scale]
             low, high = bounds
             out.append(Exposure(tg.month, tg.kind, tg.key, tg.enterprise, tg.value, low, high, tg.need))
     return out

@@ -1,8 +1,9 @@
 """Run the macro analysis for a month and store what the `bureau` role may see.
 
-Series are monthly totals per division and per town (attributes as of each month). Results are stored only
-for scopes whose cell in the month's published tables is not suppressed, so an analysis result can never
-reveal a figure that disclosure control hid. Run ``bureau publish`` for the month first.
+Series are monthly totals per division and per town (attributes as of each month). Models see only the trailing
+run of months in which the scope's cell was published (not suppressed) — every input of every published figure
+is itself published, so no result can be inverted into a figure that disclosure control hid. Run ``bureau
+publish`` for the month first; a scope needs 24 published months before it gets forecasts.
 """
 
 from __future__ import annotations
@@ -29,15 +30,31 @@ class MacroResult:
     seasonal: int
 
 
-def _published_scopes(conn: psycopg.Connection, month: date, kind: str) -> set[str]:
+def _published_runs(conn: psycopg.Connection, first: date, month: date, kind: str) -> dict[str, set[pd.Timestamp]]:
+    """Scope → the months of the trailing run, ending at ``month``, in which its cell was published every month.
+
+    Models are fitted on that run only: a fit over a hidden month could be inverted into it (each published
+    forecast or adjusted value is a linear equation in the log values the model was fitted on).
+    """
     table, column = _TABLE_OF[kind]
     extra = "AND industry_group = '*'" if kind == "division" else ""
     rows = conn.execute(
-        f"SELECT {column} FROM bureau_published_cells WHERE month = %s AND table_name = %s AND {column} <> '*'"
-        f" AND suppression IS NULL {extra}",
-        (month, table),
+        f"SELECT {column}, month FROM bureau_published_cells WHERE month BETWEEN %s AND %s AND table_name = %s"
+        f" AND {column} <> '*' AND suppression IS NULL {extra}",
+        (first, month, table),
     ).fetchall()
-    return {r[0] for r in rows}
+    published: dict[str, set[date]] = {}
+    for scope, m in rows:
+        published.setdefault(scope, set()).add(m)
+    runs: dict[str, set[pd.Timestamp]] = {}
+    for scope, done in published.items():
+        run, m = set(), month
+        while m in done:
+            run.add(pd.Timestamp(m))
+            m = add_months(m, -1)
+        if run:
+            runs[scope] = run
+    return runs
 
 
 def run_macro(conn: psycopg.Connection, month: date, horizon: int = 6) -> MacroResult:
@@ -48,8 +65,11 @@ def run_macro(conn: psycopg.Connection, month: date, horizon: int = 6) -> MacroR
             conn.execute(f"DELETE FROM {table} WHERE month = %s", (month,))
         conn.execute("DELETE FROM bureau_forecasts WHERE made_for = %s", (month,))
         for kind in ("division", "town"):
-            allowed = _published_scopes(conn, month, kind)
+            runs = _published_runs(conn, first, month, kind)
+            allowed = set(runs)
             series = monthly_series(conn, kind, first, month)
+            keep = [m in runs.get(s, ()) for s, m in zip(series["scope"], series["month"], strict=True)]
+            series = series[keep]
             for w in early_warnings(series, month):
                 if w.scope in allowed:
                     conn.execute(

@@ -24,7 +24,16 @@ import pandas as pd
 import psycopg
 
 from bureau.statistics.facts import DIMENSIONS, enterprise_frame
+from bureau.statistics.growth import safe_ratios
+from bureau.statistics.history import audit_year
 from bureau.statistics.platform_energy import sync_platform_energy
+from bureau.statistics.releases import (
+    DisclosureRefused,
+    earlier_releases,
+    keys_of,
+    month_snapshot,
+    protect_year_to_date,
+)
 from bureau.statistics.sdc import CellTable, Interval, Relation, SdcParameters, suppress
 from bureau.statistics.stats import summarize
 from datafactory.errors import DataFactoryError
@@ -144,6 +153,7 @@ class PublishResult:
     secondary: int
     seconds: float
     intervals: list[Interval]
+    ytd_only: int = 0  # cells whose year-to-date alone is hidden to protect the year's releases jointly
 
 
 def protect(
@@ -168,7 +178,8 @@ def hidden_earlier_this_year(conn: psycopg.Connection, month: date) -> set[tuple
     return {tuple(r) for r in rows}
 
 
-def _published_frame(tables: MonthTables, sensitive: np.ndarray, supp: np.ndarray, p: SdcParameters) -> pd.DataFrame:
+def _published_frame(tables: MonthTables, sensitive: np.ndarray, supp: np.ndarray, *, ytd_hidden: np.ndarray,
+                     ratios_ok: dict[str, np.ndarray], p: SdcParameters) -> pd.DataFrame:
     cells = tables.cells.copy()
     kind = pd.Series(None, index=cells.index, dtype=object)
     kind[supp] = "secondary"
@@ -177,10 +188,13 @@ def _published_frame(tables: MonthTables, sensitive: np.ndarray, supp: np.ndarra
     hidden = supp
     for m in PROTECTED:
         cells[m] = cells[m].where(~hidden)
-    # Ratios only for published cells whose same-scope subset itself meets the minimum frequency.
+    # The year-to-date column has its own, larger pattern (bureau.statistics.releases).
+    cells["output_ytd"] = cells["output_ytd"].where(~ytd_hidden)
+    # Ratios only where their inputs are published in both months and the year-on-year difference cell is safe
+    # (bureau.statistics.growth), and whose same-scope subset itself meets the minimum frequency.
     weak_scope = cells["_same"].fillna(0).to_numpy() < p.min_frequency
     for ratio in ("yoy_growth", "ytd_growth", "electricity_index"):
-        cells[ratio] = cells[ratio].where(~hidden & ~weak_scope)
+        cells[ratio] = cells[ratio].where(~hidden & ~weak_scope & ratios_ok[ratio])
     cells["energy_intensity"] = cells["energy_intensity"].where(~hidden)
     # The operating rate of one or two connected plants would tell whether a given plant ran.
     cells["operating_rate"] = cells["operating_rate"].where(~hidden & (cells["connected"] >= p.min_frequency))
@@ -218,7 +232,21 @@ def publish_month(conn: psycopg.Connection, month: date, params: SdcParameters |
         raise NothingToPublish(f"{month:%Y-%m}: no reports of registered enterprises; import reports first")
     tables = build(facts, month)
     sensitive, supp, intervals = protect(tables, params, hidden_earlier_this_year(conn, month))
-    frame = _published_frame(tables, sensitive, supp, params).assign(month=month)
+    keys = keys_of(tables.cells)
+    earlier = earlier_releases(conn, month, params)
+    cur = month_snapshot(month, facts, tables.table, keys=keys, groupings=_groupings(), out_hidden=supp,
+                         ytd_hidden=supp.copy(), p=params)
+    ytd = protect_year_to_date(earlier, cur, tables.table, params)
+    # The refusal check: every protected quantity of the year, earlier months included, with this release.
+    exposed = [x for x in audit_year([*earlier, cur], params) if not x.protected]
+    if exposed:
+        conn.rollback()
+        raise DisclosureRefused(exposed[0], len(exposed))
+    published = {m: ~supp for m in PROTECTED} | {"output_ytd": ~ytd.hidden}
+    ratios_ok = safe_ratios(conn, month, facts, keys=keys, groupings=_groupings(), published=published,
+                            p=params)
+    frame = _published_frame(tables, sensitive, supp, ytd_hidden=ytd.hidden, ratios_ok=ratios_ok, p=params)
+    frame = frame.assign(month=month)
     with conn.transaction():
         conn.execute("DELETE FROM bureau_published_cells WHERE month = %s", (month,))
         with conn.cursor().copy(f"COPY bureau_published_cells ({', '.join(COLUMNS)}) FROM STDIN") as copy:
@@ -237,4 +265,4 @@ def publish_month(conn: psycopg.Connection, month: date, params: SdcParameters |
     log.info("published %s: %d cells, %d primary, %d secondary suppressions in %.1f s", month, tables.table.size,
              int(sensitive.sum()), int((supp & ~sensitive).sum()), seconds)
     return PublishResult(month, tables.table.size, int(sensitive.sum()), int((supp & ~sensitive).sum()), seconds,
-                         intervals)
+                         intervals, int((ytd.hidden & ~supp).sum()))

@@ -13,10 +13,11 @@ ch. 4; the same rules are the defaults of τ-ARGUS).
 Secondary suppression over all published tables at once (cells shared by tables, such as a division total or
 the city total, are one cell): repeat until stable — in every relation ``total = Σ parts`` with exactly one
 suppressed member, suppress the smallest published non-empty part that could cover the requirement (else
-the largest, else the total). Then audit with linear programming: unknowns are the suppressed cells (≥ 0),
-equalities are every relation with the published values substituted; min and max of each sensitive cell give
-its feasible interval. An interval narrower than the requirement triggers further suppression in a relation of
-that cell, and the audit runs again. Empty cells (no contributors) are structural zeros and never suppressed.
+the largest, else the total). Then audit with linear programming (HiGHS, warm-started): unknowns are the
+suppressed cells (≥ 0), equalities are every relation with the published values substituted; min and max of
+each sensitive cell give its feasible interval. An interval narrower than the requirement triggers further
+suppression in a relation of that cell, and the audit runs again. Empty cells (no contributors) are structural
+zeros and never suppressed.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linprog
 from scipy.sparse import csr_matrix
+
+from bureau.statistics.lp import IntervalLP
 
 
 @dataclass(frozen=True)
@@ -205,19 +207,13 @@ def audit(
                 b_eq[r] = -known
             # Scale so the solver works near unit magnitudes.
             scale = max(1.0, float(np.max(np.abs(value[cells]))))
+            solver = IntervalLP(a_eq, b_eq / scale, len(cells))
             for c in targets:
-                bounds = []
-                for sense in (1.0, -1.0):
-                    cost = np.zeros(len(cells))
-                    cost[index[c]] = sense
-                    res = linprog(cost, A_eq=a_eq, b_eq=b_eq / scale, bounds=(0, None), method="highs")
-                    if res.status == 3:  # unbounded
-                        bounds.append(np.inf if sense < 0 else 0.0)
-                    elif res.status == 0:
-                        bounds.append(sense * res.fun * scale)
-                    else:
-                        bounds.append(value[c])  # infeasible/numerical trouble: assume disclosed (conservative)
-                found.append(Interval(c, measure, float(value[c]), bounds[0], bounds[1], float(need[c])))
+                lo, hi = solver.interval({index[c]: 1.0})
+                # Numerical trouble: assume disclosed (conservative).
+                low = float(value[c]) if lo is None else lo * scale
+                high = float(value[c]) if hi is None else hi * scale
+                found.append(Interval(c, measure, float(value[c]), low, high, float(need[c])))
             if cache is not None:
                 cache[cache_key] = found
             out.extend(found)
