@@ -9,7 +9,9 @@ a year earlier. With output(k, t) published, it pins one linear combination of o
   output(t) / (1 + g) gives the hidden year-ago value back, exactly when nobody moved; and
 * the year-on-year difference cell is empty or passes the threshold, dominance and p % rules by itself.
 
-A month without a release a year earlier therefore gets no growth rates: their inputs were never published.
+A month without a release a year earlier is judged against the pattern that month would have had (the same
+primary and secondary suppression, computed now): otherwise rates of many cells, each giving back a year-ago
+total, would let an intruder subtract his way to a cell that disclosure control would have hidden.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ RATIOS = {
     "electricity_index": ("prev_kwh", "electricity_kwh", "electricity_kwh"),
 }
 
+RATIOS_INPUTS = ("output_value", "output_ytd", "electricity_kwh")
+
 
 def year_ago_published(conn: psycopg.Connection, month: date) -> dict[Key, dict[str, bool]]:
     dims = ", ".join(DIMENSIONS)
@@ -42,6 +46,15 @@ def year_ago_published(conn: psycopg.Connection, month: date) -> dict[Key, dict[
         (year_earlier(month),)).fetchall()
     return {tuple(str(v) for v in r[:7]): {"output_value": r[7], "output_ytd": r[8], "electricity_kwh": r[9]}
             for r in rows}
+
+
+def _would_have_published(facts12: pd.DataFrame, month12: date, p: SdcParameters) -> dict[Key, dict[str, bool]]:
+    from bureau.statistics.publish import build, protect  # publish imports this module
+
+    tables = build(facts12, month12)
+    _, supp, _ = protect(tables, p)
+    keys = [tuple(str(v) for v in r) for r in tables.cells[list(DIMENSIONS)].itertuples(index=False, name=None)]
+    return {k: dict.fromkeys(RATIOS_INPUTS, not hidden) for k, hidden in zip(keys, supp.tolist(), strict=True)}
 
 
 def _difference_needs(facts: pd.DataFrame, facts12: pd.DataFrame, groupings: Sequence[Sequence[str]], *,
@@ -75,10 +88,10 @@ def safe_ratios(conn: psycopg.Connection, month: date, facts: pd.DataFrame, *, k
                 groupings: Sequence[Sequence[str]], published: dict[str, np.ndarray],
                 p: SdcParameters) -> dict[str, np.ndarray]:
     """Ratio → per cell whether it may be published (``published``: measure → cell published this month)."""
-    ago = year_ago_published(conn, month)
-    if not ago:
-        return {r: np.zeros(len(keys), dtype=bool) for r in RATIOS}
     facts12 = enterprise_frame(conn, year_earlier(month))
+    if facts12.empty:
+        return {r: np.zeros(len(keys), dtype=bool) for r in RATIOS}
+    ago = year_ago_published(conn, month) or _would_have_published(facts12, year_earlier(month), p)
     out: dict[str, np.ndarray] = {}
     for ratio, (flag, cur_col, old_col) in RATIOS.items():
         needs = _difference_needs(facts, facts12, groupings, flag=flag, cur_col=cur_col, old_col=old_col, p=p)

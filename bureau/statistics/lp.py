@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import highspy
 import numpy as np
+from highspy._core import _Highs
 from scipy.sparse import csr_matrix
 
 _UNBOUNDED = {highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible}
 
 
 class IntervalLP:
-    def __init__(self, a_eq: csr_matrix | None, b_eq: np.ndarray, columns: int) -> None:
+    """``keep`` > 0 remembers that many optimal vertices; ``interval(…, enough=…)`` then skips a solve when one of
+    them already reaches the wanted bound (any feasible point is an inner bound of the interval)."""
+
+    def __init__(self, a_eq: csr_matrix | None, b_eq: np.ndarray, columns: int, *, keep: int = 0) -> None:
         self.columns = columns
-        self.h = highspy.Highs()
+        self.keep = keep
+        self.vertices = np.zeros((0, columns))
+        # The bare solver: highspy.Highs() adds callbacks and prints a banner to stdout, which would end up in
+        # the output of `bureau publish` and `bureau audit`.
+        self.h = _Highs()
         self.h.setOptionValue("output_flag", False)
         self.h.setOptionValue("presolve", "off")  # keep the basis between objectives
         lp = highspy.HighsLp()
@@ -46,6 +54,9 @@ class IntervalLP:
             self.h.run()
             status = self.h.getModelStatus()
             if status == highspy.HighsModelStatus.kOptimal:
+                if self.keep:
+                    x = np.asarray(self.h.getSolution().col_value, float)[None, :]
+                    self.vertices = np.vstack([x, self.vertices[: self.keep - 1]])
                 return float(self.h.getInfo().objective_function_value)
             if status in _UNBOUNDED:
                 return -np.inf
@@ -53,7 +64,20 @@ class IntervalLP:
         finally:
             self.h.changeColsCost(len(idx), idx, np.zeros(len(idx)))
 
-    def interval(self, coefs: dict[int, float]) -> tuple[float | None, float | None]:
-        low = self.minimize(coefs)
+    def interval(self, coefs: dict[int, float], enough: tuple[float, float] | None = None,
+                 ) -> tuple[float | None, float | None]:
+        """(min, max) of Σ coef·x; with ``enough`` = (low, high), a side a remembered vertex already reaches is
+        answered by that vertex instead of a solve."""
+        seen_low = seen_high = None
+        if enough is not None and len(self.vertices):
+            idx = np.array(list(coefs), dtype=np.int64)
+            values = self.vertices[:, idx] @ np.array(list(coefs.values()), float)
+            if values.min() <= enough[0]:
+                seen_low = float(values.min())
+            if values.max() >= enough[1]:
+                seen_high = float(values.max())
+        low = seen_low if seen_low is not None else self.minimize(coefs)
+        if seen_high is not None:
+            return low, seen_high
         neg = self.minimize({i: -c for i, c in coefs.items()})
         return low, (None if neg is None else -neg)

@@ -238,7 +238,7 @@ def publish_month(conn: psycopg.Connection, month: date, params: SdcParameters |
                          ytd_hidden=supp.copy(), p=params)
     ytd = protect_year_to_date(earlier, cur, tables.table, params)
     # The refusal check: every protected quantity of the year, earlier months included, with this release.
-    exposed = [x for x in audit_year([*earlier, cur], params) if not x.protected]
+    exposed = [x for x in audit_year([*earlier, cur], params, exact=False) if not x.protected]
     if exposed:
         conn.rollback()
         raise DisclosureRefused(exposed[0], len(exposed))

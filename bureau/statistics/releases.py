@@ -129,7 +129,7 @@ def protect_year_to_date(earlier: list[Snapshot], cur: Snapshot, table: CellTabl
         hidden &= nonempty
         _close_singletons(table, hidden, need, "output_ytd")
         cur.ytd_hidden = hidden.copy()
-        exposures = [x for x in audit_year([*earlier, cur], p, months={cur.month}) if not x.protected]
+        exposures = [x for x in audit_year([*earlier, cur], p, months={cur.month}, exact=False) if not x.protected]
         if not exposures:
             break
         before = int(hidden.sum())
