@@ -24,9 +24,9 @@ from datafactory.db import partitions
 from datafactory.db.samples import TypedRow, pack_columns
 from datafactory.errors import ConfigError
 from ingest.dead_letters import DeadLetter, insert_dead_letters
-from ingest.declared_types import Mismatch, inferred_types, route_typed, split_float_columns
+from ingest.declared_types import Mismatch, inferred_types, reading_columns, route_typed, split_float_columns
 from ingest.decode import Inbound
-from ingest.sample_copy import copy_float, copy_typed
+from ingest.sample_copy import ColumnBuffer, copy_float, copy_typed
 from ingest.signal_cache import SignalCache
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class BatchWriter:
             self._check_type_changes(conn)
         result = BatchResult(messages=len(batch))
         dead: list[DeadLetter] = []
-        acc = _ColumnBuffer()
+        acc = ColumnBuffer()
         typed_rows: list[TypedRow] = []
         for msg in batch:
             if msg.error is not None:
@@ -93,29 +93,45 @@ class BatchWriter:
                 self._control(conn, msg, dead)
         pending_high: dict[int, int] = {}
         late: list[tuple[int, int]] = []
-        if acc.count:
-            sids, times, values, qualities = acc.arrays()
-            late, pending_high = self._late_and_high_water(conn, sids, times)
-            lane = copy_float(conn, pack_columns(sids, times, values, qualities), len(times), late, worker=self.worker)
-            late = lane.late
-            result.samples_stored = lane.stored
-            result.duplicates = len(times) - lane.stored - lane.conflicts
-            result.conflicts = lane.conflicts
-            result.newest_us = int(times.max())
+        readings: set[tuple[int, int]] = set()
         if typed_rows:
+            # First, so the float lane's conflict check finds the typed rows of this batch too.
             typed_rows.sort(key=lambda r: (r[0], r[1]))  # by (signal, time), like the float lane
-            tsids = np.fromiter((r[0] for r in typed_rows), np.int32, len(typed_rows))
-            ttimes = np.fromiter((r[1] for r in typed_rows), np.int64, len(typed_rows))
-            typed_late, typed_high = self._late_and_high_water(conn, tsids, ttimes)
+            texts = [r for r in typed_rows if type(r[4]) is str]  # no reading in samples: late-checked here
+            typed_late: list[tuple[int, int]] = []
+            if texts:
+                tsids = np.fromiter((r[0] for r in texts), np.int32, len(texts))
+                ttimes = np.fromiter((r[1] for r in texts), np.int64, len(texts))
+                typed_late, pending_high = self._late_and_high_water(conn, tsids, ttimes)
+                result.newest_us = int(ttimes.max())
             lane = copy_typed(conn, typed_rows, typed_late, worker=self.worker)
             late += lane.late
-            for sid, mark in typed_high.items():
+            result.samples_stored = result.typed_samples = lane.stored
+            result.duplicates = len(typed_rows) - lane.stored - lane.conflicts
+            result.conflicts = lane.conflicts
+            rows = [r for r in typed_rows if type(r[4]) is not str]
+            if rows:
+                acc.add(*reading_columns(rows))
+                readings = {(r[0], r[1]) for r in rows}
+        if acc.count:
+            sids, times, values, qualities = acc.arrays()
+            float_late, float_high = self._late_and_high_water(conn, sids, times)
+            lane = copy_float(
+                conn,
+                pack_columns(sids, times, values, qualities),
+                len(times),
+                float_late,
+                worker=self.worker,
+                readings=readings,
+            )
+            late += lane.late
+            for sid, mark in float_high.items():
                 pending_high[sid] = max(mark, pending_high.get(sid, mark))
-            result.samples_stored += lane.stored
-            result.typed_samples = lane.stored
-            result.duplicates += len(typed_rows) - lane.stored - lane.conflicts
+            own = len(times) - len(readings)  # samples of float64 signals; readings were counted as typed
+            result.samples_stored += lane.stored - lane.readings_stored
+            result.duplicates += own - (lane.stored - lane.readings_stored) - lane.conflicts
             result.conflicts += lane.conflicts
-            newest = int(ttimes.max())
+            newest = int(times.max())
             result.newest_us = newest if result.newest_us is None else max(result.newest_us, newest)
         if dead:
             insert_dead_letters(conn, self.worker, dead)  # raises DeadLetterRefused: nothing is acknowledged
@@ -148,7 +164,7 @@ class BatchWriter:
         self,
         conn: psycopg.Connection,
         msg: Inbound,
-        acc: _ColumnBuffer,
+        acc: ColumnBuffer,
         typed_rows: list[TypedRow],
         dead: list[DeadLetter],
     ) -> None:
@@ -349,30 +365,3 @@ class BatchWriter:
                 "INSERT INTO late_writes (signal_id, time_from, time_to, samples) VALUES (%s, %s, %s, %s)",
                 [(sid, us_to_datetime(lo), us_to_datetime(hi), n) for sid, (lo, hi, n) in ranges.items()],
             )
-
-
-class _ColumnBuffer:
-    """The batch's samples as the messages' column arrays, concatenated once per batch."""
-
-    __slots__ = ("count", "qualities", "sids", "times", "values")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.sids: list[np.ndarray] = []
-        self.times: list[np.ndarray] = []
-        self.values: list[np.ndarray] = []
-        self.qualities: list[np.ndarray] = []
-
-    def add(self, sids: np.ndarray, times: np.ndarray, values: np.ndarray, qualities: np.ndarray) -> None:
-        self.count += len(sids)
-        self.sids.append(sids)
-        self.times.append(times)
-        self.values.append(values)
-        self.qualities.append(qualities)
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Columns sorted by (signal, time): the primary-key index then grows page by page, not all over."""
-        sids = np.concatenate(self.sids)
-        times = np.concatenate(self.times)
-        order = np.lexsort((times, sids))
-        return sids[order], times[order], np.concatenate(self.values)[order], np.concatenate(self.qualities)[order]

@@ -157,8 +157,9 @@ def run(
     try:
         require_migrated(options.database_url)
     except ConnectionLost as err:
-        _log.warning("the database does not answer yet (%s); starting, nothing is acknowledged until it does",
-                     err.detail[:200])
+        _log.warning(
+            "the database does not answer yet (%s); starting, nothing is acknowledged until it does", err.detail[:200]
+        )
     worker_ = IngestWorker(options)
     try:
         worker_.start()

@@ -106,3 +106,14 @@ def route_typed(
             float_extra.append((sid, s.time_us, float(s.value), s.quality))  # type: ignore[arg-type]
         else:
             typed_rows.append((sid, s.time_us, s.quality, declared, s.value))
+
+
+def reading_columns(rows: list[TypedRow]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The float64 readings of typed rows without a string value, as float-lane columns: int64/uint64 as the
+    nearest float64, bool as 0/1, a marker as NaN (NULL). What ``samples.value`` holds for them."""
+    n = len(rows)
+    sids = np.fromiter((r[0] for r in rows), np.int32, n)
+    times = np.fromiter((r[1] for r in rows), np.int64, n)
+    values = np.fromiter((math.nan if r[4] is None else float(r[4]) for r in rows), np.float64, n)
+    qualities = np.fromiter((r[2] for r in rows), np.int64, n)
+    return sids, times, values, qualities

@@ -8,16 +8,17 @@ row — another value bit for bit, or another quality — is recorded in ``sampl
 byte-identical redelivery finds its own row and is only a duplicate. So duplicates and conflicts cost speed only
 when they occur, and the float64 lane is exactly the COPY it always was.
 
-Typed rows always go through their staging table: one statement then stores the new ones in ``samples_typed``
-and their float64 reading in ``samples`` (``_TYPED_INSERT``), so a signal's samples stay visible to everything
-that reads numbers from ``samples`` while the exact value lives beside it. The float lane's conflict check
-skips keys that hold a typed row (their reading is not a value of its own; the typed lane records them).
+The float64 reading of a typed sample (``declared_types.reading``) travels in the float lane, so a signal's
+samples stay visible to everything that reads numbers from ``samples`` while the exact value lives beside it;
+the float lane's conflict check skips keys that hold a typed row (a reading is not a value of its own: the typed
+lane records the conflict).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import psycopg
 
 from datafactory.contract.sample import datetime_to_us
@@ -50,24 +51,10 @@ _TYPED_STAGING_DDL = (
     ' quality int4 NOT NULL, value_type "char" NOT NULL, v_int int8, v_bool bool, v_text text) ON COMMIT DELETE ROWS'
 )
 _TYPED_STAGING_COPY = TYPED_COPY_SQL.replace("samples_typed", "ingest_staging_typed")
-# New typed rows, and for each a float64 reading in samples (int64/uint64 rounded beyond 2^53, bool 0/1, a
-# marker's NULL; strings have none) so every analytics query, roll-up and panel that reads samples.value keeps
-# seeing states, counters and gaps. Returns the keys of the rows that were new.
-_TYPED_INSERT = f"""
-    WITH new AS (
-        INSERT INTO samples_typed ({_TYPED_COLUMNS}) SELECT {_TYPED_COLUMNS} FROM ingest_staging_typed
-        ON CONFLICT DO NOTHING RETURNING signal_id, time, quality, value_type, v_int, v_bool, v_text
-    ), reading AS (
-        INSERT INTO samples (signal_id, time, value, quality)
-        SELECT signal_id, time,
-               CASE value_type WHEN 'i' THEN v_int::float8 WHEN 'u' THEN df_uint64(v_int)::float8
-                               WHEN 'b' THEN v_bool::int::float8 END,
-               quality
-        FROM new WHERE value_type <> 's' OR v_text IS NULL
-        ON CONFLICT DO NOTHING
-    )
-    SELECT signal_id, time FROM new
-"""
+_TYPED_STAGING_INSERT = (
+    f"INSERT INTO samples_typed ({_TYPED_COLUMNS}) SELECT {_TYPED_COLUMNS} FROM ingest_staging_typed"
+    " ON CONFLICT DO NOTHING"
+)
 
 
 def _typed_text(alias: str) -> str:
@@ -95,49 +82,92 @@ class LaneResult:
     stored: int  # rows new in the table
     late: list[tuple[int, int]]  # the late (signal id, time µs) rows among them
     conflicts: int = 0  # rows whose (signal, time) holds a different value: recorded, not stored
+    readings_stored: int = 0  # of ``stored`` (float lane), the float64 readings of typed samples
 
 
 def copy_float(
-    conn: psycopg.Connection, data: bytes, n: int, late: list[tuple[int, int]], *, worker: str
+    conn: psycopg.Connection,
+    data: bytes,
+    n: int,
+    late: list[tuple[int, int]],
+    *,
+    worker: str,
+    readings: set[tuple[int, int]] | frozenset[tuple[int, int]] = frozenset(),
 ) -> LaneResult:
-    """COPY ``n`` packed float rows into ``samples``; on a duplicate, redo them idempotently and record conflicts."""
+    """COPY ``n`` packed float rows into ``samples``; on a duplicate, redo them idempotently and record conflicts.
+    ``readings`` are the keys of rows that are typed samples' float64 readings (counted apart)."""
     try:
         with conn.transaction():
             copy_binary(conn, data)
-        return LaneResult(n, late)
+        return LaneResult(n, late, readings_stored=len(readings))
     except psycopg.errors.UniqueViolation:
         pass
     conn.execute(_FLOAT_STAGING_DDL)
     copy_binary(conn, data, table_sql=_FLOAT_STAGING_COPY)
-    return _redo(conn, _FLOAT_STAGING_INSERT, _FLOAT_CONFLICTS, late, worker)
+    return _redo(conn, _FLOAT_STAGING_INSERT, _FLOAT_CONFLICTS, late, worker, readings=readings)
 
 
 def copy_typed(
     conn: psycopg.Connection, rows: list[TypedRow], late: list[tuple[int, int]], *, worker: str
 ) -> LaneResult:
-    """Store typed rows in ``samples_typed`` and their float64 readings in ``samples`` (``_TYPED_INSERT``);
-    record conflicts. Through a staging table always: the projection is written only for rows that are new."""
+    """COPY typed rows into ``samples_typed`` with the float lane's savepoint, staging and conflict rules."""
+    data = pack_typed_rows(rows)
+    try:
+        with conn.transaction():
+            copy_binary(conn, data, table_sql=TYPED_COPY_SQL)
+        return LaneResult(len(rows), late)
+    except psycopg.errors.UniqueViolation:
+        pass
     conn.execute(_TYPED_STAGING_DDL)
-    copy_binary(conn, pack_typed_rows(rows), table_sql=_TYPED_STAGING_COPY)
-    keys = conn.execute(_TYPED_INSERT).fetchall()
-    stored_keys = {(int(sid), datetime_to_us(t)) for sid, t in keys} if late else set()
-    conflicts = 0
-    if len(keys) < len(rows):  # some (signal, time) already held a row: a duplicate or a conflict
-        conn.execute("SET LOCAL extra_float_digits = 3")
-        conflicts = conn.execute(_TYPED_CONFLICTS, (worker,)).rowcount
-    return LaneResult(len(keys), [x for x in late if x in stored_keys], conflicts)
+    copy_binary(conn, data, table_sql=_TYPED_STAGING_COPY)
+    return _redo(conn, _TYPED_STAGING_INSERT, _TYPED_CONFLICTS, late, worker, readings=frozenset())
 
 
 def _redo(
-    conn: psycopg.Connection, insert: str, conflicts_sql: str, late: list[tuple[int, int]], worker: str
+    conn: psycopg.Connection,
+    insert: str,
+    conflicts_sql: str,
+    late: list[tuple[int, int]],
+    worker: str,
+    *,
+    readings: set[tuple[int, int]] | frozenset[tuple[int, int]],
 ) -> LaneResult:
-    if late:
+    readings_stored = 0
+    if late or readings:
         stored_keys = {(int(sid), datetime_to_us(t)) for sid, t in conn.execute(insert + " RETURNING signal_id, time")}
         stored = len(stored_keys)
         # Redelivered rows were already stored (and recorded) the first time: only new late rows count.
         late = [x for x in late if x in stored_keys]
+        readings_stored = len(stored_keys & readings)
     else:
         stored = conn.execute(insert).rowcount
     conn.execute("SET LOCAL extra_float_digits = 3")  # float8 as text in its shortest exact form
     conflicts = conn.execute(conflicts_sql, (worker,)).rowcount
-    return LaneResult(stored, late, conflicts)
+    return LaneResult(stored, late, conflicts, readings_stored)
+
+
+class ColumnBuffer:
+    """The batch's samples as the messages' column arrays, concatenated once per batch."""
+
+    __slots__ = ("count", "qualities", "sids", "times", "values")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sids: list[np.ndarray] = []
+        self.times: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+        self.qualities: list[np.ndarray] = []
+
+    def add(self, sids: np.ndarray, times: np.ndarray, values: np.ndarray, qualities: np.ndarray) -> None:
+        self.count += len(sids)
+        self.sids.append(sids)
+        self.times.append(times)
+        self.values.append(values)
+        self.qualities.append(qualities)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Columns sorted by (signal, time): the primary-key index then grows page by page, not all over."""
+        sids = np.concatenate(self.sids)
+        times = np.concatenate(self.times)
+        order = np.lexsort((times, sids))
+        return sids[order], times[order], np.concatenate(self.values)[order], np.concatenate(self.qualities)[order]
