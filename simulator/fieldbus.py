@@ -35,6 +35,9 @@ from simulator.s7_server import S7DeviceServer
 
 MODBUS = "modbus"
 S7 = "s7"
+METER_UNIT = 1
+METER_BAUDRATE = 19200
+METER_MAP = {"power": 0, "energy": 4}  # float64 holding registers of the RTU meter (kW, kWh)
 S7_DB_BASE = 100
 S7_DB_SIZE = 46
 
@@ -80,6 +83,10 @@ class FieldbusPlan:
     protocols: dict[str, str] = field(default_factory=dict)  # cell path → MODBUS or S7
     modbus_port: int = 0
     s7_port: int = 0
+    # The utility meter on Modbus RTU instead of MQTT: the serial device the simulator serves it on, and the one
+    # the gateway reads (the two ends of a null-modem cable, or of a socat pseudo-terminal pair).
+    meter_serial: str = ""
+    meter_gateway_serial: str = ""
 
     def unit_id(self, layout: PlantLayout, cell_path: str) -> int:
         """Modbus unit id of a machine: its 1-based position among the plant's Modbus machines."""
@@ -120,6 +127,12 @@ class FieldbusMachines:
         self.store = RegisterStore(units) if units else None
         self.modbus = ModbusDeviceServer(self.store, port=plan.modbus_port) if self.store is not None else None
         self.s7 = S7DeviceServer(plan.s7_port, dbs=dbs) if dbs else None
+        self.meter_store = RegisterStore([METER_UNIT]) if plan.meter_serial else None
+        self.meter = (
+            ModbusDeviceServer(self.meter_store, serial_port=plan.meter_serial, baudrate=METER_BAUDRATE, parity="N")
+            if self.meter_store is not None
+            else None
+        )
 
     def serves(self, index: int) -> bool:
         return index < len(self.targets) and self.targets[index] is not None
@@ -137,13 +150,23 @@ class FieldbusMachines:
             assert self.s7 is not None
             self.s7.write(s7_address(where, name), v)
 
+    def write_meter(self, kw: float, kwh: float) -> None:
+        assert self.meter_store is not None
+        for name, value in (("power", kw), ("energy", kwh)):
+            self.meter_store.set_value(METER_UNIT, ModbusTable.HOLDING_REGISTER, METER_MAP[name], value,
+                                       ModbusType.FLOAT64)  # fmt: skip
+
     def start(self) -> None:
+        if self.meter is not None:
+            self.meter.start()
         if self.modbus is not None:
             self.modbus.start()
         if self.s7 is not None:
             self.s7.start()
 
     def stop(self) -> None:
+        if self.meter is not None:
+            self.meter.close()
         if self.modbus is not None:
             self.modbus.close()
         if self.s7 is not None:

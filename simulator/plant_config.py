@@ -12,7 +12,16 @@ from datafactory.codes.credit_code import check_character
 from datafactory.config.loader import validate_document
 from datafactory.config.models import PlantConfig
 from datafactory.contract.meanings import COUNTERS, Meaning
-from simulator.fieldbus import MODBUS, MODBUS_MAP, S7, FieldbusPlan, s7_address
+from simulator.fieldbus import (
+    METER_BAUDRATE,
+    METER_MAP,
+    METER_UNIT,
+    MODBUS,
+    MODBUS_MAP,
+    S7,
+    FieldbusPlan,
+    s7_address,
+)
 from simulator.layout import MACHINE_SIGNALS, METER_CELL, METER_SIGNALS, METER_VALUE_PATHS, PlantLayout, node_id
 
 CREDIT_CODE_BODY = "91441900MA51D2K7X"  # Dongguan (441900), enterprise; the check character is computed
@@ -83,6 +92,8 @@ def plant_document(
     meter_source: dict[str, Any] = {"kind": "mqtt_json", "id": "meter", "mappings": mappings}
     if broker_url:
         meter_source["broker_url"] = broker_url
+    if plan.meter_gateway_serial:
+        meter_source = _rtu_meter_source(plan.meter_gateway_serial, poll_interval_ms)
     return {
         "version": 1,
         "enterprise": {
@@ -114,6 +125,20 @@ def plant_document(
             *_fieldbus_sources(layout, plan, poll_interval_ms),
         ],
     }
+
+
+def _rtu_meter_source(serial_port: str, interval_ms: float) -> dict[str, Any]:
+    """The utility meter on Modbus RTU (simulator.fieldbus.METER_MAP), read over ``serial_port``."""
+    registers = [
+        {"cell": METER_CELL, "signal": s.name, "meaning": str(s.meaning), "unit": s.unit, "unit_id": METER_UNIT,
+         "table": "holding_register", "address": METER_MAP[s.name], "data_type": "float64"}
+        for s in METER_SIGNALS
+    ]  # fmt: skip
+    return {
+        "kind": "modbus", "id": "meter", "transport": "rtu", "serial_port": serial_port, "baudrate": METER_BAUDRATE,
+        "parity": "N", "timeout_s": 1.0, "retries": 0,
+        "poll_groups": [{"name": "default", "interval_ms": interval_ms}], "registers": registers,
+    }  # fmt: skip
 
 
 def _fieldbus_sources(layout: PlantLayout, plan: FieldbusPlan, interval_ms: float) -> list[dict[str, Any]]:
@@ -201,7 +226,7 @@ def fieldbus_from_config(cfg: PlantConfig) -> FieldbusPlan:
     protocols: dict[str, str] = {}
     ports = {MODBUS: 0, S7: 0}
     for src in cfg.sources:
-        if src.kind in (MODBUS, S7):
+        if src.kind in (MODBUS, S7) and getattr(src, "transport", "tcp") == "tcp":  # machines, not an RTU meter
             ports[src.kind] = int(src.port)  # type: ignore[union-attr]
             protocols.update({b.cell: src.kind for b in src.signal_bindings() if b.signal == "state"})
     return FieldbusPlan(protocols, modbus_port=ports[MODBUS], s7_port=ports[S7])

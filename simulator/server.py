@@ -86,7 +86,8 @@ class SimulatorServer:
         self._meter_kw: tuple[int | None, float] = (None, 0.0)
         self._initial_meter: list[tuple[int, int, float]] = []
         self._fetch: asyncio.Future[list[tuple[int, int, float]]] | None = None
-        self.fieldbus = FieldbusMachines(model.layout, fieldbus) if fieldbus and fieldbus.protocols else None
+        wanted = fieldbus is not None and (fieldbus.protocols or fieldbus.meter_serial)
+        self.fieldbus = FieldbusMachines(model.layout, fieldbus) if fieldbus is not None and wanted else None
 
     @property
     def endpoint(self) -> str:
@@ -203,6 +204,10 @@ class SimulatorServer:
         # The meter's first reading is published when replay starts, not now: plain MQTT keeps nothing for a
         # subscriber that connects later, so a reading sent before play() would reach nobody.
         self._initial_meter = [(i, *initial[i]) for i in range(machine_signals, len(keys)) if i in initial]
+        if fieldbus is not None and fieldbus.meter_store is not None:  # registers hold it for the first poll
+            for i, t_us, value in self._initial_meter:
+                self._meter_sample(i, t_us, value)
+            self._initial_meter = []
 
     async def _folder(self, server: Server, folders: dict[str, object], cell_path: str) -> object:
         parent: object = server.nodes.objects
@@ -297,7 +302,16 @@ class SimulatorServer:
             self._meter_kw = (t_us, value)
             return
         kw_t, kw = self._meter_kw
-        if self._meter is None or kw_t != t_us:
+        if kw_t != t_us:
+            return
+        fieldbus = self.fieldbus
+        if fieldbus is not None and fieldbus.meter_store is not None:  # the meter on Modbus RTU: polled registers
+            fieldbus.write_meter(kw, value)
+            for j, v in ((i - 1, kw), (i, value)):
+                if self._last[j] != v:  # an unchanged register is not a new reading for a poller
+                    self._count(j, t_us, v)
+            return
+        if self._meter is None:
             return
         self._meter.publish(t_us, kw, value)
         self._count(i - 1, t_us, kw)

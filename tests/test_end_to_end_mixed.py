@@ -1,6 +1,7 @@
 """A mixed plant end to end: machines on OPC-UA, on Modbus TCP (two units behind one server) and on S7, the
-utility meter on MQTT → one gateway → Mosquitto → ingest → PostgreSQL → the analytics' OEE functions; then
-the Modbus device dies and the gap is marked in the database for each of its signals.
+utility meter on Modbus RTU over a pseudo-terminal pair (on MQTT where socat is missing) → one gateway →
+Mosquitto → ingest → PostgreSQL → the analytics' OEE functions; then the Modbus device dies and the gap is
+marked in the database for each of its signals.
 
 The simulator serves every machine from the same model, so what it emitted is the ground truth. The database
 must hold, per signal, exactly as many samples as were emitted, with the exact values (float64 registers,
@@ -13,8 +14,13 @@ true times to within the polling delay.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
+import subprocess
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import psycopg
@@ -128,16 +134,45 @@ def _quiet_edge(emitted: dict[str, list[tuple[int, float]]], cell: str, around_u
     return t
 
 
-def test_mixed_plant_end_to_end(db_url: str, mqtt_url: str, enterprise: str, tmp_path) -> None:
+@contextlib.contextmanager
+def _serial_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two pseudo-terminals joined like a null-modem cable (socat), or ("", "") without socat."""
+    if shutil.which("socat") is None:
+        yield "", ""
+        return
+    a, b = tmp_path / "ttyGW", tmp_path / "ttyMeter"
+    socat = subprocess.Popen(["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"])
+    try:
+        deadline = time.monotonic() + 5
+        while not (a.exists() and b.exists()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield str(a), str(b)
+    finally:
+        socat.terminate()
+        socat.wait(5)
+
+
+def test_mixed_plant_end_to_end(db_url: str, mqtt_url: str, enterprise: str, tmp_path: Path) -> None:
+    with _serial_pair(tmp_path) as (gateway_tty, meter_tty):
+        _mixed_plant(db_url, mqtt_url, enterprise, tmp_path, gateway_tty=gateway_tty, meter_tty=meter_tty)
+
+
+def _mixed_plant(db_url: str, mqtt_url: str, enterprise: str, tmp_path: Path, *, gateway_tty: str,
+                 meter_tty: str) -> None:  # fmt: skip
+    """With socat the utility meter is on Modbus RTU over a pseudo-terminal pair, else on MQTT."""
     start = datetime.now(UTC) + timedelta(seconds=LEAD_S)
     layout = _layout(enterprise, _working_timezone(start))
-    plan = FieldbusPlan(PROTOCOLS, modbus_port=free_port(), s7_port=free_port())
+    plan = FieldbusPlan(
+        PROTOCOLS, modbus_port=free_port(), s7_port=free_port(), meter_serial=meter_tty,
+        meter_gateway_serial=gateway_tty,
+    )  # fmt: skip
     port = free_port()
     prefix = f"sim-{enterprise}"  # the meter on this test's own topic
     meter_topic = default_meter_topic(prefix, layout)
     endpoint = f"opc.tcp://127.0.0.1:{port}/datafactory/sim/"
     cfg = plant_config(layout, endpoint=endpoint, topic_prefix=prefix, fieldbus=plan, poll_interval_ms=100)
-    assert sorted(s.kind for s in cfg.sources) == ["modbus", "mqtt_json", "opcua", "s7"]
+    meter_kind = "modbus" if meter_tty else "mqtt_json"
+    assert sorted(s.kind for s in cfg.sources) == sorted(["modbus", meter_kind, "opcua", "s7"])
     model = PlantModel(layout, SimOptions(seed=5, analog_period_s=1.0), start=start,
                        end=start + timedelta(seconds=SIM_SECONDS))  # fmt: skip
     recorder = _MemoryRecorder()
@@ -205,7 +240,7 @@ async def _run(server, gateway, recorder, db_url, enterprise, *, start: datetime
         while sum(len(v) for v in _stored(db_url, enterprise).values()) < expected and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
         # The Modbus device dies: the gap is marked in the database for each of its signals, the others flow on.
-        modbus = {f"{b.cell}/{b.signal}" for src in gateway.config.sources if src.kind == "modbus"
+        modbus = {f"{b.cell}/{b.signal}" for src in gateway.config.sources if src.id == "modbus"
                   for b in src.signal_bindings()}  # fmt: skip
         assert server.fieldbus is not None and server.fieldbus.modbus is not None
         await asyncio.to_thread(server.fieldbus.modbus.stop)
