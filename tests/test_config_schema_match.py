@@ -157,7 +157,8 @@ def test_without_the_rewrite_the_best_match_is_another_branch() -> None:
 
 
 def test_check_jsonschema_accepts_every_example(tmp_path: Path) -> None:
-    files = [*sorted(str(p) for p in EXAMPLES.glob("*.yaml")), str(ROOT / "edge_configs" / "demo-plant.yaml")]
+    plants = [str(ROOT / "edge_configs" / name) for name in ("demo-plant.yaml", "mixed-plant.yaml")]
+    files = [*sorted(str(p) for p in EXAMPLES.glob("*.yaml")), *plants]
     proc = subprocess.run(
         [_check_jsonschema(), "--no-cache", "--schemafile", str(SCHEMA_PATH), *files],
         capture_output=True, text=True, check=False, timeout=120,
