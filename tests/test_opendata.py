@@ -57,11 +57,13 @@ def test_no_export_contains_a_credit_code_or_enterprise_name(city_db: str, expor
 def test_enterprise_directory_is_k_anonymous_and_banded(exported: Path) -> None:
     rows = _rows(exported / "enterprises.csv")
     assert len(rows) > 300
-    classes = Counter((r["town"], r["division"], r["size_class"]) for r in rows)
+    classes = Counter((r["town"], r["division"], r["size_class"], r["output_band"], r["employment_band"])
+                      for r in rows)
     assert min(classes.values()) >= 3
     assert set(rows[0]) == {"pseudonym", "town", "division", "size_class", "output_band", "employment_band",
                             "generalised"}
-    assert all("–" in r["output_band"] or r["output_band"].startswith("≥") for r in rows)
+    assert all("–" in r["output_band"] or r["output_band"][0] in "≥*" for r in rows)
+    assert all(r["output_band"] == "*" for r in rows if r["size_class"] == "*")
     metadata = json.loads((exported / "metadata.json").read_text(encoding="utf-8"))
     assert metadata["k_anonymity"]["smallest_class"] == min(classes.values())
     assert metadata["licence"]["name"] == "CC-BY-4.0" and metadata["period"] == "2026-10"
@@ -105,8 +107,10 @@ def test_pseudonyms_are_keyed_rotatable_and_exports_audited(city_db: str, export
         audited = conn.execute("SELECT object, details->>'period', details->>'key_id' FROM audit_log"
                                " WHERE action = 'opendata.export' ORDER BY seq").fetchall()
         logged = conn.execute("SELECT count(*) FROM opendata_exports WHERE period = '2026-10'").fetchone()
-    keyed = {hmac.new(KEY.encode(), c.encode(), hashlib.sha256).hexdigest()[:20] for c in codes}
-    assert first <= keyed  # each pseudonym is the keyed hash of a registered enterprise, nothing else
+    keyed = {hmac.new(KEY.encode(), f"2026-10\x1f{c}".encode(), hashlib.sha256).hexdigest()[:20] for c in codes}
+    assert first <= keyed  # each pseudonym is the keyed hash of release and a registered enterprise, nothing else
+    _export(city_db, tmp_path / "september", period="2026-09")
+    assert {r["pseudonym"] for r in _rows(tmp_path / "september" / "enterprises.csv")}.isdisjoint(first)
     assert [a[1] for a in audited] == ["2026-10"] * 3 and audited[0][2] == meta[0]
     assert logged == (3,)
 
@@ -123,11 +127,12 @@ def test_k_anonymise_generalises_then_withholds() -> None:
         "town": ["A", "A", "A", "A", "A", "B", "C"],
         "division": ["39", "39", "39", "38", "38", "38", "17"],
         "size_class": ["small"] * 3 + ["large", "small", "large", "micro"],
+        "output_band": ["0–100"] * 7, "employment_band": ["20–100"] * 7,
     })
     released = k_anonymise(frame, 3)
     # Three identical rows stay exact; the two in town A division 38 plus B/38 share only division 38.
-    assert sorted(map(tuple, released[["town", "division", "size_class"]].to_numpy())) == [
-        ("*", "38", "*"), ("*", "38", "*"), ("*", "38", "*"),
-        ("A", "39", "small"), ("A", "39", "small"), ("A", "39", "small"),
+    assert sorted(map(tuple, released[["town", "division", "size_class", "output_band"]].to_numpy())) == [
+        ("*", "38", "*", "*"), ("*", "38", "*", "*"), ("*", "38", "*", "*"),
+        ("A", "39", "small", "0–100"), ("A", "39", "small", "0–100"), ("A", "39", "small", "0–100"),
     ]
     assert smallest_class(released) == 3 and len(frame) - len(released) == 1

@@ -25,7 +25,7 @@ def opendata() -> None:
 @click.option("--period", required=True, help="Month (2026-10) or quarter (2026-Q3).")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Output directory.")
 @click.option("--k", "k", default=3, show_default=True, type=click.IntRange(min=3),
-              help="k-anonymity on town, industry division and size class (at least 3).")
+              help="k-anonymity on town, division, size class and the output and employment bands (at least 3).")
 def export_cmd(period: str, out: Path, k: int) -> None:
     """Write the period's statistical tables and pseudonymised enterprise directory; audit the export."""
     from bureau.bulletin.data import BulletinError

@@ -1,14 +1,18 @@
-"""De-identification for open data: keyed pseudonyms, value bands and k-anonymity (pure functions).
+"""De-identification for open data: keyed per-release pseudonyms, value bands and k-anonymity (pure functions).
 
-* Pseudonyms are HMAC-SHA256 of the credit code under a secret key from ``DATAFACTORY_PSEUDONYM_KEY`` (at least
-  16 bytes). Without the key nobody can test a guessed credit code against a pseudonym; the same key gives the
-  same pseudonym in every export (so series can be followed), and rotating the key breaks that link on purpose.
-  The key id (``DATAFACTORY_PSEUDONYM_KEY_ID``, or the first 8 hex digits of SHA-256 over the key) is recorded in
-  the metadata so a reader knows which exports share pseudonyms; the key itself is never written.
-* Exact figures of a single enterprise are replaced by bands.
-* k-anonymity on the quasi-identifiers (town, division, size class): records whose combination is shared by
-  fewer than k records are generalised step by step (size, then division, then town becomes '*'); those still
-  in a group smaller than k are withheld.
+* Pseudonyms are HMAC-SHA256 of the release (period label) and the credit code under a secret key from
+  ``DATAFACTORY_PSEUDONYM_KEY`` (at least 16 bytes). Without the key nobody can test a guessed credit code
+  against a pseudonym. They are **per release**: the same enterprise has unrelated pseudonyms in the October and
+  the November directory, so nobody can intersect exports record by record (a stable pseudonym let twelve
+  monthly exports, each 3-anonymous, be combined into unique records). Re-exporting one period gives the same
+  pseudonyms. The key id (``DATAFACTORY_PSEUDONYM_KEY_ID``, or the first 8 hex digits of SHA-256 over the key) is
+  recorded in the metadata; the key itself is never written.
+* Exact figures of a single enterprise are replaced by bands; the bands are quasi-identifiers like the rest.
+* k-anonymity on all five published quasi-identifiers (town, division, size class, output band, employment
+  band): records whose combination is shared by fewer than k records are generalised along one fixed ladder —
+  the bands go first, and once the size class is hidden the bands stay hidden too (size class is a function of
+  employment and revenue, so bands next to a '*' size class gave it back); records still in a group smaller
+  than k are withheld. The ladder is the same in every export.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from datafactory.errors import ConfigError
 KEY_VAR = "DATAFACTORY_PSEUDONYM_KEY"
 KEY_ID_VAR = "DATAFACTORY_PSEUDONYM_KEY_ID"
 MIN_KEY_BYTES = 16
-QUASI_IDENTIFIERS = ("town", "division", "size_class")
+QUASI_IDENTIFIERS = ("town", "division", "size_class", "output_band", "employment_band")
 ANY = "*"
-# Generalisation ladder: which quasi-identifiers are kept at each level (the rest become '*').
+# Generalisation ladder: which quasi-identifiers are kept at each level (the rest become '*'). The bands are
+# dropped before anything else and never kept without the size class (they would give it back).
 LEVELS: tuple[tuple[str, ...], ...] = (
+    QUASI_IDENTIFIERS,
     ("town", "division", "size_class"),
     ("town", "division"),
     ("town", "size_class"),
@@ -48,8 +54,10 @@ class PseudonymKey:
     key: bytes
     key_id: str
 
-    def pseudonym(self, identifier: str) -> str:
-        return hmac.new(self.key, identifier.encode("utf-8"), hashlib.sha256).hexdigest()[:20]
+    def pseudonym(self, release: str, identifier: str) -> str:
+        """The pseudonym of ``identifier`` in ``release`` (a period label): unlinkable across releases."""
+        message = f"{release}\x1f{identifier}".encode()
+        return hmac.new(self.key, message, hashlib.sha256).hexdigest()[:20]
 
 
 def key_from_env(env: Mapping[str, str] | None = None) -> PseudonymKey:
@@ -72,12 +80,13 @@ def band(value: float, edges: Sequence[float]) -> str:
     return f"≥{edges[-1]:g}"
 
 
-def k_anonymise(frame: pd.DataFrame, k: int, qis: Sequence[str] = QUASI_IDENTIFIERS) -> pd.DataFrame:
+def k_anonymise(frame: pd.DataFrame, k: int, qis: Sequence[str] = QUASI_IDENTIFIERS,
+                levels: Sequence[Sequence[str]] = LEVELS) -> pd.DataFrame:
     """Generalise quasi-identifiers until every released combination is shared by ≥ k records; withhold the
     rest. Returns the released rows with a ``generalised`` column naming what was replaced by '*'."""
     remaining = frame.copy()
     released: list[pd.DataFrame] = []
-    for kept in LEVELS:
+    for kept in levels:
         if remaining.empty:
             break
         trial = remaining.copy()

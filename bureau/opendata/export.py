@@ -5,8 +5,9 @@ Two kinds of resource:
 * **Statistical tables** (by industry division, town, park, size class, ownership; early warnings) read as the
   ``bureau`` role from the disclosure-controlled ``bureau_v_*`` views only. A suppressed cell is exported with
   empty magnitudes and ``suppressed = true`` — never a number.
-* **Enterprise directory**: one row per reporting enterprise with a keyed pseudonym instead of its identity,
-  town / division / size class under k-anonymity, and output and employment as bands (never exact values).
+* **Enterprise directory**: one row per reporting enterprise with a keyed per-release pseudonym instead of its
+  identity, and town / division / size class / output band / employment band under k-anonymity on all five
+  (never exact values). See ``bureau.opendata.deid`` for why the pseudonyms change with every release.
 
 Every export is recorded in the audit trail and in ``opendata_exports``, with the files' row counts, SHA-256
 and the pseudonym key id. Files: ``<resource>.csv``, ``<resource>.json`` and ``metadata.json``.
@@ -101,7 +102,7 @@ def enterprise_directory(conn: psycopg.Connection, period: Period, key: Pseudony
     totals = pd.concat(frames).groupby("enterprise_id")[["output_value"]].sum()
     codes: dict[int, str] = dict(conn.execute("SELECT id, credit_code FROM bureau_enterprises").fetchall())
     rows = pd.DataFrame({
-        "pseudonym": [key.pseudonym(codes[e]) for e in last["enterprise_id"]],
+        "pseudonym": [key.pseudonym(period.label, codes[e]) for e in last["enterprise_id"]],
         "town": last["town"].to_numpy(), "division": last["division"].to_numpy(),
         "size_class": last["size_class"].to_numpy(),
         "output_band": [band(totals.loc[e, "output_value"], OUTPUT_BANDS) for e in last["enterprise_id"]],
@@ -162,7 +163,8 @@ def export(conn: psycopg.Connection, period: Period, out: Path, key: PseudonymKe
     directory, result.withheld = enterprise_directory(conn, period, key, k)
     result.smallest_class = smallest_class(directory)
     resource = _write(out, "enterprises", directory)
-    resource["description"] = (f"one row per reporting enterprise; pseudonym = HMAC-SHA256 (key {key.key_id}); "
+    resource["description"] = (f"one row per reporting enterprise; pseudonym = HMAC-SHA256 of release and credit"
+                               f" code (key {key.key_id}), new in every release; "
                                f"{k}-anonymous on {', '.join(QUASI_IDENTIFIERS)} ('*' = generalised); "
                                f"{result.withheld} row(s) withheld")
     resources.append(resource)
@@ -172,8 +174,9 @@ def export(conn: psycopg.Connection, period: Period, out: Path, key: PseudonymKe
         "period_start": period.first.isoformat(), "period_end": period.end.isoformat(),
         "issued": issued.isoformat(), "updated": issued.date().isoformat(),
         "publisher": "city industry bureau (经济和信息化局)",
-        "pseudonymisation": {"method": "HMAC-SHA256 of the unified social credit code, first 20 hex digits",
-                             "key_id": key.key_id},
+        "pseudonymisation": {"method": "HMAC-SHA256 of the release label and the unified social credit code,"
+                                       " first 20 hex digits", "key_id": key.key_id, "scope": "release",
+                             "linkable_across_releases": False},
         "k_anonymity": {"k": k, "quasi_identifiers": list(QUASI_IDENTIFIERS),
                         "smallest_class": result.smallest_class, "withheld_rows": result.withheld},
         "disclosure_control": "statistical tables come from the published, disclosure-controlled cells only; "
