@@ -361,7 +361,7 @@ def test_view_mode_for_tables_that_cannot_carry_rls(db_url: str, enterprise: str
         var = df_roles.plant_password_var(enterprise, "site-a")
         report = provision(conn, actor="test", login=True, env={var: password}, view_tables=frozenset({"samples"}))
         rollup = ["samples_hourly"] if timescale.continuous_aggregates(conn) else []  # a view on TimescaleDB
-        assert report.viewed == ["samples", *rollup] and "samples" not in report.protected
+        assert report.viewed == ["samples", "samples_typed", *rollup] and "samples" not in report.protected
         role = _role_of(conn, a["plant_id"])
         # A partition (plain PostgreSQL) or a chunk (TimescaleDB): a reader must not reach it directly either.
         child = str(_one(conn, "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'samples'::regclass"
@@ -422,7 +422,7 @@ def _typed_reads(conn: psycopg.Connection, signal_id: int) -> list[Any]:
 
 def test_a_plant_role_cannot_read_another_plants_typed_samples(two_plants: Any) -> None:
     """The attack: plant A's role asks for plant B's order numbers by B's signal id. Refused (nothing returned)
-    by samples_typed's row-level security and through sample_values; the same query against an unprotected copy
+    by samples_typed's filtered view and through sample_values; the same query against an unprotected copy
     of the table returns B's rows, so it is the protection that stops it."""
     db_url, a, b, _ = two_plants
     with psycopg.connect(db_url) as conn:
@@ -474,3 +474,43 @@ def test_typed_values_in_view_mode_are_scoped_too(db_url: str, enterprise: str) 
             conn.rollback()
             reset_role(conn)
     _drop_plant_roles(db_url)
+
+
+def test_ingest_role_copies_samples_after_db_roles(db_url: str, enterprise: str) -> None:
+    """Ingest logs in as (a member of) df_ingest and writes samples by binary COPY. PostgreSQL refuses COPY FROM
+    into a table whose row-level security applies to the writer, whatever the policies allow — the control below
+    shows it — so after ``db roles`` the COPY targets must carry no RLS (plant readers get filtered views)."""
+    from datafactory.db.samples import copy_rows
+
+    login = f"t_ingest_{uuid.uuid4().hex[:8]}"
+    password = f"pw-{uuid.uuid4().hex}"
+    with psycopg.connect(db_url) as conn:
+        a = _make_plant(conn, enterprise, "site-a")
+        conn.commit()
+        report = provision(conn, actor="test")
+        assert {"samples", "samples_typed"} <= set(report.viewed)
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE df_ingest").format(
+            sql.Identifier(login), sql.Literal(password)))
+        conn.commit()
+    as_ingest = db_url.replace("postgres@", f"{login}:{password}@")
+    now = datetime.now(UTC)
+    try:
+        with psycopg.connect(as_ingest) as conn:
+            assert copy_rows(conn, [(a["signal_id"], now, 1.5, 0)]) == 1
+            conn.commit()
+        with psycopg.connect(db_url) as conn:
+            assert conn.execute("SELECT value FROM samples WHERE signal_id = %s", (a["signal_id"],)).fetchall() == [
+                (1.5,)]
+            # Control: with row-level security on samples (what db roles did before), the same COPY is refused.
+            conn.execute("ALTER TABLE samples ENABLE ROW LEVEL SECURITY")
+            conn.commit()
+        with psycopg.connect(as_ingest) as conn, pytest.raises(psycopg.errors.FeatureNotSupported, match="COPY"):
+            copy_rows(conn, [(a["signal_id"], now + timedelta(seconds=1), 2.5, 0)])
+        with psycopg.connect(db_url) as conn:  # db roles run again takes such RLS off
+            provision(conn, actor="test")
+            assert _one(conn, "SELECT relrowsecurity FROM pg_class WHERE oid = 'samples'::regclass") is False
+    finally:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("ALTER TABLE samples DISABLE ROW LEVEL SECURITY")
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
+        _drop_plant_roles(db_url)

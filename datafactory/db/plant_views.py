@@ -1,4 +1,5 @@
-"""Per-plant views for tables where row-level security cannot be trusted: TimescaleDB hypertables.
+"""Per-plant views for tables where row-level security cannot be trusted or cannot be used: TimescaleDB
+hypertables, and the tables ingest fills by binary COPY.
 
 TimescaleDB refuses RLS on a hypertable with compression ("cannot enable RLS on hypertables using compression",
 timescale/timescaledb#6827), and even without compression its chunks inherit the hypertable's GRANTs but not its
@@ -13,7 +14,12 @@ The view reads the table with its owner's rights, but ``current_user`` inside ``
 reader, so each plant sees its own rows; ``security_barrier`` keeps a reader's own (non-leakproof) predicates from
 running before the filter, while leakproof ones (``=`` and ``<`` on ids and times) still reach the index.
 Each plant role logs in with ``search_path = df_plant_views, "$user", <schema>``, so dashboard SQL that says
-``FROM samples`` is the same on plain PostgreSQL (RLS on the table) and on TimescaleDB (the view).
+``FROM samples`` is the same whichever way a table is protected.
+
+The tables ingest fills by binary COPY (``COPY_TARGETS``) are served this way on plain PostgreSQL too: PostgreSQL
+refuses ``COPY FROM`` into a table whose row-level security applies to the writer ("COPY FROM not supported with
+row-level security"), whatever the policies say, so with RLS on ``samples`` ingest could only write as a superuser
+or a BYPASSRLS role. An earlier ``db roles`` that put RLS on them is undone (``drop_row_security``).
 """
 
 from __future__ import annotations
@@ -24,10 +30,14 @@ import psycopg
 from psycopg import sql
 
 VIEW_SCHEMA = "df_plant_views"
+COPY_TARGETS = frozenset({"samples", "samples_typed"})
 
 
 def needs_view(conn: psycopg.Connection, table: str) -> bool:
-    """Whether ``table`` has inheritance children that are not declarative partitions (TimescaleDB chunks)."""
+    """Whether ``table`` is filled by COPY or has inheritance children that are not declarative partitions
+    (TimescaleDB chunks)."""
+    if table in COPY_TARGETS:
+        return True
     row = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
         " WHERE i.inhparent = %s::regclass AND NOT c.relispartition)",
@@ -47,6 +57,20 @@ def _is_hypertable(conn: psycopg.Connection, table: str) -> bool:
     return row is not None
 
 
+def drop_row_security(conn: psycopg.Connection, table: str, policies: Iterable[str]) -> bool:
+    """Remove our RLS from a table now served through a view (readers lose the table grant in the same run).
+    Whether anything was removed."""
+    row = conn.execute("SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass", (table,)).fetchone()
+    if not (row and row[0]):
+        return False
+    name = sql.Identifier(table)
+    for policy in policies:
+        conn.execute(sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(sql.Identifier(policy), name))
+    conn.execute(sql.SQL("ALTER TABLE {} NO FORCE ROW LEVEL SECURITY").format(name))
+    conn.execute(sql.SQL("ALTER TABLE {} DISABLE ROW LEVEL SECURITY").format(name))
+    return True
+
+
 def protect_with_view(
     conn: psycopg.Connection, table: str, allowed: str, *, reader: str, denied: Iterable[str]
 ) -> None:
@@ -59,6 +83,9 @@ def protect_with_view(
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(VIEW_SCHEMA)))
     conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(VIEW_SCHEMA), reader_id))
     # DROP + CREATE rather than REPLACE: the table may have gained or reordered columns since the last run.
+    # sample_values is built on the samples views: dropped with them, made again by protect_sample_values.
+    if table in COPY_TARGETS:
+        conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(sql.Identifier(VIEW_SCHEMA, "sample_values")))
     conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(view))
     conn.execute(
         sql.SQL("CREATE VIEW {} WITH (security_barrier) AS SELECT * FROM {} WHERE {}").format(

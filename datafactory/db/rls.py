@@ -2,7 +2,8 @@
 
 Tables are discovered, not listed: every table of the schema with a ``plant_id`` column (and ``plants`` itself by
 ``id``) is per-plant; tables with a ``signal_id`` or ``cell_id`` column but no ``plant_id`` (``samples``,
-``late_writes``) are per-plant through the registry. Each gets ENABLE + FORCE ROW LEVEL SECURITY and two policies:
+``late_writes``) are per-plant through the registry. Each gets ENABLE + FORCE ROW LEVEL SECURITY and two policies
+(except hypertables and the tables ingest fills by COPY, served through filtered views: ``plant_views``):
 
 * ``df_plant_read_v1`` FOR SELECT TO df_plant_reader — a plant role sees only rows of the plants mapped to it in
   ``plant_roles``. The allowed ids come from STABLE functions wrapped in a scalar sub-select, so they are computed
@@ -186,6 +187,7 @@ def provision(
         elif rel.scope_column is not None:
             if rel.name in view_tables or plant_views.needs_view(conn, rel.name):
                 report.viewed.append(rel.name)
+                plant_views.drop_row_security(conn, rel.name, (POLICY_READ, POLICY_SERVICE))
             else:
                 _protect(conn, rel, rel.scope_column)
                 report.protected.append(rel.name)
