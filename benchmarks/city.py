@@ -40,10 +40,8 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
 import psycopg
 
 from app.harness.broker import MosquittoBroker
@@ -55,6 +53,14 @@ from benchmarks.city_load import (
     SIGNALS_PER_PLANT,
     generate,
 )
+from benchmarks.city_measure import (
+    CpuMeter,
+    Window,
+    backend_pids,
+    percentile,
+    rounded,
+    with_children,
+)
 from benchmarks.ingest import end_sessions, stop, worker_argv
 from datafactory.contract.payload import MAX_MESSAGE_BYTES
 from datafactory.db import timescale
@@ -63,121 +69,11 @@ from datafactory.db.migrate import migrate
 from datafactory.settings import get_settings
 
 ENTERPRISE = "bench"  # benchmarks.ingest's worker_argv subscribes to df/v1/bench/#
-LAG_LIMIT_S = 2.0
-STORED_MIN = 0.95
 POLL_S = 0.25
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-@dataclass
-class Window:
-    plants: int
-    flood_factor: int
-    seconds: float
-    offered_per_s: float
-    stored_per_s: float
-    workers: int = 1
-    lags: dict[int, list[float]] = field(default_factory=dict)  # plant index → lags of its probe samples
-    cpu: dict[str, float] = field(default_factory=dict)  # component → fraction of one core
-    machine_busy: float = 0.0  # busy cores ÷ cores
-
-    def all_lags(self, *, without: int | None = None) -> list[float]:
-        return [lag for plant, lags in self.lags.items() if plant != without for lag in lags]
-
-    @property
-    def held(self) -> bool:
-        p95 = percentile(self.all_lags(without=0 if self.flood_factor > 1 else None), 0.95)
-        return p95 is not None and p95 < LAG_LIMIT_S and self.stored_per_s >= STORED_MIN * self.offered_per_s
-
-    def summary(self) -> dict[str, object]:
-        lags = self.all_lags()
-        return {
-            "plants": self.plants,
-            "offered_samples_per_s": round(self.offered_per_s),
-            "samples_per_s": round(self.stored_per_s),
-            "p50_lag_s": _r(percentile(lags, 0.5)),
-            "p95_lag_s": _r(percentile(lags, 0.95)),
-            "max_lag_s": _r(max(lags) if lags else None),
-            "held": self.held,
-            "cpu_core_fraction": {k: round(v, 2) for k, v in self.cpu.items()},
-            "machine_busy": round(self.machine_busy, 2),
-            "other_load_cores": round(self.other_load, 2),
-        }
-
-    @property
-    def other_load(self) -> float:
-        """Cores busy with processes that are not part of the benchmark (a shared machine's other work)."""
-        return max(0.0, self.machine_busy * (os.cpu_count() or 1) - sum(self.cpu.values()))
-
-
-def _r(x: float | None) -> float | None:
-    return None if x is None else round(x, 3)
-
-
-class CpuMeter:
-    """CPU time of groups of processes between ``start()`` and ``stop()``, as fractions of one core."""
-
-    def __init__(self) -> None:
-        self._before: dict[str, dict[int, float]] = {}
-        self._t0 = 0.0
-        self._machine0: psutil._common.scputimes | None = None
-
-    @staticmethod
-    def _times(pids: list[int]) -> dict[int, float]:
-        out = {}
-        for pid in pids:
-            try:
-                t = psutil.Process(pid).cpu_times()
-                out[pid] = t.user + t.system
-            except psutil.Error:
-                continue
-        return out
-
-    def start(self, groups: dict[str, list[int]]) -> None:
-        self._before = {name: self._times(pids) for name, pids in groups.items()}
-        self._t0 = time.monotonic()
-        self._machine0 = psutil.cpu_times()
-
-    def stop(self, groups: dict[str, list[int]]) -> tuple[dict[str, float], float]:
-        elapsed = time.monotonic() - self._t0
-        result = {}
-        for name, pids in groups.items():
-            after = self._times(pids)
-            before = self._before.get(name, {})
-            # A process that started inside the window counts from 0.
-            result[name] = sum(t - before.get(pid, 0.0) for pid, t in after.items()) / elapsed
-        m1 = psutil.cpu_times()
-        assert self._machine0 is not None
-        busy = sum(m1) - m1.idle - getattr(m1, "iowait", 0.0)
-        busy0 = sum(self._machine0) - self._machine0.idle - getattr(self._machine0, "iowait", 0.0)
-        return result, (busy - busy0) / elapsed / (os.cpu_count() or 1)
-
-
-def _with_children(pids: list[int]) -> list[int]:
-    out = list(pids)
-    for pid in pids:
-        try:
-            out += [c.pid for c in psutil.Process(pid).children(recursive=True)]
-        except psutil.Error:
-            continue
-    return out
-
-
-def _backend_pids(conn: psycopg.Connection, database: str) -> list[int]:
-    rows = conn.execute(
-        "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (database,)
-    ).fetchall()
-    return [int(r[0]) for r in rows]
 
 
 class Bench:
@@ -278,8 +174,8 @@ class Bench:
     def _groups(self, conn: psycopg.Connection, procs: list[mp.Process]) -> dict[str, list[int]]:
         return {
             "broker": [self.broker.pid] if self.broker.pid else [],
-            "ingest": _with_children([p.pid for p in self.ingest]),
-            "database": _backend_pids(conn, self.database),
+            "ingest": with_children([p.pid for p in self.ingest]),
+            "database": backend_pids(conn, self.database),
             "generators": [p.pid for p in procs if p.pid is not None],
         }
 
@@ -391,8 +287,8 @@ def result(best: Window | None, failed: Window | None, flood: Window | None, ste
         "cpu_core_fraction_failed": failed.summary()["cpu_core_fraction"] if failed else None,
         "machine_busy_held": base.get("machine_busy"),
         "flood_factor": flood_factor,
-        "p95_lag_s_others_during_flood": _r(percentile(flood.all_lags(without=0), 0.95)) if flood else None,
-        "p95_lag_s_flooder": _r(percentile(flood.lags.get(0, []), 0.95)) if flood else None,
+        "p95_lag_s_others_during_flood": rounded(percentile(flood.all_lags(without=0), 0.95)) if flood else None,
+        "p95_lag_s_flooder": rounded(percentile(flood.lags.get(0, []), 0.95)) if flood else None,
         "samples_per_s_during_flood": round(flood.stored_per_s) if flood else None,
         "steps": [w.summary() for w in steps],
         "cpu_count": os.cpu_count(),
