@@ -44,8 +44,7 @@ def _invert_forecast(series: pd.Series, hidden_at: pd.Timestamp, published_forec
     """The intruder's inversion: log forecast is affine in the hidden month's log value (OLS), so two trial values
     give the line and the published forecast its solution."""
     def f(v: float) -> float:
-        trial = series.copy()
-        trial[hidden_at] = v
+        trial = series.where(series.index != hidden_at, v)
         return float(np.log(forecast(trial, 1)["forecast"].iloc[0]))
 
     v1, v2 = 1.0e3, 5.0e3
@@ -76,6 +75,9 @@ def test_forecast_fitted_on_a_hidden_month_inverts_and_the_published_one_does_no
         published = conn.execute("SELECT forecast FROM bureau_forecasts WHERE made_for = %s AND scope_kind ="
                                  " 'division' AND scope = %s ORDER BY month LIMIT 1", (last, biggest)).fetchone()
         assert published is not None, "30 published months after the hidden one: the scope gets forecasts"
+        adjusted = conn.execute("SELECT seasonally_adjusted FROM bureau_seasonal WHERE month = %s AND scope_kind ="
+                                " 'division' AND scope = %s", (last, biggest)).fetchone()
+        assert adjusted is not None
 
         own = series[series["scope"] == biggest].set_index("month")["output_value"].astype(float)
         at = pd.Timestamp(hidden)
@@ -94,6 +96,9 @@ def test_forecast_fitted_on_a_hidden_month_inverts_and_the_published_one_does_no
         again = conn.execute("SELECT forecast FROM bureau_forecasts WHERE made_for = %s AND scope_kind ="
                              " 'division' AND scope = %s ORDER BY month LIMIT 1", (last, biggest)).fetchone()
         assert again is not None and again[0] == pytest.approx(published[0], rel=1e-12)
+        adjusted_again = conn.execute("SELECT seasonally_adjusted FROM bureau_seasonal WHERE month = %s AND"
+                                      " scope_kind = 'division' AND scope = %s", (last, biggest)).fetchone()
+        assert adjusted_again is not None and adjusted_again[0] == pytest.approx(adjusted[0], rel=1e-12)
         changed = monthly_series(conn, "division", add_months(last, -35), last)
         own2 = changed[changed["scope"] == biggest].set_index("month")["output_value"].astype(float)
         assert float(own2[at]) == pytest.approx(3 * truth)

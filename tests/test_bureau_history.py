@@ -69,6 +69,20 @@ def test_closure_between_two_releases_is_exposed_exactly() -> None:
     assert "enterprise #4" in closed.describe()
 
 
+def test_audit_stays_exact_at_billion_magnitudes() -> None:
+    """Values near 10⁹ (kWh-sized): the LP is scaled per component, so the closure is still exact and the
+    protected variant still protected, not lost in HiGHS's absolute tolerances."""
+    def scaled(snaps: list[Snapshot]) -> list[Snapshot]:
+        return [dataclasses.replace(s, out=s.out * 1e9, ytd=s.ytd * 1e9, ent_out={e: v * 1e9 for e, v in
+                s.ent_out.items()}, ent_ytd={e: v * 1e9 for e, v in s.ent_ytd.items()}) for s in snaps]
+
+    closed = next(x for x in audit_year(scaled(_two_months(set())), P) if x.kind == "enterprise")
+    assert closed.low == pytest.approx(60e9, rel=1e-9) and closed.high == pytest.approx(60e9, rel=1e-9)
+    assert not closed.protected
+    full = audit_year(scaled(_two_months({CITY, town("A"), town("B")})), P)
+    assert full and all(x.protected for x in full)
+
+
 def test_hiding_the_later_year_to_date_cells_protects_the_closure() -> None:
     # Town A's YTD alone is not enough: the city's difference cell is the same single closure.
     partial = [x for x in audit_year(_two_months({town("A"), town("B")}), P) if not x.protected]
