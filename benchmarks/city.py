@@ -25,7 +25,8 @@ or more ``saturated_by`` says so instead of naming a component.
 
 Last stdout line: JSON with plants, signals, samples_per_s, p50_lag_s, p95_lag_s, max_lag_s, saturated_by,
 cpu_core_fraction (per component at the largest count that held and at the first that failed), steps,
-p95_lag_s_others_during_flood, p95_lag_s_flooder, cpu_count, timescaledb.
+p95_lag_s_others_during_flood, p95_lag_s_flooder, and (unless --no-analytics) the analytics scale-out figures of
+``benchmarks.analytics_scale`` (analytics_plant_hours_per_s_1_worker, …_2_workers), cpu_count, timescaledb.
 """
 
 from __future__ import annotations
@@ -220,6 +221,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="ingest workers on a shared subscription")
     parser.add_argument("--generators", type=int, default=2, help="load generator processes")
     parser.add_argument("--flood-factor", type=int, default=20, help="plant 0's samples × this in the flood run")
+    parser.add_argument("--no-analytics", action="store_true",
+                        help="skip benchmarks.analytics_scale (plant-hours per second with 1 and 2 analytics workers)")
     args = parser.parse_args()
     counts = [int(x) for x in args.plants.split(",")] if args.plants else (
         [5, 10] if args.quick else [25, 50, 100, 200, 400, 800, 1600])
@@ -250,7 +253,22 @@ def main() -> None:
             finally:
                 bench.close()
     failed = next((w for w in steps if not w.held), None)
-    print(json.dumps(result(best, failed, flood, steps, flood_factor=args.flood_factor, ts=ts)))
+    out = result(best, failed, flood, steps, flood_factor=args.flood_factor, ts=ts)
+    if not args.no_analytics:
+        out |= analytics_scale(quick=args.quick)
+    print(json.dumps(out))
+
+
+def analytics_scale(*, quick: bool) -> dict[str, object]:
+    """The analytics side of a city: ``benchmarks.analytics_scale`` (an hour of 100 demo-size plants; --quick: 10)
+    run as it runs on its own; its rates under the keys it prints."""
+    log("analytics scale-out (benchmarks.analytics_scale)")
+    argv = [sys.executable, "-m", "benchmarks.analytics_scale", *(["--quick"] if quick else [])]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    keys = ("analytics_plant_hours_per_s_1_worker", "analytics_plant_hours_per_s_2_workers",
+            "seconds_per_100_plant_hours_2_workers", "scaling_efficiency")
+    return {k: figures.get(k) for k in keys} | {"analytics_plants": figures.get("plants")}
 
 
 def saturated_by(window: Window | None) -> str | None:
