@@ -5,6 +5,7 @@ the raw tables. Artefacts (HTML, PDF, screenshot) are kept under test-artifacts/
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 import subprocess
 import uuid
@@ -19,7 +20,8 @@ from click.testing import CliRunner
 from psycopg import sql
 
 from bureau.bulletin.cli import bulletin
-from bureau.bulletin.data import BulletinError, load
+from bureau.bulletin.data import BulletinError, Warning_, load
+from bureau.bulletin.html import render
 from bureau.bulletin.period import PeriodError, parse_period
 from bureau.bulletin.render import CHROMIUM_FLAGS
 from bureau.bulletin.text import DASH, pct, wan_tce, yi
@@ -202,3 +204,23 @@ def test_login_outside_the_bureau_role_is_refused(city_db: str) -> None:  # noqa
     finally:
         with psycopg.connect(city_db, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_early_warnings_are_localised(zh: BulletinFiles) -> None:
+    # This city raises no warning in October 2026, so the page is rendered again with two planted ones (one
+    # per scope kind and measure) on its real data.
+    data = dataclasses.replace(zh.data, warnings=[
+        Warning_(MONTH, "division", "39", "output_value", 52_000.0, 61_000.0, -0.148),
+        Warning_(MONTH, "town", zh.data.towns[0].key, "electricity_kwh", 3.1e7, 3.6e7, -0.139),
+    ])
+    html = render(data, "zh")
+    section = re.search(r'<section id="warnings">(.*?)</section>', html)
+    assert section is not None
+    table = section.group(1)
+    for raw in ("division", "town", "output_value", "electricity_kwh"):
+        assert raw not in table, raw
+    assert re.search(r"<tr><td>行业</td><td>39 计算机、通信和其他电子设备制造业</td><td>产值</td><td>亿元</td>"
+                     r"<td>5\.20</td><td>6\.10</td><td><span class=\"neg\">-14\.8%</span></td></tr>", table)
+    assert re.search(rf"<tr><td>镇街</td><td>{re.escape(zh.data.towns[0].key)}</td><td>用电量</td><td>亿千瓦时</td>"
+                     r"<td>0\.31</td><td>0\.36</td>", table)
+    assert "<thead>" in table and "（北京时间）" in html and "UTC" not in html

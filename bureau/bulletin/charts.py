@@ -13,6 +13,7 @@ from functools import cache
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 from matplotlib.ticker import PercentFormatter
 
@@ -71,15 +72,21 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float | None],
 
 def trend_chart(title: str, months: Sequence[date], values: Sequence[float | None],
                 fmt: Callable[[float], str]) -> bytes:
-    """A line of the published months; suppressed months are gaps."""
+    """A line over every month, placed by its date (not evenly by the published ones); a month not published or
+    suppressed is NaN, so the line breaks there instead of running straight across. The y-axis starts at zero,
+    so the line's height is proportional to output."""
     _style()
     fig, ax = plt.subplots(figsize=(7.2, 2.8))
-    xs = [m.strftime("%Y-%m") for m in months]
     ys = [float("nan") if v is None else v for v in values]
+    xs = mdates.date2num(list(months))
     ax.plot(xs, ys, marker="o", color=POSITIVE)
     for x, v in zip(xs, values, strict=True):
         if v is not None:
             ax.annotate(fmt(v), (x, v), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    top = max((v for v in values if v is not None), default=1.0)
+    ax.set_ylim(0, top * 1.18)
+    ax.xaxis.set_major_locator(mdates.MonthLocator())
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
     ax.set_title(title, loc="left", fontsize=12, fontweight="bold")
     ax.tick_params(axis="x", labelrotation=45, labelsize=8)
     return _svg(fig)

@@ -67,17 +67,55 @@ class BulletinData:
     parks: list[Cell]
     trend: list[Cell]                                 # city, the 12 months up to the period's end, published ones
     warnings: list[Warning_] = field(default_factory=list)
+    division_names: dict[str, str] = field(default_factory=dict)
 
     @property
     def last_city(self) -> Cell:
         return self.city[-1]
 
     @property
-    def period_output(self) -> float | None:
-        """Output over the period; None when any of its months is suppressed or unpublished."""
-        if len(self.city) != len(self.period.months) or any(c.output_value is None for c in self.city):
+    def detail_month(self) -> date:
+        """The month the detail tables (divisions, towns, parks) show: the period's last published month."""
+        return self.city[-1].month
+
+    @property
+    def missing(self) -> list[date]:
+        """Months of the period with nothing published (a quarter in progress, or a month withheld)."""
+        published = {c.month for c in self.city}
+        return [m for m in self.period.months if m not in published]
+
+    def period_sum(self, measure: str) -> float | None:
+        """An additive measure summed over every month of the period; None when any month is unpublished or
+        suppressed (a partial sum would pass for the period's figure)."""
+        values = [getattr(c, measure) for c in self.city]
+        if self.missing or any(v is None for v in values):
             return None
-        return sum(c.output_value for c in self.city if c.output_value is not None)
+        return float(sum(values))
+
+    @property
+    def period_output(self) -> float | None:
+        return self.period_sum("output_value")
+
+    @property
+    def period_energy(self) -> float | None:
+        return self.period_sum("energy_tce")
+
+    @property
+    def period_electricity(self) -> float | None:
+        return self.period_sum("electricity_kwh")
+
+    @property
+    def period_intensity(self) -> float | None:
+        """Energy per output over the period, from the sums (never an average of monthly ratios)."""
+        energy, output = self.period_energy, self.period_output
+        return None if energy is None or not output else energy / output
+
+    def trend_series(self) -> tuple[list[date], list[float | None]]:
+        """Every month of the twelve up to the latest, None where unpublished or suppressed (a gap)."""
+        latest = self.detail_month
+        months = [add_months(latest, i - 11) for i in range(12)]
+        by_month = {c.month: c.output_value for c in self.trend}
+        return months, [by_month.get(m) for m in months]
 
     def movers(self, n: int = 3) -> tuple[list[Cell], list[Cell]]:
         """The divisions with the highest and the lowest same-scope growth (published growth only)."""
@@ -128,4 +166,6 @@ def load(conn: psycopg.Connection, period: Period) -> BulletinData:
         warnings = [Warning_(*r) for r in conn.execute(
             "SELECT month, scope_kind, scope, measure, actual, expected, shortfall FROM bureau_v_early_warnings"
             " WHERE month = ANY(%s) ORDER BY shortfall", (months,)).fetchall()]
-    return BulletinData(period, city, divisions, towns, parks, trend, warnings)
+        names: dict[str, str] = dict(conn.execute(
+            "SELECT code, name FROM bureau_v_industry_codes WHERE level = 'division'").fetchall())
+    return BulletinData(period, city, divisions, towns, parks, trend, warnings, names)

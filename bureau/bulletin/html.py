@@ -6,10 +6,12 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 from html import escape
+from zoneinfo import ZoneInfo
 
 from bureau.bulletin import charts
 from bureau.bulletin.cjk_font import CJK_FAMILY
-from bureau.bulletin.data import BulletinData, Cell
+from bureau.bulletin.data import BulletinData, Cell, Warning_
+from bureau.bulletin.period import month_title
 from bureau.bulletin.render import font_face_css
 from bureau.bulletin.text import (
     CITY,
@@ -23,6 +25,8 @@ from bureau.bulletin.text import (
     yi,
     yi_kwh,
 )
+
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 STYLE = """
 @page { size: A4; margin: 14mm 12mm; }
@@ -38,9 +42,11 @@ h1 { font-size: 24px; margin: 0 0 4px; color: #1a365d; } h2 { font-size: 17px; b
 table { border-collapse: collapse; width: 100%%; font-size: 12px; margin-top: 6px; }
 th, td { border-bottom: 1px solid #e2e8f0; padding: 3px 6px; text-align: right; }
 th:first-child, td:first-child, th:nth-child(2), td:nth-child(2) { text-align: left; }
-tr { break-inside: avoid; } .neg { color: #c53030; } .pos { color: #2b6cb0; }
+thead { display: table-header-group; } tr { break-inside: avoid; } .neg { color: #c53030; } .pos { color: #2b6cb0; }
 .suppressed { color: #718096; }
 figure.chart { margin: 8px 0; break-inside: avoid; } figure.chart img { width: 100%%; height: auto; }
+.notice { background: #fffbea; border-left: 4px solid #d69e2e; padding: 6px 10px; margin: 8px 0; }
+.note { font-size: 11px; color: #4a5568; margin: 4px 0; }
 footer { margin-top: 24px; font-size: 11px; color: #4a5568; border-top: 1px solid #e2e8f0; padding-top: 6px; }
 """
 
@@ -64,18 +70,19 @@ def _kpi(key: str, label: str, value: str, unit: str) -> str:
 
 
 def _table(cells: list[Cell], first: str, t: dict[str, str], *, show_key: bool) -> str:
-    head = (f"<tr><th>{escape(first)}</th><th></th><th>{escape(t['output'])}（{escape(t['output_unit'])}）</th>"
-            f"<th>{escape(t['yoy'])}</th><th>{escape(t['intensity'])}</th><th>{escape(t['enterprises'])}</th></tr>")
+    head = (f"<thead><tr><th>{escape(first)}</th><th></th><th>{escape(t['output'])}（{escape(t['output_unit'])}）"
+            f"</th><th>{escape(t['yoy'])}</th><th>{escape(t['intensity'])}</th><th>{escape(t['enterprises'])}</th>"
+            "</tr></thead>")
     rows = []
     for c in cells:
         output, growth, energy, count = cell_row(c)
         key = escape(c.key) if show_key else ""
         rows.append(f"<tr><td>{key}</td><td>{escape(c.label)}</td><td>{_num(output)}</td>"
                     f"<td>{_num(growth, c.yoy_growth)}</td><td>{_num(energy)}</td><td>{count}</td></tr>")
-    return f"<table>{head}{''.join(rows)}</table>"
+    return f"<table>{head}<tbody>{''.join(rows)}</tbody></table>"
 
 
-def _headline(data: BulletinData, t: dict[str, str]) -> str:
+def _headline(data: BulletinData, t: dict[str, str], lang: str) -> str:
     city = data.last_city
     growth_key, growth = ("ytd", city.ytd_growth) if data.period.is_quarter else ("yoy", city.yoy_growth)
     kpis = [
@@ -83,13 +90,29 @@ def _headline(data: BulletinData, t: dict[str, str]) -> str:
         _kpi(growth_key, t[growth_key], pct(growth), ""),
         _kpi("output_ytd", t["output_ytd"], yi(city.output_ytd), t["output_unit"]),
         _kpi("enterprises", t["enterprises"], str(city.enterprises), t["enterprises_unit"]),
-        _kpi("energy", t["energy"], wan_tce(city.energy_tce), t["energy_unit"]),
-        _kpi("intensity", t["intensity"], intensity(city.energy_intensity), t["intensity_unit"]),
-        _kpi("electricity", t["electricity"], yi_kwh(city.electricity_kwh), t["electricity_unit"]),
+        _kpi("energy", t["energy"], wan_tce(data.period_energy), t["energy_unit"]),
+        _kpi("intensity", t["intensity"], intensity(data.period_intensity), t["intensity_unit"]),
+        _kpi("electricity", t["electricity"], yi_kwh(data.period_electricity), t["electricity_unit"]),
         _kpi("operating", t["operating"], pct(city.operating_rate, signed=False),
              t["connected_unit"].format(n=city.connected)),
     ]
-    return f'<div class="kpis">{"".join(kpis)}</div>'
+    note = ""
+    if data.period.is_quarter:
+        text = t["sums_note"].format(period=data.period.title(lang), month=month_title(data.detail_month, lang))
+        note = f'<p class="note" id="sums-note">{escape(text)}</p>'
+    return f'<div class="kpis">{"".join(kpis)}</div>{note}'
+
+
+def _partial(data: BulletinData, t: dict[str, str], lang: str) -> str:
+    """The warning that a period is incomplete: which months are there and which are not."""
+    if not data.missing:
+        return ""
+    text = t["partial"].format(
+        period=data.period.title(lang), published="、".join(month_title(c.month, lang) for c in data.city)
+        if lang == "zh" else ", ".join(month_title(c.month, lang) for c in data.city),
+        missing=("、" if lang == "zh" else ", ").join(month_title(m, lang) for m in data.missing),
+        n=len(data.period.months), k=len(data.city), month=month_title(data.detail_month, lang))
+    return f'<p class="notice" id="partial">{escape(text)}</p>'
 
 
 def _sectors(data: BulletinData, t: dict[str, str]) -> str:
@@ -134,48 +157,65 @@ def _movers(data: BulletinData, t: dict[str, str]) -> str:
     return f"<ul>{''.join(items)}</ul>"
 
 
+def _warning_row(w: Warning_, data: BulletinData, t: dict[str, str]) -> str:
+    kind = t.get(f"scope_kind_{w.scope_kind}", w.scope_kind)
+    scope = f"{w.scope} {data.division_names.get(w.scope, '')}".strip() if w.scope_kind == "division" else w.scope
+    fmt, unit = (yi_kwh, "unit_electricity_kwh") if w.measure == "electricity_kwh" else (yi, "unit_output_value")
+    return (f"<tr><td>{escape(kind)}</td><td>{escape(scope)}</td><td>{escape(t.get(w.measure, w.measure))}</td>"
+            f"<td>{escape(t.get(unit, ''))}</td><td>{fmt(w.actual)}</td><td>{fmt(w.expected)}</td>"
+            f"<td>{_num(pct(w.shortfall), w.shortfall)}</td></tr>")
+
+
 def _warnings(data: BulletinData, t: dict[str, str]) -> str:
     if not data.warnings:
         return f"<p>{escape(t['no_warnings'])}</p>"
-    rows = "".join(
-        f"<tr><td>{escape(w.scope_kind)}</td><td>{escape(w.scope)}</td><td>{escape(t.get(w.measure, w.measure))}"
-        f"</td><td>{w.actual:,.0f}</td><td>{w.expected:,.0f}</td><td>{_num(pct(w.shortfall), w.shortfall)}</td></tr>"
-        for w in data.warnings)
-    return (f"<table><tr><th>{escape(t['scope'])}</th><th></th><th>{escape(t['measure'])}</th>"
-            f"<th>{escape(t['actual'])}</th><th>{escape(t['expected'])}</th><th>{escape(t['shortfall'])}</th>"
-            f"</tr>{rows}</table>")
+    rows = "".join(_warning_row(w, data, t) for w in data.warnings)
+    return (f"<table><thead><tr><th>{escape(t['scope'])}</th><th></th><th>{escape(t['measure'])}</th>"
+            f"<th>{escape(t['unit'])}</th><th>{escape(t['actual'])}</th><th>{escape(t['expected'])}</th>"
+            f"<th>{escape(t['shortfall'])}</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _page_css(t: dict[str, str]) -> str:
+    """Page numbers in the printed PDF (CSS paged media margin boxes, which Chromium prints)."""
+    before, rest = t["page"].split("{page}")
+    middle, after = rest.split("{pages}")
+    content = f'"{before}" counter(page) "{middle}" counter(pages) "{after}"'
+    return (f"@page {{ @bottom-center {{ content: {content}; font-family: 'BulletinCJK', '{CJK_FAMILY}', sans-serif;"
+            " font-size: 9px; color: #4a5568; } }")
 
 
 def render(data: BulletinData, lang: str, *, generated: datetime | None = None) -> str:
     t = LABELS[lang]
     title = t["title"].format(city=CITY[lang])
+    detail = t["detail_month"].format(month=month_title(data.detail_month, lang)) if data.period.is_quarter else ""
     sections = [
         ("summary", t["summary"], "<ul>" + "".join(f"<li>{escape(s)}</li>" for s in summary_sentences(data, lang))
          + "</ul>"),
-        ("headline", t["headline"], _headline(data, t)),
+        ("headline", t["headline"], _headline(data, t, lang)),
     ]
-    if len(data.trend) >= 2:
+    months, values = data.trend_series()
+    if sum(v is not None for v in values) >= 2:
         sections.append(("trend", t["trend"], _chart(charts.trend_chart(
-            f"{t['trend']}（{t['output_unit']}）", [c.month for c in data.trend],
-            [None if c.output_value is None else c.output_value / 1e4 for c in data.trend],
-            lambda v: f"{v:,.1f}"), t["trend"])))
+            f"{t['trend']}（{t['output_unit']}）", months, [None if v is None else v / 1e4 for v in values],
+            lambda v: f"{v:,.1f}"), t["trend"]) + f'<p class="note">{escape(t["trend_gaps"])}</p>'))
     sections += [
-        ("sectors", t["sectors"], _sectors(data, t)),
-        ("energy", t["intensity_chart"], _energy(data, t)),
-        ("towns", t["towns"], _places(data.towns, t["town"], t)),
-        ("parks", t["parks"], _places(data.parks, t["park"], t)),
-        ("movers", t["movers"], _movers(data, t)),
+        ("sectors", t["sectors"] + detail, _sectors(data, t)),
+        ("energy", t["intensity_chart"] + detail, _energy(data, t)),
+        ("towns", t["towns"] + detail, _places(data.towns, t["town"], t)),
+        ("parks", t["parks"] + detail, _places(data.parks, t["park"], t)),
+        ("movers", t["movers"] + detail, _movers(data, t)),
         ("warnings", t["warnings"], _warnings(data, t)),
     ]
     body = "".join(f'<section id="{key}"><h2>{escape(heading)}</h2>{content}</section>'
                    for key, heading, content in sections if content)
-    stamp = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = (generated or datetime.now(UTC)).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
     footer = (f"<footer><p>{escape(t['suppressed_note'])}</p><p>{escape(t['source'])}</p>"
-              f"<p>{escape(stamp)}</p></footer>")
+              f"<p>{escape(t['generated'].format(stamp=stamp))}</p></footer>")
     period_line = t["period"].format(period=data.period.title(lang))
-    page_text = title + period_line + body + footer
-    css = font_face_css(page_text) + STYLE % {"family": CJK_FAMILY}
+    partial = _partial(data, t, lang)
+    page_text = title + period_line + partial + body + footer + t["page"]
+    css = font_face_css(page_text) + STYLE % {"family": CJK_FAMILY} + _page_css(t)
     html_lang = "zh-CN" if lang == "zh" else "en"
     return (f'<!DOCTYPE html><html lang="{html_lang}"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{css}</style></head><body><header><h1>{escape(title)}</h1><p class=\"period\">"
-            f"{escape(period_line)}</p></header>{body}{footer}</body></html>")
+            f"{escape(period_line)}</p>{partial}</header>{body}{footer}</body></html>")

@@ -43,7 +43,11 @@ class Period:
         if self.is_quarter:
             quarter = (self.first.month - 1) // 3 + 1
             return f"{self.first.year}年第{quarter}季度" if lang == "zh" else f"Q{quarter} {self.first.year}"
-        return f"{self.first.year}年{self.first.month}月" if lang == "zh" else f"{self.first:%B %Y}"
+        return month_title(self.first, lang)
+
+
+def month_title(month: date, lang: str) -> str:
+    return f"{month.year}年{month.month}月" if lang == "zh" else f"{month:%B %Y}"
 
 
 def parse_period(text: str) -> Period:

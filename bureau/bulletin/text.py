@@ -23,6 +23,14 @@ LABELS: dict[str, dict[str, str]] = {
         "source": "数据来源：各企业月度报表及平台计量数据，经统计披露控制后发布。",
         "summary": "运行概况", "operating_chart": "接入企业开工率",
         "output_value": "产值", "electricity_kwh": "用电量", "connected_unit": "接入企业{n}家",
+        "partial": "注意：{period}仅发布了{published}数据（{n}个月中的{k}个月），{missing}尚未发布；"
+                   "产值、能源消费量和用电量的季度合计不予列出，各表为{month}数据。",
+        "sums_note": "工业总产值、综合能源消费量和用电量为{period}各月合计，单位产值能耗由合计计算；"
+                     "报送企业数、累计值和开工率为{month}数。",
+        "detail_month": "（{month}数据）", "trend_gaps": "折线断开处为未发布或不予公布的月份；横轴按时间等距。",
+        "scope_kind_division": "行业", "scope_kind_town": "镇街", "unit": "单位",
+        "unit_output_value": "亿元", "unit_electricity_kwh": "亿千瓦时",
+        "generated": "生成时间：{stamp}（北京时间）", "page": "第 {page} 页 / 共 {pages} 页",
     },
     "en": {
         "title": "{city} industrial economy bulletin", "period": "Period: {period}", "headline": "Headline figures",
@@ -41,6 +49,15 @@ LABELS: dict[str, dict[str, str]] = {
         "source": "Source: enterprises' monthly reports and platform metering, after disclosure control.",
         "summary": "Summary", "operating_chart": "Operating rate of connected enterprises",
         "output_value": "output", "electricity_kwh": "electricity", "connected_unit": "of {n} connected",
+        "partial": "Note: only {published} of {period} is published ({k} of {n} months; {missing} not yet); "
+                   "no period totals of output, energy or electricity are shown, and the tables show {month}.",
+        "sums_note": "Output, energy and electricity are summed over the months of {period}, energy intensity is "
+                     "computed from the sums; enterprises, year-to-date figures and operating rate are {month}'s.",
+        "detail_month": " ({month})", "trend_gaps": "Breaks in the line are months not published or withheld; "
+                                                   "months are spaced by time.",
+        "scope_kind_division": "Sector", "scope_kind_town": "Town", "unit": "Unit",
+        "unit_output_value": "100 million yuan", "unit_electricity_kwh": "100 million kWh",
+        "generated": "Generated {stamp} (Beijing time)", "page": "Page {page} of {pages}",
     },
 }
 CITY = {"zh": "全市", "en": "City"}
@@ -94,11 +111,12 @@ def summary_sentences(data: BulletinData, lang: str) -> list[str]:
                    f"（{pct(bottom[0].yoy_growth)}）。" if lang == "zh" else
                    f"The fastest-growing sector was {top[0].label} ({pct(top[0].yoy_growth)}), the slowest "
                    f"{bottom[0].label} ({pct(bottom[0].yoy_growth)}).")
-    if city.energy_tce is not None and city.energy_intensity is not None:
-        out.append(f"综合能源消费量{wan_tce(city.energy_tce)}万吨标准煤，单位产值能耗{intensity(city.energy_intensity)}"
+    energy, ratio = data.period_energy, data.period_intensity
+    if energy is not None and ratio is not None:
+        out.append(f"综合能源消费量{wan_tce(energy)}万吨标准煤，单位产值能耗{intensity(ratio)}"
                    "吨标准煤/万元。" if lang == "zh" else
-                   f"Energy consumption was {wan_tce(city.energy_tce)} ten-thousand tce, "
-                   f"{intensity(city.energy_intensity)} tce per 10,000 yuan of output.")
+                   f"Energy consumption was {wan_tce(energy)} ten-thousand tce, "
+                   f"{intensity(ratio)} tce per 10,000 yuan of output.")
     if city.connected and city.operating_rate is not None:
         out.append(f"接入平台的{city.connected}家企业开工率为{pct(city.operating_rate, signed=False)}。"
                    if lang == "zh" else
