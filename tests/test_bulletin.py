@@ -189,6 +189,9 @@ def test_periods() -> None:
     assert quarter.label == "2026-Q3" and [m.month for m in quarter.months] == [7, 8, 9]
     assert quarter.end.isoformat() == "2026-10-01" and quarter.title("zh") == "2026年第3季度"
     assert parse_period("2026-10").title("en") == "October 2026"
+    year = parse_period("2026")
+    assert year.label == "2026" and len(year.months) == 12 and year.end.isoformat() == "2027-01-01"
+    assert year.title("zh") == "2026年全年" and year.is_multi_month and not year.is_quarter
     for bad in ("2026-13", "2026-Q5", "26-10", "2026/10"):
         with pytest.raises(PeriodError):
             parse_period(bad)

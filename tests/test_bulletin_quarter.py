@@ -145,3 +145,17 @@ def test_generated_time_is_beijing_time(quarter_db: str) -> None:
         data = load(conn, parse_period("2026-09"))
     page = render(data, "zh", generated=datetime(2026, 10, 5, 20, 30, tzinfo=UTC))
     assert "生成时间：2026-10-06 04:30（北京时间）" in page and "UTC" not in page
+
+
+def test_annual_bulletin_says_which_months_are_missing(quarter_db: str) -> None:
+    with psycopg.connect(quarter_db) as conn:
+        data = load(conn, parse_period("2026"))
+    page = render(data, "zh")
+    assert "2026年全年" in page and len(data.period.months) == 12
+    notice = re.search(r'<p class="notice" id="partial">([^<]*)</p>', page)
+    assert notice is not None
+    assert "仅发布了2026年4月、2026年7月、2026年8月、2026年9月数据（12个月中的4个月）" in notice.group(1)
+    assert "2026年1月、2026年2月、2026年3月、2026年5月" in notice.group(1)
+    kpis = _parse(page).kpis
+    assert kpis["output"] == kpis["energy"] == kpis["electricity"] == DASH  # no four-month "annual total"
+    assert "分行业产值与增速（2026年9月数据）" in page

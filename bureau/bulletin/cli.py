@@ -1,4 +1,4 @@
-"""``datafactory bulletin --period 2026-10|2026-Q3 [--lang zh|en] [--out DIR] [--no-pdf]``.
+"""``datafactory bulletin --period 2026-10|2026-Q3|2026 [--lang zh|en] [--out DIR] [--no-pdf]``.
 
 Reads the database URL from ``DATAFACTORY_DATABASE_URL``; the connection needs membership of (or to be able to
 SET ROLE to) the ``bureau`` role, which is the only role the numbers are read as.
@@ -15,7 +15,7 @@ from datafactory.settings import get_settings
 
 
 @click.command()
-@click.option("--period", required=True, help="Month (2026-10) or quarter (2026-Q3).")
+@click.option("--period", required=True, help="Month (2026-10), quarter (2026-Q3) or year (2026).")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
               help="Simplified Chinese or English.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("."),

@@ -84,7 +84,7 @@ def _table(cells: list[Cell], first: str, t: dict[str, str], *, show_key: bool) 
 
 def _headline(data: BulletinData, t: dict[str, str], lang: str) -> str:
     city = data.last_city
-    growth_key, growth = ("ytd", city.ytd_growth) if data.period.is_quarter else ("yoy", city.yoy_growth)
+    growth_key, growth = ("ytd", city.ytd_growth) if data.period.is_multi_month else ("yoy", city.yoy_growth)
     kpis = [
         _kpi("output", t["output"], yi(data.period_output), t["output_unit"]),
         _kpi(growth_key, t[growth_key], pct(growth), ""),
@@ -97,7 +97,7 @@ def _headline(data: BulletinData, t: dict[str, str], lang: str) -> str:
              t["connected_unit"].format(n=city.connected)),
     ]
     note = ""
-    if data.period.is_quarter:
+    if data.period.is_multi_month:
         text = t["sums_note"].format(period=data.period.title(lang), month=month_title(data.detail_month, lang))
         note = f'<p class="note" id="sums-note">{escape(text)}</p>'
     return f'<div class="kpis">{"".join(kpis)}</div>{note}'
@@ -187,7 +187,7 @@ def _page_css(t: dict[str, str]) -> str:
 def render(data: BulletinData, lang: str, *, generated: datetime | None = None) -> str:
     t = LABELS[lang]
     title = t["title"].format(city=CITY[lang])
-    detail = t["detail_month"].format(month=month_title(data.detail_month, lang)) if data.period.is_quarter else ""
+    detail = t["detail_month"].format(month=month_title(data.detail_month, lang)) if data.period.is_multi_month else ""
     sections = [
         ("summary", t["summary"], "<ul>" + "".join(f"<li>{escape(s)}</li>" for s in summary_sentences(data, lang))
          + "</ul>"),

@@ -24,7 +24,7 @@ LABELS: dict[str, dict[str, str]] = {
         "summary": "运行概况", "operating_chart": "接入企业开工率",
         "output_value": "产值", "electricity_kwh": "用电量", "connected_unit": "接入企业{n}家",
         "partial": "注意：{period}仅发布了{published}数据（{n}个月中的{k}个月），{missing}尚未发布；"
-                   "产值、能源消费量和用电量的季度合计不予列出，各表为{month}数据。",
+                   "产值、能源消费量和用电量的本期合计不予列出，各表为{month}数据。",
         "sums_note": "工业总产值、综合能源消费量和用电量为{period}各月合计，单位产值能耗由合计计算；"
                      "报送企业数、累计值和开工率为{month}数。",
         "detail_month": "（{month}数据）", "trend_gaps": "折线断开处为未发布或不予公布的月份；横轴按时间等距。",
@@ -98,7 +98,7 @@ def summary_sentences(data: BulletinData, lang: str) -> list[str]:
     out: list[str] = []
     output = data.period_output
     if output is not None:
-        growth = city.ytd_growth if data.period.is_quarter else city.yoy_growth
+        growth = city.ytd_growth if data.period.is_multi_month else city.yoy_growth
         tail = f"，{_growth_words(growth, lang)}" if (lang == "zh" and growth is not None) else (
             f", {_growth_words(growth, lang)}" if growth is not None else "")
         out.append(f"{data.period.title(lang)}全市{city.enterprises}家报送企业完成工业总产值{yi(output)}亿元{tail}。"

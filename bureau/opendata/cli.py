@@ -22,7 +22,7 @@ def opendata() -> None:
 
 
 @opendata.command("export")
-@click.option("--period", required=True, help="Month (2026-10) or quarter (2026-Q3).")
+@click.option("--period", required=True, help="Month (2026-10), quarter (2026-Q3) or year (2026).")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Output directory.")
 @click.option("--k", "k", default=3, show_default=True, type=click.IntRange(min=3),
               help="k-anonymity on town, division, size class and the output and employment bands (at least 3).")
