@@ -23,9 +23,9 @@ from bureau.bulletin.cli import bulletin
 from bureau.bulletin.data import BulletinError, Warning_, load
 from bureau.bulletin.html import render
 from bureau.bulletin.period import PeriodError, parse_period
-from bureau.bulletin.render import CHROMIUM_FLAGS
 from bureau.bulletin.text import DASH, pct, wan_tce, yi
 from bureau.bulletin.write import BulletinFiles, write_bulletin
+from datafactory.render import CHROMIUM_FLAGS
 from tests.test_opendata_city import GROUP, MONTH, city_db  # noqa: F401  (module-scoped fixture)
 
 pytestmark = [pytest.mark.integration, GROUP]

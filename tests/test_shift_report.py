@@ -26,9 +26,9 @@ import yaml
 
 from alerting.report import data
 from alerting.report.cli import once
-from alerting.report.output import CHROMIUM_FLAGS
 from benchmarks.dashboards import FilledPlant, fill_database
 from datafactory.config.loader import validate_document
+from datafactory.render import CHROMIUM_FLAGS
 from simulator.layout import demo_layout
 from simulator.plant_config import plant_document
 from tests.test_grafana_queries import scratch_database

@@ -3,7 +3,7 @@
 Charts are plain SVG written here (bars are ``<rect class="mark">``), so the page needs no script library and
 prints identically; a few lines of script only count, after layout, the marks the browser actually drew
 (``data-drawn`` on each chart), which is what the test reads back from Chromium. Font: a subset of Noto Sans CJK
-SC embedded in the page (``alerting.report.font``), which Chromium embeds into the PDF it prints.
+SC embedded in the page (``datafactory.render``), which Chromium embeds into the PDF it prints.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from html import escape
 from zoneinfo import ZoneInfo
 
 from alerting.report.data import Oee, Report, alert_state
-from alerting.report.font import font_face_css
+from datafactory.render import font_face_css
 
 T = {
     "en": {
@@ -176,4 +176,4 @@ def render(r: Report, lang: str) -> str:
     out.append(SCRIPT + "</body></html>")
     page = "\n".join(out)
     # The font is subset to the page's own characters, so it is added last (the chart SVGs live in the page too).
-    return page.replace("<style>", f"<style>{font_face_css(page)}", 1)
+    return page.replace("<style>", f"<style>{font_face_css(page, 'ReportCJK')}", 1)

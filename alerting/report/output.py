@@ -3,37 +3,11 @@
 from __future__ import annotations
 
 import csv
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 from alerting.report.data import Report, ReportError, alert_state
 from alerting.report.html import render
-
-CHROMIUM = ("/usr/bin/chromium", "chromium", "chromium-browser")
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run")
-
-
-def chromium() -> str | None:
-    return next((found for c in CHROMIUM if (found := shutil.which(c))), None)
-
-
-def print_pdf(html: Path, pdf: Path, *, timeout_s: float = 120.0) -> None:
-    browser = chromium()
-    if browser is None:
-        raise ReportError("no Chromium found to print the PDF (install Debian's `chromium`), or pass --no-pdf")
-    with tempfile.TemporaryDirectory(prefix="df-report-") as profile:
-        command = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--no-pdf-header-footer",
-                   f"--print-to-pdf={pdf}", html.resolve().as_uri()]
-        try:
-            done = subprocess.run(command, capture_output=True, timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired as err:
-            raise ReportError(f"Chromium did not print {html} within {timeout_s:.0f} s") from err
-    if done.returncode != 0 or not pdf.exists() or pdf.stat().st_size == 0:
-        detail = " ".join(done.stderr.decode(errors="replace").strip().splitlines()[-3:])
-        raise ReportError(f"Chromium failed to print {html} (exit {done.returncode}): {detail}")
+from datafactory.render import print_pdf
 
 
 def base_name(r: Report, lang: str) -> str:
@@ -87,6 +61,6 @@ def write(r: Report, out: Path, lang: str, *, pdf: bool = True) -> list[Path]:
     html.write_text(render(r, lang), encoding="utf-8")
     files = [html]
     if pdf:
-        print_pdf(html, out / f"{name}.pdf")
+        print_pdf(html, out / f"{name}.pdf", error=ReportError)
         files.append(out / f"{name}.pdf")
     return files + write_csv(r, out, name)

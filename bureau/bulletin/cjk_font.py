@@ -14,7 +14,9 @@ from pathlib import Path
 
 from matplotlib import font_manager
 
-CJK_FAMILY = "Noto Sans CJK SC"
+from datafactory.render import CJK_FAMILY
+
+__all__ = ["CJK_FAMILY", "cjk_font_known"]
 _FILE_PREFIX = "NotoSansCJK"  # Debian: /usr/share/fonts/opentype/noto/NotoSansCJK-{Regular,Bold}.ttc
 
 

@@ -12,7 +12,6 @@ from bureau.bulletin import charts
 from bureau.bulletin.cjk_font import CJK_FAMILY
 from bureau.bulletin.data import BulletinData, Cell, Warning_
 from bureau.bulletin.period import month_title
-from bureau.bulletin.render import font_face_css
 from bureau.bulletin.text import (
     CITY,
     DASH,
@@ -25,6 +24,7 @@ from bureau.bulletin.text import (
     yi,
     yi_kwh,
 )
+from datafactory.render import font_face_css
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -214,7 +214,7 @@ def render(data: BulletinData, lang: str, *, generated: datetime | None = None) 
     period_line = t["period"].format(period=data.period.title(lang))
     partial = _partial(data, t, lang)
     page_text = title + period_line + partial + body + footer + t["page"]
-    css = font_face_css(page_text) + STYLE % {"family": CJK_FAMILY} + _page_css(t)
+    css = font_face_css(page_text, "BulletinCJK") + STYLE % {"family": CJK_FAMILY} + _page_css(t)
     html_lang = "zh-CN" if lang == "zh" else "en"
     return (f'<!DOCTYPE html><html lang="{html_lang}"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{css}</style></head><body><header><h1>{escape(title)}</h1><p class=\"period\">"

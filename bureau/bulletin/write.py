@@ -2,7 +2,7 @@
 
 Reads every number as the ``bureau`` role from the disclosure-controlled views (``bureau.bulletin.data``), writes
 one self-contained HTML page (``bureau.bulletin.html``) and prints it to PDF with headless Chromium
-(``bureau.bulletin.render``).
+(``datafactory.render``).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import psycopg
 
-from bureau.bulletin.data import BulletinData, load
+from bureau.bulletin.data import BulletinData, BulletinError, load
 from bureau.bulletin.html import render
 from bureau.bulletin.period import Period
-from bureau.bulletin.render import print_pdf
+from datafactory.render import print_pdf
 
 LANGUAGES = ("zh", "en")
 
@@ -39,5 +39,6 @@ def write_bulletin(conn: psycopg.Connection, period: Period, out_dir: Path, *, l
     pdf_path = None
     if pdf:
         pdf_path = out_dir / f"{stem}.pdf"
-        print_pdf(html_path, pdf_path)
+        print_pdf(html_path, pdf_path, error=BulletinError,
+                  missing="no Chromium found (install Debian's `chromium`) — or pass --no-pdf")
     return BulletinFiles(html_path, pdf_path, data)
