@@ -21,7 +21,6 @@ import itertools
 import json
 import math
 import sys
-from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -132,6 +131,7 @@ def fast_decode(raw: bytes, *, min_us: int, max_us: int) -> tuple[Columns, Typed
     if doc.fmt not in CONTENT_FORMATS or not items or len(items) > MAX_SAMPLES_PER_BATCH:
         return None
     names, times, values, qualities = zip(*items, strict=True)
+    all_names = names
     if min(times) < min_us or max(times) > max_us or min(qualities) < 0 or max(qualities) > _U32:
         return None
     kinds = set(map(type, values))
@@ -159,7 +159,7 @@ def fast_decode(raw: bytes, *, min_us: int, max_us: int) -> tuple[Columns, Typed
                 tuple(values[i] for i in keep),
                 tuple(qualities[i] for i in keep),
             )
-    unique = set(map(itemgetter(0), items))
+    unique = set(all_names)
     if not unique <= _VALID_NAMES and not _learn_names(unique):
         return None
     if raw.count(b'"') != 2 * (_strings(doc, len(items)) + text_values):

@@ -164,7 +164,7 @@ def pack_typed_rows(rows: Iterable[TypedRow]) -> bytes:
     return b"".join(out)
 
 
-# samples also holds the float64 reading of every typed sample that has one (ingest.sample_copy): the first
+# samples also holds the float64 reading of every typed sample that has one (ingest.declared_types): the first
 # branch leaves those out, the second gives them with their exact value.
 _SAMPLE_VALUES = """
 SELECT signal_id, time, quality, 'float64'::text AS value_type, value,
