@@ -7,13 +7,14 @@ written from. Rules whose parameters are equal across plants are evaluated in ON
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 
+from datafactory.alerting_sql import CELL_PATH, GATEWAY_SOURCES, down_codes, down_since
 from datafactory.config.alerting import (
     DatasetLateRule,
     GatewayRule,
@@ -39,21 +40,17 @@ class Condition:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-def _codes(cfg: PlantConfig, categories: Sequence[str]) -> list[float]:
-    return sorted(float(c.code) for c in cfg.analytics.state_codes if c.category.value in categories)
-
-
 def group_key(rule: Rule, cfg: PlantConfig) -> str:
     """Rules with the same key share one query: the rule's parameters (and, for machine states, the codes)."""
     params = rule.model_dump_json(exclude={"id", "severity", "for_s", "enabled", "receivers"})
     if isinstance(rule, MachineDownRule):
-        params += repr(_codes(cfg, rule.categories))
+        params += repr(down_codes(cfg, rule.categories))
     return params
 
 
-MACHINE_DOWN = """
+MACHINE_DOWN = f"""
 WITH last AS (
-    SELECT s.plant_id, s.cell_id, s.id AS signal_id, c.area || '/' || c.line || '/' || c.cell AS path,
+    SELECT s.plant_id, s.cell_id, s.id AS signal_id, {CELL_PATH} AS path,
            l.time AS last_time, l.value AS code
     FROM signals s JOIN cells c ON c.id = s.cell_id
     CROSS JOIN LATERAL (SELECT x.time, x.value FROM samples x WHERE x.signal_id = s.id
@@ -61,9 +58,7 @@ WITH last AS (
     WHERE s.plant_id = ANY(%(plants)s) AND s.meaning = 'machine_state' AND l.value = ANY(%(codes)s)
 )
 SELECT last.plant_id, last.cell_id, last.path, last.code, last.last_time,
-       (SELECT min(x.time) FROM samples x WHERE x.signal_id = last.signal_id AND x.time > coalesce(
-           (SELECT max(y.time) FROM samples y WHERE y.signal_id = last.signal_id
-              AND NOT (y.value = ANY(%(codes)s))), '-infinity')) AS since
+       {down_since("last.signal_id", "%(codes)s")} AS since
 FROM last
 """
 
@@ -73,7 +68,7 @@ def machine_down(conn: psycopg.Connection, rule: MachineDownRule, plants: dict[i
     cfg = next(iter(plants.values()))
     reasons = {float(c.code): c.reason for c in cfg.analytics.state_codes}
     out = []
-    rows = conn.execute(MACHINE_DOWN, {"plants": list(plants), "codes": _codes(cfg, rule.categories)}).fetchall()
+    rows = conn.execute(MACHINE_DOWN, {"plants": list(plants), "codes": down_codes(cfg, rule.categories)}).fetchall()
     for plant_id, cell_id, path, code, _last, since in rows:
         if rule.cells and path not in rule.cells:
             continue
@@ -82,16 +77,16 @@ def machine_down(conn: psycopg.Connection, rule: MachineDownRule, plants: dict[i
     return out
 
 
-OEE_ROLLING = """
-SELECT o.plant_id, o.cell_id, c.area || '/' || c.line || '/' || c.cell AS path, min(o.time), max(o.time_end),
+OEE_ROLLING = f"""
+SELECT o.plant_id, o.cell_id, {CELL_PATH} AS path, min(o.time), max(o.time_end),
        sum(o.pbt_s), sum(o.apt_s), sum(o.ideal_production_s), sum(o.good_count), sum(o.total_count), ''
 FROM oee o JOIN cells c ON c.id = o.cell_id
 WHERE o.plant_id = ANY(%(plants)s) AND o.period = 'hour' AND o.time >= %(start)s AND o.time_end <= %(now)s
   AND o.ideal_cycle_time_s IS NOT NULL
 GROUP BY o.plant_id, o.cell_id, c.area, c.line, c.cell
 """
-OEE_SHIFT = """
-SELECT DISTINCT ON (o.cell_id) o.plant_id, o.cell_id, c.area || '/' || c.line || '/' || c.cell, o.time, o.time_end,
+OEE_SHIFT = f"""
+SELECT DISTINCT ON (o.cell_id) o.plant_id, o.cell_id, {CELL_PATH}, o.time, o.time_end,
        o.pbt_s, o.apt_s, o.ideal_production_s, o.good_count, o.total_count, o.shift_name
 FROM oee o JOIN cells c ON c.id = o.cell_id
 WHERE o.plant_id = ANY(%(plants)s) AND o.period = 'shift' AND o.time >= %(start)s AND o.time_end <= %(now)s
@@ -125,8 +120,8 @@ def oee_below(conn: psycopg.Connection, rule: OeeBelowRule, plants: dict[int, Pl
     return out
 
 
-PDM = """
-SELECT a.plant_id, a.cell_id, c.area || '/' || c.line || '/' || c.cell AS path, coalesce(sp.signal, ''),
+PDM = f"""
+SELECT a.plant_id, a.cell_id, {CELL_PATH} AS path, coalesce(sp.signal, ''),
        a.time, a.severity, a.message, a.value, a.rul_p50_h
 FROM alerts a JOIN cells c ON c.id = a.cell_id LEFT JOIN signal_paths sp ON sp.signal_id = a.signal_id
 WHERE a.plant_id = ANY(%(plants)s) AND a.status <> 'cleared' AND (%(min)s = 'warning' OR a.severity = 'critical')
@@ -178,13 +173,12 @@ def specific_energy(conn: psycopg.Connection, rule: SpecificEnergyRule, plants: 
     return list(first.values())
 
 
-GATEWAYS = """
+GATEWAYS = f"""
 SELECT plant_id, gateway, online, updated_at, '' AS source, '' AS state FROM gateway_status
 WHERE plant_id = ANY(%(plants)s) AND (NOT online OR updated_at < %(stale)s)
 UNION ALL
 SELECT g.plant_id, g.gateway, g.online, g.updated_at, src.key, src.value ->> 'state'
-FROM gateway_status g CROSS JOIN LATERAL jsonb_each(
-    CASE jsonb_typeof(g.status -> 'sources') WHEN 'object' THEN g.status -> 'sources' ELSE '{}'::jsonb END) src
+FROM gateway_status g CROSS JOIN LATERAL {GATEWAY_SOURCES}
 WHERE g.plant_id = ANY(%(plants)s) AND g.online AND g.updated_at >= %(stale)s
   AND src.value ->> 'state' = ANY(%(states)s)
 """

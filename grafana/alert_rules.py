@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from datafactory.alerting_sql import CELL_PATH, GATEWAY_SOURCES, down_codes, down_since
 from datafactory.config.alerting import (
     DatasetLateRule,
     GatewayRule,
@@ -74,18 +75,15 @@ def _plant(alias: str, cfg: PlantConfig) -> str:
             f" AND site = {_lit(cfg.site.id)})")
 
 
-PATH = "c.area || '/' || c.line || '/' || c.cell"
+PATH = CELL_PATH
 NOW = "$__timeTo()::timestamptz"
 
 
 def _machine_down(rule: MachineDownRule, cfg: PlantConfig) -> str:
-    codes = _array(sorted(c.code for c in cfg.analytics.state_codes if c.category.value in rule.categories),
-                   "float8")
+    codes = _array(down_codes(cfg, rule.categories), "float8")
     cells = f"\n  AND {PATH} = ANY({_array(rule.cells, 'text')})" if rule.cells else ""
     return f"""SELECT {PATH} AS subject,
-       extract(epoch FROM {NOW} - (SELECT min(x.time) FROM samples x WHERE x.signal_id = s.id AND x.time > coalesce(
-           (SELECT max(y.time) FROM samples y WHERE y.signal_id = s.id AND y.time <= {NOW}
-              AND NOT (y.value = ANY({codes}))), '-infinity'))) / 60 AS minutes_down
+       extract(epoch FROM {NOW} - {down_since("s.id", codes, now=NOW)}) / 60 AS minutes_down
 FROM signals s JOIN cells c ON c.id = s.cell_id
 CROSS JOIN LATERAL (SELECT x.value FROM samples x WHERE x.signal_id = s.id AND x.time <= {NOW}
                     ORDER BY x.time DESC LIMIT 1) l
@@ -145,8 +143,7 @@ def _gateway(rule: GatewayRule, cfg: PlantConfig) -> str:
     return f"""SELECT 'gateway:' || g.gateway AS subject, 1 AS failed FROM gateway_status g
 WHERE {_plant('g', cfg)} AND (NOT g.online OR g.updated_at < {stale})
 UNION ALL
-SELECT 'gateway:' || g.gateway || '/source:' || src.key, 1 FROM gateway_status g CROSS JOIN LATERAL jsonb_each(
-    CASE jsonb_typeof(g.status -> 'sources') WHEN 'object' THEN g.status -> 'sources' ELSE '{{}}'::jsonb END) src
+SELECT 'gateway:' || g.gateway || '/source:' || src.key, 1 FROM gateway_status g CROSS JOIN LATERAL {GATEWAY_SOURCES}
 WHERE {_plant('g', cfg)} AND g.online AND g.updated_at >= {stale}
   AND src.value ->> 'state' = ANY({_array(rule.source_states, 'text')})"""
 
