@@ -21,7 +21,7 @@ from datafactory.contract.sample import datetime_to_us
 from datafactory.contract.values import MAX_STRING_BYTES
 from ingest.options import IngestOptions
 from ingest.worker import IngestWorker
-from tests.support.gateway_env import GatewayThread, OpcUaTestServer, free_port, plant
+from tests.support.gateway_env import GatewayThread, OpcUaTestServer, free_port, opcua_source, plant
 
 pytestmark = pytest.mark.integration
 
@@ -40,26 +40,9 @@ NODES: dict[str, tuple[str, str, Any, list[Any]]] = {
 
 
 def _source(endpoint: str) -> dict[str, Any]:
-    return {
-        "kind": "opcua",
-        "id": "plc",
-        "endpoint": endpoint,
-        "security": {"policy": "none", "mode": "none"},
-        "publishing_interval_ms": 100,
-        "sampling_interval_ms": 0,
-        "keepalive_timeout_s": 5,
-        "nodes": [
-            {
-                "node_id": f"ns=2;s={name}",
-                "cell": CELL,
-                "signal": name,
-                "meaning": "generic",
-                "signal_type": declared,
-                "queue_size": 100,
-            }
-            for name, (_, declared, _, _) in NODES.items()
-        ],
-    }
+    nodes = [{"node_id": f"ns=2;s={name}", "cell": CELL, "signal": name, "meaning": "generic", "signal_type": declared,
+              "queue_size": 100} for name, (_, declared, _, _) in NODES.items()]
+    return opcua_source(endpoint, nodes, keepalive_timeout_s=5)
 
 
 def _bits(v: Any) -> Any:

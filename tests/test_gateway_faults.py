@@ -29,6 +29,8 @@ from tests.support.gateway_env import (
     OpcUaTestServer,
     collect,
     free_port,
+    generic_nodes,
+    opcua_source,
     plant,
     plant_doc,
 )
@@ -39,18 +41,7 @@ NAMES = ["A", "B", "C"]
 
 
 def _source(endpoint: str) -> dict:
-    return {
-        "kind": "opcua",
-        "id": "plc",
-        "endpoint": endpoint,
-        "security": {"policy": "none", "mode": "none"},
-        "publishing_interval_ms": 100,
-        "sampling_interval_ms": 0,
-        "nodes": [
-            {"node_id": f"ns=2;s={n}", "cell": CELL, "signal": n.lower(), "meaning": "generic", "queue_size": 100}
-            for n in NAMES
-        ],
-    }
+    return opcua_source(endpoint, generic_nodes(NAMES, CELL, queue_size=100))
 
 
 def _values(col) -> dict[str, list[float]]:

@@ -33,7 +33,16 @@ from datafactory.contract.sample import Sample, now_us
 from gateway.gaps import Restamper
 from ingest.options import IngestOptions
 from ingest.worker import IngestWorker
-from tests.support.gateway_env import CounterWriter, GatewayThread, OpcUaTestServer, free_port, plant, plant_doc
+from tests.support.gateway_env import (
+    CounterWriter,
+    GatewayThread,
+    OpcUaTestServer,
+    free_port,
+    generic_nodes,
+    opcua_source,
+    plant,
+    plant_doc,
+)
 
 pytestmark = pytest.mark.integration
 CELL = "press/line-1/press-01"
@@ -44,19 +53,7 @@ GOOD_SIGNALS = {"a", "state", "const"}
 
 
 def _source(endpoint: str) -> dict:
-    return {
-        "kind": "opcua",
-        "id": "plc",
-        "endpoint": endpoint,
-        "security": {"policy": "none", "mode": "none"},
-        "publishing_interval_ms": 100,
-        "sampling_interval_ms": 0,
-        "keepalive_timeout_s": 5,
-        "nodes": [
-            {"node_id": f"ns=2;s={n}", "cell": CELL, "signal": n.lower(), "meaning": "generic", "queue_size": 100}
-            for n in NAMES
-        ],
-    }
+    return opcua_source(endpoint, generic_nodes(NAMES, CELL, queue_size=100), keepalive_timeout_s=5)
 
 
 Row = tuple[int, float | None, int]  # time_us, value, quality (signed, as stored)

@@ -10,7 +10,7 @@ import pytest
 
 from datafactory.contract.payload import decode_meta
 from datafactory.contract.quality import BAD_NO_COMMUNICATION
-from tests.support.gateway_env import GatewayThread, OpcUaTestServer, collect, free_port, plant
+from tests.support.gateway_env import GatewayThread, OpcUaTestServer, collect, free_port, opcua_source, plant
 
 pytestmark = pytest.mark.integration
 
@@ -18,36 +18,27 @@ CELL = "press/line-1/press-01"
 
 
 def _opcua_source(endpoint: str, **extra: object) -> dict[str, object]:
-    return {
-        "kind": "opcua",
-        "id": "plc",
-        "endpoint": endpoint,
-        "security": {"policy": "none", "mode": "none"},
-        "publishing_interval_ms": 100,
-        "sampling_interval_ms": 50,
-        "keepalive_timeout_s": 3,
-        "nodes": [
-            {
-                "node_id": "ns=2;s=Power",
-                "cell": CELL,
-                "signal": "power",
-                "meaning": "power_kw",
-                "unit": "kW",
-                "scale": 0.001,
-                "description": "spindle power",
-            },
-            {"node_id": "ns=2;s=Running", "cell": CELL, "signal": "running", "meaning": "generic"},
-            {
-                "node_id": "ns=2;s=Temp",
-                "cell": CELL,
-                "signal": "temperature",
-                "meaning": "temperature",
-                "unit": "°C",
-                "deadband": {"kind": "absolute", "value": 1.0},
-            },
-        ],
-        **extra,
-    }
+    nodes = [
+        {
+            "node_id": "ns=2;s=Power",
+            "cell": CELL,
+            "signal": "power",
+            "meaning": "power_kw",
+            "unit": "kW",
+            "scale": 0.001,
+            "description": "spindle power",
+        },
+        {"node_id": "ns=2;s=Running", "cell": CELL, "signal": "running", "meaning": "generic"},
+        {
+            "node_id": "ns=2;s=Temp",
+            "cell": CELL,
+            "signal": "temperature",
+            "meaning": "temperature",
+            "unit": "°C",
+            "deadband": {"kind": "absolute", "value": 1.0},
+        },
+    ]
+    return opcua_source(endpoint, nodes, sampling_interval_ms=50, keepalive_timeout_s=3, **extra)
 
 
 def test_opcua_values_reach_the_broker_scaled_with_meta_and_status(tmp_path, mqtt_url, enterprise) -> None:

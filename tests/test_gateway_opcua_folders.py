@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from app.cli.main import cli
 from datafactory.config.loader import load_config_text
 from datafactory.config.opcua_folders import folder_signal_name
-from tests.support.gateway_env import GatewayThread, OpcUaTestServer, collect, free_port, plant
+from tests.support.gateway_env import GatewayThread, OpcUaTestServer, collect, free_port, opcua_source, plant
 
 CELL = "press/line-1/press-01"
 
@@ -62,17 +62,12 @@ def _server(port: int, layout: dict[str, Any]) -> OpcUaTestServer:
 
 
 def _source(endpoint: str, **folder: Any) -> dict:
-    return {
-        "kind": "opcua",
-        "id": "plc",
-        "endpoint": endpoint,
-        "security": {"policy": "none", "mode": "none"},
-        "publishing_interval_ms": 100,
-        "sampling_interval_ms": 0,
-        "keepalive_timeout_s": 3,
-        "nodes": [{"node_id": "ns=2;s=Press01.Alarm", "cell": CELL, "signal": "state", "meaning": "generic"}],
-        "folders": [{"browse_path": "Plant/Press01", "cell": CELL, "depth": 3, **folder}],
-    }
+    return opcua_source(
+        endpoint,
+        [{"node_id": "ns=2;s=Press01.Alarm", "cell": CELL, "signal": "state", "meaning": "generic"}],
+        keepalive_timeout_s=3,
+        folders=[{"browse_path": "Plant/Press01", "cell": CELL, "depth": 3, **folder}],
+    )
 
 
 LAYOUT = {

@@ -7,7 +7,7 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +60,19 @@ def plant_doc(
         ],
         "sources": sources,
     }
+
+
+def opcua_source(endpoint: str, nodes: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    """An OPC-UA source ``plc`` for a local test server: policy none, publishing every 100 ms, items sampled at every
+    change; ``fields`` add or override any source field."""
+    return {"kind": "opcua", "id": "plc", "endpoint": endpoint, "security": {"policy": "none", "mode": "none"},
+            "publishing_interval_ms": 100, "sampling_interval_ms": 0, "nodes": nodes, **fields}
+
+
+def generic_nodes(names: Iterable[str], cell: str, **fields: Any) -> list[dict[str, Any]]:
+    """Nodes ``ns=2;s=<name>`` of meaning generic, signal named ``<name>`` in lower case."""
+    return [{"node_id": f"ns=2;s={n}", "cell": cell, "signal": n.lower(), "meaning": "generic", **fields}
+            for n in names]
 
 
 def plant(enterprise: str, **kw: Any) -> PlantConfig:
