@@ -23,18 +23,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-import uuid
 from datetime import UTC
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import orjson
 import psutil
-import yaml
+
+from benchmarks.gateway_process import measure_gateway, timescaledb
 
 SIGNALS_PER_CELL = 100
 PUBLISHING_INTERVAL_MS = 500
@@ -189,58 +184,6 @@ def _plant(enterprise: str, endpoints: list[str], node_ids: list[list[str]]) -> 
     }
 
 
-class BrokerCounter:
-    """Counts samples arriving on the broker and their lag behind the source timestamp."""
-
-    def __init__(self, mqtt_url: str, topic_filter: str) -> None:
-        import paho.mqtt.client as paho
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        self.n = 0
-        self.status: dict[str, Any] = {}
-        self.max_lag = 0.0
-        self.measuring = False
-        self.seen_any = threading.Event()
-        parts = urlsplit(mqtt_url)
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:6]}")
-        self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic_filter, qos=1)
-        self.client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
-        self.client.loop_start()
-
-    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        if msg.topic.endswith("/status") and msg.payload:
-            self.status = orjson.loads(msg.payload)
-        if not msg.topic.endswith("/data"):
-            return
-        samples = orjson.loads(msg.payload)["samples"]
-        self.seen_any.set()
-        if self.measuring and samples:
-            self.n += len(samples)
-            self.max_lag = max(self.max_lag, time.time() - samples[-1][1] / 1e6)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-def _proc_cpu(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return t.user + t.system
-
-
-def _timescaledb() -> bool | None:
-    try:
-        import psycopg
-
-        url = os.environ.get("DATAFACTORY_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-        with psycopg.connect(url, connect_timeout=3) as conn:
-            row = conn.execute("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
-            return bool(row and row[0])
-    except Exception:  # the gateway benchmark does not need the database; just report what we could see
-        return None
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="2,000 items, short phases")
@@ -322,7 +265,7 @@ def run(args: argparse.Namespace) -> None:
         "servers": servers,
         "duration_s": duration,
         "cpu_count": os.cpu_count(),
-        "timescaledb": _timescaledb(),
+        "timescaledb": timescaledb(),
     }
     print(f"{'':<24}{'changes/s':>12}{'CPU %':>8}{'max lag s':>11}")
     print(
@@ -336,75 +279,12 @@ def run(args: argparse.Namespace) -> None:
 def _run_gateway(
     endpoints: list[str], node_ids: list[list[str]], mqtt_url: str, warmup: float, duration: float
 ) -> dict:
-    enterprise = f"bench{uuid.uuid4().hex[:8]}"
-    counter = BrokerCounter(mqtt_url, f"df/v1/{enterprise}/#")
-    with tempfile.TemporaryDirectory(prefix="df-bench-gw-") as tmp:
-        config = Path(tmp) / "plant.yaml"
-        config.write_text(yaml.safe_dump(_plant(enterprise, endpoints, node_ids)))
-        log = (Path(tmp) / "gateway.log").open("wb")
-        gw = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "app.cli.main",
-                "gateway",
-                "run",
-                "--config",
-                str(config),
-                "--mqtt-url",
-                mqtt_url,
-                "--state-dir",
-                tmp,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            if not counter.seen_any.wait(300):  # 20,000 items: config load and subscription creation take a while
-                raise RuntimeError(
-                    f"the gateway delivered nothing; log: {(Path(tmp) / 'gateway.log').read_text()[-2000:]}"
-                )
-            time.sleep(warmup)
-            proc = psutil.Process(gw.pid)
-            cpu0, t0 = _proc_cpu(proc), time.monotonic()
-            counter.measuring = True
-            time.sleep(duration)
-            counter.measuring = False
-            cpu1, t1 = _proc_cpu(proc), time.monotonic()
-            print(
-                f"  gateway status: {counter.status.get('samples_per_s')} samples/s in, "
-                f"buffer {counter.status.get('buffer')}",
-                file=sys.stderr,
-            )
-        finally:
-            gw.terminate()
-            gw.wait(30)
-            counter.close()
-            _clear_retained(mqtt_url, enterprise)
-    return {
-        "changes_per_s": counter.n / (t1 - t0),
-        "cpu_percent": (cpu1 - cpu0) / (t1 - t0) * 100,
-        "max_lag_s": counter.max_lag,
-    }
-
-
-def _clear_retained(mqtt_url: str, enterprise: str) -> None:
-    """Remove the retained meta/status messages this run left on the shared broker."""
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    parts = urlsplit(mqtt_url)
-    topics: list[str] = []
-    client = paho.Client(CallbackAPIVersion.VERSION2)
-    client.on_message = lambda c, u, m: topics.append(m.topic) if m.retain else None
-    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
-    client.loop_start()
-    client.subscribe(f"df/v1/{enterprise}/#")
-    time.sleep(1.0)
-    for topic in topics:
-        client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
-    client.disconnect()
-    client.loop_stop()
+    # 20,000 items: config load and subscription creation take a while before the first data.
+    gw = measure_gateway(lambda enterprise: _plant(enterprise, endpoints, node_ids), mqtt_url, warmup_s=warmup,
+                         duration_s=duration, start_timeout_s=300)
+    print(f"  gateway status: {gw.status.get('samples_per_s')} samples/s in, buffer {gw.status.get('buffer')}",
+          file=sys.stderr)
+    return {"changes_per_s": gw.per_s, "cpu_percent": gw.cpu_percent, "max_lag_s": gw.max_lag_s}
 
 
 if __name__ == "__main__":

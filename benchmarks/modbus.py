@@ -24,15 +24,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from benchmarks.gateway import BrokerCounter, _timescaledb
+from benchmarks.gateway_process import measure_gateway, timescaledb
 
 BLOCK = 125
 
@@ -115,29 +110,8 @@ async def adapter_requests(port: int, registers: int, duration: float, *, coales
 
 
 def run_gateway(port: int, registers: int, mqtt_url: str, warmup: float, duration: float) -> float:
-    enterprise = f"bench{uuid.uuid4().hex[:8]}"
-    counter = BrokerCounter(mqtt_url, f"df/v1/{enterprise}/#")
-    with tempfile.TemporaryDirectory(prefix="df-bench-mb-") as tmp:
-        config = Path(tmp) / "plant.yaml"
-        config.write_text(yaml.safe_dump(_plant(enterprise, port, registers), allow_unicode=True))
-        log_path = Path(tmp) / "gateway.log"
-        with log_path.open("wb") as log:
-            cmd = [sys.executable, "-m", "app.cli.main", "gateway", "run", "--config", str(config)]
-            cmd += ["--mqtt-url", mqtt_url, "--state-dir", tmp]
-            gw = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-            try:
-                if not counter.seen_any.wait(60):
-                    raise RuntimeError(f"the gateway delivered nothing; log: {log_path.read_text()[-2000:]}")
-                time.sleep(warmup)
-                counter.n, counter.measuring = 0, True
-                start = time.monotonic()
-                time.sleep(duration)
-                n, elapsed = counter.n, time.monotonic() - start
-            finally:
-                gw.terminate()
-                gw.wait(20)
-                counter.close()
-    return n / elapsed
+    return measure_gateway(lambda enterprise: _plant(enterprise, port, registers), mqtt_url, warmup_s=warmup,
+                           duration_s=duration).per_s
 
 
 def main() -> None:
@@ -179,7 +153,7 @@ def main() -> None:
                 "requests_per_s_uncoalesced": round(req_unc, 1),
                 "registers_per_request": BLOCK,
                 "cpu_count": os.cpu_count(),
-                "timescaledb": _timescaledb(),
+                "timescaledb": timescaledb(),
             }
         )
     )
