@@ -1,6 +1,6 @@
 """What the gateway benchmarks share (``gateway``, ``modbus``, ``s7``): ``datafactory gateway run`` as a separate
-process on a generated plant config, measured by a subscriber on the broker that counts the samples it publishes,
-and the machine facts every JSON line reports."""
+process on a generated plant config, measured by a subscriber on the broker that counts the samples it publishes;
+the polled benchmarks' plant and request-rate measurement; and the machine facts every JSON line reports."""
 
 from __future__ import annotations
 
@@ -143,3 +143,27 @@ def measure_gateway(plant: Callable[[str], dict[str, Any]], mqtt_url: str, *, wa
     finally:
         counter.close()
         clear_retained(mqtt_url, enterprise)
+
+
+POLLED_CELL = "bench/line-1/cell-1"
+
+
+def polled_plant(enterprise: str, source: dict[str, Any]) -> dict[str, Any]:
+    """The plant config of a polled benchmark (Modbus, S7): one source, every item on one cell, large batches."""
+    from tests.support.gateway_env import plant_doc
+
+    doc = plant_doc(enterprise, sources=[source], cells=[POLLED_CELL])
+    doc["gateway"] |= {"batch_max_samples": 5000, "status_interval_s": 2}
+    return doc
+
+
+async def requests_per_s(adapter: Any, duration: float) -> float:
+    """Requests per second a polled source adapter sends while its stream is read for ``duration`` seconds."""
+    await adapter.open()
+    start = time.monotonic()
+    async for _ in adapter.stream():
+        if time.monotonic() - start >= duration:
+            break
+    elapsed = time.monotonic() - start
+    await adapter.close()
+    return float(adapter.requests / elapsed)

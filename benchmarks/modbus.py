@@ -27,7 +27,7 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.gateway_process import measure_gateway, timescaledb
+from benchmarks.gateway_process import POLLED_CELL, measure_gateway, polled_plant, requests_per_s, timescaledb
 
 BLOCK = 125
 
@@ -76,7 +76,7 @@ def _source(port: int, registers: int) -> dict[str, Any]:
             {
                 "table": "holding_register",
                 "address": a,
-                "cell": "bench/line-1/cell-1",
+                "cell": POLLED_CELL,
                 "signal": f"r{a}",
                 "meaning": "generic",
             }
@@ -86,11 +86,7 @@ def _source(port: int, registers: int) -> dict[str, Any]:
 
 
 def _plant(enterprise: str, port: int, registers: int) -> dict[str, Any]:
-    from tests.support.gateway_env import plant_doc
-
-    doc = plant_doc(enterprise, sources=[_source(port, registers)], cells=["bench/line-1/cell-1"])
-    doc["gateway"] |= {"batch_max_samples": 5000, "status_interval_s": 2}
-    return doc
+    return polled_plant(enterprise, _source(port, registers))
 
 
 async def adapter_requests(port: int, registers: int, duration: float, *, coalesce: bool) -> float:
@@ -98,15 +94,7 @@ async def adapter_requests(port: int, registers: int, duration: float, *, coales
     from gateway.sources.modbus import ModbusAdapter
 
     src = validate_document(_plant("acme", port, registers)).sources[0]
-    adapter = ModbusAdapter(src, coalesce=coalesce)  # type: ignore[arg-type]
-    await adapter.open()
-    start = time.monotonic()
-    async for _ in adapter.stream():
-        if time.monotonic() - start >= duration:
-            break
-    elapsed = time.monotonic() - start
-    await adapter.close()
-    return adapter.requests / elapsed
+    return await requests_per_s(ModbusAdapter(src, coalesce=coalesce), duration)  # type: ignore[arg-type]
 
 
 def run_gateway(port: int, registers: int, mqtt_url: str, warmup: float, duration: float) -> float:

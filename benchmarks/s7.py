@@ -29,7 +29,7 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.gateway_process import measure_gateway, timescaledb
+from benchmarks.gateway_process import POLLED_CELL, measure_gateway, polled_plant, requests_per_s, timescaledb
 
 DB = 1
 
@@ -88,18 +88,14 @@ def _source(port: int, items: int) -> dict[str, Any]:
         "report": "every_poll",
         "poll_groups": [{"name": "default", "interval_ms": 1}],
         "items": [
-            {"address": _address(i), "cell": "bench/line-1/cell-1", "signal": f"v{i}", "meaning": "generic"}
+            {"address": _address(i), "cell": POLLED_CELL, "signal": f"v{i}", "meaning": "generic"}
             for i in range(items)
         ],
     }
 
 
 def _plant(enterprise: str, port: int, items: int) -> dict[str, Any]:
-    from tests.support.gateway_env import plant_doc
-
-    doc = plant_doc(enterprise, sources=[_source(port, items)], cells=["bench/line-1/cell-1"])
-    doc["gateway"] |= {"batch_max_samples": 5000, "status_interval_s": 2}
-    return doc
+    return polled_plant(enterprise, _source(port, items))
 
 
 async def adapter_requests(port: int, items: int, duration: float, *, batch: bool) -> float:
@@ -107,15 +103,7 @@ async def adapter_requests(port: int, items: int, duration: float, *, batch: boo
     from gateway.sources.s7 import S7Adapter
 
     src = validate_document(_plant("acme", port, items)).sources[0]
-    adapter = S7Adapter(src, batch=batch)  # type: ignore[arg-type]
-    await adapter.open()
-    start = time.monotonic()
-    async for _ in adapter.stream():
-        if time.monotonic() - start >= duration:
-            break
-    elapsed = time.monotonic() - start
-    await adapter.close()
-    return adapter.requests / elapsed
+    return await requests_per_s(S7Adapter(src, batch=batch), duration)  # type: ignore[arg-type]
 
 
 def run_gateway(port: int, items: int, mqtt_url: str, warmup: float, duration: float) -> float:
