@@ -11,7 +11,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 import yaml
 
@@ -24,6 +23,7 @@ from ingest.worker import IngestWorker
 from simulator import PlantModel, SimOptions
 from simulator.plant_config import layout_from_config
 from simulator.server import SimulatorServer, free_port
+from tests.support.end_to_end import MemoryRecorder, stored_good
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,20 +31,6 @@ DEMO_CONFIG = Path(__file__).resolve().parents[1] / "edge_configs" / "demo-plant
 START = datetime(2026, 9, 8, 1, 0, tzinfo=UTC)  # Tuesday 09:00 in Dongguan: machines are working
 SIM_SECONDS = 600
 CHECKED_CELL = "machining/line-1/cnc-02"
-
-
-class _MemoryRecorder:
-    def __init__(self) -> None:
-        self.emitted: dict[str, list[tuple[int, float]]] = {}
-
-    def add(self, cell_path: str, signal: str, time_us: int, value: float) -> None:
-        self.emitted.setdefault(f"{cell_path}/{signal}", []).append((time_us, value))
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def _plant_config(enterprise: str, port: int, meter_topic: str):
@@ -63,24 +49,6 @@ def _plant_config(enterprise: str, port: int, meter_topic: str):
     return validate_document(doc, str(DEMO_CONFIG))
 
 
-def _stored(db_url: str, enterprise: str) -> dict[str, list[tuple[int, float]]]:
-    with psycopg.connect(db_url) as conn:
-        rows = conn.execute(
-            """
-            SELECT p.area || '/' || p.line || '/' || p.cell || '/' || p.signal,
-                   (extract(epoch FROM s.time) * 1000000)::bigint, s.value
-            FROM samples s JOIN signal_paths p ON p.signal_id = s.signal_id
-            WHERE p.enterprise = %s AND df_quality_severity(s.quality) = 'good'
-            ORDER BY 1, 2
-            """,
-            (enterprise,),
-        ).fetchall()
-    out: dict[str, list[tuple[int, float]]] = {}
-    for key, t, v in rows:
-        out.setdefault(key, []).append((int(t), float(v)))
-    return out
-
-
 def test_database_holds_exactly_what_the_simulator_emitted(db_url, mqtt_url, enterprise, tmp_path):
     port = free_port()
     meter_topic = f"{enterprise}/meter/utilities/main-meter"
@@ -88,7 +56,7 @@ def test_database_holds_exactly_what_the_simulator_emitted(db_url, mqtt_url, ent
     model = PlantModel(
         layout_from_config(cfg), SimOptions(seed=11), start=START, end=START + timedelta(seconds=SIM_SECONDS)
     )
-    recorder = _MemoryRecorder()
+    recorder = MemoryRecorder()
     server = SimulatorServer(
         model, port=port, speed=60.0, mqtt_url=mqtt_url, meter_topic=meter_topic, recorder=recorder, autoplay=False
     )
@@ -98,7 +66,7 @@ def test_database_holds_exactly_what_the_simulator_emitted(db_url, mqtt_url, ent
     with IngestWorker(options):
         asyncio.run(_run(server, Gateway(cfg, mqtt_url=mqtt_url, state_dir=tmp_path), recorder, db_url, enterprise))
     emitted = recorder.emitted
-    stored = _stored(db_url, enterprise)
+    stored = stored_good(db_url, enterprise)
 
     subscribed = {f"{n.cell}/{n.signal}" for s in cfg.sources if isinstance(s, OpcUaSource) for n in s.nodes}
     meter = {f"{m.cell}/{m.signal}" for s in cfg.sources if isinstance(s, MqttJsonSource) for m in s.mappings}
@@ -131,7 +99,7 @@ async def _run(server, gateway, recorder, db_url, enterprise) -> None:
         expected = sum(len(v) for v in recorder.emitted.values())  # the meter's two signals are recorded too
         deadline = time.monotonic() + 60
         while True:
-            got = sum(len(v) for v in _stored(db_url, enterprise).values())
+            got = sum(len(v) for v in stored_good(db_url, enterprise).values())
             if got >= expected or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)

@@ -40,7 +40,7 @@ from simulator.layout import PlantLayout, machine_spec
 from simulator.plant_config import meter_topic as default_meter_topic
 from simulator.plant_config import plant_config
 from simulator.server import SimulatorServer, free_port
-from tests.test_end_to_end import _MemoryRecorder
+from tests.support.end_to_end import MemoryRecorder, stored_good
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -75,24 +75,6 @@ def _layout(enterprise: str, tz: str) -> PlantLayout:
     ]
     machines = tuple(machine_spec(a, "line-1", c, k, ideal_cycle_time_s=CYCLE_S) for a, c, k in cells)
     return PlantLayout(machines, enterprise=enterprise, timezone=tz)
-
-
-def _stored(db_url: str, enterprise: str) -> dict[str, list[tuple[int, float]]]:
-    with psycopg.connect(db_url) as conn:
-        rows = conn.execute(
-            """
-            SELECT p.area || '/' || p.line || '/' || p.cell || '/' || p.signal,
-                   (extract(epoch FROM s.time) * 1000000)::bigint, s.value
-            FROM samples s JOIN signal_paths p ON p.signal_id = s.signal_id
-            WHERE p.enterprise = %s AND df_quality_severity(s.quality) = 'good'
-            ORDER BY 1, 2
-            """,
-            (enterprise,),
-        ).fetchall()
-    out: dict[str, list[tuple[int, float]]] = {}
-    for key, t, v in rows:
-        out.setdefault(key, []).append((int(t), float(v)))
-    return out
 
 
 def _marked(db_url: str, enterprise: str) -> set[str]:
@@ -175,7 +157,7 @@ def _mixed_plant(db_url: str, mqtt_url: str, enterprise: str, tmp_path: Path, *,
     assert sorted(s.kind for s in cfg.sources) == sorted(["modbus", meter_kind, "opcua", "s7"])
     model = PlantModel(layout, SimOptions(seed=5, analog_period_s=1.0), start=start,
                        end=start + timedelta(seconds=SIM_SECONDS))  # fmt: skip
-    recorder = _MemoryRecorder()
+    recorder = MemoryRecorder()
     server = SimulatorServer(
         model,
         port=port,
@@ -192,7 +174,7 @@ def _mixed_plant(db_url: str, mqtt_url: str, enterprise: str, tmp_path: Path, *,
     with IngestWorker(options):
         gateway = Gateway(cfg, mqtt_url=mqtt_url, state_dir=tmp_path)
         asyncio.run(_run(server, gateway, recorder, db_url, enterprise, start=start))
-    emitted, stored = recorder.emitted, _stored(db_url, enterprise)
+    emitted, stored = recorder.emitted, stored_good(db_url, enterprise)
 
     # Every signal of every source, as many samples as were emitted, with the exact values.
     assert set(stored) == set(emitted)
@@ -237,7 +219,7 @@ async def _run(server, gateway, recorder, db_url, enterprise, *, start: datetime
         await asyncio.sleep(1.0)  # the last values polled
         expected = sum(len(v) for v in recorder.emitted.values())
         deadline = time.monotonic() + 30
-        while sum(len(v) for v in _stored(db_url, enterprise).values()) < expected and time.monotonic() < deadline:
+        while sum(len(v) for v in stored_good(db_url, enterprise).values()) < expected and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
         # The Modbus device dies: the gap is marked in the database for each of its signals, the others flow on.
         modbus = {f"{b.cell}/{b.signal}" for src in gateway.config.sources if src.id == "modbus"
