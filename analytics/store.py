@@ -199,12 +199,21 @@ def _py(value: Any) -> Any:
     return value
 
 
+def _utc_text(col: pd.Series) -> np.ndarray:
+    """ISO text of UTC timestamps to the microsecond (what PostgreSQL stores), None for NaT: numpy formats a whole
+    column at once where ``strftime`` formats each value in Python."""
+    us = col.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    text = np.char.add(np.datetime_as_string(us, unit="us"), "+00:00").astype(object)
+    text[np.isnat(us)] = None
+    return text
+
+
 def _csv_ready(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     out = frame[columns].copy()
     for col in columns:
         kind = out[col].dtype.kind
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
-            out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+            out[col] = _utc_text(out[col])
         elif kind == "O":
             out[col] = [orjson.dumps(v).decode() if isinstance(v, dict | list) else _py(v) for v in out[col]]
         elif kind == "b":
