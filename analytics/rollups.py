@@ -35,9 +35,16 @@ def rolled(table: tables.ResultTable, hours: pd.DataFrame, periods: pd.DataFrame
     if hours.empty:
         return pd.DataFrame()
     moved = oee.assign_periods(hours, periods)  # time, time_end (and shift_name) of the containing period
-    aggs = {c: (c, how) for c, how in table.aggregates.items()}
     # dropna=False: a NULL key (e.g. a downtime reason) is a group of its own, never dropped.
-    return moved.groupby(table.group_keys, as_index=False, sort=True, dropna=False).agg(**aggs)
+    groups = moved.groupby(table.group_keys, sort=True, dropna=False)
+    # One aggregation call per kind (sum, max, …) over all its columns: the same kernels per column as a named
+    # aggregation per column, without its per-column overhead.
+    kinds: dict[str, list[str]] = {}
+    for col, how in table.aggregates.items():
+        kinds.setdefault(how, []).append(col)
+    parts = [getattr(groups[cols], how)() for how, cols in kinds.items()]
+    out = pd.concat(parts, axis=1) if len(parts) > 1 else parts[0]
+    return out[list(table.aggregates)].reset_index()
 
 
 def roll_table(
