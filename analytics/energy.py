@@ -10,6 +10,7 @@ taking its share of energy in proportion to time.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -96,18 +97,17 @@ def cell_energy(
 
     The cuts are ``split`` on plain arrays (the same arithmetic in the same order, so the same figures): building a
     frame per cut cost more than the cut itself, many times per cell and run."""
-    out = periods[["time", "time_end", "shift_name"]].reset_index(drop=True).copy()
-    n = len(out)
-    out["kwh"] = 0.0
-    for band in BANDS:
-        out[f"kwh_{band}"] = 0.0
-    out["idle_kwh"] = 0.0
-    out["peak_kw_15min"] = np.nan
+    per = periods.reset_index(drop=True)
+    n = len(per)
+    p0, p1 = _ns(per["time"]), _ns(per["time_end"])
+    out: dict[str, Any] = {"time": per["time"], "time_end": per["time_end"], "shift_name": per["shift_name"],
+                           "kwh": np.zeros(n), **{f"kwh_{band}": np.zeros(n) for band in BANDS},
+                           "idle_kwh": np.zeros(n), "peak_kw_15min": np.full(n, np.nan)}
     if not segments.empty and n:
-        lo, hi = out["time"].min(), out["time_end"].max()
+        lo, hi = per["time"].min(), per["time_end"].max()
         segs = segments[(segments["time_end"] > lo) & (segments["time"] < hi)]
         _, pidx, t0, t1, kwh = _cut(_ns(segs["time"]), _ns(segs["time_end"]), segs["kwh"].to_numpy(dtype=float),
-                                    _ns(out["time"]), _ns(out["time_end"]))
+                                    p0, p1)
         out["kwh"] = np.bincount(pidx, weights=kwh, minlength=n)
         ia, ib, _, _, part = _cut(t0, t1, kwh, _ns(bands["time"]), _ns(bands["time_end"]))
         band_of = bands["band"].to_numpy()[ib]
@@ -124,8 +124,19 @@ def cell_energy(
         quarters = pd.DataFrame({"pidx": pidx[ia], "q": q0[ib], "kwh": part})
         per_q = quarters.groupby(["pidx", "q"], as_index=False)["kwh"].sum()
         peak = per_q.groupby("pidx")["kwh"].max() * 4.0  # kWh in 15 min × 4 = average kW
-        out.loc[peak.index, "peak_kw_15min"] = peak.to_numpy()
-    return finish(out, tariff, kgce_per_kwh, sum_by_period(good, out) if good is not None else np.zeros(n))
+        out["peak_kw_15min"][peak.index.to_numpy()] = peak.to_numpy()
+    cost = np.zeros(n)
+    out["cost"] = cost  # placed before the per-band costs (the column order of the stored rows); summed below
+    for band in BANDS:
+        out[f"cost_{band}"] = out[f"kwh_{band}"] * price_of(tariff, band)
+        cost = cost + out[f"cost_{band}"]
+    out["cost"] = cost
+    out["tce"] = out["kwh"] * kgce_per_kwh / 1000.0
+    out["good_count"] = sum_by_period(good, per) if good is not None else np.zeros(n)
+    frame = pd.DataFrame(out)
+    for name, compute in DERIVED.items():  # in order: load_factor needs avg_kw
+        frame[name] = compute(frame)
+    return frame
 
 
 def _per_hour(frame: pd.DataFrame) -> pd.Series:
