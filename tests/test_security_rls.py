@@ -361,7 +361,8 @@ def test_view_mode_for_tables_that_cannot_carry_rls(db_url: str, enterprise: str
         var = df_roles.plant_password_var(enterprise, "site-a")
         report = provision(conn, actor="test", login=True, env={var: password}, view_tables=frozenset({"samples"}))
         rollup = ["samples_hourly"] if timescale.continuous_aggregates(conn) else []  # a view on TimescaleDB
-        assert report.viewed == ["samples", "samples_typed", *rollup] and "samples" not in report.protected
+        assert sorted(report.viewed) == sorted(["samples", "samples_typed", *rollup])
+        assert "samples" not in report.protected
         role = _role_of(conn, a["plant_id"])
         # A partition (plain PostgreSQL) or a chunk (TimescaleDB): a reader must not reach it directly either.
         child = str(_one(conn, "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'samples'::regclass"
@@ -501,6 +502,8 @@ def test_ingest_role_copies_samples_after_db_roles(db_url: str, enterprise: str)
         with psycopg.connect(db_url) as conn:
             assert conn.execute("SELECT value FROM samples WHERE signal_id = %s", (a["signal_id"],)).fetchall() == [
                 (1.5,)]
+            if timescale.installed(conn):
+                return  # a compressed hypertable cannot carry RLS at all: the control below is plain PostgreSQL's
             # Control: with row-level security on samples (what db roles did before), the same COPY is refused.
             conn.execute("ALTER TABLE samples ENABLE ROW LEVEL SECURITY")
             conn.commit()
@@ -511,6 +514,7 @@ def test_ingest_role_copies_samples_after_db_roles(db_url: str, enterprise: str)
             assert _one(conn, "SELECT relrowsecurity FROM pg_class WHERE oid = 'samples'::regclass") is False
     finally:
         with psycopg.connect(db_url, autocommit=True) as conn:
-            conn.execute("ALTER TABLE samples DISABLE ROW LEVEL SECURITY")
+            if not timescale.installed(conn):
+                conn.execute("ALTER TABLE samples DISABLE ROW LEVEL SECURITY")
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
         _drop_plant_roles(db_url)
