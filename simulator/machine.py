@@ -57,6 +57,16 @@ class MachinePlan:
     saving_fraction: float = 0.10
     bearing: BearingFault | None = None
     energy_reset_at_us: int | None = None
+    breakdown: PlantedBreakdown | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlantedBreakdown:
+    """A stop of a known code and length at a known instant: tests can time what follows (alerts) to the second."""
+
+    at_us: int
+    duration_us: int
+    code: int = State.MECHANICAL_FAILURE
 
 
 class MachineSim:
@@ -96,6 +106,7 @@ class MachineSim:
         self.reject = 0
         self.next_tick = 0
         self.bearing_failed = plan.bearing is None
+        self.breakdown_done = plan.breakdown is None
         self._shift: ShiftTruth | None = None
         self._shift_of: Shift | None = None
         self._planned: list[tuple[int, int, int]] = []
@@ -167,7 +178,15 @@ class MachineSim:
         rng = self.rng
         t = a
         bearing = self.plan.bearing
+        planted = self.plan.breakdown
         while t < b:
+            if not self.breakdown_done and planted is not None and planted.at_us <= t:
+                t = self._planted_breakdown(planted, t, b, out, first)
+                yield
+                first = False
+                continue
+            # Whatever runs or stops before a planted breakdown ends at its instant.
+            cut = planted.at_us if not self.breakdown_done and planted is not None else b
             forced = False
             if not self.bearing_failed and bearing is not None and bearing.crossing_us <= t:
                 forced = True
@@ -175,6 +194,8 @@ class MachineSim:
                 t_evt = t + max(US, _ms(rng.expovariate(1.0 / 1500.0)))
                 if not self.bearing_failed and bearing is not None and t < bearing.crossing_us < t_evt:
                     t_evt, forced = bearing.crossing_us, True
+                if t_evt > cut:
+                    t_evt, forced = cut, False
                 end = min(t_evt, b)
                 self._interval(t, end, State.RUNNING, out, first)
                 yield
@@ -182,6 +203,8 @@ class MachineSim:
                 t = end
                 if t >= b:
                     break
+                if t == cut:
+                    continue  # the planted breakdown begins (top of the loop)
             if forced:
                 self.bearing_failed = True
                 if self.code == State.MECHANICAL_FAILURE:
@@ -191,11 +214,21 @@ class MachineSim:
             else:
                 code = _EVENT_CODES[_pick(rng.random())]
                 dur = _event_duration(rng, code)
-            end = min(t + max(US, _ms(dur)), b)
+            end = min(t + max(US, _ms(dur)), b, cut)
             self._interval(t, end, code, out, first)
             yield
             first = False
             t = end
+
+    def _planted_breakdown(self, planted: PlantedBreakdown, t: int, b: int, out: Chunk, first: bool) -> int:
+        """The planted stop from ``t`` (its instant, or the first worked instant after it), cut at the window's
+        end; the ground truth records when it really began and ended."""
+        self.breakdown_done = True
+        end = min(t + planted.duration_us, b)
+        self.events.append(TruthEvent("planted_breakdown", self.path, t,
+                                      {"stop_code": int(planted.code), "end_us": end, "duration_s": (end - t) / US}))
+        self._interval(t, end, planted.code, out, first)
+        return end
 
     # ---- one state interval ---------------------------------------------------------------------------------
     def _interval(self, a: int, b: int, code: int, out: Chunk, first: bool) -> None:

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from datafactory.contract.sample import datetime_to_us
 from simulator.layout import SIG_POWER, PlantLayout
-from simulator.machine import BearingFault, Chunk, MachinePlan, MachineSim
+from simulator.machine import BearingFault, Chunk, MachinePlan, MachineSim, PlantedBreakdown
 from simulator.shift_calendar import ShiftCalendar
 from simulator.truth import GroundTruth, StateInterval, TruthEvent
 
@@ -51,6 +51,12 @@ class SimOptions:
     energy_reset_cell: str | None = None  # machine whose energy meter is reset to zero (meter exchange)
     energy_reset_at: datetime | None = None
     microstop_threshold_s: float = 120.0
+    # A short stop planted at a known instant (truth event 'planted_breakdown' with its real start and end), so a
+    # test can time what follows — alert firing, repeat, resolution — in seconds instead of a bearing's hours.
+    breakdown_cell: str | None = None
+    breakdown_at: datetime | None = None
+    breakdown_s: float = 60.0
+    breakdown_code: int = 510  # mechanical failure
     calendar: ShiftCalendar = field(default_factory=ShiftCalendar)
 
 
@@ -63,6 +69,8 @@ class PlantModel:
             # The default calendar follows the plant's own time zone (the config's), not the demo's.
             options = replace(options, calendar=replace(options.calendar, timezone=layout.timezone))
         self.options = options
+        if options.breakdown_cell is not None and options.breakdown_cell not in {m.path for m in layout.machines}:
+            raise ValueError(f"breakdown_cell {options.breakdown_cell!r} is not a machine of the layout")
         self.start_us = datetime_to_us(start)
         self.end_us = datetime_to_us(end) if end is not None else None
         if self.end_us is not None and self.end_us <= self.start_us:
@@ -99,7 +107,12 @@ class PlantModel:
             if o.energy_reset_at is None:
                 raise ValueError("energy_reset_cell needs energy_reset_at")
             reset_us = datetime_to_us(o.energy_reset_at)
-        return MachinePlan(saving_us, o.energy_saving_fraction, bearing, reset_us)
+        breakdown = None
+        if o.breakdown_cell == path:
+            if o.breakdown_at is None or o.breakdown_s <= 0:
+                raise ValueError("breakdown_cell needs breakdown_at and a positive breakdown_s")
+            breakdown = PlantedBreakdown(datetime_to_us(o.breakdown_at), round(o.breakdown_s * 1e6), o.breakdown_code)
+        return MachinePlan(saving_us, o.energy_saving_fraction, bearing, reset_us, breakdown)
 
     def _bearing_fault(self, path: str) -> BearingFault:
         o = self.options

@@ -353,3 +353,33 @@ def test_calendar_from_a_plant_configs_three_shifts() -> None:
     night_shift = shifts[2]
     assert night_shift.end_us == datetime_to_us(datetime(2026, 1, 7, 12, tzinfo=UTC))  # Wednesday 06:00 CST
     assert night_shift.breaks[0][0] == datetime_to_us(datetime(2026, 1, 7, 8, tzinfo=UTC))  # 02:00 CST
+
+
+def test_planted_breakdown_stops_the_machine_for_exactly_its_length_and_is_in_the_truth():
+    cell = "machining/line-1/cnc-01"
+    start = START + timedelta(hours=1)  # Saturday 09:00 local: worked time
+    at = start + timedelta(minutes=20, seconds=7)
+    opts = _options(breakdown_cell=cell, breakdown_at=at, breakdown_s=45.0)
+    model = PlantModel(demo_layout(), opts, start=start, end=start + timedelta(hours=1))
+    changes = list(model.changes())
+    states = [(t, v) for c, s, t, v in changes if c == cell and s == "state"]
+    at_us = datetime_to_us(at)
+    # The stream: mechanical failure at the planted instant, something else exactly 45 s later.
+    assert (at_us, 510.0) in states
+    after = next(v for t, v in states if t > at_us)
+    assert next(t for t, v in states if t > at_us) == at_us + 45_000_000 and after != 510.0
+    truth = model.truth()
+    planted = [e for e in truth.events if e.kind == "planted_breakdown"]
+    assert [(e.cell_path, e.time_us, e.details["end_us"], e.details["stop_code"]) for e in planted] == [
+        (cell, at_us, at_us + 45_000_000, 510)]
+    assert any(s.cell_path == cell and (s.start_us, s.end_us, s.state_code) == (at_us, at_us + 45_000_000, 510)
+               for s in truth.states)
+    # Other machines and a run without the option are unaffected by it (their own random streams).
+    plain = PlantModel(demo_layout(), _options(), start=start, end=start + timedelta(hours=1))
+    plain_changes = list(plain.changes())
+    for m in demo_layout().machines:
+        if m.path != cell:
+            assert [ch for ch in changes if ch.cell_path == m.path] == [
+                ch for ch in plain_changes if ch.cell_path == m.path]
+    with pytest.raises(ValueError, match="not a machine"):
+        PlantModel(demo_layout(), _options(breakdown_cell="no/such/cell", breakdown_at=at), start=start)
