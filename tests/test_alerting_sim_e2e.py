@@ -11,22 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from datetime import time as dtime
-from email import message_from_bytes
 from email.header import decode_header, make_header
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
 
 from alerting.service import AlertService
 from datafactory.config.loader import validate_document
@@ -36,43 +31,22 @@ from ingest.worker import IngestWorker
 from simulator import PlantModel, SimOptions
 from simulator.plant_config import layout_from_config
 from simulator.server import SimulatorServer, free_port
-from simulator.shift_calendar import ShiftCalendar, ShiftDef
+from tests.support.sim_alerting import ALWAYS, Mailbox, Webhook, demo_document, registered, smtp_server, stored_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "edge_configs" / "demo-plant.yaml"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "alerting"
 CELL = "machining/line-1/cnc-01"
 FOR_S, EVERY, BREAKDOWN_AFTER_S, RUN_S = 3.0, 0.5, 8.0, 30.0
-# Shifts around the clock, no breaks or days off: the machine is working whenever the test runs.
-ALWAYS = ShiftCalendar(shifts=(ShiftDef("all", dtime(0, 0), 24.0, ()),), idle_weekdays=frozenset())
-
-
-class _Mailbox:
-    def __init__(self) -> None:
-        self.got: list[tuple[float, Any]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.got.append((time.time(), message_from_bytes(envelope.original_content)))
-        return "250 OK"
 
 
 def _document(enterprise: str, port: int, meter_topic: str) -> dict[str, Any]:
-    doc = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
-    doc["enterprise"]["id"] = enterprise
-    for src in doc["sources"]:
-        if src["kind"] == "opcua":
-            src["endpoint"] = f"opc.tcp://127.0.0.1:{port}/datafactory/sim/"
-        else:
-            for mapping in src["mappings"]:
-                mapping["topic"] = meter_topic
-    doc["alerting"] = {
+    return demo_document(enterprise, port, meter_topic, {
         "rules": [{"id": "machine-down", "kind": "machine_down", "severity": "critical", "for_s": FOR_S}],
         "receivers": [{"id": "mail", "kind": "email", "url_env": "DF_E2E_MAIL", "language": "en"},
                       {"id": "hook", "kind": "webhook", "url_env": "DF_E2E_HOOK", "language": "zh"}],
         "policy": {"receivers": ["mail", "hook"]},
-    }
-    return doc
+    })
 
 
 def test_planted_breakdown_is_told_end_to_end(db_url: str, mqtt_url: str, enterprise: str, tmp_path: Path) -> None:
@@ -91,28 +65,13 @@ def test_planted_breakdown_is_told_end_to_end(db_url: str, mqtt_url: str, enterp
     model = PlantModel(layout_from_config(cfg), options, start=start, end=start + timedelta(seconds=RUN_S))
     server = SimulatorServer(model, port=port, speed=1.0, mqtt_url=mqtt_url, meter_topic=meter_topic, autoplay=False)
 
-    box = _Mailbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        smtp_port = probe.getsockname()[1]
-    smtp = Controller(box, hostname="127.0.0.1", port=smtp_port)
-    smtp.start()
-    hooked: list[tuple[float, dict[str, Any]]] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            hooked.append((time.time(), json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    box = Mailbox()
+    smtp, smtp_port = smtp_server(box)
+    receiver = Webhook()
+    hook, hooked = receiver.server, receiver.got
     env = {"DF_E2E_MAIL": f"mailto://127.0.0.1:{smtp_port}?from=alerts@plant.example&to=eng@plant.example"
                           "&mode=insecure",
-           "DF_E2E_HOOK": f"json://127.0.0.1:{hook.server_address[1]}/hook"}
+           "DF_E2E_HOOK": receiver.url}
     ingest = IngestOptions(database_url=db_url, mqtt_url=mqtt_url, topic_filter=f"df/v1/{enterprise}/#",
                            worker=f"e2e-alerts-{enterprise}")
     marks: dict[str, float] = {}
@@ -156,7 +115,7 @@ def test_planted_breakdown_is_told_end_to_end(db_url: str, mqtt_url: str, enterp
 
 
 async def _run(server: SimulatorServer, gateway: Gateway, db_url: str, enterprise: str, cfg_path: Path,  # noqa: PLR0917
-               env: dict[str, str], marks: dict[str, float], box: _Mailbox,
+               env: dict[str, str], marks: dict[str, float], box: Mailbox,
                hooked: list[tuple[float, dict[str, Any]]], start: datetime) -> None:
     await server.start()
     stop = asyncio.Event()
@@ -171,7 +130,7 @@ async def _run(server: SimulatorServer, gateway: Gateway, db_url: str, enterpris
         marks["play"] = time.time()
         server.play()
         deadline = time.monotonic() + 30
-        while not _registered(db_url, enterprise):  # the alerting service needs the plant ingest registers
+        while not registered(db_url, enterprise):  # the alerting service needs the plant ingest registers
             assert time.monotonic() < deadline, "ingest registered nothing"
             await asyncio.sleep(0.2)
         svc = AlertService(db_url, [cfg_path], env=env, retry_base_s=0.5)
@@ -179,7 +138,7 @@ async def _run(server: SimulatorServer, gateway: Gateway, db_url: str, enterpris
         thread.start()
         deadline = time.monotonic() + RUN_S + 30
         while not (box.got and hooked):
-            if "stored" not in marks and _stored_failure(db_url, enterprise):
+            if "stored" not in marks and stored_state(db_url, enterprise, 510):
                 marks["stored"] = time.time()
             assert time.monotonic() < deadline, "no notification"
             await asyncio.sleep(0.1)
@@ -200,15 +159,3 @@ async def _run(server: SimulatorServer, gateway: Gateway, db_url: str, enterpris
         await asyncio.wait_for(task, 30)
         await server.stop()
 
-
-def _registered(db_url: str, enterprise: str) -> bool:
-    with psycopg.connect(db_url) as conn:
-        return conn.execute("SELECT 1 FROM plants WHERE enterprise = %s", (enterprise,)).fetchone() is not None
-
-
-def _stored_failure(db_url: str, enterprise: str) -> bool:
-    with psycopg.connect(db_url) as conn:
-        return conn.execute(
-            "SELECT 1 FROM samples s JOIN signal_paths p ON p.signal_id = s.signal_id WHERE p.enterprise = %s"
-            " AND p.cell = 'cnc-01' AND p.meaning = 'machine_state' AND s.value = 510", (enterprise,)).fetchone() \
-            is not None
