@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from simulator.layout import (
     SIG_ENERGY,
@@ -26,6 +25,7 @@ from simulator.layout import (
     SIGNALS_PER_MACHINE,
     MachineSpec,
 )
+from simulator.plan import MachinePlan, PlantedBreakdown
 from simulator.shift_calendar import Segment, SegmentKind, Shift
 from simulator.states import DELAY_CODES, DOWN_CODES, EVENT_WEIGHTS, RUNNING_CODES, SETUP_CODES, State
 from simulator.truth import ShiftTruth, StateInterval, TruthEvent
@@ -39,34 +39,6 @@ _EVENT_CUM = [sum(w for _, w in EVENT_WEIGHTS[: i + 1]) for i in range(len(EVENT
 _POWER_FRACTION = {100: 1.0, 110: 0.75, 200: 0.3, 210: 0.3, 300: 0.22, 310: 0.12, 320: 0.08, 330: 0.04, 400: 0.4}
 _STOP_POWER_FRACTION = 0.25
 _PASSIVE_PIECE_US = 3600 * US
-
-
-@dataclass(frozen=True, slots=True)
-class BearingFault:
-    onset_us: int
-    crossing_us: int  # when the running vibration trend reaches the threshold
-    threshold: float
-    steepness: float = 3.0  # exponential shape of the trend between onset and crossing
-
-
-@dataclass(frozen=True, slots=True)
-class MachinePlan:
-    """Planted events for one machine, decided by the plant model."""
-
-    saving_at_us: int | None = None
-    saving_fraction: float = 0.10
-    bearing: BearingFault | None = None
-    energy_reset_at_us: int | None = None
-    breakdown: PlantedBreakdown | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PlantedBreakdown:
-    """A stop of a known code and length at a known instant: tests can time what follows (alerts) to the second."""
-
-    at_us: int
-    duration_us: int
-    code: int = State.MECHANICAL_FAILURE
 
 
 class MachineSim:

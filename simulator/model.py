@@ -22,7 +22,8 @@ from typing import NamedTuple
 
 from datafactory.contract.sample import datetime_to_us
 from simulator.layout import SIG_POWER, PlantLayout
-from simulator.machine import BearingFault, Chunk, MachinePlan, MachineSim, PlantedBreakdown
+from simulator.machine import Chunk, MachineSim
+from simulator.plan import BearingFault, MachinePlan, PlantedBreakdown
 from simulator.shift_calendar import ShiftCalendar
 from simulator.truth import GroundTruth, StateInterval, TruthEvent
 
