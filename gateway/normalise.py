@@ -40,6 +40,7 @@ class Normaliser:
         "cell",
         "eu_span",
         "offset",
+        "passthrough",
         "scale",
         "signal",
     )
@@ -58,6 +59,9 @@ class Normaliser:
         declared = binding.declared_type()  # the config loader refuses scaling that would not fit it
         self._type = declared
         self._range = (0, UINT64_MAX) if declared is SignalType.UINT64 else (INT64_MIN, INT64_MAX)
+        # A float64 signal, unscaled, no deadband: a finite Good float passes as it is and no state is kept for
+        # it (the last value matters only to a deadband), so a hot loop may build the Sample itself.
+        self.passthrough = declared is SignalType.FLOAT64 and self._identity and self._kind is DeadbandKind.NONE
 
     def apply(self, raw: object, time_us: int, quality: int = 0) -> Sample | None:
         """The normalised sample, or None when the deadband suppresses it."""

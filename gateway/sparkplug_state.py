@@ -62,6 +62,9 @@ class DeviceState:
     aliases: dict[int, str] = field(default_factory=dict)
     types: dict[str, int] = field(default_factory=dict)  # metric name → datatype from the birth
     born_bound: dict[str, int] = field(default_factory=dict)  # metric name → binding index, born this session
+    # alias → binding index of the bound Float/Double metrics born with an alias: the data fast path's lookup,
+    # rebuilt at every birth (the only time aliases, datatypes or bindings change)
+    float_aliases: dict[int, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -28,6 +28,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from math import isfinite
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ _SEQ_KINDS = frozenset(("NBIRTH", "NDATA", "DBIRTH", "DDATA", "DDEATH"))
 _LOG_INTERVAL_S = 10.0
 _FLOAT_FIELDS = frozenset(("double_value", "float_value"))
 _FLOAT_TYPES = frozenset((DOUBLE, FLOAT))
+_new_sample = tuple.__new__  # Sample(...) without the Python-level __new__ of a NamedTuple
 
 
 def _bd_seq(msg: Any) -> int | None:
@@ -284,22 +286,33 @@ class SparkplugAdapter(MqttFedSource):
         refused: list[Refused] = []
         out: list[Reading] = []
         meta_changed = False
-        norms, bindings, newest = self._normalisers, self._metrics, 0
+        norms, newest = self._normalisers, 0
+        fast = dev.float_aliases if not birth else {}
         for m in msg.metrics:
-            if not birth and m.HasField("alias") and not m.is_null:
-                # Fast path for the common data message: a float by alias, no name, datatype from the birth.
+            if fast:
+                # Fast path for the common data message: a Float/Double by alias, no name, datatype from the birth.
+                # A field left at its default (0) is looked at again with HasField: absent and explicit 0 differ.
                 which = m.WhichOneof("value")
                 if which in _FLOAT_FIELDS:
-                    name = aliases.get(m.alias)
-                    dt = m.datatype if m.HasField("datatype") else types.get(name or "")
-                    if name is not None and dt in _FLOAT_TYPES:
-                        i = index.get((node_id, device, name))
-                        if i is not None:
-                            t = m.timestamp * 1000 if m.HasField("timestamp") else default_us
-                            newest = max(newest, t)
-                            sample = norms[i].apply(getattr(m, which), t)
-                            if sample is not None:
-                                out.append((bindings[i].cell, sample))
+                    alias, dt = m.alias, m.datatype
+                    i = fast.get(alias)
+                    if (
+                        i is not None
+                        and (alias or m.HasField("alias"))
+                        and (dt in _FLOAT_TYPES or (dt == 0 and not m.HasField("datatype")))
+                        and not m.HasField("name")
+                        and not m.is_null
+                    ):
+                        ts = m.timestamp
+                        t = ts * 1000 if ts or m.HasField("timestamp") else default_us
+                        newest = max(newest, t)
+                        norm, v = norms[i], getattr(m, which)
+                        if norm.passthrough and isfinite(v):  # what apply() returns, without the call
+                            out.append((norm.cell, _new_sample(Sample, (norm.signal, t, v, 0))))
+                            continue
+                        sample = norm.apply(v, t)
+                        if sample is not None:
+                            out.append((norm.cell, sample))
                         continue
             if m.HasField("name"):
                 name = m.name
@@ -324,6 +337,12 @@ class SparkplugAdapter(MqttFedSource):
                 continue  # not bound: not decoded, never stored
             flatten(name, m, datatype, default_ts, out=decoded, refused=refused)
         node.last_time_us = max(node.last_time_us, newest)
+        if birth:
+            dev.float_aliases = {
+                a: i
+                for a, name in aliases.items()
+                if types.get(name) in _FLOAT_TYPES and (i := index.get((node_id, device, name))) is not None
+            }
         for d in decoded:
             i = index.get((node_id, device, d.name))
             if i is None and birth and self._learn(node_id, device, d.name):
