@@ -22,7 +22,7 @@ import click
 from app.cli.demo_summary import RunResult, database_now, latest_oee, print_summary
 from app.harness.children import run_once
 from app.harness.observer import DatabaseSnapshot, PublishedCounter, database_snapshot
-from app.harness.pipeline import DEMO_CONFIG, Pipeline, subcommand_available
+from app.harness.pipeline import DEMO_CONFIG, MIXED_CONFIG, Pipeline, subcommand_available
 from app.harness.selection import Services, resolve_services
 from datafactory.db.migrate import migrate
 from datafactory.errors import DataFactoryError
@@ -32,6 +32,9 @@ _DRAIN_TIMEOUT_S = 20.0
 _TICK_S = 2.0
 _FIRST_SAMPLES_TIMEOUT_S = 90.0
 _ANALYTICS_TIMEOUT_S = 180.0
+# --plant: the config each plant runs and its default speed. The mixed plant's Modbus/S7 machines are stamped
+# by the gateway's clock when it polls them, so it runs in real time.
+_PLANTS = {"demo": (DEMO_CONFIG, 10.0), "mixed": (MIXED_CONFIG, 1.0)}
 
 
 class _Stop:
@@ -63,15 +66,24 @@ class _Options:
 
 @click.command()
 @click.option("--duration", type=float, default=60.0, show_default=True, help="Seconds of wall time the plant runs.")
-@click.option("--speed", type=float, default=10.0, show_default=True, help="Simulated seconds per wall second.")
+@click.option(
+    "--plant", type=click.Choice(sorted(_PLANTS)), default="demo", show_default=True,
+    help="demo: OPC-UA machines and an MQTT meter at 10x; mixed: OPC-UA, Modbus TCP and S7 machines and a Modbus "
+    "meter, in real time.",
+)
+@click.option(
+    "--speed", type=float, default=None,
+    help="Simulated seconds per wall second [default: 10; the mixed plant runs only at 1].",
+)
 @click.option("--embedded", is_flag=True, help="Use private PostgreSQL and broker under the state dir, never others.")
 @click.option(
     "--state-dir", type=click.Path(path_type=Path), default=None,
     help="State directory [default: DATAFACTORY_STATE_DIR, else .df]",
 )
 @click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), default=DEMO_CONFIG, show_default=True,
-    help="Plant config the simulator serves and the gateway reads.",
+    "--config", "config_path", type=click.Path(path_type=Path), default=None,
+    help=f"Plant config the simulator serves and the gateway reads [default: {DEMO_CONFIG}; {MIXED_CONFIG} with "
+    "--plant mixed].",
 )
 @click.option("--enterprise", default=None, help="Publish as this enterprise id (keeps demos sharing a broker apart).")
 @click.option("--analytics/--no-analytics", default=True, show_default=True, help="Run analytics at the end.")
@@ -80,10 +92,19 @@ class _Options:
 )
 def demo(
     *,
-    duration: float, speed: float, embedded: bool, state_dir: Path | None, config_path: Path,
-    enterprise: str | None, analytics: bool, keep_services: bool,
+    duration: float, plant: str, speed: float | None, embedded: bool, state_dir: Path | None,
+    config_path: Path | None, enterprise: str | None, analytics: bool, keep_services: bool,
 ) -> None:
     """Run the simulated plant end to end (simulator → gateway → broker → ingest → database → analytics)."""
+    plant_config, default_speed = _PLANTS[plant]
+    config_path = config_path or plant_config
+    speed = default_speed if speed is None else speed
+    if plant == "mixed" and speed != 1:
+        # Checked before any service starts: ``simulate run`` would refuse it only once everything is up.
+        raise click.BadParameter(
+            "the mixed plant's Modbus and S7 machines are stamped by the gateway's clock when it polls them, so "
+            "it runs in real time: use --speed 1 (or leave --speed out)", param_hint="--speed",
+        )
     settings = get_settings()
     state = state_dir or settings.state_dir
     stop = _Stop()
@@ -166,7 +187,9 @@ def _run(services: Services, state: Path, opts: _Options, stop: _Stop) -> tuple[
             # Simulated time must not pass the wall clock (data from the future misleads every view of it):
             # stop before the next tick would cross it.
             clock = pipeline.sim_clock()
-            if clock is not None and clock + timedelta(seconds=1.5 * _TICK_S * pipeline.speed) >= datetime.now(UTC):
+            # A real-time plant's clock is the wall clock by construction.
+            ahead = clock is not None and clock + timedelta(seconds=1.5 * _TICK_S * pipeline.speed) >= datetime.now(UTC)
+            if ahead and not pipeline.realtime:
                 caught_up = True
                 break
         if caught_up:

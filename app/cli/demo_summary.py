@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from app.cli.demo_sources import source_lines
 from app.harness.observer import DatabaseSnapshot
 from app.harness.pipeline import Pipeline
 from app.harness.postgres import LocalPostgres
@@ -173,6 +174,8 @@ def print_summary(services: Services, pipeline: Pipeline, r: RunResult, *, keep:
     repeats = "" if r.unique is None or r.unique == r.published else f" ({r.unique} distinct; repeats are stored once)"
     out(f"  samples published   {r.published}{repeats}")
     out(f"  samples stored      {s.samples}" + (" (by this run)" if r.earlier_samples else ""))
+    for line in source_lines(pipeline):
+        out(line)
     out(f"  samples/s           {s.samples / max(r.run_s, 1e-9):.0f} (while the plant ran, {r.run_s:.0f} s)")
     reasons = ", ".join(f"{k}: {v}" for k, v in s.dead_letter_reasons.items())
     out(f"  dead letters        {s.dead_letters}" + (f" ({reasons})" if reasons else ""))

@@ -28,6 +28,9 @@ from app.harness.children import Child
 from app.harness.process import free_port
 
 DEMO_CONFIG = Path("edge_configs/demo-plant.yaml")
+MIXED_CONFIG = Path("edge_configs/mixed-plant.yaml")
+# Source kinds whose values the gateway stamps when it polls: a plant with them runs in real time.
+POLLED_KINDS = frozenset({"modbus", "s7"})
 # ``datafactory ingest run`` prints this once the broker has acknowledged its subscription.
 _INGEST_READY = "running on"
 _INGEST_READY_TIMEOUT_S = 30.0
@@ -75,12 +78,16 @@ def option_names(group: str, sub: str) -> set[str]:
 
 
 def runtime_config(
-    source: Path, target: Path, *, opcua_port: int, device_prefix: str, enterprise: str | None
+    source: Path, target: Path, *, opcua_port: int, device_prefix: str, enterprise: str | None,
+    port: Callable[[], int] = free_port,
 ) -> dict[str, Any]:
     """Write a copy of the plant config for this run and return it: OPC-UA endpoints on 127.0.0.1:<opcua_port>,
-    MQTT device topics under ``device_prefix`` (their first level), and optionally another enterprise id."""
+    MQTT device topics under ``device_prefix`` (their first level), Modbus TCP and S7 servers on free loopback
+    ports of this run (the simulator serves them where the config says), and optionally another enterprise id."""
     doc = yaml.safe_load(source.read_text(encoding="utf-8"))
     for src in doc.get("sources", []):
+        if src.get("kind") in POLLED_KINDS and src.get("transport", "tcp") == "tcp" and "port" in src:
+            src["host"], src["port"] = "127.0.0.1", port()
         if src.get("kind") == "opcua" and isinstance(src.get("endpoint"), str):
             match = _ENDPOINT_RE.match(src["endpoint"])
             if match:
@@ -139,6 +146,12 @@ class Pipeline:
     def config_path(self) -> Path:
         """The runtime copy of the plant config the gateway reads."""
         return self.work_dir / "demo-plant.yaml"
+
+    @property
+    def realtime(self) -> bool:
+        """True when the plant has polled machines (Modbus/S7): the gateway stamps their values with its own
+        clock, so simulated time is the wall clock (speed 1, starting now)."""
+        return any(src.get("kind") in POLLED_KINDS for src in self.plant.get("sources", []))
 
     def log(self, name: str) -> Path:
         return self.work_dir / "logs" / f"{name}.log"
@@ -222,6 +235,8 @@ class Pipeline:
         earlier data reaches past that start overlaps it (``overlap_until``; samples at times already stored
         are kept once) rather than continuing after it into the future, as it once did."""
         start = now.replace(microsecond=0) - timedelta(seconds=(self.duration_s + STARTUP_ALLOWANCE_S) * self.speed)
+        if self.realtime:  # polled values are stamped by the gateway's clock: the plant's time is the wall clock
+            start = now.replace(microsecond=0)
         self.overlap_until = self.not_before if self.not_before is not None and self.not_before >= start else None
         self.sim_start = start
         return start

@@ -1,0 +1,61 @@
+"""``datafactory demo --plant mixed`` against the shared services: OPC-UA, Modbus TCP and S7 machines and the
+MQTT meter in real time, with a summary that the database bears out (samples per source kind, OEE per
+machine, the Modbus and S7 machines included)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+
+from app.cli.demo_sources import bound_kinds
+from tests.test_demo import _demo, _field, _finish
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_mixed_demo_summary_matches_the_database(tmp_path: Path, db_url: str, mqtt_url: str, enterprise: str) -> None:
+    env = {"DATAFACTORY_DATABASE_URL": db_url, "DATAFACTORY_MQTT_URL": mqtt_url}
+    proc = _demo(tmp_path, "--plant", "mixed", "--duration", "20", "--enterprise", enterprise, env=env)
+    out, err = _finish(proc, timeout=240)
+    assert proc.returncode == 0, f"{out}\n{err[-3000:]}"
+    assert "at 1x" in out  # the plant ran in real time
+
+    plant = yaml.safe_load((ROOT / "edge_configs/mixed-plant.yaml").read_text(encoding="utf-8"))
+    kinds = bound_kinds(plant)
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT sp.area || '/' || sp.line || '/' || sp.cell, sp.signal, count(*), max(x.time)"
+            " FROM samples x JOIN signal_paths sp ON sp.signal_id = x.signal_id WHERE sp.enterprise = %s"
+            " GROUP BY 1, 2", (enterprise,),
+        ).fetchall()
+        oee_cells = {
+            str(r[0]) for r in conn.execute(
+                "SELECT DISTINCT c.area || '/' || c.line || '/' || c.cell FROM oee o JOIN cells c ON c.id = o.cell_id"
+                " JOIN plants p ON p.id = o.plant_id WHERE p.enterprise = %s", (enterprise,),
+            ).fetchall()
+        }
+    per_kind: dict[str, int] = {}
+    for cell, signal, count, newest in rows:
+        per_kind[kinds[(cell, signal)]] = per_kind.get(kinds[(cell, signal)], 0) + int(count)
+        assert newest <= datetime.now(UTC) + timedelta(seconds=1)  # nothing from the future
+    assert set(per_kind) == set(kinds.values()) == {"opcua", "mqtt_json", "modbus", "s7"}
+    for kind, count in per_kind.items():
+        assert count > 0
+        match = re.search(rf"^    {re.escape(kind)}\s+(\d+)  ", out, re.MULTILINE)
+        assert match, f"no '{kind}' line in the summary:\n{out}"
+        assert int(match.group(1)) == count, kind
+    assert _field(out, "samples stored") == sum(per_kind.values())
+
+    # OEE for every machine, the polled ones included, in the database and in the summary.
+    polled = {cell for (cell, signal), kind in kinds.items() if kind in ("modbus", "s7") and signal == "state"}
+    assert polled and polled <= oee_cells
+    machines = {cell for (cell, signal), kind in kinds.items() if signal == "state"}
+    for cell in machines:
+        assert re.search(rf"^    {re.escape(cell)} \S+", out, re.MULTILINE), f"no OEE line for {cell}:\n{out}"
+    assert "incomplete shift" in out  # a 20 s run never completes its shift
