@@ -59,3 +59,11 @@ def test_mixed_demo_summary_matches_the_database(tmp_path: Path, db_url: str, mq
     for cell in machines:
         assert re.search(rf"^    {re.escape(cell)} \S+", out, re.MULTILINE), f"no OEE line for {cell}:\n{out}"
     assert "incomplete shift" in out  # a 20 s run never completes its shift
+
+
+def test_mixed_demo_refuses_another_speed_before_starting_anything(tmp_path: Path) -> None:
+    proc = _demo(tmp_path, "--plant", "mixed", "--speed", "10")
+    out, err = _finish(proc, timeout=60)
+    assert proc.returncode == 2, f"{out}\n{err}"
+    assert "--speed" in err and "real time" in err and "==> services" not in err
+    assert not (tmp_path / "state").exists()
