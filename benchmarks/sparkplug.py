@@ -181,7 +181,7 @@ def _gateway_phase(args: argparse.Namespace, *, compressed: bool) -> tuple[int, 
     return seen, rate
 
 
-def _bare_phase(args: argparse.Namespace) -> float:
+def _bare_phase(args: argparse.Namespace) -> tuple[int, float]:
     _, host, port = _url()
     group = f"bench-bare-{uuid.uuid4().hex[:8]}"
     _, payloads = _messages(group, args.metrics_per_message, args.messages, compressed=False)
@@ -203,7 +203,7 @@ def _bare_phase(args: argparse.Namespace) -> float:
     proc.join(10)
     node.loop_stop()
     node.disconnect()
-    return float(metrics / max(last - t0, 1e-6))
+    return metrics, float(metrics / max(last - t0, 1e-6))
 
 
 def _timescaledb() -> bool | None:
@@ -226,8 +226,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.messages = max(50, args.messages // 10)
-    bare = _bare_phase(args)
-    print(f"bare paho subscriber: {bare:,.0f} metrics/s", file=sys.stderr)
+    load_before = os.getloadavg()[0]
+    seen_bare, bare = _bare_phase(args)
+    print(f"bare paho subscriber: {bare:,.0f} metrics/s ({seen_bare} metrics)", file=sys.stderr)
     seen, plain = _gateway_phase(args, compressed=False)
     print(f"gateway, uncompressed: {plain:,.0f} metrics/s ({seen} samples)", file=sys.stderr)
     seen_c, packed = _gateway_phase(args, compressed=True)
@@ -241,7 +242,8 @@ def main() -> None:
         "metrics_per_s_compressed": round(packed),
         "bare_subscriber_metrics_per_s": round(bare),
         "ratio_vs_bare": round(plain / bare, 3) if bare else None,
-        "all_delivered": seen >= total and seen_c >= total,
+        "all_delivered": seen >= total and seen_c >= total and seen_bare >= total,
+        "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # before and after: shared box
         "cpu_count": os.cpu_count(),
         "timescaledb": _timescaledb(),
     }
