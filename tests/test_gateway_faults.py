@@ -78,6 +78,12 @@ def test_broker_outage_of_30_s_loses_nothing(tmp_path, broker, enterprise) -> No
                     assert buffered > buffered_early > 0, "samples were not buffered during the outage"
                     assert buffered >= 25 * 20 * len(NAMES) * 0.8  # ~30 s of 3 signals at 20 Hz waited on disk
                     broker.start()
+                    # The gateway retries with a backoff of up to ~6 s and then replays what it buffered; it
+                    # must be given that time before the clean stop below, or the replay never happens.
+                    drained = time.monotonic() + 60
+                    while gw.gateway.buffer.depth_samples > 20 * len(NAMES) and time.monotonic() < drained:
+                        time.sleep(0.2)
+                    assert gw.gateway.buffer.depth_samples <= 20 * len(NAMES), "the buffer did not drain"
                     time.sleep(3)  # steady load continues after recovery
                 time.sleep(1.5)  # the last writes reach the gateway with the next publish response
             written = writer.count
