@@ -211,23 +211,20 @@ def dataset_late(conn: psycopg.Connection, rule: DatasetLateRule, plants: dict[i
             for plant_id in plants]
 
 
-def _has_column(conn: psycopg.Connection, table: str, column: str) -> bool:
-    return conn.execute(
-        "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s"
-        " AND column_name = %s", (table, column)).fetchone() is not None
-
-
 def ingest(conn: psycopg.Connection, rule: IngestRule, plants: dict[int, PlantConfig],
            now: datetime) -> list[Condition]:
-    # ingest_health.conflicts_total arrives with issue 15; without the column the conflict check is skipped.
-    conflicts = "conflicts_total" if _has_column(conn, "ingest_health", "conflicts_total") else "0"
     workers = conn.execute(
-        f"SELECT worker, updated_at, lag_s, {conflicts} FROM ingest_health"
-        " WHERE lag_s > %s OR " + conflicts + " > %s", (rule.max_lag_s, rule.max_conflicts)).fetchall()
+        "SELECT worker, updated_at, lag_s, conflicts_total FROM ingest_health WHERE lag_s > %s OR conflicts_total > %s",
+        (rule.max_lag_s, rule.max_conflicts)).fetchall()
+    # A dead_letters row is one distinct letter; each arrival of it adds to `deliveries` and moves `last_seen`
+    # (migration 0610), so the rule sums deliveries of the letters seen in the window, not rows: a message
+    # redelivered 500 times is 500 arrivals. The count is cumulative per row, so a letter first seen before the
+    # window brings its earlier deliveries with it (an over-count that alerts sooner, never one that hides).
+    since = now - timedelta(seconds=rule.window_s)
     dead = conn.execute(
-        "SELECT plant_id, count(*), min(received_at) FROM dead_letters WHERE received_at >= %s"
-        " AND plant_id = ANY(%s) GROUP BY plant_id HAVING count(*) > %s",
-        (now - timedelta(seconds=rule.window_s), list(plants), rule.max_dead_letters)).fetchall()
+        "SELECT plant_id, sum(deliveries)::bigint, min(greatest(received_at, %s)) FROM dead_letters"
+        " WHERE last_seen >= %s AND plant_id = ANY(%s) GROUP BY plant_id HAVING sum(deliveries) > %s",
+        (since, since, list(plants), rule.max_dead_letters)).fetchall()
     out = []
     for worker, updated_at, lag, conf in workers:
         for plant_id in plants:
