@@ -39,6 +39,10 @@ DETECT_EVERY_S = 5.0
 SETTINGS = WatchSettings(window_minutes=10 / 60, rate_baseline_minutes=1, rate_min_samples=10_000)
 
 
+def _phases() -> dict[str, list[float]]:
+    return {"baseline": [], "flood": []}
+
+
 @dataclass
 class Plant:
     site: str
@@ -48,7 +52,7 @@ class Plant:
     published: int = 0
     time_sum: int = 0
     seq: int = 0
-    lags: dict[str, list[float]] = field(default_factory=lambda: {"baseline": [], "flood": []})
+    lags: dict[str, list[float]] = field(default_factory=_phases)
 
     def publish_due(self, until_us: int, rate: float) -> None:
         """Publish the samples due up to ``until_us`` at ``rate`` per second, times spaced evenly."""
@@ -106,17 +110,25 @@ def test_flood_is_alerted_and_other_plants_keep_their_lag(db_url: str, mqtt_url:
     alert_delay: float | None = None
     detector_ms: list[float] = []
     other_alerts: list[str] = []
+    # How late this process woke from each 0.5 s poll sleep, per phase: the box's own stalls (other jobs on the
+    # 2 cores) measured in the same run. A stall delays the worker's threads as much as this one's, so it is the
+    # part of a steady plant's lag that the flood did not cause; GIL contention alone is milliseconds, and an
+    # unfair worker's lag grows for the whole flood, so this allowance cannot hide one.
+    stalls = _phases()
     since = datetime.fromtimestamp(start / 1e6, UTC)
     try:
         with psycopg.connect(db_url, autocommit=False) as conn:
             next_detect = t0 + DETECT_EVERY_S
             while time.monotonic() < flood[1] + AFTER_S:
+                slept = time.monotonic()
                 time.sleep(0.5)
                 now = time.monotonic()
                 seen = now_us()
                 newest = _newest_per_plant(conn, since)
                 conn.commit()
                 phase = "baseline" if 5.0 <= now - t0 < BASELINE_S else "flood" if flood[0] <= now < flood[1] else None
+                if phase is not None:
+                    stalls[phase].append(now - slept - 0.5)
                 for plant in plants:
                     if phase is not None and plant.site in newest:
                         plant.lags[phase].append((seen - datetime_to_us(newest[plant.site])) / 1e6)
@@ -148,7 +160,7 @@ def test_flood_is_alerted_and_other_plants_keep_their_lag(db_url: str, mqtt_url:
             stored.update({site: (int(n), int(s)) for site, n, s in rows})
             return all(stored.get(p.site, (0, 0))[0] >= p.published for p in plants)
 
-        wait_until(all_stored, timeout_s=60, what="every published sample stored")
+        wait_until(all_stored, timeout_s=120, what="every published sample stored")
     finally:
         stop.set()
         for plant in plants:
@@ -164,12 +176,17 @@ def test_flood_is_alerted_and_other_plants_keep_their_lag(db_url: str, mqtt_url:
         }
         for p in plants
     }
-    print(f"\nflood: {report}; alert delay {alert_delay} s; detector run ms {[round(x) for x in detector_ms]}")
+    stall_p95 = {phase: round(_p95(v), 3) for phase, v in stalls.items()}
+    print(f"\nflood: {report}; alert delay {alert_delay} s; detector run ms {[round(x) for x in detector_ms]};"
+          f" poll stall p95 s {stall_p95}")
     assert alert_delay is not None and alert_delay <= 60, "no gateway_rate alert for the flooding plant in 60 s"
     assert other_alerts == [], f"steady plants alerted: {other_alerts}"
     for plant in plants[1:]:
         base, during = report[plant.site]["baseline_p95_lag_s"], report[plant.site]["flood_p95_lag_s"]
-        assert during <= 2 * base + 1.0, f"{plant.site}: p95 lag {during} s during the flood vs {base} s before"
+        allowed = 2 * base + 1.0 + stall_p95["flood"]
+        assert during <= allowed, (
+            f"{plant.site}: p95 lag {during} s during the flood vs {base} s before (allowed {allowed:.3f} s with"
+            f" the box's own p95 stall {stall_p95['flood']} s)")
     # Exactly once: counts and the sum of sample times match what each plant published (the primary key
     # forbids duplicates; a lost or altered sample changes the count or the sum).
     assert {site: v for site, v in stored.items()} == {p.site: (p.published, p.time_sum) for p in plants}
