@@ -173,13 +173,14 @@ def test_english_and_unpublished_period(city_db: str, tmp_path: Path) -> None:  
     assert done.exit_code == 0, done.output
     html = (tmp_path / "bulletin-2026-10-en.html").read_text(encoding="utf-8")
     assert "Headline figures" in html and "October 2026" in html and 'lang="en"' in html
-    # Q4 with only October published: details for October, but no quarter total (never a partial sum).
+    # Q4 with only October published: details for October, labelled so, but no quarter total (never a partial
+    # sum) and no growth chart (same-scope growth does not add over months).
     quarter = CliRunner().invoke(bulletin, ["--period", "2026-Q4", "--no-pdf", "--out", str(tmp_path)], env=env)
     assert quarter.exit_code == 0, quarter.output
     page = (tmp_path / "bulletin-2026-Q4-zh.html").read_text(encoding="utf-8")
     kpis = _parse(page).kpis
     assert kpis["output"] == DASH and kpis["enterprises"].isdigit() and "2026年第4季度" in page
-    assert len(_parse(page).charts) >= 5
+    assert len(_parse(page).charts) >= 4 and "<h2>镇街（仅2026年10月合计）</h2>" in page
     missing = CliRunner().invoke(bulletin, ["--period", "2026-Q2", "--no-pdf", "--out", str(tmp_path)], env=env)
     assert missing.exit_code != 0 and "nothing is published" in missing.output
 

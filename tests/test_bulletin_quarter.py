@@ -1,8 +1,9 @@
 """Quarterly bulletins that add up: a synthetic city with April and July–September published. The Q3 page's
 output, energy and electricity are the sums of the three months' raw reports (recomputed here from the report
-rows, not from the bureau's views), its ratio comes from the sums and its detail tables say which month they
-show; the Q2 page (only April published) says so in the HTML and in the printed PDF; the trend chart breaks at
-unpublished months and spaces months by time; times are Beijing time and PDF pages are numbered."""
+rows, not from the bureau's views), its ratio comes from the sums, and so do its detail tables (town by town,
+labelled as the quarter's sums); the Q2 page (only April published) says so in the HTML and in the printed
+PDF; the trend chart breaks at unpublished months and spaces months by time; times are Beijing time and PDF
+pages are numbered."""
 
 from __future__ import annotations
 
@@ -67,6 +68,46 @@ def _raw_sums(url: str, first: date, last: date) -> tuple[float, float, float]:
     return float(row[0]), float(row[1]), float(row[2])
 
 
+def _raw_by_town(url: str, first: date, last: date) -> dict[str, tuple[float, float, float]]:
+    """Like ``_raw_sums``, per town (the town of the enterprise's registry version in the report's month)."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            """SELECT v.town, sum(r.output_value), sum(r.energy_tce),
+                      sum(COALESCE(p.electricity_kwh, r.electricity_kwh))
+               FROM bureau_reports r
+               JOIN bureau_enterprise_versions v ON v.enterprise_id = r.enterprise_id AND r.month >= v.valid_from
+                    AND (v.valid_to IS NULL OR r.month < v.valid_to)
+               LEFT JOIN bureau_platform_energy p ON p.enterprise_id = r.enterprise_id AND p.month = r.month
+               WHERE r.month BETWEEN %s AND %s GROUP BY v.town""", (first, last)).fetchall()
+    return {str(r[0]): (float(r[1]), float(r[2]), float(r[3])) for r in rows}
+
+
+def test_quarter_detail_tables_are_the_quarters_sums(quarter_db: str) -> None:
+    with psycopg.connect(quarter_db) as conn:
+        data = load(conn, parse_period("2026-Q3"))
+        september = load(conn, parse_period("2026-09"))
+    quarter = _raw_by_town(quarter_db, date(2026, 7, 1), date(2026, 9, 1))
+    published = [c for c in data.towns if c.output_value is not None]
+    assert published, "no town published in all three months: the test would prove nothing"
+    for c in published:
+        output, energy, electricity = quarter[c.key]
+        assert c.output_value == pytest.approx(output, rel=1e-9), c.key
+        assert c.energy_tce == pytest.approx(energy, rel=1e-9), c.key
+        assert c.electricity_kwh == pytest.approx(electricity, rel=1e-9), c.key
+        assert c.energy_intensity == pytest.approx(energy / output, rel=1e-9), c.key
+    sept = {c.key: c.output_value for c in september.towns}
+    assert all((sept[c.key] or 0.0) < (c.output_value or 0.0) for c in published)  # more than one month
+    # A town hidden in any of the three months has no quarter figure (never a two-month sum).
+    for c in data.towns:
+        months = [m for m in september.towns if m.key == c.key]
+        if months and months[0].suppressed:
+            assert c.output_value is None and c.suppressed
+    page = render(data, "zh")
+    for heading in ("分行业产值与增速（2026年第3季度合计）", "镇街（2026年第3季度合计）", "园区（2026年第3季度合计）"):
+        assert f"<h2>{heading}</h2>" in page, heading
+    assert "9月数据" not in page
+
+
 def test_quarter_sums_every_additive_measure(quarter_db: str) -> None:
     with psycopg.connect(quarter_db) as conn:
         data = load(conn, parse_period("2026-Q3"))
@@ -79,9 +120,6 @@ def test_quarter_sums_every_additive_measure(quarter_db: str) -> None:
     assert kpis["electricity"] == yi_kwh(electricity) and kpis["electricity"] != yi_kwh(september_kwh)
     assert kpis["intensity"] == intensity(energy / output)  # the ratio of the sums
     assert "id=\"partial\"" not in page
-    # Detail tables show one month and say which.
-    for heading in ("分行业产值与增速（2026年9月数据）", "镇街（2026年9月数据）", "园区（2026年9月数据）"):
-        assert f"<h2>{heading}</h2>" in page, heading
     assert "为2026年第3季度各月合计" in page
 
 
@@ -93,7 +131,8 @@ def test_partial_quarter_says_so_in_html_and_pdf(quarter_db: str) -> None:
     notice = re.search(r'<p class="notice" id="partial">([^<]*)</p>', page)
     assert notice is not None
     assert "仅发布了2026年4月数据（3个月中的1个月）" in notice.group(1)
-    assert "2026年5月、2026年6月尚未发布" in notice.group(1)
+    assert "2026年5月、2026年6月尚未发布" in notice.group(1) and "各表为2026年4月合计" in notice.group(1)
+    assert "<h2>镇街（仅2026年4月合计）</h2>" in page
     kpis = _parse(page).kpis
     assert kpis["output"] == kpis["energy"] == kpis["electricity"] == DASH  # never a one-month "quarter total"
     assert "only April 2026 of Q2 2026 is published (1 of 3 months; May 2026, June 2026 not yet)" in english
@@ -158,4 +197,4 @@ def test_annual_bulletin_says_which_months_are_missing(quarter_db: str) -> None:
     assert "2026年1月、2026年2月、2026年3月、2026年5月" in notice.group(1)
     kpis = _parse(page).kpis
     assert kpis["output"] == kpis["energy"] == kpis["electricity"] == DASH  # no four-month "annual total"
-    assert "分行业产值与增速（2026年9月数据）" in page
+    assert "分行业产值与增速（仅2026年4月、2026年7月、2026年8月、2026年9月合计）" in page

@@ -7,9 +7,9 @@ the published cells: a suppressed cell arrives with NULL magnitudes and ``suppre
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import psycopg
@@ -62,7 +62,7 @@ class Warning_:
 class BulletinData:
     period: Period
     city: list[Cell]                                  # one per month of the period
-    divisions: list[Cell]                             # last month of the period
+    divisions: list[Cell]                             # summed over the period's published months
     towns: list[Cell]
     parks: list[Cell]
     trend: list[Cell]                                 # city, the 12 months up to the period's end, published ones
@@ -75,8 +75,13 @@ class BulletinData:
 
     @property
     def detail_month(self) -> date:
-        """The month the detail tables (divisions, towns, parks) show: the period's last published month."""
+        """The period's last published month (enterprises, year-to-date and operating rate are its figures)."""
         return self.city[-1].month
+
+    @property
+    def detail_months(self) -> list[date]:
+        """The months the detail tables (divisions, towns, parks) add up: the period's published months."""
+        return [c.month for c in self.city]
 
     @property
     def missing(self) -> list[date]:
@@ -138,6 +143,36 @@ def as_bureau_role(conn: psycopg.Connection) -> Iterator[None]:
             conn.execute("RESET ROLE")
 
 
+_ADDITIVE = ("output_value", "energy_tce", "electricity_kwh")
+
+
+def _sum(cells: Sequence[Cell | None], measure: str) -> float | None:
+    values: list[float | None] = [None if c is None or c.suppressed else getattr(c, measure) for c in cells]
+    if not values or any(v is None for v in values):
+        return None
+    return float(sum(v for v in values if v is not None))
+
+
+def period_cells(cells: Sequence[Cell], months: Sequence[date]) -> list[Cell]:
+    """One cell per key of the last month with output, energy and electricity summed over ``months``.
+
+    A sum with any month suppressed (or the cell absent that month) is withheld as a whole: a partial sum would
+    pass for the period's figure. Energy intensity comes from the sums. Same-scope growth is not additive and
+    no period base is published, so it is not shown; enterprises and year-to-date are the last month's.
+    """
+    by_key: dict[tuple[date, str], Cell] = {(c.month, c.key): c for c in cells}
+    out: list[Cell] = []
+    for c in (c for c in cells if c.month == months[-1]):
+        parts = [by_key.get((m, c.key)) for m in months]
+        output, energy, electricity = (_sum(parts, m) for m in _ADDITIVE)
+        out.append(replace(
+            c, output_value=output, energy_tce=energy, electricity_kwh=electricity, yoy_growth=None,
+            ytd_growth=None, electricity_index=None, operating_rate=None,
+            energy_intensity=None if energy is None or not output else energy / output,
+            suppressed=any(p is None or p.suppressed for p in parts)))
+    return out
+
+
 def _cells(conn: psycopg.Connection, query: str, params: tuple[object, ...]) -> list[Cell]:
     rows = conn.execute(query, params).fetchall()
     return [Cell(r[0], str(r[1]), str(r[2] or r[1]), *r[3:]) for r in rows]
@@ -152,15 +187,18 @@ def load(conn: psycopg.Connection, period: Period) -> BulletinData:
                             " ORDER BY month", (months,))
         if not city:
             raise BulletinError(f"nothing is published for {period.label}: run `datafactory bureau publish` first")
-        # Detail tables are for the period's last published month (a quarter in progress has fewer months).
+        # Detail tables add up the period's published months (a quarter in progress has fewer, and says so).
         latest = city[-1].month
-        last = (latest,)
+        shown = [c.month for c in city]
+        detail = (shown,)
         divisions = _cells(conn, f"SELECT month, division, division_name, {measures} FROM bureau_v_industry"
-                                 " WHERE level = 'division' AND month = %s ORDER BY division", last)
+                                 " WHERE level = 'division' AND month = ANY(%s) ORDER BY division, month", detail)
         towns = _cells(conn, f"SELECT month, town, town, {measures} FROM bureau_v_town WHERE town <> '*'"
-                             " AND month = %s ORDER BY town", last)
+                             " AND month = ANY(%s) ORDER BY town, month", detail)
         parks = _cells(conn, f"SELECT month, park, park, {measures} FROM bureau_v_park"
-                             " WHERE park NOT IN ('*', 'none') AND month = %s ORDER BY park", last)
+                             " WHERE park NOT IN ('*', 'none') AND month = ANY(%s) ORDER BY park, month", detail)
+        if period.is_multi_month:
+            divisions, towns, parks = (period_cells(t, shown) for t in (divisions, towns, parks))
         trend = _cells(conn, f"SELECT month, '*', '*', {measures} FROM bureau_v_city WHERE month > %s"
                              " AND month <= %s ORDER BY month", (add_months(latest, -12), latest))
         warnings = [Warning_(*r) for r in conn.execute(

@@ -103,6 +103,19 @@ def _headline(data: BulletinData, t: dict[str, str], lang: str) -> str:
     return f'<div class="kpis">{"".join(kpis)}</div>{note}'
 
 
+def _months(data: BulletinData, lang: str) -> str:
+    return ("、" if lang == "zh" else ", ").join(month_title(m, lang) for m in data.detail_months)
+
+
+def _detail_label(data: BulletinData, t: dict[str, str], lang: str) -> str:
+    """What the detail tables show: the month, the whole period summed, or the published months summed."""
+    if not data.period.is_multi_month:
+        return ""
+    if data.missing:
+        return t["detail_months"].format(months=_months(data, lang))
+    return t["detail_period"].format(period=data.period.title(lang))
+
+
 def _partial(data: BulletinData, t: dict[str, str], lang: str) -> str:
     """The warning that a period is incomplete: which months are there and which are not."""
     if not data.missing:
@@ -111,7 +124,8 @@ def _partial(data: BulletinData, t: dict[str, str], lang: str) -> str:
         period=data.period.title(lang), published="、".join(month_title(c.month, lang) for c in data.city)
         if lang == "zh" else ", ".join(month_title(c.month, lang) for c in data.city),
         missing=("、" if lang == "zh" else ", ").join(month_title(m, lang) for m in data.missing),
-        n=len(data.period.months), k=len(data.city), month=month_title(data.detail_month, lang))
+        n=len(data.period.months), k=len(data.city), month=month_title(data.detail_month, lang),
+        months=_months(data, lang))
     return f'<p class="notice" id="partial">{escape(text)}</p>'
 
 
@@ -154,7 +168,7 @@ def _movers(data: BulletinData, t: dict[str, str]) -> str:
     items = [f"<li>{escape(t['up'])}：{escape(c.label)} {_num(pct(c.yoy_growth), c.yoy_growth)}</li>" for c in up]
     items += [f"<li>{escape(t['down'])}：{escape(c.label)} {_num(pct(c.yoy_growth), c.yoy_growth)}</li>"
               for c in down]
-    return f"<ul>{''.join(items)}</ul>"
+    return f"<ul>{''.join(items)}</ul>" if items else ""  # no same-scope growth over a quarter or a year
 
 
 def _warning_row(w: Warning_, data: BulletinData, t: dict[str, str]) -> str:
@@ -187,7 +201,7 @@ def _page_css(t: dict[str, str]) -> str:
 def render(data: BulletinData, lang: str, *, generated: datetime | None = None) -> str:
     t = LABELS[lang]
     title = t["title"].format(city=CITY[lang])
-    detail = t["detail_month"].format(month=month_title(data.detail_month, lang)) if data.period.is_multi_month else ""
+    detail = _detail_label(data, t, lang)
     sections = [
         ("summary", t["summary"], "<ul>" + "".join(f"<li>{escape(s)}</li>" for s in summary_sentences(data, lang))
          + "</ul>"),

@@ -24,10 +24,11 @@ LABELS: dict[str, dict[str, str]] = {
         "summary": "运行概况", "operating_chart": "接入企业开工率",
         "output_value": "产值", "electricity_kwh": "用电量", "connected_unit": "接入企业{n}家",
         "partial": "注意：{period}仅发布了{published}数据（{n}个月中的{k}个月），{missing}尚未发布；"
-                   "产值、能源消费量和用电量的本期合计不予列出，各表为{month}数据。",
+                   "产值、能源消费量和用电量的本期合计不予列出，各表为{months}合计。",
         "sums_note": "工业总产值、综合能源消费量和用电量为{period}各月合计，单位产值能耗由合计计算；"
-                     "报送企业数、累计值和开工率为{month}数。",
-        "detail_month": "（{month}数据）", "trend_gaps": "折线断开处为未发布或不予公布的月份；横轴按时间等距。",
+                     "各表同为各月合计；报送企业数、累计值和开工率为{month}数。",
+        "detail_period": "（{period}合计）", "detail_months": "（仅{months}合计）",
+        "trend_gaps": "折线断开处为未发布或不予公布的月份；横轴按时间等距。",
         "scope_kind_division": "行业", "scope_kind_town": "镇街", "unit": "单位",
         "unit_output_value": "亿元", "unit_electricity_kwh": "亿千瓦时",
         "generated": "生成时间：{stamp}（北京时间）", "page": "第 {page} 页 / 共 {pages} 页",
@@ -50,11 +51,13 @@ LABELS: dict[str, dict[str, str]] = {
         "summary": "Summary", "operating_chart": "Operating rate of connected enterprises",
         "output_value": "output", "electricity_kwh": "electricity", "connected_unit": "of {n} connected",
         "partial": "Note: only {published} of {period} is published ({k} of {n} months; {missing} not yet); "
-                   "no period totals of output, energy or electricity are shown, and the tables show {month}.",
+                   "no period totals of output, energy or electricity are shown,"
+                   " and the tables add up {months} only.",
         "sums_note": "Output, energy and electricity are summed over the months of {period}, energy intensity is "
-                     "computed from the sums; enterprises, year-to-date figures and operating rate are {month}'s.",
-        "detail_month": " ({month})", "trend_gaps": "Breaks in the line are months not published or withheld; "
-                                                   "months are spaced by time.",
+                     "computed from the sums, in the tables too; enterprises, year-to-date figures and operating"
+                     " rate are {month}'s.",
+        "detail_period": " ({period}, summed)", "detail_months": " ({months} only, summed)",
+        "trend_gaps": "Breaks in the line are months not published or withheld; months are spaced by time.",
         "scope_kind_division": "Sector", "scope_kind_town": "Town", "unit": "Unit",
         "unit_output_value": "100 million yuan", "unit_electricity_kwh": "100 million kWh",
         "generated": "Generated {stamp} (Beijing time)", "page": "Page {page} of {pages}",
