@@ -21,7 +21,7 @@ from bureau.cli import bureau
 from bureau.statistics.facts import DIMENSIONS, enterprise_frame
 from bureau.statistics.history import Snapshot, audit_year, difference_cells, released_snapshot
 from bureau.statistics.publish import build, publish_month
-from bureau.statistics.releases import keys_of
+from bureau.statistics.releases import ReleaseCache, keys_of
 from bureau.statistics.sdc import Relation, SdcParameters
 from datafactory.db.connect import with_database
 from simulator.city import simulate
@@ -158,6 +158,39 @@ def test_whole_history_protects_departures_the_old_publication_exposes(template_
             after = conn.execute("SELECT published_at FROM bureau_publish_runs WHERE month = %s",
                                  (months[3],)).fetchone()
         assert after == before
+    finally:
+        with _admin() as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.mark.integration
+def test_release_cache_gives_the_same_releases_and_drops_a_republished_month(template_db: str) -> None:
+    """Publishing months in order with a ``ReleaseCache`` (the benchmark's and a session's path) stores the same
+    releases as without it, and a republished month is read again instead of served from the cache."""
+    name = f"dft_cache_{uuid.uuid4().hex[:8]}"
+    with _admin() as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
+                                                                         sql.Identifier(template_db)))
+    try:
+        with psycopg.connect(with_database(PG_SERVER, name)) as conn:
+            simulate(conn, enterprises=250, towns=8, months=15, seed=5, end=date(2026, 3, 1))
+            months = [date(2026, m, 1) for m in (1, 2, 3)]
+            cache = ReleaseCache()
+            cached = [publish_month(conn, m, cache=cache) for m in months]
+            fresh = publish_month(conn, months[-1])  # the same month again, every earlier release re-read
+            assert (fresh.primary, fresh.secondary, fresh.ytd_only) == \
+                (cached[-1].primary, cached[-1].secondary, cached[-1].ytd_only)
+            assert cached[-1].ytd_only > 0 or cached[1].ytd_only > 0  # the cached releases took part
+            first = cache.get(conn, months[:2], P)
+            again = cache.get(conn, months[:2], P)
+            assert all(a is b for a, b in zip(first, again, strict=True))  # served from the cache
+            publish_month(conn, months[1], cache=cache)
+            jan, feb = cache.get(conn, months[:2], P)
+            assert jan is first[0] and feb is not first[1]  # the republished month was read again
+            truth = released_snapshot(conn, months[1], P)
+            assert feb.keys == truth.keys
+            assert np.array_equal(feb.ytd_hidden, truth.ytd_hidden)
+            assert np.array_equal(feb.out_hidden, truth.out_hidden)
     finally:
         with _admin() as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -29,6 +29,7 @@ from bureau.statistics.history import audit_year
 from bureau.statistics.platform_energy import sync_platform_energy
 from bureau.statistics.releases import (
     DisclosureRefused,
+    ReleaseCache,
     earlier_releases,
     keys_of,
     month_snapshot,
@@ -221,8 +222,11 @@ def _none_if_nan(v: object) -> object:
     return v
 
 
-def publish_month(conn: psycopg.Connection, month: date, params: SdcParameters | None = None) -> PublishResult:
-    """Recompute and store the month's published cells (replacing any earlier publication of it)."""
+def publish_month(conn: psycopg.Connection, month: date, params: SdcParameters | None = None, *,
+                  cache: ReleaseCache | None = None) -> PublishResult:
+    """Recompute and store the month's published cells (replacing any earlier publication of it).
+
+    ``cache`` keeps the earlier releases' snapshots between calls (publishing months in order in one session)."""
     params = params or SdcParameters()
     started = time.perf_counter()
     sync_platform_energy(conn, month)
@@ -233,7 +237,7 @@ def publish_month(conn: psycopg.Connection, month: date, params: SdcParameters |
     tables = build(facts, month)
     sensitive, supp, intervals = protect(tables, params, hidden_earlier_this_year(conn, month))
     keys = keys_of(tables.cells)
-    earlier = earlier_releases(conn, month, params)
+    earlier = earlier_releases(conn, month, params, cache)
     cur = month_snapshot(month, facts, tables.table, keys=keys, groupings=_groupings(), out_hidden=supp,
                          ytd_hidden=supp.copy(), p=params)
     ytd = protect_year_to_date(earlier, cur, tables.table, params)

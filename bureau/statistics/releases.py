@@ -61,7 +61,41 @@ class YtdProtection:
     exposures: list[Exposure]   # the final audit of the month's targets (empty when protected)
 
 
-def earlier_releases(conn: psycopg.Connection, month: date, p: SdcParameters) -> list[Snapshot]:
+class ReleaseCache:
+    """Released snapshots kept between the publications of one session (``bureau publish`` of many months, the
+    benchmark), so publishing month t does not rebuild months 1…t−1 from the raw reports again.
+
+    An entry is used only while its month's publication run is the one it was read from (``published_at`` of
+    ``bureau_publish_runs``): republishing a month replaces it. The raw reports behind a release must not be
+    re-imported during the session (a fresh cache, or none, after an import).
+    """
+
+    def __init__(self) -> None:
+        self._snaps: dict[tuple[date, object, tuple[object, ...]], Snapshot] = {}
+
+    def get(self, conn: psycopg.Connection, months: Sequence[date], p: SdcParameters) -> list[Snapshot]:
+        runs: dict[date, object] = dict(conn.execute(
+            "SELECT month, published_at FROM bureau_publish_runs WHERE month = ANY(%s)", (list(months),)).fetchall())
+        params = tuple(sorted(p.as_dict().items()))
+        out: list[Snapshot] = []
+        for m in months:
+            key = (m, runs.get(m), params)
+            if key not in self._snaps:
+                self._snaps = {k: v for k, v in self._snaps.items() if k[0] != m}
+                self._snaps[key] = released_snapshot(conn, m, p)
+            out.append(self._snaps[key])
+        return out
+
+
+def _snapshots(conn: psycopg.Connection, months: Sequence[date], p: SdcParameters,
+               cache: ReleaseCache | None) -> list[Snapshot]:
+    if cache is None:
+        return [released_snapshot(conn, m, p) for m in months]
+    return cache.get(conn, months, p)
+
+
+def earlier_releases(conn: psycopg.Connection, month: date, p: SdcParameters,
+                     cache: ReleaseCache | None = None) -> list[Snapshot]:
     """Released snapshots of the consecutive run of months of ``month``'s year that ends the month before.
 
     A gap breaks the chain of year-to-date identities, so only the run adjoining ``month`` links to it.
@@ -76,7 +110,7 @@ def earlier_releases(conn: psycopg.Connection, month: date, p: SdcParameters) ->
             break
         run.insert(0, m)
         expect = m
-    return [released_snapshot(conn, m, p) for m in run]
+    return _snapshots(conn, run, p, cache)
 
 
 def month_snapshot(month: date, facts: pd.DataFrame, table: CellTable, *, keys: list[Key],
@@ -216,14 +250,18 @@ class HistoryAudit:
         return [x for x in self.quantities if not x.protected]
 
 
-def audit_history(conn: psycopg.Connection, p: SdcParameters) -> HistoryAudit:
-    """Replay every release to date: the LP of each year's releases, then every growth rate's inversion."""
+def audit_history(conn: psycopg.Connection, p: SdcParameters, cache: ReleaseCache | None = None, *,
+                  exact: bool = True) -> HistoryAudit:
+    """Replay every release to date: the LP of each year's releases, then every growth rate's inversion.
+
+    ``exact=False`` gives the same verdicts with fewer solves, but a protected quantity's interval is then only
+    as wide as the witness that shows it protected (see ``audit_year``)."""
     months = [r[0] for r in conn.execute("SELECT DISTINCT month FROM bureau_published_cells ORDER BY 1")]
     quantities: list[Exposure] = []
     ratios: list[RatioExposure] = []
     for year in sorted({m.year for m in months}):
-        snaps = [released_snapshot(conn, m, p) for m in months if m.year == year]
-        quantities += audit_year(snaps, p)
+        snaps = _snapshots(conn, [m for m in months if m.year == year], p, cache)
+        quantities += audit_year(snaps, p, exact=exact)
     for m in months:
         ratios += ratio_exposures(conn, m)
     return HistoryAudit(months, quantities, ratios)
