@@ -179,8 +179,11 @@ class BatchWriter:
             return
         entry = self.signals.cell(conn, msg.parsed.cell, create=self.auto_register)
         if entry is not None and self.auto_register:
-            missing = (set(names) | {s.signal for _, s in typed}) - entry.signals.keys()
-            if missing:
+            # The memoised id array answers "all registered" for the usual tuple of names with one dict lookup;
+            # only a message with some new signal pays for the set of its names.
+            known = entry.signals
+            if entry.signal_ids(names) is None or any(s.signal not in known for _, s in typed):
+                missing = (set(names) | {s.signal for _, s in typed}) - known.keys()
                 self.signals.register_missing(conn, entry, missing, inferred_types(typed))
         mismatches: list[Mismatch] = []
         if names:

@@ -152,13 +152,9 @@ def fast_decode(raw: bytes, *, min_us: int, max_us: int) -> tuple[Columns, Typed
                     text_values += 1
                     if len(v) * 4 > MAX_STRING_BYTES and len(v.encode("utf-8")) > MAX_STRING_BYTES:
                         return None
-            keep = [i for i, v in enumerate(values) if type(v) is float]
-            names, times, values, qualities = (
-                tuple(names[i] for i in keep),
-                tuple(times[i] for i in keep),
-                tuple(values[i] for i in keep),
-                tuple(qualities[i] for i in keep),
-            )
+            # One pass over the items, not one per column: the float samples, then their columns.
+            floats = [item for item in items if type(item[2]) is float]
+            names, times, values, qualities = zip(*floats, strict=True) if floats else ((), (), (), ())
     unique = set(all_names)
     if not unique <= _VALID_NAMES and not _learn_names(unique):
         return None
@@ -166,14 +162,15 @@ def fast_decode(raw: bytes, *, min_us: int, max_us: int) -> tuple[Columns, Typed
         return None  # a repeated key, an unknown member or an escaped quote: the exact path decides
     if not values:
         return EMPTY, typed
-    if min(values) < -_FLOAT_MAX or max(values) > _FLOAT_MAX:
+    lowest, highest = min(values), max(values)
+    if lowest < -_FLOAT_MAX or highest > _FLOAT_MAX:
         return None  # a df-json/1 integer beyond the float64 range
-    columns = _arrays(names, times, values, qualities)
     # A df-json/1 integer is read as a float64 (the contract); beyond 2^53 the exact path says so precisely
-    # (a float64 this large is rare and loses nothing by the detour).
-    if float(np.abs(columns[2]).max()) >= FLOAT64_EXACT_INT:
+    # (a float64 this large is rare and loses nothing by the detour). Compared on the Python numbers, which is
+    # the same test as on their float64 conversions (rounding is monotone and 2^53 is exact) without a numpy pass.
+    if -lowest >= FLOAT64_EXACT_INT or highest >= FLOAT64_EXACT_INT:
         return None
-    return columns, typed
+    return _arrays(names, times, values, qualities), typed
 
 
 def _strings(doc: _Envelope, samples: int) -> int:
