@@ -5,6 +5,11 @@ downtime and alerts; a PostgreSQL left running by an earlier run is found and re
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,10 +20,12 @@ from app.cli.demo_summary import OeeRow, RunResult, database_now, latest_oee, pr
 from app.harness import LocalPostgres
 from app.harness.observer import DatabaseSnapshot
 from app.harness.pipeline import Pipeline
+from app.harness.process import ServiceStartError
 from app.harness.selection import Services, resolve_services
 from datafactory.db.connect import with_database
 
 NOW = datetime(2026, 12, 2, 18, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _pipeline(speed: float = 10, duration: float = 60, not_before: datetime | None = None) -> Pipeline:
@@ -154,19 +161,36 @@ def test_a_postgres_left_running_is_reused_and_left_running(tmp_path: Path) -> N
             assert conn.execute("SELECT 1").fetchone() == (1,)  # still running: it was not ours to stop
 
 
-def test_a_leftover_that_does_not_answer_is_named_in_one_line(tmp_path: Path) -> None:
-    """A live process holds the cluster (its postmaster.pid) but nothing answers on its port: say which and how
-    to stop it, rather than start a second server on the same data and bury PostgreSQL's own complaint."""
-    import os
+@pytest.fixture(params=["nothing listens", "accepts and never answers"])
+def dead_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A loopback port where no PostgreSQL answers: closed, or held by a listener that accepts and stays silent
+    (a hung server)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = int(listener.getsockname()[1])
+    if request.param == "nothing listens":
+        listener.close()
+    yield port
+    listener.close()
 
-    from app.harness.process import ServiceStartError, free_port
 
+def test_a_leftover_that_does_not_answer_is_named_in_one_line_and_exits_3(tmp_path: Path, dead_port: int) -> None:
+    """A live process holds the cluster (its postmaster.pid) but no PostgreSQL answers on its port: say which and
+    how to stop it, rather than start a second server on the same data, bury PostgreSQL's own complaint, or wait
+    out a connect timeout; the demo exits 3, a service that cannot be reached or started (README)."""
     state = tmp_path / "state"
     (state / "pg").mkdir(parents=True)
-    port = free_port()  # loopback, nothing listens there
-    (state / "pg" / "postmaster.pid").write_text(f"{os.getpid()}\n{state / 'pg'}\n0\n{port}\n")
+    (state / "pg" / "postmaster.pid").write_text(f"{os.getpid()}\n{state / 'pg'}\n0\n{dead_port}\n")
     with pytest.raises(ServiceStartError) as exc:
         resolve_services(state, embedded=True)
     message = str(exc.value)
     assert "\n" not in message
-    assert f"pid {os.getpid()}" in message and f"127.0.0.1:{port}" in message and f"kill {os.getpid()}" in message
+    assert f"pid {os.getpid()}" in message and f"127.0.0.1:{dead_port}" in message and f"kill {os.getpid()}" in message
+
+    argv = [sys.executable, "-m", "app", "demo", "--embedded", "--state-dir", str(state), "--duration", "1"]
+    run = subprocess.run(argv, check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert run.returncode == 3, run.stderr
+    assert errors == [f"error: {message}"], run.stderr
+    assert "Traceback" not in run.stderr and "==> db migrate" not in run.stderr

@@ -10,7 +10,7 @@ Exit codes (docs/operators.md, "Exit codes"):
 0    success
 1    the operation ran and failed: a verification, an audit, a publication refused, a restore mismatch
 2    bad input: command-line usage, an invalid config file or setting, a file that cannot be read
-3    a service cannot be reached: database, broker, OPC-UA server (check the URL, start the service)
+3    a service cannot be reached or started: database, broker, OPC-UA server (check the URL, start the service)
 4    the database exists but is not migrated, or is at another schema version: run ``datafactory db migrate``
 5    permission denied by the database or the file system
 70   an unexpected error (a bug): the traceback is printed; please report it
@@ -26,6 +26,7 @@ import click
 import psycopg
 from pydantic import ValidationError
 
+from app.harness.process import ServiceStartError
 from datafactory.errors import ConfigError, ConnectionLost, ContractError, DataFactoryError, SchemaNotMigrated
 
 OK, FAILED, BAD_INPUT, UNREACHABLE, NOT_MIGRATED, PERMISSION, BUG, INTERRUPTED = 0, 1, 2, 3, 4, 5, 70, 130
@@ -84,6 +85,8 @@ def describe(err: BaseException) -> tuple[int, str]:
         code, message = describe(err.__cause__)  # a service's wrapper of a database or file failure
         if code not in (BUG, FAILED):
             return code, message
+    if isinstance(err, ServiceStartError):
+        return UNREACHABLE, str(err)  # the service the command needs cannot run: like one that cannot be reached
     if isinstance(err, ContractError):
         return FAILED, str(err)
     if isinstance(err, DataFactoryError):

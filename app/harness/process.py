@@ -42,6 +42,19 @@ def port_accepts(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bo
         return False
 
 
+def postgres_answers(port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> bool:
+    """True if a PostgreSQL server answers on host:port: it replies to an SSLRequest (PostgreSQL's 8-byte
+    opening, which every server answers with one byte, ``S`` or ``N``, before any authentication). A port that
+    accepts connections and says nothing, or says something else, is not a usable server."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall((8).to_bytes(4, "big") + (80877103).to_bytes(4, "big"))
+            return sock.recv(1) in (b"S", b"N")
+    except OSError:
+        return False
+
+
 class ManagedProcess:
     """Start/stop/kill/restart of one server process whose readiness is "accepts TCP on 127.0.0.1:port".
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from app.harness.broker import EmbeddedBroker, MosquittoBroker, start_default_broker
 from app.harness.postgres import LocalPostgres, running_postmaster
-from app.harness.process import ManagedProcess, ServiceStartError, free_port, port_accepts
+from app.harness.process import ManagedProcess, ServiceStartError, free_port, port_accepts, postgres_answers
 from datafactory.db.connect import with_database
 
 LOCAL_PG_PORT = 5432
@@ -78,7 +78,9 @@ def _database(state_dir: Path, embedded: bool, owned: list[ManagedProcess]) -> t
         # An earlier run left its server running on this cluster (--keep-services): a second server cannot start
         # on the same data, so use that one — and leave it running, as it was found.
         pid, port = leftover
-        if not port_accepts(port):
+        # Answering as PostgreSQL, not only accepting TCP: a hung server accepts and never replies, and the
+        # migration would then wait out its connect timeout and blame the URL instead of naming the process.
+        if not postgres_answers(port):
             raise ServiceStartError(
                 f"a PostgreSQL (pid {pid}) left running by an earlier run holds {state_dir / 'pg'} but does not "
                 f"answer on 127.0.0.1:{port}: stop it (kill {pid}) and run again"
