@@ -5,13 +5,9 @@ table that refuses writes stopping consumption without losing a message."""
 from __future__ import annotations
 
 import hashlib
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -24,6 +20,7 @@ from datafactory.db.connect import with_database
 from datafactory.db.rls import provision
 from ingest.dead_letters import DEAD_LETTER_PREFIX_BYTES
 from tests.conftest import PG_SERVER
+from tests.support.ingest_process import IngestProcess
 from tests.test_ingest_support import (
     Publisher,
     cell,
@@ -37,37 +34,6 @@ from tests.test_ingest_support import (
 )
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _ingest(db_url: str, mqtt_url: str, enterprise: str) -> subprocess.Popen[bytes]:
-    argv = [
-        sys.executable, "-m", "app", "ingest", "run", "--database-url", db_url, "--mqtt-url", mqtt_url,
-        "--topic-filter", f"df/v1/{enterprise}/#", "--worker", f"w-{enterprise}", "--session-expiry-s", "300",
-        "--health-interval-s", "0.5", "--batch-wait-ms", "50",
-    ]  # fmt: skip
-    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def _wait_running(proc: subprocess.Popen[bytes], timeout_s: float = 60) -> list[str]:
-    assert proc.stderr is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline().decode()
-        lines.append(line)
-        if line.startswith("ingest worker ") and " running on " in line:
-            return lines
-        if not line and proc.poll() is not None:
-            break
-    raise AssertionError("ingest did not start:\n" + "".join(lines))
-
-
-def _terminate(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    return proc.returncode, err.decode()
 
 
 def test_a_dead_letter_is_bounded_and_redeliveries_count_instead_of_adding_rows(
@@ -160,16 +126,16 @@ def test_a_dead_letter_table_that_refuses_writes_stops_ingest_without_loss(
     path = cell(enterprise)
     good = make_samples(["power", "speed"], 600)  # 1200 samples in 24 messages
     bad = [b"{broken %d" % i for i in range(3)]
-    proc = _ingest(url, mqtt_url, enterprise)
+    proc = IngestProcess(url, mqtt_url, enterprise)
     pub = Publisher(mqtt_url)
     try:
-        _wait_running(proc)
+        proc.wait_running()
         publish_samples(pub, path, good[:600], per_message=50)
         for payload in bad:
             pub.publish(path.topic(TopicKind.DATA), payload)
         publish_samples(pub, path, good[600:], per_message=50)
         pub.flush(60)
-        code, err = _terminate_after_exit(proc, 60)
+        code, err = proc.wait_exit(60)
         lines = [line for line in err.splitlines() if line.strip()]
         assert code == exit_code, err
         assert "Traceback" not in err
@@ -182,28 +148,19 @@ def test_a_dead_letter_table_that_refuses_writes_stops_ingest_without_loss(
 
         with psycopg.connect(db_url) as conn:  # the repair; the broker kept everything not acknowledged
             conn.execute(repair)
-        proc = _ingest(url, mqtt_url, enterprise)
-        _wait_running(proc)
+        proc = IngestProcess(url, mqtt_url, enterprise)
+        proc.wait_running()
         wait_until(lambda: count(db_url, "SELECT count(*) FROM samples") >= len(good), 90, "every sample stored")
         wait_until(lambda: count(db_url, "SELECT count(*) FROM dead_letters") >= len(bad), 30, "every dead letter")
         time.sleep(1.5)  # a second delivery would show as an extra row or a count of 2
     finally:
         pub.close()
-        code, err = _terminate(proc)
+        code, err = proc.terminate()
     assert code == 0, err
     assert stored_samples(db_url) == expected(good)
     with psycopg.connect(db_url) as conn:
         letters = conn.execute("SELECT payload, deliveries FROM dead_letters ORDER BY payload").fetchall()
     assert [(bytes(p), n) for p, n in letters] == [(b, 1) for b in sorted(bad)]
-
-
-def _terminate_after_exit(proc: subprocess.Popen[bytes], timeout_s: float) -> tuple[int, str]:
-    """Wait for the worker to stop by itself; SIGTERM it only if it does not (then the test fails on the code)."""
-    try:
-        _, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        return _terminate(proc)[0] or -1, "ingest did not stop by itself"
-    return proc.returncode, err.decode()
 
 
 def test_deep_nesting_and_repeated_errors_are_one_dead_letter_each_and_logged_once_with_a_count(
@@ -212,10 +169,10 @@ def test_deep_nesting_and_repeated_errors_are_one_dead_letter_each_and_logged_on
     path = cell(enterprise)
     deep = b'{"fmt":"df-json/2","samples":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     deep_meta = b'{"fmt":"df-meta/1","signals":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    proc = _ingest(db_url, mqtt_url, enterprise)
+    proc = IngestProcess(db_url, mqtt_url, enterprise)
     pub = Publisher(mqtt_url)
     try:
-        _wait_running(proc)
+        proc.wait_running()
         for _ in range(40):
             pub.publish(path.topic(TopicKind.DATA), deep)
         pub.publish(path.topic(TopicKind.META), deep_meta)
@@ -226,7 +183,7 @@ def test_deep_nesting_and_repeated_errors_are_one_dead_letter_each_and_logged_on
                    "every dead letter")  # fmt: skip
     finally:
         pub.close()
-        code, log = _terminate(proc)
+        code, log = proc.terminate()
     assert code == 0, log
     assert "Traceback" not in log and "RecursionError" not in log
     with psycopg.connect(db_url) as conn:

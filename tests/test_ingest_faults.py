@@ -4,9 +4,6 @@ bounded while the database is away. Each test that stops a service runs its own 
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +17,7 @@ from app.harness.postgres import LocalPostgres
 from datafactory.contract.sample import Sample
 from datafactory.db.connect import with_database
 from datafactory.db.migrate import migrate
+from tests.support.ingest_process import IngestProcess
 from tests.test_ingest_support import (
     Publisher,
     cell,
@@ -65,57 +63,21 @@ class Stream:
         self.pub.close()
 
 
-def _ingest_process(db_url: str, mqtt_url: str, enterprise: str, *extra: str) -> subprocess.Popen[bytes]:
-    argv = [
-        sys.executable, "-m", "app.cli.main", "-v", "ingest", "run",
-        "--database-url", db_url, "--mqtt-url", mqtt_url, "--topic-filter", f"df/v1/{enterprise}/#",
-        "--worker", f"w-{enterprise}", "--session-expiry-s", "300", "--health-interval-s", "0.5",
-        "--batch-wait-ms", "50", *extra,
-    ]  # fmt: skip
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def _wait_subscribed(proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    """Wait for the worker's "running on <subscriptions>" line (its database may be down: no health row yet)."""
-    assert proc.stderr is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline().decode()
-        lines.append(line)
-        if line.startswith("ingest worker ") and " running on " in line:  # not libpq's "Is the server running on"
-            return
-        if not line and proc.poll() is not None:
-            break
-    raise AssertionError("ingest worker did not subscribe:\n" + "".join(lines))
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def test_worker_killed_mid_stream_loses_and_duplicates_nothing(db_url: str, mqtt_url: str, enterprise: str) -> None:
     samples = make_samples(["power", "speed"], 3000)  # 6000 samples in 300 messages over ~6 s
-    proc = _ingest_process(db_url, mqtt_url, enterprise)
+    proc = IngestProcess(db_url, mqtt_url, enterprise, verbose=True)
     try:
         wait_until(lambda: count(db_url, "SELECT count(*) FROM ingest_health") == 1, 30, "worker up")
         with Stream(mqtt_url, enterprise, samples, per_message=20, rate=50) as stream:
             wait_until(lambda: count(db_url, "SELECT count(*) FROM samples") >= 600, 30, "some samples stored")
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
+            proc.kill()
             at_kill = count(db_url, "SELECT count(*) FROM samples")
             assert stream.sent < len(samples), "the kill must happen mid-stream"
-            proc = _ingest_process(db_url, mqtt_url, enterprise)
+            proc = IngestProcess(db_url, mqtt_url, enterprise, verbose=True)
         wait_until(lambda: count(db_url, "SELECT count(*) FROM samples") >= len(samples), 60, "all samples stored")
         time.sleep(1.0)  # anything redelivered late would show up as an extra row
     finally:
-        _stop(proc)
+        proc.terminate(30)
     assert 0 < at_kill < len(samples)
     assert stored_samples(db_url) == expected(samples)
 
@@ -156,9 +118,9 @@ def test_memory_bounded_while_postgres_is_down(private_pg: LocalPostgres, tmp_pa
         samples = make_samples([f"s{i}" for i in range(100)], 600, step_us=10_000)  # 60,000 samples
         private_pg.stop()
         down_at = time.monotonic()
-        proc = _ingest_process(url, broker.url, enterprise, "--receive-maximum", "500")
+        proc = IngestProcess(url, broker.url, enterprise, "--receive-maximum", "500", verbose=True)
         try:
-            _wait_subscribed(proc)
+            proc.wait_running()
             assert proc.poll() is None
             rss: list[int] = []
             with Stream(broker.url, enterprise, samples, per_message=100, rate=20) as stream:  # 600 messages, ~30 s
@@ -171,13 +133,12 @@ def test_memory_bounded_while_postgres_is_down(private_pg: LocalPostgres, tmp_pa
             try:
                 wait_until(lambda: _safe_count(url) >= len(samples), 90, "backlog stored after the database returned")
             except AssertionError as err:
-                _stop(proc)
-                assert proc.stderr is not None
-                log = proc.stderr.read().decode()[-3000:]
+                proc.terminate(30)
+                log = proc.log()[-3000:]
                 raise AssertionError(f"stored {_safe_count(url)}; worker log:\n{log}") from err
             time.sleep(1.0)
         finally:
-            _stop(proc)
+            proc.terminate(30)
             if not private_pg.is_running():
                 private_pg.start()
     assert down_s >= 30, f"the database was down for only {down_s:.0f} s"
