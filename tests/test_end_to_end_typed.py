@@ -88,21 +88,55 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _start_worker(db_url: str, mqtt_url: str, enterprise: str) -> IngestWorker:
+    worker = IngestWorker(
+        IngestOptions(
+            database_url=db_url,
+            mqtt_url=mqtt_url,
+            topic_filter=f"df/v1/{enterprise}/#",
+            worker=f"w-{enterprise}",
+            session_expiry_s=300,
+            batch_wait_s=0.05,
+        )
+    )
+    worker.start()
+    return worker
+
+
+def _wait_all_stored(db_url: str, expected: dict[str, list[tuple[Any, int]]]) -> None:
+    total = sum(len(v) for v in expected.values())
+    _wait(
+        lambda: (
+            _count(db_url, "SELECT count(*) FROM sample_values") >= total
+            and _count(db_url, "SELECT count(*) FROM dead_letters") >= 1
+        ),
+        90,
+        "every value stored and the long string dead-lettered",
+    )
+
+
+def _assert_read_back(db_url: str, expected: dict[str, list[tuple[Any, int]]]) -> None:
+    """The database holds exactly ``expected``, bit for bit, each signal with the type the gateway declared, no
+    (signal, time) twice, and one dead letter: the string over the limit."""
+    got = _stored(db_url)
+    assert {n: [(_bits(v), q) for v, q in rows] for n, rows in got.items()} == {
+        n: [(_bits(v), q) for v, q in rows] for n, rows in expected.items()
+    }
+    with psycopg.connect(db_url) as conn:
+        dead = conn.execute("SELECT reason, detail FROM dead_letters").fetchall()
+        types: dict[str, str] = dict(conn.execute("SELECT name, signal_type FROM signals").fetchall())
+        keys = conn.execute("SELECT signal_id, time FROM sample_values").fetchall()
+    assert [r[0] for r in dead] == ["string_too_long"], dead
+    assert types == {name: declared for name, (_, declared, _, _) in NODES.items()}  # from the gateway's meta
+    assert len(set(keys)) == len(keys)  # no (signal, time) in both the float64 and the typed table
+
+
 def test_every_type_from_opcua_reaches_the_database_bit_for_bit(db_url, mqtt_url, enterprise, tmp_path) -> None:
     from asyncua import ua
 
     initial = {name: ua.Variant(v0, getattr(ua.VariantType, vt)) for name, (vt, _, v0, _) in NODES.items()}
     server = OpcUaTestServer(free_port(), initial).start()
-    options = IngestOptions(
-        database_url=db_url,
-        mqtt_url=mqtt_url,
-        topic_filter=f"df/v1/{enterprise}/#",
-        worker=f"w-{enterprise}",
-        session_expiry_s=300,
-        batch_wait_s=0.05,
-    )
-    worker = IngestWorker(options)
-    worker.start()
+    worker = _start_worker(db_url, mqtt_url, enterprise)
     expected: dict[str, list[tuple[Any, int]]] = {name: [(v0, 0)] for name, (_, _, v0, _) in NODES.items()}
     try:
         cfg = plant(enterprise, sources=[_source(server.endpoint)], cells=[CELL])
@@ -121,30 +155,12 @@ def test_every_type_from_opcua_reaches_the_database_bit_for_bit(db_url, mqtt_url
                             expected[name].append((v, 0))
                     server.call(server.nodes[name].write_value(dv))
                     time.sleep(0.02)
-            total = sum(len(v) for v in expected.values())
-            _wait(
-                lambda: (
-                    _count(db_url, "SELECT count(*) FROM sample_values") >= total
-                    and _count(db_url, "SELECT count(*) FROM dead_letters") >= 1
-                ),
-                90,
-                "every value stored and the long string dead-lettered",
-            )
+            _wait_all_stored(db_url, expected)
         _stop_marked(db_url, expected)
     finally:
         worker.stop(end_session=True)
         server.close()
-    got = _stored(db_url)
-    assert {n: [(_bits(v), q) for v, q in rows] for n, rows in got.items()} == {
-        n: [(_bits(v), q) for v, q in rows] for n, rows in expected.items()
-    }
-    with psycopg.connect(db_url) as conn:
-        dead = conn.execute("SELECT reason, detail FROM dead_letters").fetchall()
-        types = dict(conn.execute("SELECT name, signal_type FROM signals").fetchall())
-        keys = conn.execute("SELECT signal_id, time FROM sample_values").fetchall()
-    assert [r[0] for r in dead] == ["string_too_long"], dead
-    assert types == {name: declared for name, (_, declared, _, _) in NODES.items()}  # from the gateway's meta
-    assert len(set(keys)) == len(keys)  # no (signal, time) in both the float64 and the typed table
+    _assert_read_back(db_url, expected)
 
 
 def test_every_type_from_an_mqtt_json_device_reaches_the_database_bit_for_bit(
@@ -177,17 +193,7 @@ def test_every_type_from_an_mqtt_json_device_reaches_the_database_bit_for_bit(
         ],
     }
     cfg = plant(enterprise, sources=[source], cells=[CELL])
-    worker = IngestWorker(
-        IngestOptions(
-            database_url=db_url,
-            mqtt_url=mqtt_url,
-            topic_filter=f"df/v1/{enterprise}/#",
-            worker=f"w-{enterprise}",
-            session_expiry_s=300,
-            batch_wait_s=0.05,
-        )
-    )
-    worker.start()
+    worker = _start_worker(db_url, mqtt_url, enterprise)
     device = paho.Client(CallbackAPIVersion.VERSION2)
     device.connect("127.0.0.1", int(mqtt_url.rsplit(":", 1)[1]))
     device.loop_start()
@@ -205,23 +211,10 @@ def test_every_type_from_an_mqtt_json_device_reaches_the_database_bit_for_bit(
                     device.publish(f"{dev}/{name}", payload, qos=1).wait_for_publish(10)
                     if v is not OVER_LIMIT:
                         expected.setdefault(name, []).append((v, q))
-            total = sum(len(v) for v in expected.values())
-            _wait(
-                lambda: (
-                    _count(db_url, "SELECT count(*) FROM sample_values") >= total
-                    and _count(db_url, "SELECT count(*) FROM dead_letters") >= 1
-                ),
-                90,
-                "every value stored and the long string dead-lettered",
-            )
+            _wait_all_stored(db_url, expected)
         _stop_marked(db_url, expected)
     finally:
         device.loop_stop()
         device.disconnect()
         worker.stop(end_session=True)
-    got = _stored(db_url)
-    assert {n: [(_bits(v), q) for v, q in rows] for n, rows in got.items()} == {
-        n: [(_bits(v), q) for v, q in rows] for n, rows in expected.items()
-    }
-    with psycopg.connect(db_url) as conn:
-        assert [r[0] for r in conn.execute("SELECT reason FROM dead_letters")] == ["string_too_long"]
+    _assert_read_back(db_url, expected)
