@@ -1,12 +1,12 @@
 """Tenancy: after `db roles`, a plant role reads only its own rows of EVERY per-plant table, writes nothing, and the
 bureau role is refused raw tables. Rows are generated for whatever per-plant tables the schema holds today, so a
-table added by another service later is covered without touching this test."""
+table added by another service later is covered without touching this test. Managing the roles themselves
+(logins, names, view mode, the CLI, the ingest role): tests/test_security_rls_roles.py."""
 
 from __future__ import annotations
 
 import itertools
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,10 +16,9 @@ import pytest
 from psycopg import sql
 
 from datafactory.config import load_config_text
-from datafactory.db import plant_views, registry, timescale
-from datafactory.db import roles as df_roles
+from datafactory.db import plant_views, registry
 from datafactory.db.rls import BUREAU_PREFIX, INGEST_TABLES, POLICY_READ, POLICY_SERVICE, discover, provision
-from tests.support.roles import act_as, reset_role
+from tests.support.roles import act_as, drop_plant_roles, make_plant, one, reset_role, role_of
 from tests.test_config import GOOD
 
 pytestmark = pytest.mark.integration
@@ -111,29 +110,12 @@ def fill_row(conn: psycopg.Connection, table: str, ids: dict[str, int], depth: i
     return row[0]
 
 
-def _one(conn: psycopg.Connection, query: str, params: tuple[Any, ...] = ()) -> Any:
-    row = conn.execute(query, params).fetchone()
-    assert row is not None
-    return row[0]
-
-
-def _role_of(conn: psycopg.Connection, plant_id: int) -> str:
-    return str(_one(conn, "SELECT role FROM plant_roles WHERE plant_id = %s", (plant_id,)))
-
-
-def _make_plant(conn: psycopg.Connection, enterprise: str, site: str) -> dict[str, int]:
-    plant_id = registry.upsert_plant(conn, enterprise, site)
-    cell_id = registry.upsert_cell(conn, plant_id, "area", "line", "cell")
-    signal_id = registry.upsert_signal(conn, plant_id, cell_id, "power", meaning="power_kw")
-    return {"plant_id": plant_id, "cell_id": cell_id, "signal_id": signal_id}
-
-
 @pytest.fixture
 def two_plants(db_url: str, enterprise: str) -> Iterator[tuple[str, dict[str, int], dict[str, int], set[str]]]:
     """Plants A and B with one row of theirs in every per-plant table; roles provisioned. Yields the tables."""
     with psycopg.connect(db_url) as conn:
-        a = _make_plant(conn, enterprise, "site-a")
-        b = _make_plant(conn, enterprise + "-b", "site-b")
+        a = make_plant(conn, enterprise, "site-a")
+        b = make_plant(conn, enterprise + "-b", "site-b")
         tables = {r.name for r in discover(conn) if r.scope_column is not None}
         for table in sorted(tables - {"plants", "cells", "signals"}):
             for ids in (a, b):
@@ -142,15 +124,7 @@ def two_plants(db_url: str, enterprise: str) -> Iterator[tuple[str, dict[str, in
         conn.commit()
         provision(conn, actor="test")
     yield db_url, a, b, tables
-    _drop_plant_roles(db_url)
-
-
-def _drop_plant_roles(db_url: str) -> None:
-    """Plant roles are cluster-wide; drop this test's so parallel runs do not accumulate them."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        for (role,) in conn.execute("SELECT role FROM plant_roles").fetchall():
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+    drop_plant_roles(db_url)
 
 
 def _scope_ids(table: str, column: str, ids: dict[str, int]) -> int:
@@ -163,15 +137,15 @@ def test_plant_role_reads_only_its_own_rows_everywhere(two_plants: Any) -> None:
         rels = {r.name: r for r in discover(conn)}
         core = {"plants", "cells", "signals", "samples", "dead_letters", "late_writes", "gateway_status"}
         assert core <= tables and {"plant_roles"}.isdisjoint(tables)
-        role_a = _role_of(conn, a["plant_id"])
+        role_a = role_of(conn, a["plant_id"])
         for table in sorted(tables):
             rel = rels[table]
             column = rel.scope_column
             assert column is not None
             if plant_views.needs_view(conn, table):
                 # A TimescaleDB hypertable: readers get the filtered view of the same name, never the table.
-                assert _one(conn, "SELECT to_regclass(%s) IS NOT NULL", (f"{plant_views.VIEW_SCHEMA}.{table}",))
-                assert not _one(conn, "SELECT has_table_privilege(%s, %s, 'SELECT')", (role_a, f"public.{table}"))
+                assert one(conn, "SELECT to_regclass(%s) IS NOT NULL", (f"{plant_views.VIEW_SCHEMA}.{table}",))
+                assert not one(conn, "SELECT has_table_privilege(%s, %s, 'SELECT')", (role_a, f"public.{table}"))
             else:
                 flags = conn.execute(
                     "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = %s::regclass", (table,)
@@ -213,7 +187,7 @@ def test_plant_role_reads_only_its_own_rows_everywhere(two_plants: Any) -> None:
 def test_views_partitions_and_bureau(two_plants: Any) -> None:
     db_url, a, b, tables = two_plants
     with psycopg.connect(db_url) as conn:
-        role_a = _role_of(conn, a["plant_id"])
+        role_a = role_of(conn, a["plant_id"])
         partitions = [r.name for r in discover(conn) if r.is_partition]
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role_a)))
         paths = conn.execute("SELECT DISTINCT plant_id FROM signal_paths").fetchall()
@@ -266,7 +240,7 @@ def test_writers_see_all_rows_and_reprovisioning_picks_up_new_tables(two_plants:
         report = provision(conn, actor="test")
         again = provision(conn, actor="test")
         assert "later_results" in report.protected and again.roles.created == []
-        role_a = _role_of(conn, a["plant_id"])
+        role_a = role_of(conn, a["plant_id"])
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role_a)))
         assert conn.execute("SELECT plant_id FROM later_results").fetchall() == [(a["plant_id"],)]
         conn.execute("RESET ROLE")
@@ -278,7 +252,7 @@ def test_writers_see_all_rows_and_reprovisioning_picks_up_new_tables(two_plants:
 def test_dashboard_query_uses_index_and_prunes_partitions(two_plants: Any) -> None:
     db_url, a, _, _ = two_plants
     with psycopg.connect(db_url) as conn:
-        role_a = _role_of(conn, a["plant_id"])
+        role_a = role_of(conn, a["plant_id"])
         act_as(conn, role_a)
         plan = "\n".join(
             r[0]
@@ -291,118 +265,6 @@ def test_dashboard_query_uses_index_and_prunes_partitions(two_plants: Any) -> No
         assert "InitPlan" in plan, plan  # allowed ids computed once per query, not per row
         assert "Seq Scan" not in plan and re.search(r"Index Cond: .*signal_id = ANY", plan), plan
         conn.rollback()
-
-
-def test_login_passwords_come_from_environment(db_url: str, enterprise: str, capsys: Any, caplog: Any) -> None:
-    from ops.cli import run_db_roles
-
-    secret = f"pw-{enterprise}-Zx9"
-    var = df_roles.plant_password_var(enterprise, "site-a")
-    with psycopg.connect(db_url) as conn:
-        _make_plant(conn, enterprise, "site-a")
-        conn.commit()
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DATAFACTORY_DATABASE_URL", db_url)
-    mp.setenv(var, secret)
-    try:
-        caplog.set_level("DEBUG")
-        run_db_roles(login=True)
-        role = df_roles.plant_role_name(enterprise, "site-a")
-        with psycopg.connect(db_url.replace("postgres@", f"{role}:{secret}@")) as conn:
-            assert conn.execute("SELECT current_user").fetchone() == (role,)
-        with psycopg.connect(db_url) as conn:
-            stored = conn.execute("SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = %s", (role,))
-            can_login, verifier = stored.fetchone() or (False, "")
-            assert can_login and verifier.startswith("SCRAM-SHA-256$") and secret not in verifier
-        out = capsys.readouterr()
-        assert role in out.out
-        for text in (out.out, out.err, caplog.text):
-            assert secret not in text
-        with psycopg.connect(db_url) as conn:
-            details = conn.execute("SELECT details::text FROM audit_log WHERE action = 'db_roles'").fetchone()
-            assert details is not None and secret not in details[0] and role in details[0]
-    finally:
-        mp.undo()
-        _drop_plant_roles(db_url)
-
-
-def test_plant_role_names_are_sanitised_and_unique() -> None:
-    assert df_roles.plant_role_name("demo-precision", "dongguan-1") == "df_plant_demo_precision_dongguan_1"
-    assert df_roles.plant_role_name("a-b", "c", hashed=True) != df_roles.plant_role_name("a", "b-c", hashed=True)
-    long = df_roles.plant_role_name("e" * 64, "s" * 64)
-    assert len(long) <= 63 and long != df_roles.plant_role_name("e" * 64, "s" * 63 + "t")
-    assert df_roles.plant_password_var("demo-precision", "dongguan-1") == (
-        "DF_GRAFANA_PLANT_DEMO_PRECISION_DONGGUAN_1_PASSWORD"
-    )
-
-
-def test_colliding_sanitised_names_get_distinct_roles(db_url: str) -> None:
-    with psycopg.connect(db_url) as conn:
-        suffix = uuid.uuid4().hex[:6]
-        first = registry.upsert_plant(conn, f"x{suffix}-b", "c")
-        second = registry.upsert_plant(conn, f"x{suffix}", "b-c")
-        conn.commit()
-        report = provision(conn, actor="test")
-        roles = {plant: role for role, plant in report.plant_roles.items()}
-        assert roles[first] != roles[second] and len(report.plant_roles) == 2
-    _drop_plant_roles(db_url)
-
-
-def test_view_mode_for_tables_that_cannot_carry_rls(db_url: str, enterprise: str) -> None:
-    """What `db roles` does for TimescaleDB hypertables, forced here on plain PostgreSQL: a plant role logging in
-    reads `samples` through its filtered view, unchanged SQL, and cannot touch the table itself."""
-    password = f"pw-{uuid.uuid4().hex}"
-    with psycopg.connect(db_url) as conn:
-        a, b = _make_plant(conn, enterprise, "site-a"), _make_plant(conn, enterprise + "-b", "site-b")
-        now = datetime.now(UTC)
-        for ids in (a, b):
-            conn.execute("INSERT INTO samples (signal_id, time, value) VALUES (%s, %s, 1)", (ids["signal_id"], now))
-        conn.commit()
-        var = df_roles.plant_password_var(enterprise, "site-a")
-        report = provision(conn, actor="test", login=True, env={var: password}, view_tables=frozenset({"samples"}))
-        rollup = ["samples_hourly"] if timescale.continuous_aggregates(conn) else []  # a view on TimescaleDB
-        assert sorted(report.viewed) == sorted(["samples", "samples_typed", *rollup])
-        assert "samples" not in report.protected
-        role = _role_of(conn, a["plant_id"])
-        # A partition (plain PostgreSQL) or a chunk (TimescaleDB): a reader must not reach it directly either.
-        child = str(_one(conn, "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'samples'::regclass"
-                               " ORDER BY 1 LIMIT 1"))
-    try:
-        with psycopg.connect(db_url.replace("postgres@", f"{role}:{password}@")) as conn:
-            assert conn.execute("SELECT DISTINCT signal_id FROM samples").fetchall() == [(a["signal_id"],)]
-            plan = "\n".join(
-                r[0]
-                for r in conn.execute(
-                    "EXPLAIN SELECT time, value FROM samples WHERE signal_id = %s AND time > now() - interval '1 hour'",
-                    (a["signal_id"],),
-                )
-            )
-            assert re.search(r"Index Cond: .*signal_id = ANY", plan), plan
-            for query in ("SELECT 1 FROM public.samples", f"SELECT 1 FROM {child}"):
-                with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
-                    conn.execute(query)
-            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
-                conn.execute("INSERT INTO samples (signal_id, time, value) VALUES (%s, now(), 2)", (b["signal_id"],))
-    finally:
-        _drop_plant_roles(db_url)
-
-
-def test_db_roles_cli_registers_plants_from_configs(db_url: str, enterprise: str, tmp_path: Any) -> None:
-    from click.testing import CliRunner
-
-    from app.cli.db_cmd import db
-
-    path = tmp_path / "plant.yaml"
-    path.write_text(GOOD.replace("id: acme", f"id: {enterprise}"))
-    try:
-        result = CliRunner().invoke(db, ["roles", "--config", str(path)], env={"DATAFACTORY_DATABASE_URL": db_url})
-        assert result.exit_code == 0, result.output
-        role = df_roles.plant_role_name(enterprise, "dg-1")
-        assert f"plant role {role}" in result.output
-        with psycopg.connect(db_url) as conn:
-            assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (role,)).fetchone() == (1,)
-    finally:
-        _drop_plant_roles(db_url)
 
 
 def _typed_secret(conn: psycopg.Connection, signal_id: int, text: str) -> None:
@@ -431,7 +293,7 @@ def test_a_plant_role_cannot_read_another_plants_typed_samples(two_plants: Any) 
         _typed_secret(conn, b["signal_id"], "order B-secret")
         conn.execute("CREATE TABLE unprotected_typed AS SELECT * FROM samples_typed")
         conn.commit()
-        role_a = _role_of(conn, a["plant_id"])
+        role_a = role_of(conn, a["plant_id"])
         conn.execute(sql.SQL("GRANT SELECT ON unprotected_typed TO {}").format(sql.Identifier(role_a)))
         conn.commit()
         act_as(conn, role_a)
@@ -453,7 +315,7 @@ def test_typed_values_in_view_mode_are_scoped_too(db_url: str, enterprise: str) 
     """On TimescaleDB both sample tables are served through filtered views (forced here): sample_values for a
     plant role is then built over those views and still shows only its own plant's rows."""
     with psycopg.connect(db_url) as conn:
-        a, b = _make_plant(conn, enterprise, "site-a"), _make_plant(conn, enterprise + "-b", "site-b")
+        a, b = make_plant(conn, enterprise, "site-a"), make_plant(conn, enterprise + "-b", "site-b")
         for ids, text in ((a, "A"), (b, "B")):
             _typed_secret(conn, ids["signal_id"], text)
             conn.execute(
@@ -463,7 +325,7 @@ def test_typed_values_in_view_mode_are_scoped_too(db_url: str, enterprise: str) 
         conn.commit()
         report = provision(conn, actor="test", view_tables=frozenset({"samples", "samples_typed"}))
         assert {"samples", "samples_typed"} <= set(report.viewed)
-        role = _role_of(conn, a["plant_id"])
+        role = role_of(conn, a["plant_id"])
         act_as(conn, role)
         try:
             rows = conn.execute("SELECT signal_id, value_type, value_text FROM sample_values ORDER BY 2").fetchall()
@@ -474,47 +336,6 @@ def test_typed_values_in_view_mode_are_scoped_too(db_url: str, enterprise: str) 
         finally:
             conn.rollback()
             reset_role(conn)
-    _drop_plant_roles(db_url)
+    drop_plant_roles(db_url)
 
 
-def test_ingest_role_copies_samples_after_db_roles(db_url: str, enterprise: str) -> None:
-    """Ingest logs in as (a member of) df_ingest and writes samples by binary COPY. PostgreSQL refuses COPY FROM
-    into a table whose row-level security applies to the writer, whatever the policies allow — the control below
-    shows it — so after ``db roles`` the COPY targets must carry no RLS (plant readers get filtered views)."""
-    from datafactory.db.samples import copy_rows
-
-    login = f"t_ingest_{uuid.uuid4().hex[:8]}"
-    password = f"pw-{uuid.uuid4().hex}"
-    with psycopg.connect(db_url) as conn:
-        a = _make_plant(conn, enterprise, "site-a")
-        conn.commit()
-        report = provision(conn, actor="test")
-        assert {"samples", "samples_typed"} <= set(report.viewed)
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE df_ingest").format(
-            sql.Identifier(login), sql.Literal(password)))
-        conn.commit()
-    as_ingest = db_url.replace("postgres@", f"{login}:{password}@")
-    now = datetime.now(UTC)
-    try:
-        with psycopg.connect(as_ingest) as conn:
-            assert copy_rows(conn, [(a["signal_id"], now, 1.5, 0)]) == 1
-            conn.commit()
-        with psycopg.connect(db_url) as conn:
-            assert conn.execute("SELECT value FROM samples WHERE signal_id = %s", (a["signal_id"],)).fetchall() == [
-                (1.5,)]
-            if timescale.installed(conn):
-                return  # a compressed hypertable cannot carry RLS at all: the control below is plain PostgreSQL's
-            # Control: with row-level security on samples (what db roles did before), the same COPY is refused.
-            conn.execute("ALTER TABLE samples ENABLE ROW LEVEL SECURITY")
-            conn.commit()
-        with psycopg.connect(as_ingest) as conn, pytest.raises(psycopg.errors.FeatureNotSupported, match="COPY"):
-            copy_rows(conn, [(a["signal_id"], now + timedelta(seconds=1), 2.5, 0)])
-        with psycopg.connect(db_url) as conn:  # db roles run again takes such RLS off
-            provision(conn, actor="test")
-            assert _one(conn, "SELECT relrowsecurity FROM pg_class WHERE oid = 'samples'::regclass") is False
-    finally:
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            if not timescale.installed(conn):
-                conn.execute("ALTER TABLE samples DISABLE ROW LEVEL SECURITY")
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
-        _drop_plant_roles(db_url)
