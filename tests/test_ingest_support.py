@@ -123,5 +123,6 @@ def count(db_url: str, sql: str, params: tuple[object, ...] = ()) -> int:
     return int(row[0])
 
 
-def expected(samples: Iterable[Sample]) -> list[tuple[str, int, float | None, int]]:
+def expected(samples: Iterable[Sample]) -> list[tuple[str, int, float | int | bool | str | None, int]]:
+    """What the database should hold for ``samples``, in ``stored_samples``' order (a sample's value is typed)."""
     return sorted((s.signal, s.time_us, s.value, s.quality) for s in samples)
