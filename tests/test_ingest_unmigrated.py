@@ -43,7 +43,7 @@ def _session(client_id: str, topic: str, got: list[bytes], ready: threading.Even
     c.on_message = lambda _c, _u, msg: got.append(bytes(msg.payload))
     c.connect("127.0.0.1", 1883, clean_start=False, properties=props)
     c.loop_start()
-    assert ready.wait(5)
+    assert ready.wait(30), "no CONNACK from the broker in 30 s"
     return c
 
 
