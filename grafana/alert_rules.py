@@ -165,8 +165,9 @@ def _conflicts(rule: IngestRule, cfg: PlantConfig) -> str:
 
 
 def _dead_letters(rule: IngestRule, cfg: PlantConfig) -> str:
-    return f"""SELECT 'dead-letters' AS subject, count(*) AS dead_letters
-FROM dead_letters d WHERE {_plant('d', cfg)} AND d.received_at >= $__timeFrom()::timestamptz"""
+    # As in `alerts run`: a row is one distinct letter, its arrivals are summed in `deliveries` (migration 0610).
+    return f"""SELECT 'dead-letters' AS subject, coalesce(sum(d.deliveries), 0)::bigint AS dead_letters
+FROM dead_letters d WHERE {_plant('d', cfg)} AND d.last_seen >= $__timeFrom()::timestamptz"""
 
 
 def uid(cfg: PlantConfig, rule_id: str) -> str:

@@ -13,6 +13,8 @@ from alerting.conditions import ingest
 from datafactory.config.alerting import IngestRule
 from datafactory.config.loader import validate_document
 from datafactory.db.registry import register_config
+from grafana import alert_rules
+from grafana.expand import expand
 from ingest.dead_letters import DeadLetter, insert_dead_letters
 from simulator.layout import demo_layout
 from simulator.plant_config import plant_document
@@ -20,6 +22,14 @@ from simulator.plant_config import plant_document
 
 def _letter(plant_id: int, payload: bytes) -> DeadLetter:
     return DeadLetter("df/v1/x/y/a/l/c/data", plant_id, "malformed_json", "not JSON", payload)
+
+
+def _grafana_dead_letters(conn: psycopg.Connection, cfg, now: datetime) -> list[int]:
+    """What the provisioned Grafana rule's query reads for the same window: it must agree with `alerts run`."""
+    rules = [g for g in alert_rules.rules_of(cfg) if g.suffix == "dead-letters"]
+    assert rules, "the demo plant has an ingest rule with a dead-letter check"
+    text = expand(rules[0].sql, {}, now - timedelta(seconds=rules[0].window_s), now)
+    return [int(r[1]) for r in conn.execute(text).fetchall()]
 
 
 def test_dead_letter_rule_counts_deliveries_in_the_window(db_url: str) -> None:
@@ -46,6 +56,7 @@ def test_dead_letter_rule_counts_deliveries_in_the_window(db_url: str) -> None:
         assert (rows, deliveries) == (1, 100)
         now = datetime.now(UTC)
         assert [c for c in ingest(conn, rule, plants, now) if c.subject == "dead-letters"] == []
+        assert _grafana_dead_letters(conn, cfg, now) == [100]
 
         insert_dead_letters(conn, "w", [_letter(plant_id, b"{bad")])  # the 101st arrival
         conn.commit()
@@ -53,3 +64,4 @@ def test_dead_letter_rule_counts_deliveries_in_the_window(db_url: str) -> None:
         told = [c for c in ingest(conn, rule, plants, now) if c.subject == "dead-letters"]
         assert len(told) == 1 and told[0].value == 101.0 and told[0].facts["dead_letters"] == 101, told
         assert now - timedelta(seconds=rule.window_s) <= told[0].since <= now  # opened within the window
+        assert _grafana_dead_letters(conn, cfg, now) == [101]
