@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from datafactory.config.analytics import BaselineConfig
 from datafactory.errors import DataFactoryError
@@ -75,16 +76,43 @@ def savings_uncertainty(
     rho = float(r[1:] @ r[:-1] / denom) if denom > 0 and n > 2 else 0.0
     rho = min(max(rho, 0.0), 0.99)
     n_eff = n * (1 - rho) / (1 + rho)
-    from scipy import stats  # imported where used: seconds to import, and most runs fit no baseline
-
-    t = float(stats.t.ppf(0.5 + confidence / 2, n - p))
+    t = float(special.stdtrit(n - p, 0.5 + confidence / 2))  # what scipy.stats.t.ppf computes
     return float(1.26 * t * cv_rmse * np.sqrt((n / n_eff) * (1 + 2 / n) / m))
 
 
-def _design(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    import statsmodels.api as sm  # imported where used: seconds to import, and most runs fit no baseline
+@dataclass(frozen=True)
+class _Ols:
+    """Ordinary least squares as statsmodels' ``OLS(...).fit()`` computes it (pseudo-inverse, t statistics), in
+    numpy: importing statsmodels costs seconds — more than the whole month's baseline and most of its run."""
 
-    return sm.add_constant(frame[columns].astype(float), has_constant="add")
+    names: list[str]
+    params: np.ndarray
+    cov: np.ndarray  # scale · (X'X)⁻¹
+    scale: float
+    df_resid: int
+    rsquared: float
+
+    @classmethod
+    def fit(cls, y: np.ndarray, x: np.ndarray, names: list[str]) -> _Ols:
+        pinv = np.linalg.pinv(x, rcond=1e-15)
+        params = pinv @ y
+        resid = y - x @ params
+        df_resid = len(y) - int(np.linalg.matrix_rank(x))
+        ssr = float(resid @ resid)
+        scale = ssr / df_resid
+        centred = y - y.mean()
+        return cls(names, params, scale * (pinv @ pinv.T), scale, df_resid, 1 - ssr / float(centred @ centred))
+
+    def pvalues(self) -> np.ndarray:
+        t = self.params / np.sqrt(np.diag(self.cov))
+        return np.asarray(special.stdtr(self.df_resid, -np.abs(t)) * 2)  # scipy.stats.t.sf(|t|) · 2
+
+    def predict(self, x: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean and the prediction interval of a new observation (statsmodels' obs_ci_lower / obs_ci_upper)."""
+        mean = x @ self.params
+        se_obs = np.sqrt(np.einsum("ij,jk,ik->i", x, self.cov, x) + self.scale)
+        q = float(special.stdtrit(self.df_resid, 1 - (1 - confidence) / 2))
+        return mean, mean - q * se_obs, mean + q * se_obs
 
 
 def fit_baseline(daily: pd.DataFrame, reporting_start: pd.Timestamp, config: BaselineConfig) -> BaselineResult:
@@ -102,20 +130,15 @@ def fit_baseline(daily: pd.DataFrame, reporting_start: pd.Timestamp, config: Bas
     n, p = int(base.sum()), len(columns) + 1
     if n < p + 2:
         raise BaselineError(f"the baseline period has {n} days with data; at least {p + 2} are needed")
-    import statsmodels.api as sm
-
-    x = _design(df, columns)
-    model = sm.OLS(df.loc[base, "kwh"].astype(float), x[base]).fit()
-    fitted = model.fittedvalues
+    x = np.column_stack([np.ones(len(df)), df[columns].to_numpy(dtype=float)])
     y = df.loc[base, "kwh"].astype(float)
+    model = _Ols.fit(y.to_numpy(), x[base.to_numpy()], ["const", *columns])
+    fitted = pd.Series(x[base.to_numpy()] @ model.params, index=y.index)
     mean = float(y.mean())
     resid = y - fitted
     cv_rmse = float(np.sqrt((resid**2).sum() / (n - p)) / mean)
     nmbe = float(resid.sum() / ((n - p) * mean))
-    pred = model.get_prediction(x).summary_frame(alpha=1 - config.prediction_interval)
-    df["expected_kwh"] = pred["mean"].to_numpy()
-    df["pi_low_kwh"] = pred["obs_ci_lower"].to_numpy()
-    df["pi_high_kwh"] = pred["obs_ci_upper"].to_numpy()
+    df["expected_kwh"], df["pi_low_kwh"], df["pi_high_kwh"] = model.predict(x, config.prediction_interval)
     df["phase"] = np.where(base, "baseline", "reporting")
     df["savings_kwh"] = df["expected_kwh"] - df["kwh"]
     df["cusum_kwh"] = df["savings_kwh"].where(~base, 0.0).cumsum()
@@ -130,10 +153,10 @@ def fit_baseline(daily: pd.DataFrame, reporting_start: pd.Timestamp, config: Bas
         significant = bool(abs(saving_fraction) > half)
     return BaselineResult(
         formula="kwh ~ " + " + ".join(columns),
-        params={k: float(v) for k, v in model.params.items()},
-        pvalues={k: float(v) for k, v in model.pvalues.items()},
+        params={k: float(v) for k, v in zip(model.names, model.params, strict=True)},
+        pvalues={k: float(v) for k, v in zip(model.names, model.pvalues(), strict=True)},
         n_days=n,
-        r2=float(model.rsquared),
+        r2=model.rsquared,
         cv_rmse=cv_rmse,
         nmbe=nmbe,
         meets_ashrae14=bool(cv_rmse <= config.cv_rmse_max and abs(nmbe) <= config.nmbe_max),
