@@ -34,6 +34,8 @@ class CellResults:
     oee: list[pd.DataFrame] = field(default_factory=list)
     downtime: list[pd.DataFrame] = field(default_factory=list)
     energy: list[pd.DataFrame] = field(default_factory=list)
+    # A machine state but no ideal cycle time (neither ``ideal_cycle_time_s`` nor per-product times): no OEE rows.
+    no_ideal_cycle_time: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,11 +101,17 @@ def cell_results(samples: CellSamples, window: Window, cfg: AnalyticsConfig) -> 
         out.intervals = intervals
         ict = samples.attributes.get("ideal_cycle_time_s")
         steps = product_cycle_times(samples)
+        # ISO 22400-2 performance = ideal production time / APT: without an ideal cycle time there is no P and no
+        # OEE, and the schema's summable ideal_production_s (NOT NULL, summed by the line and plant views) cannot
+        # hold "unknown". The machine's OEE rows are left out (the run reports it); its state intervals and
+        # downtime — the availability losses — are still written.
+        out.no_ideal_cycle_time = not ict and steps is None
         for name, per in window.periods.items():
             if per.empty:
                 continue
-            rows = oee.machine_oee(intervals, per, incs, float(ict) if ict else None, steps)
-            out.oee.append(rows.assign(period=name))
+            if not out.no_ideal_cycle_time:
+                rows = oee.machine_oee(intervals, per, incs, float(ict) if ict else None, steps)
+                out.oee.append(rows.assign(period=name))
             out.downtime.append(downtime(intervals, per).assign(period=name))
     good = incs.get("good_count", incs.get("total_count"))
     segments, source = energy_segments(samples, window.cover_end)

@@ -39,6 +39,9 @@ def _report(summary: RunSummary, plant: store.Plant, seconds: float) -> None:
         return
     rows = ", ".join(f"{k} {v}" for k, v in sorted(summary.rows.items()))
     click.echo(f"{plant.enterprise}/{plant.site}: {summary.start} … {summary.end} in {seconds:.1f} s ({rows})")
+    if summary.no_ideal_cycle_time:
+        click.echo(f"{plant.enterprise}/{plant.site}: no OEE for {len(summary.no_ideal_cycle_time)} machine(s) without"
+                   f" ideal_cycle_time_s (cells {summary.no_ideal_cycle_time})", err=True)
 
 
 @click.group()

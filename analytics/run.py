@@ -37,6 +37,7 @@ class RunSummary:
     start: pd.Timestamp | None = None
     end: pd.Timestamp | None = None
     rows: dict[str, int] = field(default_factory=dict)
+    no_ideal_cycle_time: list[int] = field(default_factory=list)  # machines (cell ids) given no OEE rows
 
     def add(self, written: dict[str, int]) -> None:
         for table, n in written.items():
@@ -103,6 +104,11 @@ def run_window(
             Meaning(m): by_signal.get(int(s), raw.iloc[:0]) for s, m in zip(mine["signal_id"], mine["meaning"],
                                                                            strict=True)})
         results[cid] = cell_results(samples, window, cfg)
+    summary.no_ideal_cycle_time = [cid for cid, r in results.items() if r.no_ideal_cycle_time]
+    if summary.no_ideal_cycle_time:
+        log.warning("plant %s: %d machine(s) with a machine_state signal but no ideal_cycle_time_s attribute get no"
+                    " OEE rows (performance needs an ideal cycle time): cells %s", plant.id,
+                    len(summary.no_ideal_cycle_time), summary.no_ideal_cycle_time)
 
     store.trim_intervals(conn, plant.id, a, window.cover_end)
     intervals = _gather({cid: [r.intervals] if r.intervals is not None else [] for cid, r in results.items()},

@@ -120,3 +120,35 @@ def test_idle_share_is_written_per_hour_and_rolled_up_from_the_sums(db_url: str)
     assert sorted(got) == ["day 16:00", "month 16:00", "shift 12:00"]  # plant-local midnights and 20:00
     assert all(v == pytest.approx(40 / 120) for v in got.values())  # (20 + 20) / (40 + 80), not (0.5 + 0.25) / 2
     assert line == (pytest.approx(40 / 120),)
+
+
+def test_a_machine_without_an_ideal_cycle_time_gets_no_oee_rows_and_does_not_fail_the_plant(
+    db_url: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Bug: a machine_state signal without ``ideal_cycle_time_s`` wrote NULL into oee.ideal_production_s (NOT NULL)
+    and failed the plant's whole run. Performance (ISO 22400-2) needs the ideal cycle time, so that machine gets no
+    OEE rows, a warning and a place in the run summary; its downtime and the other machine's OEE are still stored."""
+    t0 = pd.Timestamp("2026-03-02 18:00", tz="UTC")
+    us = [int((t0 + pd.Timedelta(minutes=15 * i)).value // 1000) for i in range(5)]
+    with connect(db_url) as conn:
+        plant = registry.upsert_plant(conn, "acme", "dg-2", timezone="Asia/Shanghai")
+        known = registry.upsert_cell(conn, plant, "a", "l", "known", attributes={"ideal_cycle_time_s": 30})
+        unknown = registry.upsert_cell(conn, plant, "a", "l", "unknown", attributes={})
+        rows = []
+        for cell in (known, unknown):
+            state = registry.upsert_signal(conn, plant, cell, "state", meaning="machine_state")
+            rows += [(state, us[0], 100.0, 0), (state, us[2], 200.0, 0), (state, us[3], 100.0, 0)]
+        copy_rows(conn, rows_from_us(rows))
+        conn.commit()
+        p = next(q for q in store.plants(conn) if q.site == "dg-2")
+    with caplog.at_level("WARNING", logger="analytics.run"):
+        summary = run_plant(db_url, p, t0, t0 + pd.Timedelta(hours=1))
+    assert summary.no_ideal_cycle_time == [unknown]
+    assert f"cells [{unknown}]" in caplog.text and "ideal_cycle_time_s" in caplog.text
+    with connect(db_url) as conn:
+        oee_cells = {r[0] for r in conn.execute("SELECT DISTINCT cell_id FROM oee WHERE plant_id = %s",
+                                                (plant,)).fetchall()}
+        down = conn.execute("SELECT sum(duration_s) FROM downtime WHERE plant_id = %s AND cell_id = %s"
+                            " AND period = 'hour'", (plant, unknown)).fetchone()
+    assert oee_cells == {known}
+    assert down is not None and down[0] == pytest.approx(15 * 60)  # starved 18:30–18:45
