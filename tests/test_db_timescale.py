@@ -247,7 +247,9 @@ def test_compression_policy_job_compresses_in_batches_of_the_configured_size(fre
         plant = registry.upsert_plant(conn, "batch-plant", "site")
         cell = registry.upsert_cell(conn, plant, "a", "l", "c")
         sig = registry.upsert_signal(conn, plant, cell, "temp")
-        start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
+        # 6,000 s of rows from 01:00 UTC stay inside one chunk (chunks start at UTC midnight): started at any
+        # time of day they could straddle a chunk boundary, and each chunk would be compressed in its own batches.
+        start = (datetime.now(UTC) - timedelta(days=20)).replace(hour=1, minute=0, second=0, microsecond=0)
         copy_rows(conn, [(sig, start + timedelta(seconds=s), round(20 + (s % 50) / 10, 1), 0) for s in range(6000)])
         conn.commit()
     assert migrate(fresh_url, Settings(timescale_compress_after="7 days", timescale_retention_days=None)).applied == []
