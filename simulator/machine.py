@@ -9,6 +9,7 @@ time elements, counts, energy) is accumulated here while the samples are produce
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections.abc import Iterator
@@ -39,6 +40,10 @@ _EVENT_CUM = [sum(w for _, w in EVENT_WEIGHTS[: i + 1]) for i in range(len(EVENT
 _POWER_FRACTION = {100: 1.0, 110: 0.75, 200: 0.3, 210: 0.3, 300: 0.22, 310: 0.12, 320: 0.08, 330: 0.04, 400: 0.4}
 _STOP_POWER_FRACTION = 0.25
 _PASSIVE_PIECE_US = 3600 * US
+# Seconds between which an event's length is drawn uniformly (jams: lognormal, in _event_duration).
+_UNIFORM_EVENT_S: dict[int, tuple[int, int]] = {State.STARVED: (60, 600), State.BLOCKED: (60, 600),
+    State.REDUCED_SPEED: (600, 2400), State.TOOLING: (300, 1200), State.QUALITY_ADJUSTMENT: (180, 720),
+    State.MECHANICAL_FAILURE: (1200, 5400), State.ELECTRICAL_FAILURE: (600, 3600)}  # fmt: skip
 
 
 class MachineSim:
@@ -56,6 +61,7 @@ class MachineSim:
         self.path = spec.path
         self.base = index * SIGNALS_PER_MACHINE
         self.rng = random.Random(f"{seed}/{spec.path}")
+        self.seed = seed
         self.period_us = max(1000, round(analog_period_s * 1000) * 1000)
         self.plan = plan
         self.microstop_us = int(microstop_threshold_s * US)
@@ -115,20 +121,12 @@ class MachineSim:
     # ---- calendar -----------------------------------------------------------------------------------------
     def _begin_shift(self, shift: Shift, seg_start: int) -> None:
         self._shift_of = shift
+        joined = seg_start != shift.start_us  # the run starts inside this shift
         # Only shifts simulated from their very start get a truth row: a partial shift has no comparable totals.
-        self._shift = (
-            ShiftTruth(self.path, shift.start_us, shift.end_us, shift.name) if seg_start == shift.start_us else None
-        )
-        rng = self.rng
-        planned: list[tuple[int, int, int]] = []
-        length = shift.end_us - shift.start_us
-        if rng.random() < 0.03:  # planned maintenance at the start of the shift
-            end = shift.start_us + _ms(rng.uniform(3600, 3 * 3600))
-            planned.append((shift.start_us, end, State.PLANNED_MAINTENANCE))
-        if rng.random() < 0.05:  # the order book runs dry for the rest of the shift
-            t0 = shift.start_us + int(length * rng.uniform(0.5, 0.9)) // 60_000_000 * 60_000_000
-            planned.append((t0, shift.end_us, State.NO_ORDER))
-        self._planned = planned
+        self._shift = None if joined else ShiftTruth(self.path, shift.start_us, shift.end_us, shift.name)
+        self._planned = _shift_plan(self.rng, shift)  # drawn in any case: the rest of the run stays what it was
+        if joined:  # mid-shift, as live runs are: the shift's own stream, else every such run drew the same plan
+            self._planned = _shift_plan(random.Random(f"{self.seed}/{self.path}/{shift.start_us}"), shift)
 
     def _work(self, a: int, b: int, out: Chunk, first: bool) -> Iterator[None]:
         t = a
@@ -352,31 +350,29 @@ class MachineSim:
         return (bearing.threshold - self.spec.vibration_base) * (math.exp(k * x) - 1.0) / (math.exp(k) - 1.0)
 
 
+def _shift_plan(rng: random.Random, shift: Shift) -> list[tuple[int, int, int]]:
+    """The shift's planned stops (start µs, end µs, state code): maintenance at its start, orders running out."""
+    planned: list[tuple[int, int, int]] = []
+    length = shift.end_us - shift.start_us
+    if rng.random() < 0.03:  # planned maintenance at the start of the shift
+        end = shift.start_us + _ms(rng.uniform(3600, 3 * 3600))
+        planned.append((shift.start_us, end, State.PLANNED_MAINTENANCE))
+    if rng.random() < 0.05:  # the order book runs dry for the rest of the shift
+        t0 = shift.start_us + int(length * rng.uniform(0.5, 0.9)) // 60_000_000 * 60_000_000
+        planned.append((t0, shift.end_us, State.NO_ORDER))
+    return planned
+
+
 def _pick(u: float) -> int:
-    u *= _EVENT_CUM[-1]
-    for i, c in enumerate(_EVENT_CUM):
-        if u < c:
-            return i
-    return len(_EVENT_CUM) - 1
+    return min(bisect.bisect_right(_EVENT_CUM, u * _EVENT_CUM[-1]), len(_EVENT_CUM) - 1)
 
 
 def _event_duration(rng: random.Random, code: int) -> float:
     """Seconds an event lasts: jams are mostly microstops, failures take a technician."""
     if code == State.JAM:
         return rng.lognormvariate(math.log(45.0), 0.7)
-    if code in (State.STARVED, State.BLOCKED):
-        return rng.uniform(60, 600)
-    if code == State.REDUCED_SPEED:
-        return rng.uniform(600, 2400)
-    if code == State.TOOLING:
-        return rng.uniform(300, 1200)
-    if code == State.QUALITY_ADJUSTMENT:
-        return rng.uniform(180, 720)
-    if code == State.MECHANICAL_FAILURE:
-        return rng.uniform(1200, 5400)
-    if code == State.ELECTRICAL_FAILURE:
-        return rng.uniform(600, 3600)
-    return rng.uniform(900, 2100)  # setup / changeover
+    low, high = _UNIFORM_EVENT_S.get(code, (900, 2100))  # else setup / changeover
+    return rng.uniform(low, high)
 
 
 def _ms(seconds: float) -> int:

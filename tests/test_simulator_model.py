@@ -13,7 +13,7 @@ import pytest
 from datafactory.contract.sample import datetime_to_us, us_to_datetime
 from simulator import PlantLayout, PlantModel, SimOptions, demo_layout
 from simulator.shift_calendar import SegmentKind, ShiftCalendar
-from simulator.states import DOWN_CODES
+from simulator.states import DOWN_CODES, State
 
 START = datetime(2026, 8, 1, 0, 0, tzinfo=UTC)  # Saturday 08:00 in Dongguan: a day shift begins
 END = START + timedelta(days=3)  # through Sunday (no shift) to Tuesday 08:00
@@ -383,3 +383,22 @@ def test_planted_breakdown_stops_the_machine_for_exactly_its_length_and_is_in_th
                 ch for ch in plain_changes if ch.cell_path == m.path]
     with pytest.raises(ValueError, match="not a machine"):
         PlantModel(demo_layout(), _options(breakdown_cell="no/such/cell", breakdown_at=at), start=start)
+
+
+
+def test_a_run_that_joins_a_shift_plans_it_by_the_shift_not_by_the_run():
+    """Live runs start inside a shift. When every such run planned its first shift from the first numbers of the
+    machine's random stream, they all drew the same plan: assembly/line-1/asm-04 (the mixed demo's S7 machine)
+    ran out of orders at 58 % of whichever shift a run joined, so the demo never had its OEE late in a shift."""
+    layout = demo_layout()
+    idle: dict[str, int] = defaultdict(int)
+    joins = [START + timedelta(days=d, hours=h) for d in range(14) for h in (7, 19)]  # 7 h into each shift (58 %)
+    for start in joins:
+        model = PlantModel(layout, SimOptions(seed=1, analog_period_s=600), start=start,
+                           end=start + timedelta(minutes=10))  # fmt: skip
+        list(model.samples())
+        for i in model.truth().states:
+            if i.state_code in (State.NO_ORDER, State.PLANNED_MAINTENANCE):
+                idle[i.cell_path] += 1
+    # A shift runs out of orders with a chance of 5 % and starts with maintenance with 3 %: never half the time.
+    assert max(idle.values(), default=0) <= len(joins) // 4, dict(idle)
