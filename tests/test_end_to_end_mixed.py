@@ -41,6 +41,7 @@ from simulator.plant_config import meter_topic as default_meter_topic
 from simulator.plant_config import plant_config
 from simulator.server import SimulatorServer, free_port
 from tests.support.end_to_end import MemoryRecorder, stored_good
+from tests.support.working_time import working_timezone
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -50,20 +51,6 @@ CYCLE_S = 2.0  # short ideal cycles: a machine makes a dozen parts in the run, e
 OPCUA_CELL = "machining/line-1/cnc-01"
 PROTOCOLS = {"machining/line-1/cnc-02": MODBUS, "assembly/line-1/asm-01": MODBUS, "assembly/line-1/asm-02": S7}
 COUNTERS = ("good_count", "reject_count", "total_count")
-
-
-def _working_timezone(now: datetime) -> str:
-    """A fixed-offset zone in which ``now`` is inside a worked shift, away from breaks and shift changes
-    (day shift 08-20 with a break at 12:00; shifts starting on a Sunday are not worked)."""
-    for local_hour in (9, 10, 14, 15, 16):
-        offset = local_hour - now.hour
-        if offset < -12:
-            offset += 24
-        elif offset > 14:
-            offset -= 24
-        if (now + timedelta(hours=offset)).weekday() != 6:
-            return f"Etc/GMT{-offset:+d}" if offset else "UTC"  # Etc/GMT-8 is UTC+8
-    raise AssertionError("no working time zone found")  # cannot happen: one of two adjacent days is no Sunday
 
 
 def _layout(enterprise: str, tz: str) -> PlantLayout:
@@ -143,7 +130,7 @@ def _mixed_plant(db_url: str, mqtt_url: str, enterprise: str, tmp_path: Path, *,
                  meter_tty: str) -> None:  # fmt: skip
     """With socat the utility meter is on Modbus RTU over a pseudo-terminal pair, else on MQTT."""
     start = datetime.now(UTC) + timedelta(seconds=LEAD_S)
-    layout = _layout(enterprise, _working_timezone(start))
+    layout = _layout(enterprise, working_timezone(start))
     plan = FieldbusPlan(
         PROTOCOLS, modbus_port=free_port(), s7_port=free_port(), meter_serial=meter_tty,
         meter_gateway_serial=gateway_tty,
