@@ -1,7 +1,7 @@
 """ISO 50006 energy baseline: OLS of daily energy on production (and degree-days), with ASHRAE Guideline 14
 diagnostics, expected energy with prediction intervals in the reporting period, and the CUSUM of savings.
 
-Input: one row per plant-local day with ``time``, ``time_end``, ``kwh``, ``production`` and optionally
+Input: one row per plant-local day with ``time``, ``time_end``, ``kwh``, a production driver and optionally
 ``temperature`` (daily mean °C). Days without production *and* without energy are dropped (no data).
 Diagnostics follow ASHRAE Guideline 14-2014: CV(RMSE) = RMSE/mean with n − p degrees of freedom; NMBE =
 Σ(y − ŷ)/((n − p)·mean).
@@ -115,10 +115,13 @@ class _Ols:
         return mean, mean - q * se_obs, mean + q * se_obs
 
 
-def fit_baseline(daily: pd.DataFrame, reporting_start: pd.Timestamp, config: BaselineConfig) -> BaselineResult:
-    """Fit on days before ``reporting_start``; predict from it on and accumulate savings (expected − actual)."""
-    df = daily[(daily["kwh"] > 0) | (daily["production"] > 0)].reset_index(drop=True).copy()
-    columns = ["production"]
+def fit_baseline(daily: pd.DataFrame, reporting_start: pd.Timestamp, config: BaselineConfig, *,
+                 driver: str = "production") -> BaselineResult:
+    """Fit on days before ``reporting_start``; predict from it on and accumulate savings (expected − actual).
+
+    ``driver``: the column of ``daily`` that measures production (the runner uses ideal production hours)."""
+    df = daily[(daily["kwh"] > 0) | (daily[driver] > 0)].reset_index(drop=True).copy()
+    columns = [driver]
     if "temperature" in df and df["temperature"].notna().all():
         df["hdd"], df["cdd"] = degree_days(df["temperature"], config.degree_day_base_c)
         # A degree-day term that never varies in the baseline cannot be estimated; leave it out.

@@ -17,6 +17,7 @@ from datafactory.contract.meanings import Meaning
 
 log = logging.getLogger(__name__)
 RUL_COLUMNS = ["rul_p10_h", "rul_p50_h", "rul_p90_h"]
+DRIVERS = ["production", "ideal_production_h"]
 
 
 def pdm_results(
@@ -76,9 +77,10 @@ def baseline_results(
     conn: psycopg.Connection, plant: store.Plant, cfg: AnalyticsConfig, *, machine_cells: set[int],
     data_start: pd.Timestamp | None, data_end: pd.Timestamp, ambient_signals: list[int],
 ) -> dict[str, int]:
-    """Plant energy — utility meters (cells without a machine_state signal), else all cells — against good units
-    (and heating/cooling degree-days when an ambient temperature signal, one on a cell that is not a machine,
-    exists) per plant-local day, for the complete days between ``data_start`` (the first sample) and ``data_end``."""
+    """Plant energy — utility meters (cells without a machine_state signal), else all cells — against ideal
+    production hours (Σ ideal cycle time × units: a machine draws its power per hour of running, not per unit), and
+    heating/cooling degree-days when an ambient temperature signal (one on a cell that is not a machine) exists, per
+    plant-local day, for the complete days between ``data_start`` (the first sample) and ``data_end``."""
     e = store.day_energy(conn, plant.id)
     if e.empty:
         return {}
@@ -86,7 +88,7 @@ def baseline_results(
     e = meters if len(meters) else e
     daily = e.groupby(["time", "time_end"], as_index=False)["kwh"].sum()
     daily = daily.merge(store.day_production(conn, plant.id), on="time", how="left")
-    daily["production"] = daily["production"].fillna(0.0)
+    daily[DRIVERS] = daily[DRIVERS].fillna(0.0)
     if ambient_signals:
         temps = store.daily_means(conn, ambient_signals, plant.timezone, daily["time"].min(), daily["time_end"].max())
         daily = daily.merge(temps.rename(columns={"value": "temperature"}), on="time", how="left")
@@ -99,7 +101,7 @@ def baseline_results(
     reporting = (_local_day(bc.baseline_to, plant.timezone) if bc.baseline_to
                  else first + pd.Timedelta(days=bc.baseline_days))
     try:
-        result = fit_baseline(days, reporting, bc)
+        result = fit_baseline(days, reporting, bc, driver="ideal_production_h")
     except BaselineError as err:
         log.info("plant %s: no energy baseline yet: %s", plant.id, err)
         return {}

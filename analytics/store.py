@@ -181,8 +181,10 @@ def day_energy(conn: psycopg.Connection, plant_id: int) -> pd.DataFrame:
 
 
 def day_production(conn: psycopg.Connection, plant_id: int) -> pd.DataFrame:
-    return table_rows(conn, "SELECT time, sum(good_count) FROM oee WHERE plant_id = %s AND period = 'day'"
-                      " GROUP BY time", (plant_id,), ["time", "production"])
+    """Good units and ideal production time (hours) per plant-local day, from the day rows of ``oee``."""
+    return table_rows(conn, "SELECT time, sum(good_count), sum(ideal_production_s) / 3600.0 FROM oee"
+                      " WHERE plant_id = %s AND period = 'day' GROUP BY time", (plant_id,),
+                      ["time", "production", "ideal_production_h"])
 
 
 def _py(value: Any) -> Any:

@@ -176,8 +176,9 @@ PDM_HEALTH_TABLE = ResultTable(
                         "drift", "zone", "failure_threshold", "rul_p10_h", "rul_p50_h", "rul_p90_h"),
 )
 BASELINE_DAILY_TABLE = ResultTable(
-    "energy_baseline_daily", plain("plant_id", "time", "time_end", "phase", "actual_kwh", "production", "hdd",
-                                   "cdd", "expected_kwh", "pi_low_kwh", "pi_high_kwh", "savings_kwh", "cusum_kwh"),
+    "energy_baseline_daily", plain("plant_id", "time", "time_end", "phase", "actual_kwh", "production",
+                                   "ideal_production_h", "hdd", "cdd", "expected_kwh", "pi_low_kwh", "pi_high_kwh",
+                                   "savings_kwh", "cusum_kwh"),
 )
 BASELINE_TABLE = ResultTable(
     "energy_baseline", plain("plant_id", "time", "time_end", "reporting_end", "formula", "params", "pvalues",
