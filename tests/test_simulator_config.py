@@ -82,3 +82,18 @@ def test_mixed_config_is_the_simulators_mixed_plant_and_runs_only_in_real_time()
         layout_from_config(validate_document(doc))
     result = CliRunner().invoke(simulate, ["run", "--config", str(MIXED), "--speed", "30", "--duration", "1"])
     assert result.exit_code == 2 and "--speed 1" in result.output
+
+
+def test_the_modbus_sample_reads_the_meter_as_the_simulator_serves_it_on_rtu():
+    """edge_configs/examples/modbus.yaml's energy meter is the simulator's RTU meter (simulator/fieldbus.py), the
+    one the mixed plant's end-to-end test reads over a pseudo-terminal pair: same line settings, same registers."""
+    from simulator.fieldbus import FieldbusPlan
+
+    sample = yaml.safe_load((DEMO.parent / "examples" / "modbus.yaml").read_text(encoding="utf-8"))
+    ours = next(s for s in sample["sources"] if s["id"] == "main-meter")
+    doc = plant_document(demo_layout(), fieldbus=FieldbusPlan(meter_gateway_serial=ours["serial_port"]))
+    served = next(s for s in doc["sources"] if s["id"] == "meter")
+    keys = ("kind", "transport", "serial_port", "baudrate", "parity")
+    assert {k: ours[k] for k in keys} == {k: served[k] for k in keys}
+    assert ours["registers"] == served["registers"]
+    assert "utilities/main/main-meter" in load_config(DEMO.parent / "examples" / "modbus.yaml").cell_paths()

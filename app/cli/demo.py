@@ -68,7 +68,7 @@ class _Options:
 @click.option("--duration", type=float, default=60.0, show_default=True, help="Seconds of wall time the plant runs.")
 @click.option(
     "--plant", type=click.Choice(sorted(_PLANTS)), default="demo", show_default=True,
-    help="demo: OPC-UA machines and an MQTT meter at 10x; mixed: OPC-UA, Modbus TCP and S7 machines and a Modbus "
+    help="demo: OPC-UA machines and an MQTT meter at 10x; mixed: OPC-UA, Modbus TCP and S7 machines and the MQTT "
     "meter, in real time.",
 )
 @click.option(
