@@ -7,7 +7,6 @@ one transaction), which makes re-running a window idempotent. psycopg errors are
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from datafactory.db.connect import connect
 from datafactory.errors import DataFactoryError
 
 log = logging.getLogger(__name__)
+PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC, where PostgreSQL's binary timestamps count from, in µs
 
 
 class AnalyticsStoreError(DataFactoryError):
@@ -117,26 +117,28 @@ def samples(
                           "value": pd.Series(dtype=float)})
     if not signal_ids:
         return empty
-    cols = ("signal_id, (extract(epoch FROM time) * 1000000)::int8 AS us,"
-            " CASE WHEN df_quality_severity(quality) = 'bad' THEN NULL ELSE value END AS v")
+    cols = "signal_id, time, CASE WHEN df_quality_severity(quality) = 'bad' THEN NULL ELSE value END AS v"
     query = f"SELECT {cols} FROM samples WHERE signal_id = ANY(%s) AND time >= %s AND time < %s"
     params: list[Any] = [signal_ids, start, end]
     if previous:
         query += (f" UNION ALL SELECT p.* FROM unnest(%s::int[]) AS id, LATERAL (SELECT {cols} FROM samples"
                   " WHERE signal_id = id AND time < %s ORDER BY time DESC LIMIT 1) p")
         params += [signal_ids, start]
-    # The server formats all rows into ONE text value that pandas' C parser reads: far cheaper than a Python tuple
-    # (or a COPY message) per sample.
-    row = conn.execute(
-        f"SELECT string_agg(signal_id || ',' || us || ',' || coalesce(v::text, ''), E'\\n') FROM ({query}) q", params
-    ).fetchone()
-    if row is None or not row[0]:
+    # Per signal, the server concatenates the binary send forms — 8 bytes of µs since 2000 per time, 8 of IEEE
+    # float per value (NULL as NaN: string_agg skips NULLs) — into two bytea values that numpy reads as they are:
+    # no number is formatted as text and parsed back, which cost more than the scan itself.
+    rows = conn.execute(
+        "SELECT signal_id, string_agg(timestamptz_send(time), ''), string_agg(float8send(coalesce(v, 'NaN')), '')"
+        f" FROM ({query}) q GROUP BY signal_id", params, binary=True,
+    ).fetchall()
+    if not rows:
         return empty
-    frame = pd.read_csv(io.StringIO(row[0]), names=["signal_id", "us", "value"],
-                        dtype={"signal_id": np.int64, "us": np.int64, "value": float})
-    frame["time"] = pd.to_datetime(frame.pop("us"), unit="us", utc=True)
-    frame = frame[["signal_id", "time", "value"]]
-    return frame.sort_values(["signal_id", "time"], kind="stable").reset_index(drop=True)
+    sid = np.concatenate([np.full(len(r[1]) // 8, r[0], dtype=np.int64) for r in rows])
+    us = np.concatenate([np.frombuffer(r[1], dtype=">i8") for r in rows]).astype(np.int64) + PG_EPOCH_US
+    value = np.concatenate([np.frombuffer(r[2], dtype=">f8") for r in rows]).astype(np.float64)
+    order = np.lexsort((us, sid))  # by signal, then time (one sample per signal and time: the primary key)
+    return pd.DataFrame({"signal_id": sid[order], "time": pd.to_datetime(us[order], unit="us", utc=True),
+                         "value": value[order]})
 
 
 def table_rows(conn: psycopg.Connection, query: str, params: tuple[Any, ...], columns: list[str]) -> pd.DataFrame:

@@ -41,7 +41,7 @@ def test_samples_with_the_previous_value_and_bad_quality(db_url: str) -> None:
         sid = registry.upsert_signal(conn, plant, cell, "state", meaning="machine_state")
         t0 = 1_772_409_600_000_000  # 2026-03-02T00:00Z
         copy_rows(conn, rows_from_us([(sid, t0 - 60_000_000, 100.0, 0), (sid, t0, 500.0, 0),
-                                      (sid, t0 + 1_000_000, math.nan, BAD_NO_COMMUNICATION)]))
+                                      (sid, t0 + 1_000_000, 7.0, BAD_NO_COMMUNICATION)]))  # a value, but bad
         start = pd.Timestamp(t0, unit="us", tz="UTC")
         frame = store.samples(conn, [sid], start, start + pd.Timedelta(minutes=1))
         assert frame["time"].tolist() == [start - pd.Timedelta(minutes=1), start, start + pd.Timedelta(seconds=1)]
