@@ -212,6 +212,10 @@ def _utc_text(col: pd.Series) -> np.ndarray:
     return text
 
 
+# Values of an object column that to_csv writes as they are: text, NULL (None and NaN, as na_rep) and plain numbers.
+_AS_IS = {str, float, int, type(None)}
+
+
 def _csv_ready(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     out = frame[columns].copy()
     for col in columns:
@@ -219,6 +223,8 @@ def _csv_ready(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
             out[col] = _utc_text(out[col])
         elif kind == "O":
+            if set(map(type, out[col])) <= _AS_IS:  # to_csv writes these as _py's values; a type check per value
+                continue  # at C speed instead of a Python call per value (the text columns of every result row)
             out[col] = [orjson.dumps(v).decode() if isinstance(v, dict | list) else _py(v) for v in out[col]]
         elif kind == "b":
             out[col] = out[col].map({True: "t", False: "f"})
