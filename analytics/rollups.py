@@ -5,6 +5,9 @@ Hours nest in plant-local days and months (and in shifts that start on whole hou
 elements, counts, kWh and cost gives exactly the period's figures; ratios are recomputed from the sums and peak
 demand is the largest hourly peak (15-minute windows nest in hours). Hours outside every shift belong to no shift
 row.
+
+A run hands over the hour rows it has just written for its window (``written``): only the hours of the touched
+periods outside the window are read back, none for a backfill of whole months.
 """
 
 from __future__ import annotations
@@ -20,14 +23,39 @@ WHERE = "plant_id = %s AND period = %s AND time >= %s AND time < %s"
 
 def roll_up(
     conn: psycopg.Connection, plant: store.Plant, cfg: AnalyticsConfig, period: str, *, start: pd.Timestamp,
-    end: pd.Timestamp,
+    end: pd.Timestamp, written: dict[str, pd.DataFrame] | None = None,
 ) -> dict[str, int]:
+    """Roll the hours of every period of kind ``period`` that [start, end) touches up; ``written``: per table, the
+    hour rows just written for [start, end) in this transaction (None: read them all back)."""
     per = calendar.periods(period, cfg.calendar, plant.timezone, start, end)
     if per.empty:  # e.g. no shift overlaps a Sunday-only window
         return {}
     lo, hi = per["time"].min(), per["time_end"].max()
     where = (plant.id, period, lo, hi)
-    return {t.name: roll_table(conn, t, per, where) for t in tables.PER_CELL}
+    fresh = (start, end, written) if written is not None else None
+    return {t.name: roll_table(conn, t, per, where, fresh) for t in tables.PER_CELL}
+
+
+def _hours(conn: psycopg.Connection, table: tables.ResultTable, where: tuple[int, str, pd.Timestamp, pd.Timestamp],
+           fresh: tuple[pd.Timestamp, pd.Timestamp, dict[str, pd.DataFrame]] | None) -> pd.DataFrame:
+    """The hour rows of [lo, hi): stored ones outside the fresh window, the fresh ones as written — in time order,
+    rows of one hour in the order they were written, as the database's index on time returns them all."""
+    plant_id, _, lo, hi = where
+    columns = [*table.group_keys, *table.aggregates]
+    if fresh is None:
+        return store.hour_rows(conn, table.name, plant_id, lo, hi, columns=columns)
+    start, end, written = fresh
+    mine = written.get(table.name)
+    parts = [store.hour_rows(conn, table.name, plant_id, lo, min(start, hi), columns=columns) if lo < start else None,
+             mine.loc[(mine["time"] >= lo) & (mine["time"] < hi), columns] if mine is not None and len(mine) else None,
+             store.hour_rows(conn, table.name, plant_id, max(end, lo), hi, columns=columns) if end < hi else None]
+    # Summing in the same order gives the same last bits; an empty frame's object columns would turn numbers into
+    # objects.
+    full = [p for p in parts if p is not None and len(p)]
+    if not full:
+        return store.hour_rows(conn, table.name, plant_id, lo, lo, columns=columns)  # empty, with its columns
+    hours = pd.concat(full, ignore_index=True) if len(full) > 1 else full[0]
+    return hours.sort_values("time", kind="stable").reset_index(drop=True)
 
 
 def rolled(table: tables.ResultTable, hours: pd.DataFrame, periods: pd.DataFrame) -> pd.DataFrame:
@@ -50,10 +78,11 @@ def rolled(table: tables.ResultTable, hours: pd.DataFrame, periods: pd.DataFrame
 def roll_table(
     conn: psycopg.Connection, table: tables.ResultTable, per: pd.DataFrame,
     where: tuple[int, str, pd.Timestamp, pd.Timestamp],
+    fresh: tuple[pd.Timestamp, pd.Timestamp, dict[str, pd.DataFrame]] | None = None,
 ) -> int:
     """Replace ``table``'s rows of one plant, period kind and range (``WHERE``'s parameters) with roll-ups."""
-    plant_id, period, lo, hi = where
-    hours = store.hour_rows(conn, table.name, plant_id, lo, hi, columns=[*table.group_keys, *table.aggregates])
+    plant_id, period = where[:2]
+    hours = _hours(conn, table, where, fresh)
     rows = rolled(table, hours, per)
     if len(rows):
         rows = rows.assign(plant_id=plant_id, period=period)

@@ -115,6 +115,7 @@ def run_window(
                         plant.id)
     summary.add({"state_intervals": tables.STATE_INTERVALS_TABLE.write(conn, intervals, where=WINDOW,
                                                                        params=(plant.id, a, window.cover_end))})
+    hours: dict[str, pd.DataFrame] = {}  # the hour rows written, which the roll-ups need not read back
     for period in window.periods:
         for table in tables.PER_CELL:
             assert table.cell_field is not None
@@ -122,8 +123,10 @@ def run_window(
                             for cid, r in results.items()}, plant.id)
             summary.add({table.name: table.write(conn, rows, where=WINDOW + " AND period = %s",
                                                  params=(plant.id, a, end, period))})
+            if period == "hour":
+                hours[table.name] = rows
     for period in ("day", "month") if "shift" in window.periods else ("shift", "day", "month"):
-        summary.add(roll_up(conn, plant, cfg, period, start=a, end=end))
+        summary.add(roll_up(conn, plant, cfg, period, start=a, end=end, written=hours))
 
     running = {cid: r.intervals[r.intervals["category"] == "running"].reset_index(drop=True)
                for cid, r in results.items() if r.intervals is not None}
