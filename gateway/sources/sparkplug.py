@@ -5,7 +5,8 @@ unwrapped first (``gateway.sparkplug_decode``: DEFLATE/GZIP envelopes), then han
 machine documented in docs/gateway.md ("Sparkplug B host"):
 
 * NBIRTH: the node is born with the birth's bdSeq; its sequence number restarts from the birth's; every device
-  must birth again. Births announce names, aliases, datatypes and properties (unit, description).
+  must birth again. Births announce names, aliases, datatypes and properties (unit, description); the bound
+  metrics, learned signals and the declared types births imply live in ``gateway.sparkplug_metrics``.
 * NDATA/DBIRTH/DDATA/DDEATH of an unborn node or device are dropped, counted (``unborn_data``) and answered
   with a rebirth request. A missing sequence number is a gap (``seq_gaps``) answered with a rebirth request.
 * A payload that cannot be decoded is counted (``undecodable``) and dead-lettered with its reason in the status;
@@ -28,31 +29,27 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from math import isfinite
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from datafactory.config.models import SignalBinding, SparkplugMetric, SparkplugSource
-from datafactory.contract.quality import BAD, BAD_NO_COMMUNICATION
+from datafactory.config.models import SignalBinding, SparkplugSource
+from datafactory.contract.quality import BAD_NO_COMMUNICATION
 from datafactory.contract.sample import Sample, now_us
 from datafactory.errors import ConnectionLost
 from gateway.mqtt_session import MqttFedSource, MqttSession, Will
-from gateway.normalise import Normaliser
 from gateway.sources import Reading
-from gateway.sparkplug_decode import Decoded, Refused, Undecodable, flatten, unit_and_description, unwrap
-from gateway.sparkplug_proto import BOOLEAN, DOUBLE, FLOAT, TEMPLATE, Payload
-from gateway.sparkplug_state import NodeState, RebirthThrottle, binding_with, learned_name
+from gateway.sparkplug_decode import Undecodable, unwrap
+from gateway.sparkplug_metrics import MetricTable
+from gateway.sparkplug_proto import BOOLEAN, Payload
+from gateway.sparkplug_state import NodeState, RebirthThrottle
 
 _log = logging.getLogger(__name__)
 NAMESPACE = "spBv1.0"
 REBIRTH_METRIC = "Node Control/Rebirth"
 _SEQ_KINDS = frozenset(("NBIRTH", "NDATA", "DBIRTH", "DDATA", "DDEATH"))
 _LOG_INTERVAL_S = 10.0
-_FLOAT_FIELDS = frozenset(("double_value", "float_value"))
-_FLOAT_TYPES = frozenset((DOUBLE, FLOAT))
-_new_sample = tuple.__new__  # Sample(...) without the Python-level __new__ of a NamedTuple
 
 
 def _bd_seq(msg: Any) -> int | None:
@@ -65,7 +62,7 @@ def _bd_seq(msg: Any) -> int | None:
 
 
 class SparkplugAdapter(MqttFedSource):
-    def __init__(self, config: SparkplugSource, *, mqtt_url: str) -> None:
+    def __init__(self, config: SparkplugSource, *, mqtt_url: str, types_file: Path | None = None) -> None:
         self.id = config.id
         self.config = config
         self.url = config.broker_url or mqtt_url
@@ -76,25 +73,17 @@ class SparkplugAdapter(MqttFedSource):
         self.stale_deaths = 0
         self.unborn_data = 0
         self.nodes_over_limit = 0
-        self.learn_refused = 0
-        self._metrics: list[SignalBinding] = list(config.metrics)
-        self._normalisers = [Normaliser(m) for m in self._metrics]
-        self._index = {(m.edge_node, m.device, m.metric): i for i, m in enumerate(config.metrics)}
-        self._taken: dict[str, set[str]] = {}
-        for m in config.metrics:
-            self._taken.setdefault(m.cell, set()).add(m.signal)
-        self._learned = 0
+        self.table = MetricTable(config, types_file=types_file)
         self.nodes: dict[str, NodeState] = {}
         self.on_meta_change: Callable[[], None] | None = None  # set by the runner: bindings gained unit/signals
         self._session: MqttSession | None = None
         self._queue: asyncio.Queue[list[Reading]] = asyncio.Queue()
         self._state_ts = 0
         self._last_log = 0.0
-        self._learned_pending = False
 
     # ---- what the runner reads -----------------------------------------------------------------------------
     def bindings(self) -> list[SignalBinding]:
-        return list(self._metrics)
+        return self.table.bindings()
 
     def counters(self) -> dict[str, int]:
         return {
@@ -105,8 +94,8 @@ class SparkplugAdapter(MqttFedSource):
             "stale_deaths": self.stale_deaths,
             "unborn_data": self.unborn_data,
             "nodes_over_limit": self.nodes_over_limit,
-            "learned": self._learned,
-            "learn_refused": self.learn_refused,
+            "learned": self.table.learned,
+            "learn_refused": self.table.learn_refused,
         }
 
     def details(self) -> dict[str, Any]:
@@ -278,125 +267,17 @@ class SparkplugAdapter(MqttFedSource):
         self._emit(node_id, device, node, msg, received, birth=True)
 
     def _emit(self, node_id: str, device: str, node: NodeState, msg: Any, received: int, *, birth: bool) -> None:
-        dev = node.devices[device]
-        aliases, types, index = dev.aliases, dev.types, self._index
-        default_ts = int(msg.timestamp) if msg.HasField("timestamp") else None
-        default_us = default_ts * 1000 if default_ts is not None else received
-        decoded: list[Decoded] = []
-        refused: list[Refused] = []
-        out: list[Reading] = []
-        meta_changed = False
-        norms, newest = self._normalisers, 0
-        fast = dev.float_aliases if not birth else {}
-        for m in msg.metrics:
-            if fast:
-                # Fast path for the common data message: a Float/Double by alias, no name, datatype from the birth.
-                # A field left at its default (0) is looked at again with HasField: absent and explicit 0 differ.
-                which = m.WhichOneof("value")
-                if which in _FLOAT_FIELDS:
-                    alias, dt = m.alias, m.datatype
-                    i = fast.get(alias)
-                    if (
-                        i is not None
-                        and (alias or m.HasField("alias"))
-                        and (dt in _FLOAT_TYPES or (dt == 0 and not m.HasField("datatype")))
-                        and not m.HasField("name")
-                        and not m.is_null
-                    ):
-                        ts = m.timestamp
-                        t = ts * 1000 if ts or m.HasField("timestamp") else default_us
-                        newest = max(newest, t)
-                        norm, v = norms[i], getattr(m, which)
-                        if norm.passthrough and isfinite(v):  # what apply() returns, without the call
-                            out.append((norm.cell, _new_sample(Sample, (norm.signal, t, v, 0))))
-                            continue
-                        sample = norm.apply(v, t)
-                        if sample is not None:
-                            out.append((norm.cell, sample))
-                        continue
-            if m.HasField("name"):
-                name = m.name
-            elif m.HasField("alias") and int(m.alias) in aliases:
-                name = aliases[int(m.alias)]
-            else:
-                refused.append(Refused(f"alias {m.alias}", "unknown_alias", "no name and no alias known from a birth"))
-                continue
-            if birth:
-                types[name] = int(m.datatype)
-                if m.HasField("alias"):
-                    aliases[int(m.alias)] = name
-            datatype = int(m.datatype) if m.HasField("datatype") else types.get(name)
-            if datatype is None:
-                refused.append(Refused(name, "unknown_datatype", "no datatype here nor in the birth"))
-                continue
-            if datatype == TEMPLATE:
-                flatten(name, m, datatype, default_ts, out=decoded, refused=refused)
-                continue
-            key = (node_id, device, name)
-            if key not in index and not (birth and self._learn(node_id, device, name)):
-                continue  # not bound: not decoded, never stored
-            flatten(name, m, datatype, default_ts, out=decoded, refused=refused)
-        node.last_time_us = max(node.last_time_us, newest)
-        if birth:
-            dev.float_aliases = {
-                a: i
-                for a, name in aliases.items()
-                if types.get(name) in _FLOAT_TYPES and (i := index.get((node_id, device, name))) is not None
-            }
-        for d in decoded:
-            i = index.get((node_id, device, d.name))
-            if i is None and birth and self._learn(node_id, device, d.name):
-                i = index[(node_id, device, d.name)]
-            if i is None:
-                continue
-            if birth:
-                dev.born_bound[d.name] = i
-                if d.props:
-                    unit, description = unit_and_description(d.props)
-                    updated = binding_with(self._metrics[i], unit, description)
-                    if updated is not self._metrics[i]:
-                        self._metrics[i], meta_changed = updated, True
-            t = d.timestamp_ms * 1000 if d.timestamp_ms is not None else received
-            node.last_time_us = max(node.last_time_us, t)
-            sample = self._normalisers[i].apply(d.value, t, BAD if d.value is None else 0)
-            if sample is not None:
-                out.append((self._metrics[i].cell, sample))
-        for r in refused:
+        result = self.table.decode(node_id, device, node.devices[device], msg, received, birth=birth)
+        node.last_time_us = max(node.last_time_us, result.newest_us)
+        for r in result.refused:
             self.rejected += 1
             node.dead_letter(r.reason, f"{node_id}/{device or '-'} {r.name}: {r.detail}")
-        if refused:
-            self._log(f"node {node_id}: {len(refused)} metric value(s) refused, e.g. {node.last_dead_letter}")
-        if meta_changed or (birth and self._learned_pending):
-            self._learned_pending = False
-            if self.on_meta_change is not None:
-                self.on_meta_change()  # before the data, so ingest knows the signals' meta first
-        if out:
-            self._queue.put_nowait(out)
-
-    def _learn(self, node_id: str, device: str, name: str) -> bool:
-        learn = self.config.learn
-        if learn is None or (learn.edge_nodes and node_id not in learn.edge_nodes):
-            return False
-        if name == "bdSeq" or name.startswith("Node Control/"):
-            return False
-        if self._learned >= learn.max_metrics:
-            self.learn_refused += 1
-            return False
-        taken = self._taken.setdefault(learn.cell, set())
-        signal = learned_name(node_id, device, name, taken)
-        if signal is None:
-            self.learn_refused += 1
-            return False
-        binding = SparkplugMetric(
-            edge_node=node_id, device=device, metric=name, cell=learn.cell, signal=signal, meaning=learn.meaning
-        )
-        taken.add(signal)
-        self._index[(node_id, device, name)] = len(self._metrics)
-        self._metrics.append(binding)
-        self._normalisers.append(Normaliser(binding))
-        self._learned += 1
-        self._learned_pending = True
-        return True
+        if result.refused:
+            self._log(f"node {node_id}: {len(result.refused)} metric value(s) refused, e.g. {node.last_dead_letter}")
+        if result.meta_changed and self.on_meta_change is not None:
+            self.on_meta_change()  # before the data, so ingest knows the signals' types and meta first
+        if result.out:
+            self._queue.put_nowait(result.out)
 
     def _comm_lost(self, node: NodeState, born: list[dict[str, int]], msg: Any, received: int) -> None:
         """Markers for the bound metrics born in the session that died, at the death's own timestamp — unless
@@ -407,7 +288,7 @@ class SparkplugAdapter(MqttFedSource):
         out: list[Reading] = []
         for indices in born:
             for i in indices.values():
-                m = self._metrics[i]
+                m = self.table.metrics[i]
                 out.append((m.cell, Sample(m.signal, t, float("nan"), BAD_NO_COMMUNICATION)))
         if out:
             self._queue.put_nowait(out)
@@ -459,4 +340,4 @@ class SparkplugAdapter(MqttFedSource):
 
 
 def create(config: SparkplugSource, *, mqtt_url: str, state_dir: Path) -> SparkplugAdapter:
-    return SparkplugAdapter(config, mqtt_url=mqtt_url)
+    return SparkplugAdapter(config, mqtt_url=mqtt_url, types_file=state_dir / f"{config.id}.sparkplug-types.json")

@@ -1,9 +1,10 @@
 // A Sparkplug B edge node built on Eclipse Tahu's JavaScript client (npm sparkplug-client), driven by
 // tests/test_gateway_sparkplug_tahu.py. It publishes every datatype with its extremes, report-by-exception
-// data, nulls, DEFLATE and GZIP compressed device data, enough messages for the sequence number to wrap, one
-// deliberate sequence gap (then answers the host's rebirth request), a DDEATH, and finally disconnects
-// abruptly so the broker publishes its NDEATH will. Every value handed to the client is written to the
-// ground-truth file (argv[5]) as JSON: ints as decimal strings, so 64-bit values stay exact.
+// data, nulls, Bytes/File/DataSet metrics (no time series: a host refuses them), DEFLATE and GZIP compressed
+// device data, enough messages for the sequence number to wrap, one deliberate sequence gap (then answers the
+// host's rebirth request), a DDEATH, and finally disconnects abruptly so the broker publishes its NDEATH will.
+// Every value handed to the client is written to the ground-truth file (argv[5]) as JSON: ints as decimal
+// strings, so 64-bit values stay exact.
 //
 // usage: node edge.js <mqtt url> <group> <edge node> <ground truth file>
 "use strict";
@@ -81,6 +82,11 @@ function publishBirths() {
     return metric("NBIRTH", "", name, type, value, ALIAS_BASE + i, true);
   });
   nb[0].properties = { engUnit: { type: "String", value: "counts" } };
+  // not time-series values: the host refuses them with a reason (not in the ground truth: nothing is stored)
+  nb.push({ name: "Blob", type: "Bytes", value: Buffer.from([0, 1, 254, 255]), alias: ALIAS_BASE + 50, timestamp: ts });
+  nb.push({ name: "Firmware", type: "File", value: Buffer.from("firmware"), alias: ALIAS_BASE + 51, timestamp: ts });
+  nb.push({ name: "Recipe", type: "DataSet", alias: ALIAS_BASE + 52, timestamp: ts, value: {
+    numOfColumns: 2, types: ["Int32", "String"], columns: ["step", "name"], rows: [[1, "heat"], [2, "hold"]] } });
   client.publishNodeBirth({ timestamp: ts, metrics: nb });
   const db = DEVICE.map(([name, type, values], i) => {
     const value = current.has(`d1/${name}`) ? current.get(`d1/${name}`) : values[0];
