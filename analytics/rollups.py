@@ -45,16 +45,14 @@ def _hours(conn: psycopg.Connection, table: tables.ResultTable, where: tuple[int
     if fresh is None:
         return store.hour_rows(conn, table.name, plant_id, lo, hi, columns=columns)
     start, end, written = fresh
+    stored = store.hour_rows(conn, table.name, plant_id, lo, hi, columns=columns, besides=(start, end))
     mine = written.get(table.name)
-    parts = [store.hour_rows(conn, table.name, plant_id, lo, min(start, hi), columns=columns) if lo < start else None,
-             mine.loc[(mine["time"] >= lo) & (mine["time"] < hi), columns] if mine is not None and len(mine) else None,
-             store.hour_rows(conn, table.name, plant_id, max(end, lo), hi, columns=columns) if end < hi else None]
-    # Summing in the same order gives the same last bits; an empty frame's object columns would turn numbers into
-    # objects.
-    full = [p for p in parts if p is not None and len(p)]
-    if not full:
-        return store.hour_rows(conn, table.name, plant_id, lo, lo, columns=columns)  # empty, with its columns
-    hours = pd.concat(full, ignore_index=True) if len(full) > 1 else full[0]
+    mine = mine.loc[(mine["time"] >= lo) & (mine["time"] < hi), columns] if mine is not None and len(mine) else None
+    # Summing in the same order gives the same last bits. An empty frame's object columns would turn numbers into
+    # objects in a concat.
+    if mine is None or mine.empty:
+        return stored
+    hours = pd.concat([stored, mine], ignore_index=True) if len(stored) else mine
     return hours.sort_values("time", kind="stable").reset_index(drop=True)
 
 

@@ -150,12 +150,18 @@ def table_rows(conn: psycopg.Connection, query: str, params: tuple[Any, ...], co
 
 
 def hour_rows(
-    conn: psycopg.Connection, table: str, plant_id: int, lo: pd.Timestamp, hi: pd.Timestamp, *, columns: list[str]
+    conn: psycopg.Connection, table: str, plant_id: int, lo: pd.Timestamp, hi: pd.Timestamp, *, columns: list[str],
+    besides: tuple[pd.Timestamp, pd.Timestamp] | None = None,
 ) -> pd.DataFrame:
-    """Stored hour rows of a result table (``oee``, ``downtime``, ``energy``) in [lo, hi)."""
+    """Stored hour rows of a result table (``oee``, ``downtime``, ``energy``) in [lo, hi), less those in
+    [``besides``) when given."""
     query = (f"SELECT {', '.join(columns)} FROM {table} WHERE plant_id = %s AND period = 'hour'"  # code constants
              " AND time >= %s AND time < %s")
-    return table_rows(conn, query, (plant_id, lo, hi), columns)
+    params: tuple[Any, ...] = (plant_id, lo, hi)
+    if besides is not None:
+        query += " AND NOT (time >= %s AND time < %s)"
+        params += besides
+    return table_rows(conn, query, params, columns)
 
 
 def pdm_history(conn: psycopg.Connection, plant_id: int, before: pd.Timestamp) -> pd.DataFrame:
