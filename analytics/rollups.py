@@ -7,7 +7,8 @@ demand is the largest hourly peak (15-minute windows nest in hours). Hours outsi
 row.
 
 A run hands over the hour rows it has just written for its window (``written``): only the hours of the touched
-periods outside the window are read back, none for a backfill of whole months.
+periods outside the window are read back (once per table for shifts, days and months together), none for a
+backfill of whole months.
 """
 
 from __future__ import annotations
@@ -22,36 +23,46 @@ WHERE = "plant_id = %s AND period = %s AND time >= %s AND time < %s"
 
 
 def roll_up(
-    conn: psycopg.Connection, plant: store.Plant, cfg: AnalyticsConfig, period: str, *, start: pd.Timestamp,
-    end: pd.Timestamp, written: dict[str, pd.DataFrame] | None = None,
+    conn: psycopg.Connection, plant: store.Plant, cfg: AnalyticsConfig, kinds: tuple[str, ...], *,
+    start: pd.Timestamp, end: pd.Timestamp, written: dict[str, pd.DataFrame],
 ) -> dict[str, int]:
-    """Roll the hours of every period of kind ``period`` that [start, end) touches up; ``written``: per table, the
-    hour rows just written for [start, end) in this transaction (None: read them all back)."""
-    per = calendar.periods(period, cfg.calendar, plant.timezone, start, end)
-    if per.empty:  # e.g. no shift overlaps a Sunday-only window
+    """Roll the hours of every period of the ``kinds`` (shift, day, month) that [start, end) touches up;
+    ``written``: per table, the hour rows just written for [start, end) in this transaction. The stored hours the
+    kinds need are read once per table, for all kinds at once."""
+    pers = {k: calendar.periods(k, cfg.calendar, plant.timezone, start, end) for k in kinds}
+    pers = {k: p for k, p in pers.items() if not p.empty}  # e.g. no shift overlaps a Sunday-only window
+    if not pers:
         return {}
-    lo, hi = per["time"].min(), per["time_end"].max()
-    where = (plant.id, period, lo, hi)
-    fresh = (start, end, written) if written is not None else None
-    return {t.name: roll_table(conn, t, per, where, fresh) for t in tables.PER_CELL}
+    lo = min(p["time"].min() for p in pers.values())
+    hi = max(p["time_end"].max() for p in pers.values())
+    counts: dict[str, int] = {}
+    for table in tables.PER_CELL:
+        hours = _hours(conn, table, plant.id, (lo, hi), (start, end, written.get(table.name)))
+        for kind, per in pers.items():
+            klo, khi = per["time"].min(), per["time_end"].max()
+            inside = hours[(hours["time"] >= klo) & (hours["time"] < khi)] if len(hours) else hours
+            rows = rolled(table, inside, per)
+            if len(rows):
+                rows = rows.assign(plant_id=plant.id, period=kind)
+            counts[table.name] = counts.get(table.name, 0) + table.write(conn, rows, where=WHERE,
+                                                                         params=(plant.id, kind, klo, khi))
+    return counts
 
 
-def _hours(conn: psycopg.Connection, table: tables.ResultTable, where: tuple[int, str, pd.Timestamp, pd.Timestamp],
-           fresh: tuple[pd.Timestamp, pd.Timestamp, dict[str, pd.DataFrame]] | None) -> pd.DataFrame:
-    """The hour rows of [lo, hi): stored ones outside the fresh window, the fresh ones as written — in time order,
-    rows of one hour in the order they were written, as the database's index on time returns them all."""
-    plant_id, _, lo, hi = where
+def _hours(conn: psycopg.Connection, table: tables.ResultTable, plant_id: int,
+           span: tuple[pd.Timestamp, pd.Timestamp],
+           fresh: tuple[pd.Timestamp, pd.Timestamp, pd.DataFrame | None]) -> pd.DataFrame:
+    """The hour rows of ``span``: stored ones outside the fresh window [start, end), the fresh ones as written — in
+    time order, rows of one hour in the order they were written, as the database's index on time returns them."""
+    lo, hi = span
+    start, end, mine = fresh
     columns = [*table.group_keys, *table.aggregates]
-    if fresh is None:
-        return store.hour_rows(conn, table.name, plant_id, lo, hi, columns=columns)
-    start, end, written = fresh
     stored = store.hour_rows(conn, table.name, plant_id, lo, hi, columns=columns, besides=(start, end))
-    mine = written.get(table.name)
-    mine = mine.loc[(mine["time"] >= lo) & (mine["time"] < hi), columns] if mine is not None and len(mine) else None
     # Summing in the same order gives the same last bits. An empty frame's object columns would turn numbers into
     # objects in a concat.
     if mine is None or mine.empty:
         return stored
+    mine = mine.loc[(mine["time"] >= lo) & (mine["time"] < hi), columns]
     hours = pd.concat([stored, mine], ignore_index=True) if len(stored) else mine
     return hours.sort_values("time", kind="stable").reset_index(drop=True)
 
@@ -71,17 +82,3 @@ def rolled(table: tables.ResultTable, hours: pd.DataFrame, periods: pd.DataFrame
     parts = [getattr(groups[cols], how)() for how, cols in kinds.items()]
     out = pd.concat(parts, axis=1) if len(parts) > 1 else parts[0]
     return out[list(table.aggregates)].reset_index()
-
-
-def roll_table(
-    conn: psycopg.Connection, table: tables.ResultTable, per: pd.DataFrame,
-    where: tuple[int, str, pd.Timestamp, pd.Timestamp],
-    fresh: tuple[pd.Timestamp, pd.Timestamp, dict[str, pd.DataFrame]] | None = None,
-) -> int:
-    """Replace ``table``'s rows of one plant, period kind and range (``WHERE``'s parameters) with roll-ups."""
-    plant_id, period = where[:2]
-    hours = _hours(conn, table, where, fresh)
-    rows = rolled(table, hours, per)
-    if len(rows):
-        rows = rows.assign(plant_id=plant_id, period=period)
-    return table.write(conn, rows, where=WHERE, params=where)

@@ -125,8 +125,8 @@ def run_window(
                                                  params=(plant.id, a, end, period))})
             if period == "hour":
                 hours[table.name] = rows
-    for period in ("day", "month") if "shift" in window.periods else ("shift", "day", "month"):
-        summary.add(roll_up(conn, plant, cfg, period, start=a, end=end, written=hours))
+    kinds = ("day", "month") if "shift" in window.periods else ("shift", "day", "month")
+    summary.add(roll_up(conn, plant, cfg, kinds, start=a, end=end, written=hours))
 
     running = {cid: r.intervals[r.intervals["category"] == "running"].reset_index(drop=True)
                for cid, r in results.items() if r.intervals is not None}
