@@ -16,6 +16,8 @@ import pandas as pd
 from datafactory.config.analytics import PdmConfig
 
 CRITICAL_RUL_H = 24.0
+READ = ("time", "time_end", "drift", "value", "zone", "rul_p10_h", "rul_p50_h", "rul_p90_h", "baseline_mean", "ewma",
+        "cusum_pos")
 
 
 @dataclass
@@ -55,7 +57,9 @@ def lifecycle(
     alerts: list[Alert] = [open_alert] if open_alert is not None else []
     active = open_alert if open_alert is not None and open_alert.status != "cleared" else None
     run_drift = run_ok = 0
-    for row in health.sort_values("time").to_dict("records"):
+    # Only the columns read below (a dict per bucket of every health column cost more than the state machine).
+    read = [c for c in READ if c in health]
+    for row in health.sort_values("time")[read].to_dict("records"):
         if bool(row["drift"]):
             run_drift, run_ok = run_drift + 1, 0
         else:
