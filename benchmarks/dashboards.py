@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg import sql
 
+from datafactory.db import timescale
 from datafactory.db.connect import with_database
 from datafactory.db.migrate import migrate
 from datafactory.settings import get_settings
@@ -78,6 +79,11 @@ def fill_database(url: str, *, days: float, machines_per_line: int = 4, lines_pe
         run_plant(url, plant, None, None)  # incremental, as `datafactory analytics run` does
     with psycopg.connect(url, autocommit=True) as conn:  # the dashboards' hourly roll-up of the same window
         conn.execute("SELECT df_rollup_samples_hourly(%s, %s)", (start, end))
+        if "samples_hourly" in timescale.continuous_aggregates(conn):
+            # On TimescaleDB the roll-up is a continuous aggregate that its refresh policy materialises every 15
+            # minutes; a freshly filled database has had no such run, and every panel would aggregate 30 days of
+            # raw samples at query time. Measure the steady state of a running deployment instead.
+            timescale.refresh_hourly_rollup_now(conn, as_the_policy=True)
     _log(progress, f"analytics: {time.perf_counter() - t0:.1f} s")
     return FilledPlant(url, start, end, result.signals, result.samples)
 

@@ -315,9 +315,15 @@ def continuous_aggregates(conn: psycopg.Connection) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
-def refresh_hourly_rollup_now(conn: psycopg.Connection) -> None:
-    """Materialise every pending bucket now (tests and benchmarks; ``conn`` must be in autocommit mode)."""
-    conn.execute("CALL refresh_continuous_aggregate('samples_hourly', NULL, NULL)")
+def refresh_hourly_rollup_now(conn: psycopg.Connection, *, as_the_policy: bool = False) -> None:
+    """Materialise pending buckets now (tests and benchmarks; ``conn`` must be in autocommit mode): every bucket, or
+    with ``as_the_policy`` only those the refresh policy would have materialised by now (older than its
+    ``end_offset``), leaving the newest hour to real-time aggregation as in a running deployment."""
+    if as_the_policy:
+        conn.execute("CALL refresh_continuous_aggregate('samples_hourly', NULL, now() - %s::interval)",
+                     (HOURLY_ROLLUP_POLICY["end_offset"],))
+    else:
+        conn.execute("CALL refresh_continuous_aggregate('samples_hourly', NULL, NULL)")
 
 
 def compress_all(conn: psycopg.Connection, *, batch_rows: int | None = None) -> int:
