@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,7 +293,7 @@ class Gateway:
             return
         # Every durable sample lies strictly before the watermark, so a crash marker there never precedes one,
         # nor takes the (signal, time) key of one (ingest would keep the sample and drop the marker).
-        self.buffer.append(topic, samples, also=(ADVANCE_SQL, (max(s.time_us for s in samples) + 1,)))
+        self.buffer.append(topic, samples, also=(ADVANCE_SQL, (max(map(operator.attrgetter("time_us"), samples)) + 1,)))
         self.publisher.wake()
 
     def _route(self, config: PlantConfig) -> None:

@@ -116,8 +116,11 @@ def encode_batch(samples: list[Sample], *, gateway: str = "", seq: int = 0) -> b
     """A ``df-json/2`` message. A NaN value (the older in-memory comm-lost marker) is written as null: orjson
     writes every non-finite float as null, so the rows go out as they are (a per-sample check cost half the
     encoding time)."""
-    rows = list(map(list, samples))  # orjson does not serialise tuple subclasses such as Sample
-    return orjson.dumps({"fmt": CONTENT_FORMAT, "gw": gateway, "seq": seq, "samples": rows})
+    # orjson does not serialise tuple subclasses such as Sample: it hands each to ``default``, and tuple() makes
+    # it the array it is (half the time of copying every row into a list first). The fields are contract
+    # values, which orjson serialises itself.
+    doc = {"fmt": CONTENT_FORMAT, "gw": gateway, "seq": seq, "samples": samples}
+    return orjson.dumps(doc, default=tuple)
 
 
 def _signal_doc(s: SignalMeta) -> dict[str, str]:
