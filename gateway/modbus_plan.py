@@ -9,9 +9,12 @@ into one request per value, so one bad address costs one value, not its neighbou
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from datafactory.config.modbus import BIT_TABLES, ModbusDevice, ModbusRegister, ModbusSource, ModbusTable
+from gateway.polling import FastRun
 
 
 @dataclass(slots=True)
@@ -21,9 +24,11 @@ class Block:
     start: int
     count: int
     items: list[int] = field(default_factory=list)  # indices into the source's registers
-    # Filled in by the adapter once per plan: values passed on as read — (index, offset, cell, signal) — and
-    # the indices of the others (codec, scaling or deadband needed).
-    direct: list[tuple[int, int, str, str]] = field(default_factory=list)
+    # Filled in by the adapter once per plan: the values decoded all at once and passed on as read (a FastRun
+    # and the function that decodes a response into them), and the indices of the others (a string, a bit
+    # field, scaling or a deadband: the codec and the normaliser, one by one).
+    fast: FastRun | None = None
+    unpack: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
     decoded: list[int] = field(default_factory=list)
 
     @property

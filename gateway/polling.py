@@ -3,21 +3,80 @@ the per-signal normalisers, so each adapter only reads and decodes.
 
 A subclass reads one poll group in ``_poll(group)`` and hands each decoded value to ``_report``; the schedule
 here runs every group at its interval from one task. A round that takes longer than its interval is counted in
-``overruns`` and the group is read again one interval after it finished: reads never queue up behind a slow
-device, and the event loop (publishing, acknowledgements) gets its turn even when the device is fast. With
+``overruns`` and the group is read again as soon as the event loop (publishing, acknowledgements) has had its
+turn: the missed ticks are skipped, reads never queue up behind a slow device, and a group whose interval is
+shorter than a round is read back to back, as fast as the device answers (waiting a whole interval after each
+late round cost a fast device a fifth of its reads at 1 ms). With
 ``report: change`` (the default) a value is published when it or its quality changed, like an OPC-UA
 subscription; ``every_poll`` publishes every read.
+
+Most values a device holds need neither scaling nor a deadband nor a type conversion: an adapter decodes those
+of one request in one call (a ``FastRun``, e.g. one ``struct`` unpack of a whole register block) and hands the
+tuple to ``_report_run``, which builds their samples without a Python call per value, and with ``report:
+change`` compares the tuple with the last one first: an unchanged block costs one comparison.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+import math
+import operator
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from itertools import repeat
+from typing import Any, TypeVar
 
-from datafactory.config.signals import SignalBinding
+from datafactory.config.signals import DeadbandKind, SignalBinding
+from datafactory.contract.sample import Sample
+from datafactory.contract.values import SignalType
 from gateway.normalise import Normaliser
 from gateway.sources import Reading
+
+T = TypeVar("T")
+
+_new_sample = tuple.__new__  # Sample(...) without NamedTuple's Python-level __new__
+
+
+async def send_ahead(read: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """Start ``read`` (a poll's next request) and let it send before the caller decodes the reply it has: the
+    device works on the next request meanwhile. Still one request at a time on the connection."""
+    task = asyncio.ensure_future(read)
+    await asyncio.sleep(0)  # the task runs up to its wait for the reply
+    return task
+
+
+def discard(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a read sent ahead that the poll no longer waits for (or collect what it raised)."""
+    if task is None:
+        return
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
+
+
+@dataclass(slots=True)
+class FastRun:
+    """Values of one request decoded in one call, in the order of ``indices`` (binding indices)."""
+
+    indices: tuple[int, ...]
+    cells: tuple[str, ...]
+    signals: tuple[str, ...]
+    floats: bool  # some are floats: a NaN or infinity is not a value, it goes through its normaliser
+    last: tuple[object, ...] | None = None  # the values last reported (report: change); None when not known
+
+
+def picker(positions: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """The items at ``positions`` of a sequence, as a tuple (``itemgetter`` returns a lone item bare)."""
+    if len(positions) != 1:
+        return operator.itemgetter(*positions) if positions else (lambda _values: ())
+    k = positions[0]
+    return lambda values: (values[k],)
+
+
+def passes_as_read(binding: SignalBinding, natural: SignalType) -> bool:
+    """Whether a value decoded as ``natural`` is its own sample value: no scaling, no deadband, no conversion."""
+    return not binding.is_scaled() and binding.deadband.kind is DeadbandKind.NONE and binding.declared_type() is natural
 
 
 class PolledSource:
@@ -40,6 +99,11 @@ class PolledSource:
         self.overruns = 0
         self.refused: dict[int, int] = {}  # binding index → the device's refusal code, while it refuses
 
+    def fast_run(self, indices: Sequence[int]) -> FastRun:
+        b = self._bindings
+        floats = any(b[i].declared_type() is SignalType.FLOAT64 for i in indices)
+        return FastRun(tuple(indices), tuple(b[i].cell for i in indices), tuple(b[i].signal for i in indices), floats)
+
     def bindings(self) -> list[SignalBinding]:
         return list(self._bindings)
 
@@ -59,9 +123,10 @@ class PolledSource:
             interval = self._groups[name][0]
             due[name] += interval
             now = loop.time()
-            if due[name] < now:  # the round took longer than the interval: skip, never queue up reads
+            if due[name] < now:  # the round took longer than the interval: skip the missed ticks
                 self.overruns += 1
-                due[name] = now + interval
+                due[name] = now
+                await asyncio.sleep(0)  # the loop's turn, even when nothing is yielded
             if out:
                 yield out
 
@@ -74,3 +139,29 @@ class PolledSource:
         sample = self._normalisers[i].apply(raw, t, quality)
         if sample is not None:
             out.append((self._cells[i], sample))
+
+    def _report_run(self, run: FastRun, values: tuple[object, ...], t: int, out: list[Reading]) -> None:
+        """Report the good values of ``run`` (as ``_report`` would, one by one, but in bulk)."""
+        if run.floats and not math.isfinite(sum(values)):  # type: ignore[arg-type]  # a sum is finite iff all are
+            run.last = None
+            for i, v in zip(run.indices, values, strict=True):
+                self._report(i, v, 0, t, out)
+            return
+        if self._every_poll:
+            samples = map(_new_sample, repeat(Sample), zip(run.signals, repeat(t), values, repeat(0)))
+            out.extend(zip(run.cells, samples, strict=True))
+            return
+        last = run.last
+        if last == values:
+            return
+        keys = self._last
+        if last is None:  # first read, or after some of these values went bad: compare one by one
+            changed = [k for k, (i, v) in enumerate(zip(run.indices, values, strict=True)) if keys[i] != (v, 0)]
+        else:
+            changed = [k for k, (v, w) in enumerate(zip(values, last, strict=True)) if v != w]
+        cells, signals, indices = run.cells, run.signals, run.indices
+        for k in changed:
+            v = values[k]
+            keys[indices[k]] = (v, 0)
+            out.append((cells[k], _new_sample(Sample, (signals[k], t, v, 0))))
+        run.last = values

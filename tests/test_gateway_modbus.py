@@ -14,7 +14,7 @@ import pytest
 
 from datafactory.config.loader import validate_document
 from datafactory.config.modbus import ByteOrder, ModbusSource, ModbusTable, ModbusType
-from datafactory.contract.quality import BAD_NO_COMMUNICATION
+from datafactory.contract.quality import BAD_NO_COMMUNICATION, BAD_TYPE_MISMATCH
 from datafactory.errors import ConnectionLost
 from gateway.sources.modbus import BAD_DATA_ENCODING_INVALID, BAD_DEVICE_FAILURE, BAD_NODE_ID_UNKNOWN, ModbusAdapter
 from simulator.modbus_server import ModbusDeviceServer, RegisterStore
@@ -154,6 +154,52 @@ def test_a_refused_register_goes_bad_alone_and_the_others_keep_flowing(device: M
     assert got["u2"][0].quality == BAD_DEVICE_FAILURE
     assert adapter.counters()["refused"] == 1
     assert len(got["r1"]) == 1  # report by change: the unchanged value is not repeated every poll
+
+
+def test_report_by_change_of_a_block_decoded_at_once(device: ModbusDeviceServer) -> None:
+    """The values of a block decoded in one call (gateway.polling.FastRun): each is reported when it changes,
+    a float that is not a number goes bad alone, and after the device failed every value is reported again."""
+    for a in range(4):
+        device.store.set_value(1, HR, a, 10 + a, ModbusType.UINT16)
+    device.store.set_value(1, HR, 4, -2.5, ModbusType.FLOAT32, order=ByteOrder.CDAB)
+    device.store.set_value(1, HR, 100, math.nan, ModbusType.FLOAT32)  # a block of its own
+    regs = [_reg(f"r{a}", "holding_register", a) for a in range(4)]
+    regs += [_reg("f", "holding_register", 4, data_type="float32", byte_order="CDAB"),
+             _reg("nan", "holding_register", 100, data_type="float32")]  # fmt: skip
+    adapter = ModbusAdapter(_config(device.port, regs))
+    rounds: list[dict[str, list[Any]]] = []
+
+    async def run() -> None:
+        await adapter.open()
+        try:
+            async for readings in adapter.stream():
+                rounds.append(by_signal([readings]))
+                step = len(rounds)
+                if step == 1:
+                    device.store.set_value(1, HR, 2, 99, ModbusType.UINT16)
+                elif step == 2:
+                    device.store.failing_units.add(1)
+                elif step == 3:
+                    device.store.failing_units.discard(1)
+                elif step == 4:
+                    return
+        finally:
+            await adapter.close()
+
+    asyncio.run(asyncio.wait_for(run(), 10))
+    first, changed, failed, back = rounds
+
+    def good(polled: dict[str, list[Any]]) -> dict[str, Any]:
+        assert all(v[0].quality == 0 for k, v in polled.items() if k != "nan")
+        return {k: v[0].value for k, v in polled.items() if k != "nan"}
+
+    assert good(first) == {"r0": 10, "r1": 11, "r2": 12, "r3": 13, "f": -2.5}
+    assert first["nan"][0].quality == BAD_TYPE_MISMATCH  # a NaN is no value: a marker, re-sent while it lasts
+    assert set(changed) - {"nan"} == {"r2"} and changed["r2"][0].value == 99
+    assert set(failed) == {"r0", "r1", "r2", "r3", "f", "nan"} and {v[0].quality for v in failed.values()} == {
+        BAD_DEVICE_FAILURE
+    }
+    assert good(back) == {"r0": 10, "r1": 11, "r2": 99, "r3": 13, "f": -2.5}
 
 
 def test_registers_that_are_not_text_are_counted_bad_data(device: ModbusDeviceServer) -> None:

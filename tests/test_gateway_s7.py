@@ -11,7 +11,7 @@ import pytest
 
 from datafactory.config.loader import validate_document
 from datafactory.config.s7 import S7Area, S7Source, S7Type, parse_s7_address
-from datafactory.contract.quality import BAD_NO_COMMUNICATION
+from datafactory.contract.quality import BAD_NO_COMMUNICATION, BAD_TYPE_MISMATCH
 from datafactory.errors import ConfigError, ConnectionLost
 from gateway.sources.s7 import BAD_DATA_ENCODING_INVALID, BAD_NODE_ID_UNKNOWN, S7Adapter, pack_requests
 from simulator.s7_server import S7DeviceServer
@@ -130,6 +130,39 @@ def test_a_refused_item_goes_bad_alone_and_bad_strings_are_counted() -> None:
         assert got["nodb"][0].quality == BAD_NODE_ID_UNKNOWN and math.isnan(got["nodb"][0].value)
         assert got["bad"][0].quality == BAD_DATA_ENCODING_INVALID
         assert adapter.counters()["refused"] == 1 and adapter.counters()["bad_values"] == 1
+    finally:
+        server.stop()
+
+
+def test_report_by_change_of_a_batch_decoded_at_once() -> None:
+    """A batch whose items all answer is decoded in one struct call (gateway.polling.FastRun): each value is
+    reported when it changes, a REAL that is not a number goes bad alone, the others keep their values."""
+    server = S7DeviceServer(free_port(), dbs={10: 64}).start()
+    try:
+        for k in range(4):
+            server.write(f"DB10.DBD{4 * k}:DINT", 100 + k)
+        server.write("DB10.DBD16:REAL", math.inf)
+        items = [_item(f"d{k}", f"DB10.DBD{4 * k}:DINT") for k in range(4)] + [_item("inf", "DB10.DBD16:REAL")]
+        adapter = S7Adapter(_config(server.port, items))
+        rounds: list[dict[str, list[Any]]] = []
+
+        async def run() -> None:
+            await adapter.open()
+            try:
+                async for readings in adapter.stream():
+                    rounds.append(by_signal([readings]))
+                    if len(rounds) == 1:
+                        server.write("DB10.DBD8:DINT", -5)
+                    else:
+                        return
+            finally:
+                await adapter.close()
+
+        asyncio.run(asyncio.wait_for(run(), 10))
+        first, changed = rounds
+        assert {k: v[0].value for k, v in first.items() if k != "inf"} == {"d0": 100, "d1": 101, "d2": 102, "d3": 103}
+        assert first["inf"][0].quality == BAD_TYPE_MISMATCH and first["d0"][0].quality == 0
+        assert set(changed) - {"inf"} == {"d2"} and changed["d2"][0].value == -5
     finally:
         server.stop()
 

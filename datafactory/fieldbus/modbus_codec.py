@@ -12,6 +12,7 @@ integer types (uint64 up to 2**64-1), ``float`` for float32/float64, ``bool``, `
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Sequence
 
 from datafactory.config.modbus import ByteOrder, ModbusType
 
@@ -74,3 +75,41 @@ def encode(
             raise ValueError(f"{value!r} does not fit in {length} registers")
         return _from_bytes(data.ljust(2 * length, b"\x00"), order, words=False)
     return _from_bytes(struct.pack(_FORMATS[vtype], value), order, words=True)
+
+
+# How a whole block of registers is unpacked at once: the block's registers packed high byte first (or low byte
+# first, which swaps the bytes of each register), then one struct format per byte order read over those bytes.
+# The word-swapped orders are the other image read little-endian: see the module doc for why that is exact.
+_IMAGE_AND_ENDIAN = {
+    ByteOrder.ABCD: (">", ">"),
+    ByteOrder.DCBA: (">", "<"),
+    ByteOrder.BADC: ("<", ">"),
+    ByteOrder.CDAB: ("<", "<"),
+}
+_CODES = {t: f[1] for t, f in _FORMATS.items()}
+REGISTER_SPAN = {t: struct.calcsize(f) // 2 for t, f in _FORMATS.items()}
+
+
+def block_unpacker(
+    start: int, count: int, values: list[tuple[int, int, ModbusType, ByteOrder]]
+) -> tuple[list[int], Callable[[Sequence[int]], tuple[int | float, ...]]]:
+    """For the numeric ``values`` (key, address, type, byte order) of a block of ``count`` registers from
+    ``start``: the keys it decodes, in the order of its output, and the function decoding a response's registers
+    into their values with one ``struct`` call per byte order. A value overlapping an earlier one of its order
+    is left out (its key is not in the list): the caller decodes it on its own."""
+    parts: list[tuple[struct.Struct, struct.Struct]] = []
+    keys: list[int] = []
+    for order, (image, endian) in _IMAGE_AND_ENDIAN.items():
+        fmt, pos = [endian], start
+        for key, address, vtype, _ in sorted((v for v in values if v[3] is order), key=lambda v: v[1]):
+            if address < pos:
+                continue
+            fmt.append("x" * 2 * (address - pos) + _CODES[vtype])
+            pos = address + REGISTER_SPAN[vtype]
+            keys.append(key)
+        if len(fmt) > 1:
+            parts.append((struct.Struct(f"{image}{count}H"), struct.Struct("".join(fmt))))
+    if len(parts) == 1:
+        pack, unpack = parts[0]
+        return keys, lambda regs: unpack.unpack_from(pack.pack(*regs))
+    return keys, lambda regs: sum((u.unpack_from(p.pack(*regs)) for p, u in parts), ())

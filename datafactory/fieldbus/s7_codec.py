@@ -21,6 +21,9 @@ _FORMATS = {
     S7Type.LREAL: ">d",
 }
 
+CODES = {t: f[1] for t, f in _FORMATS.items()}
+"""The struct code of each numeric type (its format without the byte order), to decode many values at once."""
+
 
 class DecodeError(ValueError):
     """Bytes that do not hold a value of the address's type."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +34,13 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 
 from datafactory.config.modbus import (
     BIT_TABLES,
-    ByteOrder,
+    SIGNAL_TYPE,
     ModbusRegister,
     ModbusSource,
     ModbusTable,
     ModbusTransport,
     ModbusType,
 )
-from datafactory.config.signals import DeadbandKind
 from datafactory.contract.quality import (
     BAD_COMMUNICATION_ERROR,
     BAD_DATA_ENCODING_INVALID,
@@ -52,12 +52,12 @@ from datafactory.contract.quality import (
     BAD_RESOURCE_UNAVAILABLE,
     BAD_TIMEOUT,
 )
-from datafactory.contract.sample import Sample, now_us
+from datafactory.contract.sample import now_us
 from datafactory.contract.values import SignalType
 from datafactory.errors import ConnectionLost
-from datafactory.fieldbus.modbus_codec import DecodeError, decode
+from datafactory.fieldbus.modbus_codec import REGISTER_SPAN, DecodeError, block_unpacker, decode
 from gateway.modbus_plan import Block, plan_group, split
-from gateway.polling import PolledSource
+from gateway.polling import PolledSource, discard, passes_as_read, picker, send_ahead
 from gateway.sources import Reading
 
 _log = logging.getLogger(__name__)
@@ -73,8 +73,6 @@ EXCEPTION_QUALITY = {
     0x0B: BAD_TIMEOUT,  # gateway target device failed to respond
 }
 """Modbus exception code → OPC-UA StatusCode of the values the refused request carried."""
-
-_new_sample = tuple.__new__  # Sample(...) without NamedTuple's Python-level __new__, for the direct path
 
 _READ = {
     ModbusTable.COIL: "read_coils",
@@ -98,10 +96,11 @@ class ModbusAdapter(PolledSource):
         self._spans = [(r.address, r.register_count()) for r in self._regs]
         self._orders = [r.byte_order for r in self._regs]
         self._bits = [r.bit for r in self._regs]
-        # Values that need neither the codec nor the normaliser — a coil, a discrete input or a plain uint16
-        # register, unscaled, without deadband — go straight from the response into samples: the emit loop
-        # runs for every value of every poll, and this is what most devices' register maps hold.
-        self._direct = [self._is_direct(r, t) for r, t in zip(self._regs, self._types, strict=True)]
+        # Values that need neither the codec's special cases nor the normaliser — a coil, a number in any byte
+        # order, unscaled, without deadband, of its natural type — are decoded a block at a time (one struct
+        # call) and go straight into samples: the emit loop runs for every value of every poll, and this is what
+        # most devices' register maps hold.
+        self._plain = [self._is_plain(r, t) for r, t in zip(self._regs, self._types, strict=True)]
         self._plans: dict[str, list[Block]] = {}
         self._client: Any = None
         self._silence = silent_interval_s(config.baudrate) if config.transport is ModbusTransport.RTU else 0.0
@@ -115,22 +114,22 @@ class ModbusAdapter(PolledSource):
         self._last_log = 0.0
 
     @staticmethod
-    def _is_direct(r: ModbusRegister, vtype: ModbusType) -> bool:
-        if r.is_scaled() or r.deadband.kind is not DeadbandKind.NONE:
-            return False
+    def _is_plain(r: ModbusRegister, vtype: ModbusType) -> bool:
         if r.table in BIT_TABLES:
-            return r.declared_type() is SignalType.BOOL
-        plain = vtype is ModbusType.UINT16 and r.bit is None and r.byte_order in (ByteOrder.ABCD, ByteOrder.CDAB)
-        return plain and r.declared_type() is SignalType.INT64
+            return passes_as_read(r, SignalType.BOOL)
+        natural = SIGNAL_TYPE.get(vtype, SignalType.INT64)
+        return vtype in REGISTER_SPAN and r.bit is None and passes_as_read(r, natural)
 
     def _prepare(self, blocks: list[Block]) -> list[Block]:
         for block in blocks:
-            block.direct = [
-                (i, self._spans[i][0] - block.start, self._regs[i].cell, self._regs[i].signal)
-                for i in block.items
-                if self._direct[i]
-            ]
-            block.decoded = [i for i in block.items if not self._direct[i]]
+            plain = [i for i in block.items if self._plain[i]]
+            if plain and block.table in BIT_TABLES:
+                block.unpack = picker([self._spans[i][0] - block.start for i in plain])
+            elif plain:
+                values = [(i, self._spans[i][0], self._types[i], self._orders[i]) for i in plain]
+                plain, block.unpack = block_unpacker(block.start, block.count, values)
+            block.fast = self.fast_run(plain) if plain else None
+            block.decoded = [i for i in block.items if i not in set(plain)]
         return blocks
 
     def counters(self) -> dict[str, int]:
@@ -178,21 +177,29 @@ class ModbusAdapter(PolledSource):
         plan = self._plans[group]
         answered = False
         i = 0
-        while i < len(plan):
-            block = plan[i]
-            status, values = await self._read(block)
-            if status == 0x02 and len(block.items) > 1:
-                # find the refused address; the others keep flowing
-                plan[i : i + 1] = self._prepare(split(block, self._regs))
-                continue
-            answered = answered or status != BAD_TIMEOUT
-            self._emit(block, status, values, now_us(), out)
-            i += 1
+        ahead: asyncio.Task[tuple[int, Sequence[Any]]] | None = None  # the read of plan[i], already sent
+        try:
+            while i < len(plan):
+                block = plan[i]
+                status, values = await (ahead if ahead is not None else self._read(block))
+                ahead = None
+                if status == 0x02 and len(block.items) > 1:
+                    # find the refused address; the others keep flowing
+                    plan[i : i + 1] = self._prepare(split(block, self._regs))
+                    continue
+                t = now_us()
+                if i + 1 < len(plan):
+                    ahead = await send_ahead(self._read(plan[i + 1]))
+                answered = answered or status != BAD_TIMEOUT
+                self._emit(block, status, values, t, out)
+                i += 1
+        finally:
+            discard(ahead)
         if plan and not answered:
             raise ConnectionLost(self.where, f"no response to any of {len(plan)} requests of poll group {group!r}")
         return out
 
-    async def _read(self, block: Block) -> tuple[int, list[int] | list[bool]]:
+    async def _read(self, block: Block) -> tuple[int, Sequence[Any]]:
         """(0, values) or (exception code 1-255, []) or (Bad_Timeout, [])."""
         if self._silence:
             await asyncio.sleep(self._silence)
@@ -214,14 +221,14 @@ class ModbusAdapter(PolledSource):
             self.exceptions += 1
             return int(getattr(rr, "exception_code", 0)) or 0xFF, []
         if block.table in BIT_TABLES:
-            return 0, list(rr.bits[: block.count])
+            return 0, rr.bits[: block.count]
         if len(rr.registers) < block.count:
             self.bad_values += len(block.items)
             self._warn(f"unit {block.unit}: asked for {block.count} registers, got {len(rr.registers)}")
             return BAD_COMMUNICATION_ERROR, []
-        return 0, list(rr.registers)
+        return 0, rr.registers if len(rr.registers) == block.count else rr.registers[: block.count]
 
-    def _emit(self, block: Block, status: int, values: list[int] | list[bool], t: int, out: list[Reading]) -> None:
+    def _emit(self, block: Block, status: int, values: Sequence[Any], t: int, out: list[Reading]) -> None:
         if status != 0:
             self._emit_refusal(block, status, t, out)
             return
@@ -229,13 +236,8 @@ class ModbusAdapter(PolledSource):
         if refused:
             for i in block.items:
                 refused.pop(i, None)
-        last, every_poll = self._last, self._every_poll
-        for i, off, cell, signal in block.direct:
-            v = values[off]
-            key = (v, 0)
-            if every_poll or last[i] != key:
-                last[i] = key
-                out.append((cell, _new_sample(Sample, (signal, t, v, 0))))
+        if block.fast is not None and block.unpack is not None:
+            self._report_run(block.fast, block.unpack(values), t, out)
         bits = block.table in BIT_TABLES
         for i in block.decoded:
             address, span = self._spans[i]
@@ -258,6 +260,8 @@ class ModbusAdapter(PolledSource):
     def _emit_refusal(self, block: Block, status: int, t: int, out: list[Reading]) -> None:
         """The values of a request the device refused (exception code) or did not answer (a StatusCode)."""
         quality = EXCEPTION_QUALITY.get(status, status if status > 0xFF else BAD_COMMUNICATION_ERROR)
+        if block.fast is not None:
+            block.fast.last = None  # its values go bad: the next good read reports them again
         for i in block.items:
             if status == 0x02:
                 reg = self._regs[i]

@@ -16,13 +16,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from snap7.async_client import AsyncClient
 from snap7.error import S7Error
 from snap7.type import Area
 
-from datafactory.config.s7 import S7Address, S7Area, S7ConnectionType, S7Source
+from datafactory.config.s7 import S7Address, S7Area, S7ConnectionType, S7Source, S7Type
 from datafactory.contract.quality import (
     BAD_COMMUNICATION_ERROR,
     BAD_DATA_ENCODING_INVALID,
@@ -32,9 +35,11 @@ from datafactory.contract.quality import (
     BAD_TYPE_MISMATCH,
 )
 from datafactory.contract.sample import now_us
+from datafactory.contract.values import SignalType
 from datafactory.errors import ConnectionLost
+from datafactory.fieldbus.s7_codec import CODES as _CODES
 from datafactory.fieldbus.s7_codec import DecodeError, decode
-from gateway.polling import PolledSource
+from gateway.polling import FastRun, PolledSource, discard, passes_as_read, picker, send_ahead
 from gateway.sources import Reading
 
 _log = logging.getLogger(__name__)
@@ -53,6 +58,20 @@ _AREA = {S7Area.DB: Area.DB, S7Area.M: Area.MK, S7Area.I: Area.PE, S7Area.Q: Are
 _CONNECTION_TYPE = {S7ConnectionType.PG: 1, S7ConnectionType.OP: 2, S7ConnectionType.BASIC: 3}
 _REQUEST_HEADER = 10 + 2  # S7 job header + function and item count
 _RESPONSE_HEADER = 12 + 2  # S7 ack-data header (with error class/code) + function and item count
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One multi-read request and how its response is decoded: when every item answers as expected (code 0xFF,
+    byte data of its size), one ``struct`` call reads the whole response; plain values (numbers of their natural
+    type, unscaled, no deadband) go on as a ``FastRun``, the rest (BOOL, STRING, scaled) item by item."""
+
+    items: list[int]
+    layout: struct.Struct
+    lengths: tuple[int, ...]  # of each item's data in bits, as a successful response carries them
+    fast: FastRun | None
+    pick: Callable[[Sequence[Any]], tuple[Any, ...]]  # the fast run's values among the items' values
+    others: list[tuple[int, int]]  # (position in the batch, item index): their data, decoded one by one
 
 
 def pack_requests(addrs: list[S7Address], indices: list[int], pdu_length: int) -> list[list[int]]:
@@ -82,7 +101,7 @@ class S7Adapter(PolledSource):
         self.batch = batch
         self._items = list(config.items)
         self._addrs = [it.parsed() for it in self._items]
-        self._plans: dict[str, list[list[int]]] = {}
+        self._plans: dict[str, list[_Batch]] = {}
         self._client: AsyncClient | None = None
         self.where = f"s7 {config.host}:{config.port} rack {config.rack} slot {config.slot}"
         self.pdu_length = 0
@@ -106,19 +125,45 @@ class S7Adapter(PolledSource):
             raise ConnectionLost(self.where, f"cannot connect: {type(err).__name__}: {err}") from err
         self.pdu_length = int(client.pdu_length)
         self._plans = {
-            name: pack_requests(self._addrs, idx, self.pdu_length) if self.batch else [[i] for i in idx]
+            name: [self._layout(b) for b in (pack_requests(self._addrs, idx, self.pdu_length) if self.batch
+                                             else [[i] for i in idx])]
             for name, (_, idx) in self._groups.items()
-        }
+        }  # fmt: skip
+
+    def _layout(self, items: list[int]) -> _Batch:
+        fmt, plain, others = [">"], [], []
+        for k, i in enumerate(items):
+            a = self._addrs[i]
+            natural = SignalType.FLOAT64 if a.type in (S7Type.REAL, S7Type.LREAL) else SignalType.INT64
+            if a.type in _CODES and passes_as_read(self._items[i], natural):
+                code = _CODES[a.type]
+                plain.append(k)
+            else:
+                code = f"{a.size}s"
+                others.append((k, i))
+            fmt.append(f"BBH{code}{'x' if a.size & 1 and k < len(items) - 1 else ''}")
+        lengths = tuple(8 * self._addrs[i].size for i in items)
+        fast = self.fast_run([items[k] for k in plain]) if plain else None
+        return _Batch(items, struct.Struct("".join(fmt)), lengths, fast, picker(plain), others)
 
     async def _poll(self, group: str) -> list[Reading]:
         out: list[Reading] = []
-        for batch in self._plans[group]:
-            results = await self._read(batch)
-            self._emit(batch, results, now_us(), out)
+        plan = self._plans[group]
+        ahead: asyncio.Task[bytes] | None = None  # the read of plan[k], already sent
+        try:
+            for k, batch in enumerate(plan):
+                raw = await (ahead if ahead is not None else self._read(batch.items))
+                ahead = None
+                t = now_us()
+                if k + 1 < len(plan):
+                    ahead = await send_ahead(self._read(plan[k + 1].items))
+                self._emit(batch, raw, t, out)
+        finally:
+            discard(ahead)
         return out
 
-    async def _read(self, batch: list[int]) -> list[tuple[int, bytes]]:
-        """(return code, data) per item of ``batch``."""
+    async def _read(self, batch: list[int]) -> bytes:
+        """The response's items: per item return code, transport size, length and data (S7comm multi-read)."""
         client = self._client
         assert client is not None
         self.requests += 1
@@ -127,35 +172,54 @@ class S7Adapter(PolledSource):
             if len(batch) == 1 and _RESPONSE_HEADER + 4 + specs[0][3] > self.pdu_length:
                 area, db, start, size = specs[0]  # larger than one PDU: snap7 reads it in pieces
                 data = await asyncio.wait_for(client.read_area(Area(area), db, start, size), self.config.timeout_s)
-                return [(0xFF, bytes(data))]
+                return struct.pack(">BBH", 0xFF, 0x04, 8 * len(data)) + bytes(data)
             # A real multi-variable read (snap7's async read_multi_vars reads item by item).
             request = client.protocol.build_multi_read_request(specs)
             response = await asyncio.wait_for(client._send_receive(request), self.config.timeout_s)
         except (S7Error, OSError, TimeoutError) as err:
             raise ConnectionLost(self.where, f"read failed: {type(err).__name__}: {err}") from err
-        return _split_items(bytes(response.get("raw_data", b"")), len(batch))
+        return bytes(response.get("raw_data", b""))
 
-    def _emit(self, batch: list[int], results: list[tuple[int, bytes]], t: int, out: list[Reading]) -> None:
-        for i, (code, data) in zip(batch, results, strict=True):
-            item = self._items[i]
-            raw: object = None
-            if code == 0xFF:
-                self.refused.pop(i, None)
-                try:
-                    raw = decode(data, self._addrs[i])
-                    q = 0
-                except DecodeError as err:
-                    self.bad_values += 1
-                    _log.warning("%s: %s (%s): %s", self.where, item.address, item.signal, err)
-                    q = BAD_DATA_ENCODING_INVALID
-            else:
-                q = ITEM_QUALITY.get(code, BAD_COMMUNICATION_ERROR)
-                if i not in self.refused:
-                    _log.warning(
-                        "%s: the PLC refused %s (%s): return code 0x%02x", self.where, item.address, item.signal, code
-                    )
-                self.refused[i] = code
-            self._report(i, raw, q, t, out)
+    def _emit(self, batch: _Batch, raw: bytes, t: int, out: list[Reading]) -> None:
+        layout, n = batch.layout, len(batch.items)
+        if len(raw) == layout.size:
+            values = layout.unpack(raw)
+            # Every item answered 0xFF with byte data (transport 0x04) of its size: the layout holds.
+            if values[0::4] == (0xFF,) * n and values[1::4] == (0x04,) * n and values[2::4] == batch.lengths:
+                items = values[3::4]
+                if self.refused:
+                    for i in batch.items:
+                        self.refused.pop(i, None)
+                if batch.fast is not None:
+                    self._report_run(batch.fast, batch.pick(items), t, out)
+                for k, i in batch.others:
+                    self._item(i, 0xFF, items[k], t, out)
+                return
+        if batch.fast is not None:
+            batch.fast.last = None  # not all as expected: item by item, and the next good read reports them again
+        for i, (code, data) in zip(batch.items, _split_items(raw, len(batch.items)), strict=True):
+            self._item(i, code, data, t, out)
+
+    def _item(self, i: int, code: int, data: bytes, t: int, out: list[Reading]) -> None:
+        item = self._items[i]
+        raw: object = None
+        if code == 0xFF:
+            self.refused.pop(i, None)
+            try:
+                raw = decode(data, self._addrs[i])
+                q = 0
+            except DecodeError as err:
+                self.bad_values += 1
+                _log.warning("%s: %s (%s): %s", self.where, item.address, item.signal, err)
+                q = BAD_DATA_ENCODING_INVALID
+        else:
+            q = ITEM_QUALITY.get(code, BAD_COMMUNICATION_ERROR)
+            if i not in self.refused:
+                _log.warning(
+                    "%s: the PLC refused %s (%s): return code 0x%02x", self.where, item.address, item.signal, code
+                )
+            self.refused[i] = code
+        self._report(i, raw, q, t, out)
 
     async def close(self) -> None:
         client, self._client = self._client, None
