@@ -140,10 +140,11 @@ class ResultTable:
 
     def complete(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with the derived columns computed from its other columns, in declaration order."""
-        if frame.empty:
+        if frame.empty or not self.derived:
             return frame
+        frame = frame.copy()  # once, not per column as assign would; the caller's frame stays as it was
         for d in self.derived:
-            frame = frame.assign(**{d.name: d.compute(frame)})
+            frame[d.name] = d.compute(frame)
         return frame
 
     def write(self, conn: psycopg.Connection, frame: pd.DataFrame, *, where: str, params: tuple[Any, ...]) -> int:
