@@ -45,6 +45,7 @@ def pdm_results(
     meaning_of = dict(zip(monitored["signal_id"].astype(int), monitored["meaning"], strict=True))
     raw = store.samples(conn, list(cell_of), start, end, previous=False)
     prior = store.pdm_history(conn, plant.id, start)
+    fresh: dict[int, pd.DataFrame] = {}  # the new health rows per signal
     for sid, cid in cell_of.items():
         new = pdm.bucket_means(raw[raw["signal_id"] == sid], running[cid], cfg.pdm.bucket_minutes)
         new = new[(new["time"] >= start) & (new["time"] < end)]
@@ -63,13 +64,15 @@ def pdm_results(
         if known.any():
             for col in RUL_COLUMNS:
                 h.loc[known, col] = old[col].to_numpy(dtype=float)[: int(known.sum())]
-        rows = h[~known].assign(plant_id=plant.id, cell_id=cid, signal_id=sid)
-        written["pdm_health"] += tables.PDM_HEALTH_TABLE.write(conn, rows, where="signal_id = %s AND time >= %s",
-                                                               params=(sid, start))
+        fresh[sid] = h[~known].assign(plant_id=plant.id, cell_id=cid, signal_id=sid)
         episodes = lifecycle(h, cfg.pdm, label=f"signal {sid} (cell {cid}) {meaning_of[sid]}")
         alerts = [{k: getattr(a, k) for k in store.ALERT_COLUMNS} for a in episodes]
         store.sync_alerts(conn, plant_id=plant.id, cell_id=cid, signal_id=sid, kind="pdm_drift", alerts=alerts)
         written["alerts"] += len(episodes)
+    if fresh:  # one DELETE and one COPY for every signal with health rows, not one of each per signal
+        rows = pd.concat([f for f in fresh.values() if len(f)] or [pd.DataFrame()], ignore_index=True)
+        written["pdm_health"] = tables.PDM_HEALTH_TABLE.write(
+            conn, rows, where="signal_id = ANY(%s) AND time >= %s", params=(list(fresh), start))
     return written
 
 
