@@ -57,9 +57,12 @@ def lifecycle(
     alerts: list[Alert] = [open_alert] if open_alert is not None else []
     active = open_alert if open_alert is not None and open_alert.status != "cleared" else None
     run_drift = run_ok = 0
-    # Only the columns read below (a dict per bucket of every health column cost more than the state machine).
+    # Only the columns read below, as Python lists zipped into a dict per bucket: pandas' to_dict of every health
+    # column cost more than the state machine (the same Python values: floats, bools, Timestamps, text).
     read = [c for c in READ if c in health]
-    for row in health.sort_values("time")[read].to_dict("records"):
+    ordered = health.sort_values("time")
+    for values in zip(*(ordered[c].tolist() for c in read), strict=True):
+        row = dict(zip(read, values, strict=True))
         if bool(row["drift"]):
             run_drift, run_ok = run_drift + 1, 0
         else:
