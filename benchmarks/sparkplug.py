@@ -40,6 +40,7 @@ from gateway.sparkplug_decode import COMPRESSED_UUID
 from gateway.sparkplug_proto import DOUBLE, STRING, UINT64, Payload
 
 CELL = "bench/line-1/node-1"
+STALL_S = 15.0
 
 
 def _url() -> tuple[str, str, int]:
@@ -84,6 +85,15 @@ def _publish_all(client: paho.Client, topic: str, payloads: list[bytes]) -> None
         info.wait_for_publish(60)
 
 
+def _wait_quiet(done: threading.Event, latest: Any, *, stall_s: float = STALL_S) -> None:
+    """Until ``done`` is set, or nothing new arrived for ``stall_s`` (``latest()`` is the newest arrival time):
+    messages the broker dropped never come, and a run that lost some must end and say so, not wait forever."""
+    start = time.time()
+    while not done.wait(0.5):
+        if time.time() - max(latest(), start) > stall_s:
+            return
+
+
 def _bare_child(host: str, port: int, topic: str, *, expected: int, per_message: int, q: Any) -> None:
     got = 0
     done = threading.Event()
@@ -102,7 +112,7 @@ def _bare_child(host: str, port: int, topic: str, *, expected: int, per_message:
     c.subscribe(topic, qos=1)
     c.loop_start()
     q.put("ready")
-    done.wait(600)
+    _wait_quiet(done, lambda: last)
     q.put((got * per_message, last))
     c.loop_stop()
     c.disconnect()
@@ -137,7 +147,7 @@ def _plant(enterprise: str, group: str, url: str, per_message: int) -> dict[str,
     }  # fmt: skip
 
 
-def _gateway_phase(args: argparse.Namespace, *, compressed: bool) -> tuple[int, float]:
+def _gateway_phase(args: argparse.Namespace, *, compressed: bool) -> tuple[int, float, int]:
     url, host, port = _url()
     enterprise = f"b{uuid.uuid4().hex[:8]}"
     group = f"bench-{enterprise}"
@@ -146,9 +156,13 @@ def _gateway_phase(args: argparse.Namespace, *, compressed: bool) -> tuple[int, 
     seen = 0
     done = threading.Event()
     last = 0.0
+    counters: dict[str, int] = {}
 
     def on_message(c: Any, u: Any, msg: Any) -> None:
         nonlocal seen, last
+        if msg.topic.endswith("/status"):  # the gateway's own count of lost messages (sequence gaps)
+            counters.update(orjson.loads(msg.payload).get("sources", {}).get("spb", {}))
+            return
         seen += len(orjson.loads(msg.payload)["samples"])
         last = time.time()
         if seen >= expected:
@@ -158,6 +172,7 @@ def _gateway_phase(args: argparse.Namespace, *, compressed: bool) -> tuple[int, 
     counter.on_message = on_message
     counter.connect(host, port)
     counter.subscribe(f"df/v1/{enterprise}/+/+/+/+/data", qos=1)
+    counter.subscribe(f"df/v1/{enterprise}/+/_gw/+/status", qos=1)
     counter.loop_start()
     node = _client(host, port, "edge")
     with tempfile.TemporaryDirectory() as state:
@@ -170,15 +185,16 @@ def _gateway_phase(args: argparse.Namespace, *, compressed: bool) -> tuple[int, 
         time.sleep(0.5)
         t0 = time.time()
         _publish_all(node, f"spBv1.0/{group}/NDATA/n1", payloads)
-        done.wait(600)
+        _wait_quiet(done, lambda: last)
         rate = (seen - args.metrics_per_message) / max(last - t0, 1e-6)
+        time.sleep(1.5)  # one more status (every 1 s) with the final counters
         proc.terminate()
         proc.join(10)
     node.loop_stop()
     node.disconnect()
     counter.loop_stop()
     counter.disconnect()
-    return seen, rate
+    return seen, rate, int(counters.get("seq_gaps", 0))
 
 
 def _bare_phase(args: argparse.Namespace) -> tuple[int, float]:
@@ -229,10 +245,10 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     seen_bare, bare = _bare_phase(args)
     print(f"bare paho subscriber: {bare:,.0f} metrics/s ({seen_bare} metrics)", file=sys.stderr)
-    seen, plain = _gateway_phase(args, compressed=False)
-    print(f"gateway, uncompressed: {plain:,.0f} metrics/s ({seen} samples)", file=sys.stderr)
-    seen_c, packed = _gateway_phase(args, compressed=True)
-    print(f"gateway, DEFLATE: {packed:,.0f} metrics/s ({seen_c} samples)", file=sys.stderr)
+    seen, plain, gaps = _gateway_phase(args, compressed=False)
+    print(f"gateway, uncompressed: {plain:,.0f} metrics/s ({seen} samples, {gaps} seq gaps)", file=sys.stderr)
+    seen_c, packed, gaps_c = _gateway_phase(args, compressed=True)
+    print(f"gateway, DEFLATE: {packed:,.0f} metrics/s ({seen_c} samples, {gaps_c} seq gaps)", file=sys.stderr)
     total = args.messages * args.metrics_per_message
     result = {
         "benchmark": "sparkplug",
@@ -243,6 +259,8 @@ def main() -> None:
         "bare_subscriber_metrics_per_s": round(bare),
         "ratio_vs_bare": round(plain / bare, 3) if bare else None,
         "all_delivered": seen >= total and seen_c >= total and seen_bare >= total,
+        # messages the broker dropped before the gateway read them (its sequence gaps), per gateway phase
+        "seq_gaps": [gaps, gaps_c],
         "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # before and after: shared box
         "cpu_count": os.cpu_count(),
         "timescaledb": _timescaledb(),

@@ -95,9 +95,15 @@ def _inflate(body: bytes, wbits: int) -> bytes:
 
 def unwrap(raw: bytes) -> Any:
     """The payload, with a compressed envelope (DEFLATE or GZIP) already unwrapped."""
+    outer, inner = envelope(raw)
+    return outer if inner is None else inner_payload(inner)
+
+
+def envelope(raw: bytes) -> tuple[Any, bytes | None]:
+    """The parsed payload and, when it is a compressed envelope, its inflated body (else None)."""
     outer = _parse(raw)
     if outer.uuid != COMPRESSED_UUID:
-        return outer
+        return outer, None
     algorithm = "DEFLATE"
     for m in outer.metrics:
         if m.name == "algorithm" and m.WhichOneof("value") == "string_value":
@@ -115,6 +121,11 @@ def unwrap(raw: bytes) -> Any:
             raise Undecodable("unknown_compression", f"compression algorithm {algorithm!r} is not DEFLATE or GZIP")
     except zlib.error as err:
         raise Undecodable("bad_compression", f"{algorithm} body does not inflate: {err}") from err
+    return outer, inner
+
+
+def inner_payload(inner: bytes) -> Any:
+    """The payload an envelope's inflated body holds (never another envelope)."""
     payload = _parse(inner)
     if payload.uuid == COMPRESSED_UUID:
         raise Undecodable("bad_compression", "a compressed payload inside a compressed payload")

@@ -159,3 +159,41 @@ _pool = descriptor_pool.DescriptorPool()
 _pool.Add(_file())
 Payload: Any = message_factory.GetMessageClass(_pool.FindMessageTypeByName(f"{PACKAGE}.Payload"))
 """The Sparkplug B ``Payload`` message class: ``Payload.FromString(raw)``, ``Payload().SerializeToString()``."""
+
+
+def _lean_file() -> descriptor_pb2.FileDescriptorProto:
+    """A narrower view of the same wire format, for the data fast path (``sparkplug_metrics.decode_lean``):
+    ``Payload`` {timestamp, metrics, seq} with explicit presence, ``Metric`` {alias, timestamp, datatype} without
+    presence and only the float/double value. Parsed with it and re-measured after dropping unknown fields, a
+    payload keeps its size exactly when it holds nothing else — no name, null flag, other value, property,
+    uuid or body — and no field explicitly zero, duplicated or non-minimally encoded: then every metric's alias,
+    datatype and timestamp are present exactly when non-zero, and the full decoder would read the same values."""
+    o = descriptor_pb2.OneofDescriptorProto
+    lean = f".{PACKAGE}.lean.Payload"
+    metric = _msg(
+        "Metric",
+        _field("alias", 2, _F.TYPE_UINT64),
+        _field("timestamp", 3, _F.TYPE_UINT64),
+        _field("datatype", 4, _F.TYPE_UINT32),
+        _field("float_value", 12, _F.TYPE_FLOAT, oneof=0),
+        _field("double_value", 13, _F.TYPE_DOUBLE, oneof=0),
+        oneof_decl=[o(name="value")],
+    )
+    timestamp, seq = _field("timestamp", 1, _F.TYPE_UINT64, oneof=0), _field("seq", 3, _F.TYPE_UINT64, oneof=1)
+    timestamp.proto3_optional = seq.proto3_optional = True
+    payload = _msg(
+        "Payload",
+        timestamp,
+        _field("metrics", 2, _F.TYPE_MESSAGE, repeated=True, type_name=f"{lean}.Metric"),
+        seq,
+        nested_type=[metric],
+        oneof_decl=[o(name="_timestamp"), o(name="_seq")],
+    )
+    return descriptor_pb2.FileDescriptorProto(
+        name="sparkplug_b_lean.proto", package=f"{PACKAGE}.lean", syntax="proto3", message_type=[payload]
+    )
+
+
+_pool.Add(_lean_file())
+LeanPayload: Any = message_factory.GetMessageClass(_pool.FindMessageTypeByName(f"{PACKAGE}.lean.Payload"))
+"""The fast path's view of a data payload (see ``_lean_file``); never used to encode."""
