@@ -15,6 +15,7 @@ import logging
 import os
 import ssl
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -90,6 +91,8 @@ class MqttSession:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected: asyncio.Future[None] | None = None
         self._subacks: dict[int, asyncio.Future[str | None]] = {}
+        self._inbox: deque[tuple[str, bytes, bool]] = deque()  # messages from paho's thread, not yet handled
+        self._drain_pending = False
 
     async def connect(self, timeout_s: float = 10.0) -> None:
         loop = self._loop = asyncio.get_running_loop()
@@ -169,8 +172,20 @@ class MqttSession:
             self._call(self.on_puback, mid)
 
     def _paho_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        # One wake-up of the loop for a run of messages, not one per message: each call_soon_threadsafe is a
+        # write to the loop's self-pipe, and every system call hands the GIL back to a busy loop thread, so a
+        # burst (Sparkplug data) would be read from the socket only as fast as the loop lets go of the GIL.
         if self.on_message is not None:
-            self._call(self.on_message, msg.topic, msg.payload, bool(msg.retain))
+            self._inbox.append((msg.topic, bytes(msg.payload), bool(msg.retain)))  # bytes(b) is b: no copy
+            if not self._drain_pending:
+                self._drain_pending = True
+                self._call(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_pending = False  # first: a message appended from now on schedules another drain
+        inbox, on_message = self._inbox, self.on_message
+        while inbox and on_message is not None:
+            on_message(*inbox.popleft())
 
     # event loop API
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
