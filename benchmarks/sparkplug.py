@@ -11,8 +11,12 @@ metric delivered:
    batches, buffers on disk and publishes to the platform topics; a counting subscriber sees every sample;
 3. gateway, compressed: the same messages as DEFLATE ``SPBV1.0_COMPRESSED`` envelopes.
 
+A phase ends when every metric arrived, or when nothing arrived for ``STALL_S``: a broker whose per-client queue
+overflows drops messages, and the run then says so (``all_delivered`` false) instead of waiting for them.
+
 Last stdout line: JSON with ``metrics``, ``metrics_per_s``, ``metrics_per_s_compressed``,
-``bare_subscriber_metrics_per_s``, ``ratio_vs_bare`` (uncompressed ÷ bare), ``cpu_count``, ``timescaledb``.
+``bare_subscriber_metrics_per_s``, ``ratio_vs_bare`` (uncompressed ÷ bare), ``all_delivered``, ``seq_gaps`` (the
+gateway's count of lost messages, per gateway phase), ``load_avg_1m``, ``cpu_count``, ``timescaledb``.
 ``--quick`` runs a tenth of the messages.
 """
 
