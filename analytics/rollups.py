@@ -19,8 +19,6 @@ import psycopg
 from analytics import calendar, oee, store, tables
 from datafactory.config.analytics import AnalyticsConfig
 
-WHERE = "plant_id = %s AND period = %s AND time >= %s AND time < %s"
-
 
 def roll_up(
     conn: psycopg.Connection, plant: store.Plant, cfg: AnalyticsConfig, kinds: tuple[str, ...], *,
@@ -35,17 +33,22 @@ def roll_up(
         return {}
     lo = min(p["time"].min() for p in pers.values())
     hi = max(p["time_end"].max() for p in pers.values())
+    spans = {k: (p["time"].min(), p["time_end"].max()) for k, p in pers.items()}
+    # One DELETE and one COPY per table for all the kinds: the rows of each kind's own range are replaced.
+    where = "plant_id = %s AND (" + " OR ".join(["(period = %s AND time >= %s AND time < %s)"] * len(spans)) + ")"
+    params = (plant.id, *(x for k, (klo, khi) in spans.items() for x in (k, klo, khi)))
     counts: dict[str, int] = {}
     for table in tables.PER_CELL:
         hours = _hours(conn, table, plant.id, (lo, hi), (start, end, written.get(table.name)))
+        parts = []
         for kind, per in pers.items():
-            klo, khi = per["time"].min(), per["time_end"].max()
+            klo, khi = spans[kind]
             inside = hours[(hours["time"] >= klo) & (hours["time"] < khi)] if len(hours) else hours
             rows = rolled(table, inside, per)
             if len(rows):
-                rows = rows.assign(plant_id=plant.id, period=kind)
-            counts[table.name] = counts.get(table.name, 0) + table.write(conn, rows, where=WHERE,
-                                                                         params=(plant.id, kind, klo, khi))
+                parts.append(rows.assign(plant_id=plant.id, period=kind))
+        rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0] if parts else pd.DataFrame()
+        counts[table.name] = table.write(conn, rows, where=where, params=params)
     return counts
 
 
