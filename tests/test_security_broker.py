@@ -2,78 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
-import os
-import socket
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 from click.testing import CliRunner
-from paho.mqtt.enums import CallbackAPIVersion
 
-from datafactory.config import load_config_text
 from datafactory.contract.payload import MAX_MESSAGE_BYTES
 from ops.broker_config import DEPLOY_USER, INGEST_USER, gateway_user, mosquitto_hash, password_var
 from ops.cli import broker
-from tests.test_config import GOOD
+from tests.support.gateway_env import free_port
+from tests.support.secured_broker import Broker, Client, mosquitto, plant_config
 
 pytestmark = pytest.mark.integration
 NOT_AUTHORIZED = 0x87
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Broker:
-    port: int
-    log: Path
-    passwords: dict[str, str]
-    users: dict[str, str]  # role in the test -> user name
-    enterprise_a: str
-    enterprise_b: str
-
-
-def _plant(enterprise: str, tmp: Path) -> Path:
-    path = tmp / f"{enterprise}.yaml"
-    path.write_text(GOOD.replace("id: acme", f"id: {enterprise}"))
-    load_config_text(path.read_text())  # the test's own input must be valid
-    return path
-
-
-@contextlib.contextmanager
-def _mosquitto(conf: Path, port: int) -> Iterator[None]:
-    """Run ``mosquitto -c conf`` until the block ends; ready once ``port`` accepts connections."""
-    if os.geteuid() == 0:  # Mosquitto drops root for the 'mosquitto' user, which cannot read our tmp_path
-        conf.write_text(conf.read_text() + "user root\n")
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, "mosquitto did not start"
-                time.sleep(0.05)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -88,14 +34,14 @@ def secured_broker(tmp_path: Path, enterprise: str, monkeypatch: pytest.MonkeyPa
     passwords = {name: f"pw-{uuid.uuid4().hex}" for name in users.values()}
     for name, pw in passwords.items():
         monkeypatch.setenv(password_var(name), pw)
-    port, out = _free_port(), tmp_path / "broker"
+    port, out = free_port(), tmp_path / "broker"
     result = CliRunner().invoke(
         broker,
         [
             "config",
             "--config",
-            str(_plant(ent_a, tmp_path)),
-            str(_plant(ent_b, tmp_path)),
+            str(plant_config(ent_a, tmp_path)),
+            str(plant_config(ent_b, tmp_path)),
             "--out",
             str(out),
             "--port",
@@ -108,49 +54,8 @@ def secured_broker(tmp_path: Path, enterprise: str, monkeypatch: pytest.MonkeyPa
     for pw in passwords.values():
         assert pw not in result.output
     assert (out / "passwd").stat().st_mode & 0o777 == 0o600
-    with _mosquitto(out / "mosquitto.conf", port):
+    with mosquitto(out / "mosquitto.conf", port):
         yield Broker(port, out / "mosquitto.log", passwords, users, ent_a, ent_b)
-
-
-class Client:
-    """A paho MQTT v5 client that records what the broker answered."""
-
-    def __init__(
-        self, port: int, user: str | None, password: str | None, client_id: str = "", ca: Path | None = None
-    ) -> None:
-        self.connack: list[int] = []
-        self.pubacks: dict[int, int] = {}
-        self.subacks: list[list[int]] = []
-        self.messages: list[tuple[str, bytes]] = []
-        self.event = threading.Event()
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or uuid.uuid4().hex, protocol=mqtt.MQTTv5)
-        if user:
-            self.c.username_pw_set(user, password)
-        if ca is not None:
-            self.c.tls_set(ca_certs=str(ca))
-        self.c.on_connect = self._on_connect
-        self.c.on_publish = lambda _c, _u, mid, rc, _p: self.pubacks.__setitem__(mid, rc.value)
-        self.c.on_subscribe = lambda _c, _u, _mid, rcs, _p: self.subacks.append([r.value for r in rcs])
-        self.c.on_message = lambda _c, _u, msg: self.messages.append((msg.topic, bytes(msg.payload)))
-        self.c.connect("127.0.0.1", port)
-        self.c.loop_start()
-        assert self.event.wait(30), "no CONNACK"  # a wait, not a bound: a loaded box may take seconds
-
-    def _on_connect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-        self.connack.append(rc.value)
-        self.event.set()
-
-    def wait(self, predicate: Any, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.02)
-        return False
-
-    def close(self) -> None:
-        self.c.disconnect()
-        self.c.loop_stop()
 
 
 def test_gateway_cannot_publish_outside_its_prefix(secured_broker: Broker) -> None:
@@ -226,7 +131,7 @@ def test_clients_without_valid_credentials_cannot_connect(secured_broker: Broker
 
 def test_missing_password_is_an_error_naming_the_variable(tmp_path: Path, enterprise: str) -> None:
     result = CliRunner().invoke(
-        broker, ["config", "--config", str(_plant(enterprise, tmp_path)), "--out", str(tmp_path / "o")], env={}
+        broker, ["config", "--config", str(plant_config(enterprise, tmp_path)), "--out", str(tmp_path / "o")], env={}
     )
     assert result.exit_code != 0
     assert password_var(gateway_user(enterprise, "dg-1", "gw-1")) in result.output
@@ -248,7 +153,6 @@ def test_hash_format_matches_mosquitto_passwd(tmp_path: Path) -> None:
 def test_broker_log_detectors_see_denials_and_password_guessing(
     secured_broker: Broker, db_url: str, tmp_path: Path
 ) -> None:
-    from datetime import UTC, datetime, timedelta
 
     import psycopg
 
@@ -282,98 +186,6 @@ def test_broker_log_detectors_see_denials_and_password_guessing(
         assert not any(d == "unknown_client" and b.users["a"] in s for d, s in alerts)
         stored = conn.execute("SELECT count(*) FROM security_alerts").fetchone()
         assert stored == (len(alerts),)
-
-
-def _certificates(tmp: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1 signed by it (PEM files)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    now = datetime.now(UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("df test ca"))
-        .issuer_name(name("df test ca"))
-        .public_key(ca_key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(2)
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = tmp / "ca.pem", tmp / "server.pem", tmp / "server.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return paths
-
-
-def test_tls_listener(tmp_path: Path, enterprise: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    ca, cert, key = _certificates(tmp_path)
-    user, password = gateway_user(enterprise, "dg-1", "gw-1"), f"pw-{uuid.uuid4().hex}"
-    monkeypatch.setenv(password_var(user), password)
-    monkeypatch.setenv(password_var(INGEST_USER), "ingest-pw-1")
-    plain, tls = _free_port(), _free_port()
-    out = tmp_path / "broker"
-    args = [
-        "config",
-        "--config",
-        str(_plant(enterprise, tmp_path)),
-        "--out",
-        str(out),
-        "--port",
-        str(plain),
-        "--bind",
-        "127.0.0.1",
-        "--tls-cert",
-        str(cert),
-        "--tls-key",
-        str(key),
-        "--tls-port",
-        str(tls),
-    ]
-    result = CliRunner().invoke(broker, args)
-    assert result.exit_code == 0, result.output
-    with _mosquitto(out / "mosquitto.conf", tls):
-        secure = Client(tls, user, password, ca=ca)
-        refused = Client(tls, user, "wrong", ca=ca)
-        try:
-            assert secure.connack == [0] and refused.connack and refused.connack[0] != 0
-            info = secure.c.publish(f"df/v1/{enterprise}/dg-1/a/l/c/data", b"x", qos=1)
-            assert secure.wait(lambda: info.mid in secure.pubacks) and secure.pubacks[info.mid] in (0, 0x10)
-        finally:
-            secure.close()
-            refused.close()
-        # Plain MQTT on the TLS port: the broker drops it during the handshake, no CONNACK ever comes.
-        plain_client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        plain_client.username_pw_set(user, password)
-        answers: list[Any] = []
-        plain_client.on_connect = lambda *args: answers.append(args)
-        plain_client.connect("127.0.0.1", tls)
-        plain_client.loop_start()
-        time.sleep(1.0)
-        plain_client.loop_stop()
-        plain_client.disconnect()
-        assert answers == []
 
 
 def test_broker_refuses_a_message_over_the_contract_limit(secured_broker: Broker) -> None:
