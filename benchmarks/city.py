@@ -62,14 +62,14 @@ from benchmarks.city_measure import (
     rounded,
     with_children,
 )
-from benchmarks.ingest import end_sessions, stop, worker_argv
+from benchmarks.ingest_workers import end_sessions, stop, worker_argv
 from datafactory.contract.payload import MAX_MESSAGE_BYTES
 from datafactory.db import timescale
 from datafactory.db.connect import drop_database, with_database
 from datafactory.db.migrate import migrate
 from datafactory.settings import get_settings
 
-ENTERPRISE = "bench"  # benchmarks.ingest's worker_argv subscribes to df/v1/bench/#
+ENTERPRISE = "bench"  # worker_argv subscribes to df/v1/bench/# by default
 POLL_S = 0.25
 
 

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,11 +39,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from app.harness.broker import MosquittoBroker
 from benchmarks import ingest_typed, storage
+from benchmarks.ingest_workers import end_sessions, stop, wait_health, worker_argv
 from datafactory.contract.sample import now_us
 from datafactory.contract.topics import CellPath, TopicKind
 from datafactory.db import timescale
@@ -94,70 +92,6 @@ def publish_all(broker_url: str, samples: int, start_us: int, *, mixed: bool = F
     client.disconnect()
     client.loop_stop()
     return elapsed
-
-
-def worker_argv(db_url: str, broker_url: str, name: str, share_group: str | None, writers: int) -> list[str]:
-    argv = [
-        sys.executable,
-        "-m",
-        "app.cli.main",
-        "ingest",
-        "run",
-        "--database-url",
-        db_url,
-        "--mqtt-url",
-        broker_url,
-        "--topic-filter",
-        f"df/v1/{ENTERPRISE}/#",
-        "--worker",
-        name,
-        "--health-interval-s",
-        "0.2",
-        "--writers",
-        str(writers),
-    ]
-    return [*argv, "--share-group", share_group] if share_group else argv
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def end_sessions(broker_url: str, names: list[str]) -> None:
-    """Discard the workers' persistent sessions, or the broker would keep queueing later runs' messages for them."""
-    port = int(broker_url.rsplit(":", 1)[1])
-    for name in names:
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"df-ingest-{name}", protocol=mqtt.MQTTv5
-        )
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 0
-        client.connect("127.0.0.1", port, clean_start=True, properties=props)
-        client.loop_start()
-        deadline = time.monotonic() + 10
-        while not client.is_connected() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        client.disconnect()
-        client.loop_stop()
-
-
-def wait_health(db_url: str, workers: int, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with psycopg.connect(db_url) as conn:
-            row = conn.execute("SELECT count(*) FROM ingest_health").fetchone()
-        if row and row[0] >= workers:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"{workers} ingest worker(s) did not report health within {timeout_s} s")
 
 
 def run_ingest(
