@@ -107,28 +107,42 @@ class PolledSource:
     def bindings(self) -> list[SignalBinding]:
         return list(self._bindings)
 
-    async def _poll(self, group: str) -> list[Reading]:
-        """Read every value of ``group`` once; raise ``ConnectionLost`` when the device is gone."""
+    async def _poll(self, group: str, first: asyncio.Task[Any] | None) -> list[Reading]:
+        """Read every value of ``group`` once (``first``: its first request, already sent); raise
+        ``ConnectionLost`` when the device is gone."""
+        raise NotImplementedError
+
+    def _first_read(self, group: str) -> Coroutine[Any, Any, Any] | None:
+        """The read of ``group``'s first request, for ``send_ahead`` (None if the group reads nothing)."""
         raise NotImplementedError
 
     async def stream(self) -> AsyncIterator[list[Reading]]:
         loop = asyncio.get_running_loop()
         due = dict.fromkeys(self._groups, loop.time())
-        while True:
-            name = min(due, key=due.__getitem__)
-            delay = due[name] - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            out = await self._poll(name)
-            interval = self._groups[name][0]
-            due[name] += interval
-            now = loop.time()
-            if due[name] < now:  # the round took longer than the interval: skip the missed ticks
-                self.overruns += 1
-                due[name] = now
-                await asyncio.sleep(0)  # the loop's turn, even when nothing is yielded
-            if out:
+        first: asyncio.Task[Any] | None = None
+        try:
+            while True:
+                name = min(due, key=due.__getitem__)
+                delay = due[name] - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                out, first = await self._poll(name, first), None
+                interval = self._groups[name][0]
+                due[name] += interval
+                now = loop.time()
+                if due[name] < now:  # the round took longer than the interval: skip the missed ticks
+                    self.overruns += 1
+                    due[name] = now
+                    await asyncio.sleep(0)  # the loop's turn, even when nothing is yielded
+                if not out:
+                    continue
+                following = min(due, key=due.__getitem__)
+                read = self._first_read(following) if due[following] <= loop.time() else None
+                if read is not None:  # due now: its first request is on its way while the readings are handled
+                    first = await send_ahead(read)
                 yield out
+        finally:
+            discard(first)
 
     def _report(self, i: int, raw: object, quality: int, t: int, out: list[Reading]) -> None:
         """Pass value ``i`` on if it (or its quality) changed, or on every poll with ``report: every_poll``."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,22 +172,25 @@ class ModbusAdapter(PolledSource):
             name: self._prepare(plan_group(cfg, idx, coalesce=self.coalesce)) for name, idx in indices.items()
         }
 
-    async def _poll(self, group: str) -> list[Reading]:
+    def _first_read(self, group: str) -> Coroutine[Any, Any, tuple[int, Sequence[Any], int]] | None:
+        plan = self._plans[group]
+        return self._read(plan[0]) if plan else None
+
+    async def _poll(self, group: str, first: asyncio.Task[tuple[int, Sequence[Any], int]] | None) -> list[Reading]:
         out: list[Reading] = []
         plan = self._plans[group]
         answered = False
         i = 0
-        ahead: asyncio.Task[tuple[int, Sequence[Any]]] | None = None  # the read of plan[i], already sent
+        ahead = first  # the read of plan[i], already sent
         try:
             while i < len(plan):
                 block = plan[i]
-                status, values = await (ahead if ahead is not None else self._read(block))
+                status, values, t = await (ahead if ahead is not None else self._read(block))
                 ahead = None
                 if status == 0x02 and len(block.items) > 1:
                     # find the refused address; the others keep flowing
                     plan[i : i + 1] = self._prepare(split(block, self._regs))
                     continue
-                t = now_us()
                 if i + 1 < len(plan):
                     ahead = await send_ahead(self._read(plan[i + 1]))
                 answered = answered or status != BAD_TIMEOUT
@@ -199,8 +202,12 @@ class ModbusAdapter(PolledSource):
             raise ConnectionLost(self.where, f"no response to any of {len(plan)} requests of poll group {group!r}")
         return out
 
-    async def _read(self, block: Block) -> tuple[int, Sequence[Any]]:
-        """(0, values) or (exception code 1-255, []) or (Bad_Timeout, [])."""
+    async def _read(self, block: Block) -> tuple[int, Sequence[Any], int]:
+        """(0, values) or (exception code 1-255, []) or (Bad_Timeout, []), and when the reply came (µs)."""
+        status, values = await self._request(block)
+        return status, values, now_us()
+
+    async def _request(self, block: Block) -> tuple[int, Sequence[Any]]:
         if self._silence:
             await asyncio.sleep(self._silence)
         self.requests += 1

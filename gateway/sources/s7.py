@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,15 +146,18 @@ class S7Adapter(PolledSource):
         fast = self.fast_run([items[k] for k in plain]) if plain else None
         return _Batch(items, struct.Struct("".join(fmt)), lengths, fast, picker(plain), others)
 
-    async def _poll(self, group: str) -> list[Reading]:
+    def _first_read(self, group: str) -> Coroutine[Any, Any, tuple[bytes, int]] | None:
+        plan = self._plans[group]
+        return self._read(plan[0].items) if plan else None
+
+    async def _poll(self, group: str, first: asyncio.Task[tuple[bytes, int]] | None) -> list[Reading]:
         out: list[Reading] = []
         plan = self._plans[group]
-        ahead: asyncio.Task[bytes] | None = None  # the read of plan[k], already sent
+        ahead = first  # the read of plan[k], already sent
         try:
             for k, batch in enumerate(plan):
-                raw = await (ahead if ahead is not None else self._read(batch.items))
+                raw, t = await (ahead if ahead is not None else self._read(batch.items))
                 ahead = None
-                t = now_us()
                 if k + 1 < len(plan):
                     ahead = await send_ahead(self._read(plan[k + 1].items))
                 self._emit(batch, raw, t, out)
@@ -162,8 +165,12 @@ class S7Adapter(PolledSource):
             discard(ahead)
         return out
 
-    async def _read(self, batch: list[int]) -> bytes:
-        """The response's items: per item return code, transport size, length and data (S7comm multi-read)."""
+    async def _read(self, batch: list[int]) -> tuple[bytes, int]:
+        """The response's items (per item: return code, transport size, length and data, as S7comm's multi-read
+        has them), and when it came (µs)."""
+        return await self._request(batch), now_us()
+
+    async def _request(self, batch: list[int]) -> bytes:
         client = self._client
         assert client is not None
         self.requests += 1
