@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from google.protobuf.message import DecodeError
 
 from datafactory.config.models import SignalBinding, SparkplugMetric, SparkplugSource
 from datafactory.contract.quality import BAD
@@ -51,7 +50,6 @@ from gateway.sparkplug_proto import (
     UINT32,
     UINT64,
     UUID,
-    LeanPayload,
 )
 from gateway.sparkplug_state import DeviceState, binding_with, learned_name
 
@@ -187,55 +185,6 @@ class MetricTable:
         return True
 
     # ---- one message ---------------------------------------------------------------------------------------
-    def decode_lean(self, dev: DeviceState, raw: bytes, received: int) -> tuple[Any, Decoding] | None:
-        """The common data message — every metric a bound Float/Double by alias, nothing else — read through
-        ``LeanPayload`` without the per-metric presence checks of the general path; None when the message is
-        not of that shape (then ``decode`` reads it). Same values, times and samples as ``decode``; nothing is
-        changed (no normaliser state) before the whole message is known to fit."""
-        fast = dev.float_aliases
-        if not fast:
-            return None
-        try:
-            msg = LeanPayload.FromString(raw)
-        except DecodeError:
-            return None
-        msg.DiscardUnknownFields()
-        if msg.ByteSize() != len(raw):
-            return None  # another field, an explicit zero, a duplicate: see sparkplug_proto._lean_file
-        norms = self.normalisers
-        default_us = msg.timestamp * 1000 if msg.HasField("timestamp") else received
-        out: list[Reading] = []
-        later: list[tuple[int, int, float]] = []
-        append, newest, used_default = out.append, 0, False
-        for m in msg.metrics:
-            i = fast.get(m.alias)  # 0 (no alias) is never in it
-            dt = m.datatype
-            if i is None or (dt and dt not in _FLOAT_TYPES):
-                return None
-            v = m.double_value
-            if not v and not m.HasField("double_value"):
-                v = m.float_value
-                if not v and not m.HasField("float_value"):
-                    return None  # no value at all: the general path refuses it with its reason
-            ts = m.timestamp
-            if ts:
-                t = ts * 1000
-                if t > newest:  # noqa: PLR1730 -- a call to max() per metric costs more than this comparison
-                    newest = t
-            else:
-                t = default_us
-                used_default = True
-            norm = norms[i]
-            if norm.passthrough and isfinite(v):
-                append((norm.cell, _new_sample(Sample, (norm.signal, t, v, 0))))
-            else:
-                later.append((i, t, v))
-        for i, t, v in later:
-            sample = norms[i].apply(v, t)
-            if sample is not None:
-                append((norms[i].cell, sample))
-        return msg, Decoding(out, [], max(newest, default_us) if used_default else newest)
-
     def decode(self, node_id: str, device: str, dev: DeviceState, msg: Any, received: int, *, birth: bool) -> Decoding:
         """The readings of one born device's (or node's) message; on a birth, its aliases, datatypes and bound
         metrics are recorded in ``dev`` first."""
@@ -296,6 +245,7 @@ class MetricTable:
                 continue  # not bound: not decoded, never stored
             flatten(name, m, datatype, default_ts, out=decoded, refused=refused)
         if birth:  # alias 0 is left to the general path: the lean view cannot tell it from no alias
+            dev.layout, dev.lean_size, dev.layout_tried = None, 0, 0  # the fast paths start again
             dev.float_aliases = {
                 a: i
                 for a, name in aliases.items()

@@ -162,7 +162,7 @@ Payload: Any = message_factory.GetMessageClass(_pool.FindMessageTypeByName(f"{PA
 
 
 def _lean_file() -> descriptor_pb2.FileDescriptorProto:
-    """A narrower view of the same wire format, for the data fast path (``sparkplug_metrics.decode_lean``):
+    """A narrower view of the same wire format, for the data fast path (``gateway.sparkplug_fast``):
     ``Payload`` {timestamp, metrics, seq} with explicit presence, ``Metric`` {alias, timestamp, datatype} without
     presence and only the float/double value. Parsed with it and re-measured after dropping unknown fields, a
     payload keeps its size exactly when it holds nothing else — no name, null flag, other value, property,

@@ -65,6 +65,9 @@ class DeviceState:
     # alias → binding index of the bound Float/Double metrics born with an alias: the data fast path's lookup,
     # rebuilt at every birth (the only time aliases, datatypes or bindings change)
     float_aliases: dict[int, int] = field(default_factory=dict)
+    layout: Any = None  # gateway.sparkplug_fast.Layout of the repeating data message, once one is recorded
+    lean_size: int = 0  # size of the last message the lean path read, and the size a layout was last tried for
+    layout_tried: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {

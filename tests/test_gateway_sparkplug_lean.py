@@ -1,6 +1,7 @@
-"""The Sparkplug data fast path (``MetricTable.decode_lean``) against the general decoder: for every message it
-takes, the same samples bit for bit; every message outside its shape (names, nulls, explicit zeros, other
-types, duplicated or non-minimally encoded fields, …) it leaves to the general decoder. No network."""
+"""The Sparkplug data fast paths (``gateway.sparkplug_fast``: the lean view, recorded layouts) against the general
+decoder: for every message they take, the same samples bit for bit; every message outside their shape (names,
+nulls, explicit zeros, other types, duplicated or non-minimally encoded fields, changed bytes, …) they leave to
+the general decoder. No network."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from datafactory.config.models import SparkplugSource
+from gateway.sparkplug_fast import decode_fast
 from gateway.sparkplug_metrics import Decoding, MetricTable
 from gateway.sparkplug_proto import DOUBLE, FLOAT, INT64, Payload
 from gateway.sparkplug_state import DeviceState
@@ -106,23 +108,98 @@ def test_the_fast_path_reads_exactly_what_the_general_decoder_reads(raw: bytes) 
     general_table, general_dev = _table()
     general = general_table.decode("n1", "", general_dev, Payload.FromString(raw), RECEIVED, birth=False)
     table, dev = _table()
-    fast = table.decode_lean(dev, raw, RECEIVED)
+    fast = decode_fast(table.normalisers, dev, raw, RECEIVED)
     assert fast is not None
-    msg, result = fast
+    seq, result = fast
     assert not general.refused and _bits(result) == _bits(general) and len(result.out) == len(general.out) > 0
-    assert result.newest_us == general.newest_us and msg.seq == 1 and msg.HasField("seq")
+    assert result.newest_us == general.newest_us and seq == 1
 
 
 @pytest.mark.parametrize("raw", LEFT.values(), ids=LEFT.keys())
 def test_anything_else_is_left_to_the_general_decoder(raw: bytes) -> None:
     table, dev = _table()
     Payload.FromString(raw)  # a valid payload: the general decoder reads (or refuses) it
-    assert table.decode_lean(dev, raw, RECEIVED) is None
+    assert decode_fast(table.normalisers, dev, raw, RECEIVED) is None
 
 
 def test_a_message_left_half_way_changes_no_deadband_state() -> None:
     table, dev = _table()
     # 1.7 is outside the 0.5 band around the birth's 1.0: passed on once, then suppressed if it came again
-    assert table.decode_lean(dev, _data(BAND | {"double_value": 1.7}, {"alias": 99, "double_value": 1.0}), 0) is None
-    fast = table.decode_lean(dev, _data(BAND | {"double_value": 1.7}), RECEIVED)
+    assert (
+        decode_fast(table.normalisers, dev, _data(BAND | {"double_value": 1.7}, {"alias": 99, "double_value": 1.0}), 0)
+        is None
+    )
+    fast = decode_fast(table.normalisers, dev, _data(BAND | {"double_value": 1.7}), RECEIVED)
     assert fast is not None and [s.value for _, s in fast[1].out] == [1.7]
+
+
+def _both(raws: list[bytes]) -> tuple[list[Decoding | None], list[Decoding], DeviceState]:
+    """Each message read by a fast table (None where it left the message) and by a general one, in turn."""
+    fast_table, fast_dev = _table()
+    general_table, general_dev = _table()
+    fast: list[Decoding | None] = []
+    general = []
+    for raw in raws:
+        got = decode_fast(fast_table.normalisers, fast_dev, raw, RECEIVED)
+        if got is None:
+            fast_table.decode("n1", "", fast_dev, Payload.FromString(raw), RECEIVED, birth=False)
+        fast.append(None if got is None else got[1])
+        general.append(general_table.decode("n1", "", general_dev, Payload.FromString(raw), RECEIVED, birth=False))
+    return fast, general, fast_dev
+
+
+@pytest.mark.parametrize("raw", TAKEN.values(), ids=TAKEN.keys())
+def test_a_repeating_message_is_read_from_its_layout_exactly(raw: bytes) -> None:
+    fast, general, dev = _both([raw, raw, raw, raw])
+    for f, g in zip(fast, general, strict=True):
+        assert f is not None and _bits(f) == _bits(g) and f.newest_us == g.newest_us
+    doubles = all(m.WhichOneof("value") == "double_value" for m in Payload.FromString(raw).metrics)
+    assert (dev.layout is not None) is doubles  # Float values are not recorded
+
+
+def _series(n: int, **kw: Any) -> list[bytes]:
+    """``n`` timer-driven messages: the same metrics in the same order, new values (NaN in the 20th), timestamps
+    and seq."""
+    out = []
+    for k in range(n):
+        p = Payload(timestamp=T + k, seq=(120 + k) % 256)
+        for alias in (1, 2, 4):
+            m = p.metrics.add(alias=alias, double_value=float("nan") if k == 20 else k * 1.5 - alias, **kw)
+            if "timestamp" in kw:
+                m.timestamp = T + 10 * k + alias
+        out.append(p.SerializeToString())
+    return out
+
+
+@pytest.mark.parametrize("kw", [{}, {"datatype": DOUBLE}, {"timestamp": 1}], ids=["bare", "datatypes", "stamps"])
+def test_a_series_through_its_layout_equals_the_general_decoder(kw: dict[str, Any]) -> None:
+    raws = _series(40, **kw)  # seq 127 → 128 and 255 → 0 change the size: the layout is recorded again
+    fast, general, dev = _both(raws)
+    assert dev.layout is not None
+    for f, g in zip(fast, general, strict=True):
+        assert f is not None and _bits(f) == _bits(g) and f.newest_us == g.newest_us
+
+
+def test_any_changed_byte_is_read_as_the_general_decoder_reads_it_or_left_to_it() -> None:
+    import random
+
+    rng = random.Random(16)
+    base = _series(3, timestamp=1)
+    for _ in range(400):
+        raw = bytearray(base[2])
+        for _ in range(rng.choice((1, 1, 2))):
+            raw[rng.randrange(len(raw))] = rng.randrange(256)
+        fast_table, fast_dev = _table()
+        general_table, general_dev = _table()
+        for r in base[:2]:
+            assert decode_fast(fast_table.normalisers, fast_dev, r, RECEIVED) is not None
+            general_table.decode("n1", "", general_dev, Payload.FromString(r), RECEIVED, birth=False)
+        assert fast_dev.layout is not None
+        got = decode_fast(fast_table.normalisers, fast_dev, bytes(raw), RECEIVED)
+        if got is None:
+            continue
+        general = general_table.decode("n1", "", general_dev, Payload.FromString(bytes(raw)), RECEIVED, birth=False)
+        assert not general.refused and _bits(got[1]) == _bits(general), raw.hex()
+        assert got[1].newest_us == general.newest_us
+        msg = Payload.FromString(bytes(raw))
+        assert got[0] == (msg.seq if msg.HasField("seq") else None)

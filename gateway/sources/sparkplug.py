@@ -41,6 +41,7 @@ from datafactory.errors import ConnectionLost
 from gateway.mqtt_session import MqttFedSource, MqttSession, Will
 from gateway.sources import Reading
 from gateway.sparkplug_decode import Undecodable, envelope, inner_payload
+from gateway.sparkplug_fast import decode_fast
 from gateway.sparkplug_metrics import Decoding, MetricTable
 from gateway.sparkplug_proto import BOOLEAN, Payload
 from gateway.sparkplug_state import NodeState, RebirthThrottle
@@ -194,7 +195,7 @@ class SparkplugAdapter(MqttFedSource):
         elif not node.born:
             self._unborn(node_id, node, topic)
         else:
-            self._check_seq(node_id, node, msg)
+            self._check_seq(node_id, node, int(msg.seq) if msg.HasField("seq") else None)
             dev = node.devices.get(device)
             if kind == "DBIRTH":
                 self._on_birth(node_id, device, node, msg, received)
@@ -254,10 +255,9 @@ class SparkplugAdapter(MqttFedSource):
         self.unborn_data += 1
         self._request_rebirth(node_id, node, f"{topic} from an unborn node or device")
 
-    def _check_seq(self, node_id: str, node: NodeState, msg: Any) -> None:
-        if not msg.HasField("seq"):
+    def _check_seq(self, node_id: str, node: NodeState, seq: int | None) -> None:
+        if seq is None:
             return
-        seq = int(msg.seq)
         allowed = {(node.seq + 1 + k) % 256 for k in range(node.lost_seqs + 1)}
         node.seq, node.lost_seqs = seq, 0
         if seq not in allowed:
@@ -275,13 +275,13 @@ class SparkplugAdapter(MqttFedSource):
         self._emit(node_id, device, node, msg, received, birth=True)
 
     def _lean(self, node_id: str, device: str, node: NodeState, raw: bytes, received: int) -> bool:
-        """Data of a born device in the common shape (``MetricTable.decode_lean``): handled here, True."""
+        """Data of a born device on a fast path (``gateway.sparkplug_fast``): handled here, True."""
         dev = node.devices.get(device)
-        fast = self.table.decode_lean(dev, raw, received) if dev is not None and dev.born else None
+        fast = decode_fast(self.table.normalisers, dev, raw, received) if dev is not None and dev.born else None
         if fast is None:
             return False
-        msg, result = fast
-        self._check_seq(node_id, node, msg)
+        seq, result = fast
+        self._check_seq(node_id, node, seq)
         self._deliver(node_id, device, node, result)
         return True
 
