@@ -192,6 +192,8 @@ def test_tahu_edge_node_every_value_exact_into_the_database(
         # the clean stop ends every signal with a Bad_Shutdown marker: once they are stored, everything before is
         shutdown = f"SELECT count(*) FROM sample_values WHERE quality = {to_db(BAD_SHUTDOWN)}"
         _wait(lambda: _query(db_url, shutdown)[0][0] >= len(metrics), 60, "every value in the database")
+        offline = "SELECT count(*) FROM gateway_status WHERE NOT online"
+        _wait(lambda: _query(db_url, offline)[0][0] == 1, 30, "the gateway's last status in the database")
     finally:
         worker.stop(end_session=True)
         raw.close()
@@ -250,6 +252,10 @@ def test_tahu_edge_node_every_value_exact_into_the_database(
     assert all(type(got[k][1]) is type(v[1]) for k, v in expected_rows.items())  # True is not 1, 1 is not 1.0
     extra = {k: v for k, v in stored.items() if k not in expected_rows}
     assert {q for _, _, q in extra.values()} == {BAD_NO_COMMUNICATION, BAD_SHUTDOWN}, extra  # markers only
+    # Bytes/File/DataSet reach the platform as counts: the gateway's last status, stored by ingest
+    (status,) = _query(db_url, "SELECT status FROM gateway_status")[0]
+    assert status["sources"]["spb"]["rejected"] == 6
+    assert status["sources"]["spb"]["nodes"]["n1"]["dead_letters"] == {"bytes_not_stored": 4, "dataset_not_stored": 2}
     dead = _query(db_url, "SELECT reason, detail FROM dead_letters")
     assert [r[0] for r in dead] == ["string_too_long"] * len(too_long), dead
     types = dict(_query(db_url, "SELECT name, signal_type FROM signals"))
