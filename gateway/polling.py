@@ -46,12 +46,17 @@ async def send_ahead(read: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
 
 
 def discard(task: asyncio.Task[Any] | None) -> None:
-    """Cancel a read sent ahead that the poll no longer waits for (or collect what it raised)."""
+    """Cancel a read sent ahead that the poll no longer waits for, and collect what it raised: a read cancelled
+    while its connection closes may end with the connection's error instead, after this call."""
     if task is None:
         return
     if not task.done():
         task.cancel()
-    elif not task.cancelled():
+    task.add_done_callback(_collect)
+
+
+def _collect(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
         task.exception()
 
 
