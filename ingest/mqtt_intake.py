@@ -1,10 +1,10 @@
 """The MQTT side of a worker: a persistent MQTT 5 session whose messages are acknowledged only on request.
 
-paho-mqtt runs the network loop in its own thread; each received message is decoded there (``decode``) and put
-on a bounded queue for the writer. Nothing is acknowledged automatically (``manual_ack``): the worker calls
-``ack`` after the rows a message carried are committed. The broker keeps at most ``receive_maximum``
-unacknowledged messages in flight to us, so a slow database makes the broker hold the backlog, not our memory,
-and never sends a packet larger than the contract's ``MAX_PACKET_BYTES`` (MQTT 5 Maximum Packet Size).
+paho-mqtt runs the network loop in its own thread, reading the socket in large chunks (``mqtt_buffered``); each received
+message is decoded there (``decode``) and put on a bounded queue for the writer. Nothing is acknowledged automatically
+(``manual_ack``): the worker calls ``ack`` after the rows a message carried are committed. The broker keeps at most
+``receive_maximum`` unacknowledged messages in flight to us, so a slow database makes the broker hold the backlog, not
+our memory, and never sends a packet larger than the contract's ``MAX_PACKET_BYTES`` (MQTT 5 Maximum Packet Size).
 A persistent session (``clean_start=False`` with a session expiry) means anything unacknowledged when we crash
 or disconnect is redelivered. Raises ``ConnectionLost`` when the first connection or subscription fails.
 
@@ -36,6 +36,7 @@ from datafactory.contract.sample import now_us
 from datafactory.errors import ConnectionLost
 from datafactory.settings import redact_url
 from ingest.decode import Inbound, decode_message
+from ingest.mqtt_buffered import BufferedReadClient
 from ingest.mqtt_probe import broker_refuses_mqtt5
 from ingest.options import IngestOptions
 from ingest.repeats import RepeatLog
@@ -59,7 +60,7 @@ class MqttIntake:
 
     def _make_client(self) -> mqtt.Client:
         v311 = self.protocol == mqtt.MQTTv311
-        client = mqtt.Client(
+        client = BufferedReadClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.options.client_id,
             protocol=self.protocol,
