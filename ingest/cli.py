@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from types import FrameType
 
@@ -17,6 +18,7 @@ from ingest.options import MAX_WRITERS, MQTT_PROTOCOLS, IngestOptions, default_w
 _log = logging.getLogger(__name__)
 
 _DEFAULTS = IngestOptions()
+_SWITCH_INTERVAL_S = 0.001  # how long the GIL holder runs before a waiting thread gets it (see run)
 
 
 @click.group()
@@ -160,6 +162,11 @@ def run(
         _log.warning(
             "the database does not answer yet (%s); starting, nothing is acknowledged until it does", err.detail[:200]
         )
+    # A writer lane waits on the database several times per batch (BEGIN, the type check, COPY, COMMIT) and each
+    # time must take the GIL back from the MQTT thread, which decodes without blocking: with the default 5 ms switch
+    # interval that costs up to 5 ms per round trip (a 0.1 ms lookup measured 10 ms), 1 ms makes the lanes' batch
+    # 82 -> 72 ms and the float64 benchmark ~9 % faster. Process-wide, so set here for the worker's own process.
+    sys.setswitchinterval(_SWITCH_INTERVAL_S)
     worker_ = IngestWorker(options)
     try:
         worker_.start()
