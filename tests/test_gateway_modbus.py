@@ -167,27 +167,16 @@ def test_report_by_change_of_a_block_decoded_at_once(device: ModbusDeviceServer)
     regs += [_reg("f", "holding_register", 4, data_type="float32", byte_order="CDAB"),
              _reg("nan", "holding_register", 100, data_type="float32")]  # fmt: skip
     adapter = ModbusAdapter(_config(device.port, regs))
-    rounds: list[dict[str, list[Any]]] = []
 
-    async def run() -> None:
-        await adapter.open()
-        try:
-            async for readings in adapter.stream():
-                rounds.append(by_signal([readings]))
-                step = len(rounds)
-                if step == 1:
-                    device.store.set_value(1, HR, 2, 99, ModbusType.UINT16)
-                elif step == 2:
-                    device.store.failing_units.add(1)
-                elif step == 3:
-                    device.store.failing_units.discard(1)
-                elif step == 4:
-                    return
-        finally:
-            await adapter.close()
+    def between(step: int) -> None:
+        if step == 1:
+            device.store.set_value(1, HR, 2, 99, ModbusType.UINT16)
+        elif step == 2:
+            device.store.failing_units.add(1)
+        elif step == 3:
+            device.store.failing_units.discard(1)
 
-    asyncio.run(asyncio.wait_for(run(), 10))
-    first, changed, failed, back = rounds
+    first, changed, failed, back = (by_signal([r]) for r in asyncio.run(polls(adapter, 4, between=between)))
 
     def good(polled: dict[str, list[Any]]) -> dict[str, Any]:
         assert all(v[0].quality == 0 for k, v in polled.items() if k != "nan")

@@ -144,22 +144,8 @@ def test_report_by_change_of_a_batch_decoded_at_once() -> None:
         server.write("DB10.DBD16:REAL", math.inf)
         items = [_item(f"d{k}", f"DB10.DBD{4 * k}:DINT") for k in range(4)] + [_item("inf", "DB10.DBD16:REAL")]
         adapter = S7Adapter(_config(server.port, items))
-        rounds: list[dict[str, list[Any]]] = []
-
-        async def run() -> None:
-            await adapter.open()
-            try:
-                async for readings in adapter.stream():
-                    rounds.append(by_signal([readings]))
-                    if len(rounds) == 1:
-                        server.write("DB10.DBD8:DINT", -5)
-                    else:
-                        return
-            finally:
-                await adapter.close()
-
-        asyncio.run(asyncio.wait_for(run(), 10))
-        first, changed = rounds
+        polled = asyncio.run(polls(adapter, 2, between=lambda _step: server.write("DB10.DBD8:DINT", -5)))
+        first, changed = (by_signal([r]) for r in polled)
         assert {k: v[0].value for k, v in first.items() if k != "inf"} == {"d0": 100, "d1": 101, "d2": 102, "d3": 103}
         assert first["inf"][0].quality == BAD_TYPE_MISMATCH and first["d0"][0].quality == 0
         assert set(changed) - {"inf"} == {"d2"} and changed["d2"][0].value == -5

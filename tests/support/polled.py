@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from gateway.sources import SourceAdapter
 
 
-async def polls(adapter: SourceAdapter, n: int, max_s: float = 10.0) -> list[list[Any]]:
-    """Open ``adapter``, take its first ``n`` non-empty poll results (fewer if ``max_s`` passes first), close."""
+async def polls(
+    adapter: SourceAdapter, n: int, max_s: float = 10.0, *, between: Callable[[int], object] | None = None
+) -> list[list[Any]]:
+    """Open ``adapter``, take its first ``n`` non-empty poll results (fewer if ``max_s`` passes first), close.
+    ``between(k)`` runs after the k-th result and before the next poll (a test changes the device there)."""
     await adapter.open()
     out: list[list[Any]] = []
 
@@ -18,6 +22,8 @@ async def polls(adapter: SourceAdapter, n: int, max_s: float = 10.0) -> list[lis
             out.append(readings)
             if len(out) >= n:
                 return
+            if between is not None:
+                between(len(out))
 
     try:
         await asyncio.wait_for(read(), max_s)
