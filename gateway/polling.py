@@ -27,14 +27,12 @@ from itertools import repeat
 from typing import Any, TypeVar
 
 from datafactory.config.signals import DeadbandKind, SignalBinding
-from datafactory.contract.sample import Sample
+from datafactory.contract.sample import Sample, new_sample
 from datafactory.contract.values import SignalType
 from gateway.normalise import Normaliser
 from gateway.sources import Reading
 
 T = TypeVar("T")
-
-_new_sample = tuple.__new__  # Sample(...) without NamedTuple's Python-level __new__
 
 
 async def send_ahead(read: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -167,7 +165,7 @@ class PolledSource:
                 self._report(i, v, 0, t, out)
             return
         if self._every_poll:
-            samples = map(_new_sample, repeat(Sample), zip(run.signals, repeat(t), values, repeat(0)))
+            samples = map(new_sample, repeat(Sample), zip(run.signals, repeat(t), values, repeat(0)))
             out.extend(zip(run.cells, samples, strict=True))
             return
         last = run.last
@@ -182,5 +180,5 @@ class PolledSource:
         for k in changed:
             v = values[k]
             keys[indices[k]] = (v, 0)
-            out.append((cells[k], _new_sample(Sample, (signals[k], t, v, 0))))
+            out.append((cells[k], new_sample(Sample, (signals[k], t, v, 0))))
         run.last = values

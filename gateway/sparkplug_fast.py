@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from datafactory.contract.sample import Sample
+from datafactory.contract.sample import Sample, new_sample
 from gateway.normalise import Normaliser
 from gateway.sources import Reading
 from gateway.sparkplug_metrics import Decoding
@@ -37,7 +37,6 @@ from gateway.sparkplug_state import DeviceState
 _DOUBLE_TAG, _TS_TAG, _DATATYPE_TAG, _METRIC_TAG, _SEQ_TAG, _PAYLOAD_TS_TAG = 0x69, 0x18, 0x20, 0x12, 0x18, 0x08
 _MAX_VARINT = 9
 _FLOAT_TYPES = frozenset((DOUBLE, FLOAT))
-_new_sample = tuple.__new__  # Sample(...) without the Python-level __new__ of a NamedTuple
 
 
 def _varint(raw: bytes, pos: int) -> tuple[int, int]:
@@ -187,17 +186,17 @@ def _from_layout(layout: Layout, got: tuple[Any, ...], received: int) -> Decodin
     newest = max(times) if times else default_us
     if layout.passthrough and finite:
         if times is None:
-            out = [(c, _new_sample(Sample, (s, default_us, v, 0)))
+            out = [(c, new_sample(Sample, (s, default_us, v, 0)))
                    for c, s, v in zip(layout.cells, layout.signals, values, strict=True)]  # fmt: skip
         else:
-            out = [(c, _new_sample(Sample, (s, t, v, 0)))
+            out = [(c, new_sample(Sample, (s, t, v, 0)))
                    for c, s, t, v in zip(layout.cells, layout.signals, times, values, strict=True)]  # fmt: skip
         return Decoding(out, [], newest)
     out, later = [], []
     for k, (norm, v) in enumerate(zip(layout.norms, values, strict=True)):
         t = times[k] if times is not None else default_us
         if norm.passthrough and isfinite(v):
-            out.append((norm.cell, _new_sample(Sample, (norm.signal, t, v, 0))))
+            out.append((norm.cell, new_sample(Sample, (norm.signal, t, v, 0))))
         else:
             later.append((norm, t, v))
     for norm, t, v in later:
@@ -240,7 +239,7 @@ def _lean(norms: list[Normaliser], fast: dict[int, int], raw: bytes, received: i
             used_default = True
         norm = norms[i]
         if norm.passthrough and isfinite(v):
-            append((norm.cell, _new_sample(Sample, (norm.signal, t, v, 0))))
+            append((norm.cell, new_sample(Sample, (norm.signal, t, v, 0))))
         else:
             later.append((i, t, v))
     for i, t, v in later:

@@ -28,7 +28,7 @@ import orjson
 
 from datafactory.config.models import SignalBinding, SparkplugMetric, SparkplugSource
 from datafactory.contract.quality import BAD
-from datafactory.contract.sample import Sample
+from datafactory.contract.sample import Sample, new_sample
 from datafactory.contract.values import SignalType
 from gateway.normalise import Normaliser
 from gateway.sources import Reading
@@ -58,7 +58,6 @@ _FLOAT_FIELDS = frozenset(("double_value", "float_value"))
 _FLOAT_TYPES = frozenset((DOUBLE, FLOAT))
 _INT_TYPES = frozenset((INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, DATETIME))
 _STRING_TYPES = frozenset((STRING, TEXT, UUID))
-_new_sample = tuple.__new__  # Sample(...) without the Python-level __new__ of a NamedTuple
 Key = tuple[str, str, str]  # (edge node, device, metric)
 
 
@@ -216,7 +215,7 @@ class MetricTable:
                         newest = max(newest, t)
                         norm, v = norms[i], getattr(m, which)
                         if norm.passthrough and isfinite(v):  # what apply() returns, without the call
-                            out.append((norm.cell, _new_sample(Sample, (norm.signal, t, v, 0))))
+                            out.append((norm.cell, new_sample(Sample, (norm.signal, t, v, 0))))
                             continue
                         sample = norm.apply(v, t)
                         if sample is not None:

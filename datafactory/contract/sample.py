@@ -19,6 +19,11 @@ class Sample(NamedTuple):
     quality: int = 0  # OPC-UA StatusCode, unsigned 32-bit
 
 
+new_sample = tuple.__new__
+"""``new_sample(Sample, (signal, time_us, value, quality))``: a Sample built without NamedTuple's Python-level
+``__new__``, for the gateway's per-value hot paths; all four fields must be given."""
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
