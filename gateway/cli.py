@@ -13,6 +13,7 @@ import click
 
 from datafactory.config.loader import load_config
 from datafactory.errors import ConfigError
+from datafactory.runtime import settle_heap
 from gateway.opcua_session import quiet_asyncua
 
 _log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def run(config_path: Path, mqtt_url: str | None, state_dir: Path | None) -> None
             loop.add_signal_handler(sig, stop.set)
         await gw.run(stop)
 
+    settle_heap()  # the gateway is built: what it holds now is not garbage (datafactory.runtime)
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(main())

@@ -112,15 +112,17 @@ class CellMeta:
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
+# msgspec writes a NamedTuple such as Sample as the array it is, natively: a third of the time orjson needs, which
+# hands every tuple subclass to a Python-level ``default`` (measured: 54 vs 192 ns per sample). It writes every
+# non-finite float as null, as orjson does. Its floats are the same shortest round-trip digits (only the exponent's
+# spelling differs: 1e22, not 1e+22).
+_BATCH_ENCODER = msgspec.json.Encoder()
+
+
 def encode_batch(samples: list[Sample], *, gateway: str = "", seq: int = 0) -> bytes:
-    """A ``df-json/2`` message. A NaN value (the older in-memory comm-lost marker) is written as null: orjson
-    writes every non-finite float as null, so the rows go out as they are (a per-sample check cost half the
-    encoding time)."""
-    # orjson does not serialise tuple subclasses such as Sample: it hands each to ``default``, and tuple() makes
-    # it the array it is (half the time of copying every row into a list first). The fields are contract
-    # values, which orjson serialises itself.
-    doc = {"fmt": CONTENT_FORMAT, "gw": gateway, "seq": seq, "samples": samples}
-    return orjson.dumps(doc, default=tuple)
+    """A ``df-json/2`` message. A NaN value (the older in-memory comm-lost marker) is written as null, so the rows
+    go out as they are (a per-sample check cost half the encoding time)."""
+    return _BATCH_ENCODER.encode({"fmt": CONTENT_FORMAT, "gw": gateway, "seq": seq, "samples": samples})
 
 
 def _signal_doc(s: SignalMeta) -> dict[str, str]:

@@ -59,6 +59,7 @@ from datafactory.fieldbus.modbus_codec import REGISTER_SPAN, DecodeError, block_
 from gateway.modbus_plan import Block, plan_group, split
 from gateway.polling import PolledSource, discard, passes_as_read, picker, send_ahead
 from gateway.sources import Reading
+from gateway.sources.modbus_responses import register_fast_responses
 
 _log = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ class ModbusAdapter(PolledSource):
             client = AsyncModbusTcpClient(
                 cfg.host, port=cfg.port, timeout=cfg.timeout_s, retries=cfg.retries, reconnect_delay=0
             )
+        register_fast_responses(client)
         self._client = client
         try:
             connected = await client.connect()
