@@ -5,6 +5,7 @@ the polled benchmarks' plant and request-rate measurement; and the machine facts
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,24 @@ class BrokerCounter:
 def proc_cpu(proc: psutil.Process) -> float:
     t = proc.cpu_times()
     return t.user + t.system
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs so far, from /proc/stat; (0, 0) where there is none."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return 0, 0
+    return fields[7], sum(fields)
+
+
+def steal_percent(since: tuple[int, int]) -> float | None:
+    """The share of CPU time the hypervisor gave to others since ``since`` (``cpu_ticks()``): a virtual machine's
+    rates fall with it, and on these machines it came in bursts that stopped both cores at once."""
+    steal, total = cpu_ticks()
+    if total <= since[1]:
+        return None
+    return round((steal - since[0]) / (total - since[1]) * 100, 1)
 
 
 def timescaledb() -> bool | None:
@@ -167,3 +186,47 @@ async def requests_per_s(adapter: Any, duration: float) -> float:
     elapsed = time.monotonic() - start
     await adapter.close()
     return float(adapter.requests / elapsed)
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """Bare-client and gateway phases measured alternately: the rates are medians, the ratio the median of each
+    round's gateway ÷ bare (a round's two phases see the same machine)."""
+
+    bare_rates: list[float]
+    gateways: list[GatewayRun]
+    steal_percent: float | None
+
+    @property
+    def ratios(self) -> list[float]:
+        return [g.per_s / b for g, b in zip(self.gateways, self.bare_rates, strict=True)]
+
+    def figures(self) -> dict[str, Any]:
+        """The JSON keys the polled benchmarks share."""
+        gateway = statistics.median(g.per_s for g in self.gateways)
+        return {
+            "gateway_values_per_s": round(gateway),
+            "bare_client_values_per_s": round(statistics.median(self.bare_rates)),
+            "ratio_vs_bare": round(statistics.median(self.ratios), 3),
+            "ratio_vs_bare_each": [round(r, 3) for r in self.ratios],
+            "gateway_cpu_us_per_value": round(statistics.median(g.cpu_s / g.samples * 1e6 for g in self.gateways), 2),
+            "cpu_steal_percent": self.steal_percent,
+        }
+
+
+ROUNDS = 3
+
+
+def alternate(bare: Callable[[], float], gateway: Callable[[], GatewayRun], *, what: str) -> Rounds:
+    """``ROUNDS`` rounds of one bare phase and one gateway phase. Alternating, because on the 2-core machines the
+    bare rate alone drifted by a third within a minute (CPU taken by the hypervisor in bursts): one phase of
+    each measured the drift as much as the gateway."""
+    ticks = cpu_ticks()
+    bare_rates: list[float] = []
+    gateways: list[GatewayRun] = []
+    for k in range(ROUNDS):
+        bare_rates.append(bare())
+        gateways.append(gateway())
+        print(f"round {k + 1}/{ROUNDS}: bare client {bare_rates[-1]:,.0f} {what}/s, gateway "
+              f"{gateways[-1].per_s:,.0f} published", file=sys.stderr)  # fmt: skip
+    return Rounds(bare_rates, gateways, steal_percent(ticks))

@@ -4,8 +4,7 @@
     python -m benchmarks.modbus --quick    # 500 registers, 3 rounds of 4 s phases
 
 A pymodbus TCP server (``simulator.modbus_server``) runs in its own process. Phases against the same server, the
-first two alternating for three rounds (on the 2-core machines the bare rate alone drifted from 210,000 to 390,000
-registers/s within a minute, so one phase of each measured the drift as much as the gateway):
+first two alternating for three rounds (``benchmarks.gateway_process.alternate``):
 
 1. **bare client** — pymodbus's async client reading the registers back to back in blocks of 125 (the spec
    maximum; what the gateway's coalescing produces for contiguous registers): the reference;
@@ -17,6 +16,7 @@ registers/s within a minute, so one phase of each measured the drift as much as 
 Last stdout line: JSON with registers, rate_hz (polls per second the gateway achieved), gateway_values_per_s and
 bare_client_values_per_s (medians over the rounds), ratio_vs_bare (the median of each round's gateway ÷ bare),
 ratio_vs_bare_each, gateway_cpu_us_per_value (the gateway process's CPU time per value published, median),
+cpu_steal_percent (CPU time the hypervisor took during the rounds),
 requests_per_s, requests_per_s_uncoalesced, cpu_count, timescaledb.
 """
 
@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from typing import Any
 from benchmarks.gateway_process import (
     POLLED_CELL,
     GatewayRun,
+    alternate,
     measure_gateway,
     polled_plant,
     requests_per_s,
@@ -42,7 +42,6 @@ from benchmarks.gateway_process import (
 )
 
 BLOCK = 125
-ROUNDS = 3  # bare and gateway phases, alternating; the figures are medians
 
 
 def serve(port: int) -> None:
@@ -131,17 +130,8 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, "-m", "benchmarks.modbus", "--serve", str(port)], stdout=subprocess.PIPE)
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == b"READY"
-        bare_rates: list[float] = []
-        gateway_runs: list[GatewayRun] = []
-        for k in range(ROUNDS):  # interleaved: this machine's speed drifts by a third within a minute
-            bare_rates.append(asyncio.run(bare(port, registers, duration)))
-            gateway_runs.append(run_gateway(port, registers, mqtt_url, warmup, duration))
-            print(f"round {k + 1}/{ROUNDS}: bare pymodbus client {bare_rates[-1]:,.0f} registers/s, gateway "
-                  f"{gateway_runs[-1].per_s:,.0f} published", file=sys.stderr)  # fmt: skip
-        ratios = [g.per_s / b for g, b in zip(gateway_runs, bare_rates, strict=True)]
-        gw_rate = statistics.median(g.per_s for g in gateway_runs)
-        bare_rate = statistics.median(bare_rates)
-        cpu_us = round(statistics.median(g.cpu_s / g.samples * 1e6 for g in gateway_runs), 2)
+        rounds = alternate(lambda: asyncio.run(bare(port, registers, duration)),
+                           lambda: run_gateway(port, registers, mqtt_url, warmup, duration), what="registers")
         req = asyncio.run(adapter_requests(port, registers, duration / 2, coalesce=True))
         req_unc = asyncio.run(adapter_requests(port, registers, duration / 2, coalesce=False))
         print(f"requests/s coalesced {req:,.0f}, uncoalesced {req_unc:,.0f}", file=sys.stderr)
@@ -153,12 +143,8 @@ def main() -> None:
             {
                 "benchmark": "modbus",
                 "registers": registers,
-                "rate_hz": round(gw_rate / registers, 2),
-                "gateway_values_per_s": round(gw_rate),
-                "bare_client_values_per_s": round(bare_rate),
-                "ratio_vs_bare": round(statistics.median(ratios), 3),
-                "ratio_vs_bare_each": [round(r, 3) for r in ratios],
-                "gateway_cpu_us_per_value": cpu_us,
+                "rate_hz": round(rounds.figures()["gateway_values_per_s"] / registers, 2),
+                **rounds.figures(),
                 "requests_per_s": round(req, 1),
                 "requests_per_s_uncoalesced": round(req_unc, 1),
                 "registers_per_request": BLOCK,

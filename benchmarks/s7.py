@@ -1,9 +1,10 @@
 """S7 throughput: items per second one gateway process reads and publishes, against a bare snap7 client.
 
-    python -m benchmarks.s7            # 1,000 REAL items in one data block, 20 s per phase
-    python -m benchmarks.s7 --quick    # 200 items, 5 s per phase
+    python -m benchmarks.s7            # 1,000 REAL items in one data block, 3 rounds of 10 s phases
+    python -m benchmarks.s7 --quick    # 200 items, 3 rounds of 4 s phases
 
-python-snap7's server (``simulator.s7_server``) runs in its own process. Phases against the same server:
+python-snap7's server (``simulator.s7_server``) runs in its own process. Phases against the same server, the first
+two alternating for three rounds (``benchmarks.gateway_process.alternate``):
 
 1. **bare client** — snap7's async client sending the same multi-variable read requests back to back (20 items
    each, packed to the negotiated PDU, which is what the gateway sends) and taking the replies, without
@@ -13,8 +14,9 @@ python-snap7's server (``simulator.s7_server``) runs in its own process. Phases 
 3. **requests** — the gateway's S7 adapter alone, batched and unbatched (one item per request), counting
    requests per second.
 
-Last stdout line: JSON with items, rate_hz (polls per second the gateway achieved), gateway_values_per_s,
-bare_client_values_per_s, ratio_vs_bare, requests_per_s, requests_per_s_uncoalesced, items_per_request,
+Last stdout line: JSON with items, rate_hz (polls per second the gateway achieved), gateway_values_per_s and
+bare_client_values_per_s (medians), ratio_vs_bare (the median of the rounds' ratios), ratio_vs_bare_each,
+gateway_cpu_us_per_value, cpu_steal_percent, requests_per_s, requests_per_s_uncoalesced, items_per_request,
 cpu_count, timescaledb.
 """
 
@@ -29,7 +31,15 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.gateway_process import POLLED_CELL, measure_gateway, polled_plant, requests_per_s, timescaledb
+from benchmarks.gateway_process import (
+    POLLED_CELL,
+    GatewayRun,
+    alternate,
+    measure_gateway,
+    polled_plant,
+    requests_per_s,
+    timescaledb,
+)
 
 DB = 1
 
@@ -106,9 +116,9 @@ async def adapter_requests(port: int, items: int, duration: float, *, batch: boo
     return await requests_per_s(S7Adapter(src, batch=batch), duration)  # type: ignore[arg-type]
 
 
-def run_gateway(port: int, items: int, mqtt_url: str, warmup: float, duration: float) -> float:
+def run_gateway(port: int, items: int, mqtt_url: str, warmup: float, duration: float) -> GatewayRun:
     return measure_gateway(lambda enterprise: _plant(enterprise, port, items), mqtt_url, warmup_s=warmup,
-                           duration_s=duration).per_s
+                           duration_s=duration)
 
 
 def main() -> None:
@@ -122,17 +132,21 @@ def main() -> None:
         return
     from tests.support.gateway_env import free_port
 
-    items, duration, warmup = (200, 5.0, 2.0) if args.quick else (1000, 20.0, 5.0)
+    items, duration, warmup = (200, 4.0, 2.0) if args.quick else (1000, 10.0, 5.0)
     mqtt_url = os.environ.get("DATAFACTORY_MQTT_URL", "mqtt://127.0.0.1:1883")
     port = free_port()
     cmd = [sys.executable, "-m", "benchmarks.s7", "--serve", str(port), "--items", str(items)]
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == b"READY"
-        bare_rate, per_request = asyncio.run(bare(port, items, duration))
-        print(f"bare snap7 client: {bare_rate:,.0f} items/s", file=sys.stderr)
-        gw_rate = run_gateway(port, items, mqtt_url, warmup, duration)
-        print(f"gateway: {gw_rate:,.0f} items/s published", file=sys.stderr)
+        per_request = 0
+
+        def bare_phase() -> float:
+            nonlocal per_request
+            rate, per_request = asyncio.run(bare(port, items, duration))
+            return rate
+
+        rounds = alternate(bare_phase, lambda: run_gateway(port, items, mqtt_url, warmup, duration), what="items")
         req = asyncio.run(adapter_requests(port, items, duration / 2, batch=True))
         req_unbatched = asyncio.run(adapter_requests(port, items, duration / 2, batch=False))
         print(f"requests/s batched {req:,.0f}, one item per request {req_unbatched:,.0f}", file=sys.stderr)
@@ -144,10 +158,8 @@ def main() -> None:
             {
                 "benchmark": "s7",
                 "items": items,
-                "rate_hz": round(gw_rate / items, 2),
-                "gateway_values_per_s": round(gw_rate),
-                "bare_client_values_per_s": round(bare_rate),
-                "ratio_vs_bare": round(gw_rate / bare_rate, 3),
+                "rate_hz": round(rounds.figures()["gateway_values_per_s"] / items, 2),
+                **rounds.figures(),
                 "requests_per_s": round(req, 1),
                 "requests_per_s_uncoalesced": round(req_unbatched, 1),
                 "items_per_request": per_request,
