@@ -107,6 +107,46 @@ def test_every_type_decodes_exactly_in_batched_reads() -> None:
         server.stop()
 
 
+def test_each_request_built_once_is_sent_with_its_own_pdu_reference() -> None:
+    """The multi-read PDU of a batch is built at open and renumbered per send: a PLC (and snap7's stale-reply
+    check) matches a reply to its request by that number, so two sends must never share one."""
+    server = S7DeviceServer(free_port(), dbs={10: 1024}).start()
+    try:
+        items = [_item(f"r{i}", f"DB10.DBD{4 * i}:REAL") for i in range(60)]  # 3 requests of 20 items per poll
+        for i in range(60):
+            server.write(f"DB10.DBD{4 * i}:REAL", float(i))
+        adapter = S7Adapter(_config(server.port, items, report="every_poll"))
+        sent: list[bytes] = []
+
+        async def run() -> list[list[Any]]:
+            await adapter.open()
+            assert adapter._client is not None
+            real = adapter._client._send_receive
+
+            async def spy(request: bytes, *args: Any, **kw: Any) -> Any:  # the real call, recorded
+                sent.append(request)
+                return await real(request, *args, **kw)
+
+            adapter._client._send_receive = spy  # type: ignore[method-assign]
+            out: list[list[Any]] = []
+            try:
+                async for readings in adapter.stream():
+                    out.append(readings)
+                    if len(out) == 3:
+                        return out
+            finally:
+                await adapter.close()
+            return out
+
+        got = by_signal(asyncio.run(run()))
+        assert {k: [s.value for s in v] for k, v in got.items()} == {f"r{i}": [float(i)] * 3 for i in range(60)}
+        references = [int.from_bytes(r[4:6], "big") for r in sent]
+        assert len(sent) >= 9 and len(set(references)) == len(references)
+        assert [r[:4] + r[6:] for r in sent[:3]] == [r[:4] + r[6:] for r in sent[3:6]]  # the same request, renumbered
+    finally:
+        server.stop()
+
+
 def test_pdu_packing_respects_the_negotiated_size_and_item_limit() -> None:
     addrs = [parse_s7_address(f"DB1.DBD{4 * i}:REAL") for i in range(50)]
     batches = pack_requests(addrs, list(range(50)), 240)

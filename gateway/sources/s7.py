@@ -72,6 +72,8 @@ class _Batch:
     fast: FastRun | None
     pick: Callable[[Sequence[Any]], tuple[Any, ...]]  # the fast run's values among the items' values
     others: list[tuple[int, int]]  # (position in the batch, item index): their data, decoded one by one
+    specs: list[tuple[int, int, int, int]]  # (area, db, start, size) of each item, as snap7 takes them
+    request: bytes  # the multi-read PDU, built once: each send only renumbers it (bytes 4-5 of the S7 header)
 
 
 def pack_requests(addrs: list[S7Address], indices: list[int], pdu_length: int) -> list[list[int]]:
@@ -144,11 +146,14 @@ class S7Adapter(PolledSource):
             fmt.append(f"BBH{code}{'x' if a.size & 1 and k < len(items) - 1 else ''}")
         lengths = tuple(8 * self._addrs[i].size for i in items)
         fast = self.fast_run([items[k] for k in plain]) if plain else None
-        return _Batch(items, struct.Struct("".join(fmt)), lengths, fast, picker(plain), others)
+        specs = [(int(_AREA[a.area]), a.db, a.start, a.size) for a in (self._addrs[i] for i in items)]
+        assert self._client is not None
+        request = self._client.protocol.build_multi_read_request(specs)
+        return _Batch(items, struct.Struct("".join(fmt)), lengths, fast, picker(plain), others, specs, request)
 
     def _first_read(self, group: str) -> Coroutine[Any, Any, tuple[bytes, int]] | None:
         plan = self._plans[group]
-        return self._read(plan[0].items) if plan else None
+        return self._read(plan[0]) if plan else None
 
     async def _poll(self, group: str, first: asyncio.Task[tuple[bytes, int]] | None) -> list[Reading]:
         out: list[Reading] = []
@@ -156,37 +161,37 @@ class S7Adapter(PolledSource):
         ahead = first  # the read of plan[k], already sent
         try:
             for k, batch in enumerate(plan):
-                raw, t = await (ahead if ahead is not None else self._read(batch.items))
+                raw, t = await (ahead if ahead is not None else self._read(batch))
                 ahead = None
                 if k + 1 < len(plan):
-                    ahead = await send_ahead(self._read(plan[k + 1].items))
+                    ahead = await send_ahead(self._read(plan[k + 1]))
                 self._emit(batch, raw, t, out)
         finally:
             discard(ahead)
         return out
 
-    async def _read(self, batch: list[int]) -> tuple[bytes, int]:
+    async def _read(self, batch: _Batch) -> tuple[bytes, int]:
         """The response's items (per item: return code, transport size, length and data, as S7comm's multi-read
         has them), and when it came (µs)."""
         return await self._request(batch), now_us()
 
-    async def _request(self, batch: list[int]) -> bytes:
+    async def _request(self, batch: _Batch) -> bytes:
         client = self._client
         assert client is not None
         self.requests += 1
-        specs = [(int(_AREA[a.area]), a.db, a.start, a.size) for a in (self._addrs[i] for i in batch)]
+        specs = batch.specs
         # asyncio.timeout, not wait_for: the read runs in this task, so cancelling a read sent ahead (at a stop)
         # reaches snap7 directly and whatever it raises then is collected with this task (``discard``), never left
         # in an inner task of wait_for's to be logged as "Task exception was never retrieved".
         try:
             async with asyncio.timeout(self.config.timeout_s):
-                if len(batch) == 1 and _RESPONSE_HEADER + 4 + specs[0][3] > self.pdu_length:
+                if len(specs) == 1 and _RESPONSE_HEADER + 4 + specs[0][3] > self.pdu_length:
                     area, db, start, size = specs[0]  # larger than one PDU: snap7 reads it in pieces
                     data = await client.read_area(Area(area), db, start, size)
                     return struct.pack(">BBH", 0xFF, 0x04, 8 * len(data)) + bytes(data)
                 # A real multi-variable read (snap7's async read_multi_vars reads item by item).
-                request = client.protocol.build_multi_read_request(specs)
-                response = await client._send_receive(request)
+                seq = client.protocol._next_sequence().to_bytes(2, "big")
+                response = await client._send_receive(batch.request[:4] + seq + batch.request[6:])
         except (S7Error, OSError, TimeoutError) as err:
             raise ConnectionLost(self.where, f"read failed: {type(err).__name__}: {err}") from err
         return bytes(response.get("raw_data", b""))
