@@ -2,7 +2,8 @@
 
 An edge node (a paho client in this process) births ``--metrics-per-message`` Double metrics with aliases,
 then publishes ``--messages`` NDATA messages carrying all of them by alias, at QoS 1, as fast as the broker
-takes them. Three phases on the local Mosquitto, each timed from the first data message published to the last
+takes them. Three phases on a private Mosquitto with unbounded per-client queues (``DATAFACTORY_MQTT_URL``, when
+set, instead), each timed from the first data message published to the last
 metric delivered:
 
 1. bare: a bare paho subscriber in its own process receives the NDATA messages and counts their metrics
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -33,6 +35,7 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,7 @@ import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from app.harness.broker import MosquittoBroker
 from gateway.sparkplug_decode import COMPRESSED_UUID
 from gateway.sparkplug_proto import DOUBLE, STRING, UINT64, Payload
 
@@ -47,8 +51,7 @@ CELL = "bench/line-1/node-1"
 STALL_S = 15.0
 
 
-def _url() -> tuple[str, str, int]:
-    url = os.environ.get("DATAFACTORY_MQTT_URL", "mqtt://127.0.0.1:1883")
+def _url(url: str) -> tuple[str, str, int]:
     hostport = url.split("://", 1)[1].rsplit("@", 1)[-1]
     host, _, port = hostport.partition(":")
     return url, host or "127.0.0.1", int(port or 1883)
@@ -151,8 +154,8 @@ def _plant(enterprise: str, group: str, url: str, per_message: int) -> dict[str,
     }  # fmt: skip
 
 
-def _gateway_phase(args: argparse.Namespace, *, compressed: bool) -> tuple[int, float, int]:
-    url, host, port = _url()
+def _gateway_phase(args: argparse.Namespace, broker: str, *, compressed: bool) -> tuple[int, float, int]:
+    url, host, port = _url(broker)
     enterprise = f"b{uuid.uuid4().hex[:8]}"
     group = f"bench-{enterprise}"
     birth, payloads = _messages(group, args.metrics_per_message, args.messages, compressed=compressed)
@@ -201,8 +204,8 @@ def _gateway_phase(args: argparse.Namespace, *, compressed: bool) -> tuple[int, 
     return seen, rate, int(counters.get("seq_gaps", 0))
 
 
-def _bare_phase(args: argparse.Namespace) -> tuple[int, float]:
-    _, host, port = _url()
+def _bare_phase(args: argparse.Namespace, broker: str) -> tuple[int, float]:
+    _, host, port = _url(broker)
     group = f"bench-bare-{uuid.uuid4().hex[:8]}"
     _, payloads = _messages(group, args.metrics_per_message, args.messages, compressed=False)
     ctx = mp.get_context("spawn")
@@ -238,6 +241,36 @@ def _timescaledb() -> bool | None:
         return None
 
 
+@contextlib.contextmanager
+def _broker(workdir: Path) -> Iterator[str]:
+    """A private Mosquitto whose per-client queue is unbounded: the node publishes a phase's messages as fast as
+    the broker takes them, far faster than any subscriber that decodes them drains them, and the shared broker's
+    default queue (1,000 messages per client) then drops the overflow, so the gateway would be measured on what
+    was left. ``DATAFACTORY_MQTT_URL``, when set, is used as it is (its queue limits are its own)."""
+    url = os.environ.get("DATAFACTORY_MQTT_URL")
+    if url:
+        yield url
+        return
+    config = "max_queued_messages 0\nmax_inflight_messages 0\n"
+    with MosquittoBroker(data_dir=workdir / "mq", extra_config=config, persistence=False) as broker:
+        yield broker.url
+
+
+@contextlib.contextmanager
+def _broker(workdir: Path) -> Iterator[str]:
+    """A private Mosquitto whose per-client queue is unbounded: the node publishes a phase's messages as fast as
+    the broker takes them, far faster than any subscriber that decodes them drains them, and the shared broker's
+    default queue (1,000 messages per client) then drops the overflow, so the gateway would be measured on what
+    was left. ``DATAFACTORY_MQTT_URL``, when set, is used as it is (its queue limits are its own)."""
+    url = os.environ.get("DATAFACTORY_MQTT_URL")
+    if url:
+        yield url
+        return
+    config = "max_queued_messages 0\nmax_inflight_messages 0\n"
+    with MosquittoBroker(data_dir=workdir / "mq", extra_config=config, persistence=False) as broker:
+        yield broker.url
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a tenth of the messages (< 2 min)")
@@ -247,12 +280,13 @@ def main() -> None:
     if args.quick:
         args.messages = max(50, args.messages // 10)
     load_before = os.getloadavg()[0]
-    seen_bare, bare = _bare_phase(args)
-    print(f"bare paho subscriber: {bare:,.0f} metrics/s ({seen_bare} metrics)", file=sys.stderr)
-    seen, plain, gaps = _gateway_phase(args, compressed=False)
-    print(f"gateway, uncompressed: {plain:,.0f} metrics/s ({seen} samples, {gaps} seq gaps)", file=sys.stderr)
-    seen_c, packed, gaps_c = _gateway_phase(args, compressed=True)
-    print(f"gateway, DEFLATE: {packed:,.0f} metrics/s ({seen_c} samples, {gaps_c} seq gaps)", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="df-bench-spb-") as tmp, _broker(Path(tmp)) as url:
+        seen_bare, bare = _bare_phase(args, url)
+        print(f"bare paho subscriber: {bare:,.0f} metrics/s ({seen_bare} metrics)", file=sys.stderr)
+        seen, plain, gaps = _gateway_phase(args, url, compressed=False)
+        print(f"gateway, uncompressed: {plain:,.0f} metrics/s ({seen} samples, {gaps} seq gaps)", file=sys.stderr)
+        seen_c, packed, gaps_c = _gateway_phase(args, url, compressed=True)
+        print(f"gateway, DEFLATE: {packed:,.0f} metrics/s ({seen_c} samples, {gaps_c} seq gaps)", file=sys.stderr)
     total = args.messages * args.metrics_per_message
     result = {
         "benchmark": "sparkplug",
