@@ -256,21 +256,6 @@ def _broker(workdir: Path) -> Iterator[str]:
         yield broker.url
 
 
-@contextlib.contextmanager
-def _broker(workdir: Path) -> Iterator[str]:
-    """A private Mosquitto whose per-client queue is unbounded: the node publishes a phase's messages as fast as
-    the broker takes them, far faster than any subscriber that decodes them drains them, and the shared broker's
-    default queue (1,000 messages per client) then drops the overflow, so the gateway would be measured on what
-    was left. ``DATAFACTORY_MQTT_URL``, when set, is used as it is (its queue limits are its own)."""
-    url = os.environ.get("DATAFACTORY_MQTT_URL")
-    if url:
-        yield url
-        return
-    config = "max_queued_messages 0\nmax_inflight_messages 0\n"
-    with MosquittoBroker(data_dir=workdir / "mq", extra_config=config, persistence=False) as broker:
-        yield broker.url
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a tenth of the messages (< 2 min)")
