@@ -107,7 +107,11 @@ def test_codec_round_trip_through_the_server_keeps_uint64_and_strings_exact(devi
 
     from datafactory.fieldbus.modbus_codec import decode
 
-    cases = [(ModbusType.UINT64, 2**64 - 1), (ModbusType.INT64, -(2**63)), (ModbusType.STRING, "Mould-7 é")]
+    cases: list[tuple[ModbusType, int | str]] = [
+        (ModbusType.UINT64, 2**64 - 1),
+        (ModbusType.INT64, -(2**63)),
+        (ModbusType.STRING, "Mould-7 é"),
+    ]
     client = ModbusTcpClient("127.0.0.1", port=device.port)
     assert client.connect()
     try:
@@ -116,7 +120,7 @@ def test_codec_round_trip_through_the_server_keeps_uint64_and_strings_exact(devi
                 device.store.set_value(1, HR, 0, value, vtype, order=order, length=8)
                 n = 8 if vtype is ModbusType.STRING else 4
                 regs = client.read_holding_registers(0, count=n, device_id=1).registers
-                decoded = decode(regs, vtype, order)
+                decoded = decode(list(regs), vtype, order)
                 assert decoded == value and type(decoded) is type(value), (order, vtype)
     finally:
         client.close()

@@ -9,7 +9,7 @@ import yaml
 
 from datafactory.codes.credit_code import credit_code_problem
 from datafactory.config.loader import load_config, validate_document
-from datafactory.config.models import MqttJsonSource, OpcUaSource
+from datafactory.config.models import ModbusSource, MqttJsonSource, OpcUaSource
 from datafactory.errors import ConfigError
 from simulator import demo_layout, node_id, plant_document
 from simulator.plant_config import configured_meter_topic, layout_from_config
@@ -73,8 +73,8 @@ def test_mixed_config_is_the_simulators_mixed_plant_and_runs_only_in_real_time()
     assert sorted(s.kind for s in cfg.sources) == ["modbus", "mqtt_json", "opcua", "s7"]
     assert layout_from_config(cfg) == demo_layout()
     assert fieldbus_from_config(cfg) == plan
-    modbus = next(s for s in cfg.sources if s.kind == "modbus")
-    assert {r.unit_id for r in modbus.signal_bindings()} == {1, 2}  # two devices behind one TCP gateway
+    modbus = next(s for s in cfg.sources if isinstance(s, ModbusSource))
+    assert {r.unit_id for r in modbus.registers} == {1, 2}  # two devices behind one TCP gateway
     doc = plant_document(demo_layout(), fieldbus=plan)
     regs = next(s for s in doc["sources"] if s["kind"] == "modbus")["registers"]
     regs[4]["address"] = 8  # the simulator writes power at 7
