@@ -203,12 +203,12 @@ class Rounds:
 
     def figures(self) -> dict[str, Any]:
         """The JSON keys the polled benchmarks share."""
-        gateway = statistics.median(g.per_s for g in self.gateways)
+        ratios = self.ratios
         return {
-            "gateway_values_per_s": round(gateway),
+            "gateway_values_per_s": round(statistics.median(g.per_s for g in self.gateways)),
             "bare_client_values_per_s": round(statistics.median(self.bare_rates)),
-            "ratio_vs_bare": round(statistics.median(self.ratios), 3),
-            "ratio_vs_bare_each": [round(r, 3) for r in self.ratios],
+            "ratio_vs_bare": round(statistics.median(ratios), 3),
+            "ratio_vs_bare_each": [round(r, 3) for r in ratios],
             "gateway_cpu_us_per_value": round(statistics.median(g.cpu_s / g.samples * 1e6 for g in self.gateways), 2),
             "cpu_steal_percent": self.steal_percent,
         }
@@ -217,16 +217,18 @@ class Rounds:
 ROUNDS = 3
 
 
-def alternate(bare: Callable[[], float], gateway: Callable[[], GatewayRun], *, what: str) -> Rounds:
-    """``ROUNDS`` rounds of one bare phase and one gateway phase. Alternating, because on the 2-core machines the
-    bare rate alone drifted by a third within a minute (CPU taken by the hypervisor in bursts): one phase of
-    each measured the drift as much as the gateway."""
+def alternate(bare: Callable[[], float], plant: Callable[[str], dict[str, Any]], mqtt_url: str, *, warmup_s: float,
+              duration_s: float, what: str) -> Rounds:
+    """``ROUNDS`` rounds of one bare phase (``bare()``: the bare client's rate) and one gateway phase
+    (``measure_gateway`` on ``plant``). Alternating, because on the 2-core machines the bare rate alone drifted
+    by a third within a minute (CPU taken by the hypervisor in bursts): one phase of each measured the drift as
+    much as the gateway."""
     ticks = cpu_ticks()
     bare_rates: list[float] = []
     gateways: list[GatewayRun] = []
     for k in range(ROUNDS):
         bare_rates.append(bare())
-        gateways.append(gateway())
+        gateways.append(measure_gateway(plant, mqtt_url, warmup_s=warmup_s, duration_s=duration_s))
         print(f"round {k + 1}/{ROUNDS}: bare client {bare_rates[-1]:,.0f} {what}/s, gateway "
               f"{gateways[-1].per_s:,.0f} published", file=sys.stderr)  # fmt: skip
     return Rounds(bare_rates, gateways, steal_percent(ticks))

@@ -33,9 +33,7 @@ from typing import Any
 
 from benchmarks.gateway_process import (
     POLLED_CELL,
-    GatewayRun,
     alternate,
-    measure_gateway,
     polled_plant,
     requests_per_s,
     timescaledb,
@@ -109,11 +107,6 @@ async def adapter_requests(port: int, registers: int, duration: float, *, coales
     return await requests_per_s(ModbusAdapter(src, coalesce=coalesce), duration)  # type: ignore[arg-type]
 
 
-def run_gateway(port: int, registers: int, mqtt_url: str, warmup: float, duration: float) -> GatewayRun:
-    return measure_gateway(lambda enterprise: _plant(enterprise, port, registers), mqtt_url, warmup_s=warmup,
-                           duration_s=duration)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="500 registers, 5 s phases")
@@ -131,7 +124,8 @@ def main() -> None:
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == b"READY"
         rounds = alternate(lambda: asyncio.run(bare(port, registers, duration)),
-                           lambda: run_gateway(port, registers, mqtt_url, warmup, duration), what="registers")
+                           lambda enterprise: _plant(enterprise, port, registers), mqtt_url, warmup_s=warmup,
+                           duration_s=duration, what="registers").figures()
         req = asyncio.run(adapter_requests(port, registers, duration / 2, coalesce=True))
         req_unc = asyncio.run(adapter_requests(port, registers, duration / 2, coalesce=False))
         print(f"requests/s coalesced {req:,.0f}, uncoalesced {req_unc:,.0f}", file=sys.stderr)
@@ -143,8 +137,8 @@ def main() -> None:
             {
                 "benchmark": "modbus",
                 "registers": registers,
-                "rate_hz": round(rounds.figures()["gateway_values_per_s"] / registers, 2),
-                **rounds.figures(),
+                "rate_hz": round(rounds["gateway_values_per_s"] / registers, 2),
+                **rounds,
                 "requests_per_s": round(req, 1),
                 "requests_per_s_uncoalesced": round(req_unc, 1),
                 "registers_per_request": BLOCK,

@@ -33,9 +33,7 @@ from typing import Any
 
 from benchmarks.gateway_process import (
     POLLED_CELL,
-    GatewayRun,
     alternate,
-    measure_gateway,
     polled_plant,
     requests_per_s,
     timescaledb,
@@ -116,11 +114,6 @@ async def adapter_requests(port: int, items: int, duration: float, *, batch: boo
     return await requests_per_s(S7Adapter(src, batch=batch), duration)  # type: ignore[arg-type]
 
 
-def run_gateway(port: int, items: int, mqtt_url: str, warmup: float, duration: float) -> GatewayRun:
-    return measure_gateway(lambda enterprise: _plant(enterprise, port, items), mqtt_url, warmup_s=warmup,
-                           duration_s=duration)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="200 items, 5 s phases")
@@ -146,7 +139,8 @@ def main() -> None:
             rate, per_request = asyncio.run(bare(port, items, duration))
             return rate
 
-        rounds = alternate(bare_phase, lambda: run_gateway(port, items, mqtt_url, warmup, duration), what="items")
+        rounds = alternate(bare_phase, lambda enterprise: _plant(enterprise, port, items), mqtt_url, warmup_s=warmup,
+                           duration_s=duration, what="items").figures()
         req = asyncio.run(adapter_requests(port, items, duration / 2, batch=True))
         req_unbatched = asyncio.run(adapter_requests(port, items, duration / 2, batch=False))
         print(f"requests/s batched {req:,.0f}, one item per request {req_unbatched:,.0f}", file=sys.stderr)
@@ -158,8 +152,8 @@ def main() -> None:
             {
                 "benchmark": "s7",
                 "items": items,
-                "rate_hz": round(rounds.figures()["gateway_values_per_s"] / items, 2),
-                **rounds.figures(),
+                "rate_hz": round(rounds["gateway_values_per_s"] / items, 2),
+                **rounds,
                 "requests_per_s": round(req, 1),
                 "requests_per_s_uncoalesced": round(req_unbatched, 1),
                 "items_per_request": per_request,
