@@ -44,17 +44,12 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from app.harness.broker import MosquittoBroker
+from gateway.mqtt_session import BrokerAddress
 from gateway.sparkplug_decode import COMPRESSED_UUID
 from gateway.sparkplug_proto import DOUBLE, STRING, UINT64, Payload
 
 CELL = "bench/line-1/node-1"
 STALL_S = 15.0
-
-
-def _url(url: str) -> tuple[str, str, int]:
-    hostport = url.split("://", 1)[1].rsplit("@", 1)[-1]
-    host, _, port = hostport.partition(":")
-    return url, host or "127.0.0.1", int(port or 1883)
 
 
 def _messages(group: str, per_message: int, count: int, *, compressed: bool) -> tuple[bytes, list[bytes]]:
@@ -154,8 +149,9 @@ def _plant(enterprise: str, group: str, url: str, per_message: int) -> dict[str,
     }  # fmt: skip
 
 
-def _gateway_phase(args: argparse.Namespace, broker: str, *, compressed: bool) -> tuple[int, float, int]:
-    url, host, port = _url(broker)
+def _gateway_phase(args: argparse.Namespace, url: str, *, compressed: bool) -> tuple[int, float, int]:
+    broker = BrokerAddress.parse(url)
+    host, port = broker.host, broker.port
     enterprise = f"b{uuid.uuid4().hex[:8]}"
     group = f"bench-{enterprise}"
     birth, payloads = _messages(group, args.metrics_per_message, args.messages, compressed=compressed)
@@ -204,8 +200,9 @@ def _gateway_phase(args: argparse.Namespace, broker: str, *, compressed: bool) -
     return seen, rate, int(counters.get("seq_gaps", 0))
 
 
-def _bare_phase(args: argparse.Namespace, broker: str) -> tuple[int, float]:
-    _, host, port = _url(broker)
+def _bare_phase(args: argparse.Namespace, url: str) -> tuple[int, float]:
+    broker = BrokerAddress.parse(url)
+    host, port = broker.host, broker.port
     group = f"bench-bare-{uuid.uuid4().hex[:8]}"
     _, payloads = _messages(group, args.metrics_per_message, args.messages, compressed=False)
     ctx = mp.get_context("spawn")
