@@ -1,10 +1,10 @@
 """Modbus throughput: registers per second one gateway process reads and publishes, against a bare pymodbus client.
 
-    python -m benchmarks.modbus            # 2,000 holding registers (uint16), 3 rounds of 10 s phases
+    python -m benchmarks.modbus            # 2,000 holding registers (uint16), 5 rounds of 10 s phases
     python -m benchmarks.modbus --quick    # 500 registers, 3 rounds of 4 s phases
 
 A pymodbus TCP server (``simulator.modbus_server``) runs in its own process. Phases against the same server, the
-first two alternating for three rounds (``benchmarks.gateway_process.alternate``):
+first two alternating for five rounds (three with ``--quick``) (``benchmarks.gateway_process.alternate``):
 
 1. **bare client** — pymodbus's async client reading the registers back to back in blocks of 125 (the spec
    maximum; what the gateway's coalescing produces for contiguous registers): the reference;
@@ -125,7 +125,7 @@ def main() -> None:
         assert server.stdout is not None and server.stdout.readline().strip() == b"READY"
         rounds = alternate(lambda: asyncio.run(bare(port, registers, duration)),
                            lambda enterprise: _plant(enterprise, port, registers), mqtt_url, warmup_s=warmup,
-                           duration_s=duration, what="registers").figures()
+                           duration_s=duration, what="registers", rounds=3 if args.quick else 5).figures()
         req = asyncio.run(adapter_requests(port, registers, duration / 2, coalesce=True))
         req_unc = asyncio.run(adapter_requests(port, registers, duration / 2, coalesce=False))
         print(f"requests/s coalesced {req:,.0f}, uncoalesced {req_unc:,.0f}", file=sys.stderr)

@@ -1,10 +1,10 @@
 """S7 throughput: items per second one gateway process reads and publishes, against a bare snap7 client.
 
-    python -m benchmarks.s7            # 1,000 REAL items in one data block, 3 rounds of 10 s phases
+    python -m benchmarks.s7            # 1,000 REAL items in one data block, 5 rounds of 10 s phases
     python -m benchmarks.s7 --quick    # 200 items, 3 rounds of 4 s phases
 
 python-snap7's server (``simulator.s7_server``) runs in its own process. Phases against the same server, the first
-two alternating for three rounds (``benchmarks.gateway_process.alternate``):
+two alternating for five rounds (three with ``--quick``) (``benchmarks.gateway_process.alternate``):
 
 1. **bare client** — snap7's async client sending the same multi-variable read requests back to back (20 items
    each, packed to the negotiated PDU, which is what the gateway sends) and taking the replies, without
@@ -140,7 +140,7 @@ def main() -> None:
             return rate
 
         rounds = alternate(bare_phase, lambda enterprise: _plant(enterprise, port, items), mqtt_url, warmup_s=warmup,
-                           duration_s=duration, what="items").figures()
+                           duration_s=duration, what="items", rounds=3 if args.quick else 5).figures()
         req = asyncio.run(adapter_requests(port, items, duration / 2, batch=True))
         req_unbatched = asyncio.run(adapter_requests(port, items, duration / 2, batch=False))
         print(f"requests/s batched {req:,.0f}, one item per request {req_unbatched:,.0f}", file=sys.stderr)
