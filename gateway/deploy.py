@@ -91,6 +91,19 @@ async def deployed_config(mqtt_url: str | None, topic: str, *, wait_s: float = 2
         raise ConfigError(topic, [("(payload)", str(err))]) from None
 
 
+def accept_deployed(payload: bytes, *, topic: str, gateway: tuple[str, str, str]) -> PlantConfig:
+    """What a running gateway takes from its config topic: a valid config for this very gateway
+    (``gateway`` = enterprise, site, gateway id). Raises ``ConfigError`` or ``ContractError``; their text is the
+    reason the gateway reports in its status while it keeps the config it runs."""
+    claimed, doc = decode_config(payload)
+    cfg = validate_document(doc, source=topic)
+    theirs = (cfg.enterprise.id, cfg.site.id, cfg.gateway.id)
+    if theirs != gateway:
+        problem = f"config {claimed} is for gateway {'/'.join(theirs)}, not {'/'.join(gateway)}"
+        raise ContractError("wrong_gateway", problem)
+    return cfg
+
+
 def status_topic(config_topic: str) -> str:
     return config_topic.rsplit("/", 1)[0] + "/status"
 

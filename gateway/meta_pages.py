@@ -12,14 +12,47 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import orjson
 
+from datafactory.config.models import PlantConfig, SignalBinding
+from datafactory.contract.meanings import Meaning
+from datafactory.contract.payload import SignalMeta, encode_meta_pages
 from datafactory.contract.topics import CellPath
+from datafactory.errors import ContractError
 from gateway.mqtt_session import MqttSession
 
 _log = logging.getLogger(__name__)
+
+
+def cell_pages(
+    config: PlantConfig, bindings: Iterable[SignalBinding], *, gateway: str
+) -> Iterator[tuple[CellPath, list[bytes]]]:
+    """Each cell's meta (its attributes and every signal of ``bindings`` on it) as the pages to retain. A cell
+    whose meta the contract refuses is logged and left out; the others are still published."""
+    cells = config.cell_paths()
+    signals: dict[str, list[SignalMeta]] = {}
+    for b in bindings:
+        signals.setdefault(b.cell, []).append(
+            SignalMeta(b.signal, Meaning(b.meaning), b.unit, b.description, b.declared_type())
+        )
+    for key, metas in signals.items():
+        cell = cells[key]
+        attributes = {
+            "name": cell.name,
+            "machine_class": cell.machine_class,
+            "ideal_cycle_time_s": cell.ideal_cycle_time_s,
+            "target_rate_per_hour": cell.target_rate_per_hour,
+        }
+        try:
+            # Paged when it is larger than one message (a cell with 20,000 signals): never dropped.
+            pages = encode_meta_pages(metas, gateway=gateway, attributes=attributes)
+        except ContractError as err:
+            _log.error("meta of cell %s cannot be published: %s", key, err.detail)
+            continue
+        yield CellPath(config.enterprise.id, config.site.id, *key.split("/")), pages
 
 
 class MetaPages:

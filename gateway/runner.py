@@ -27,14 +27,10 @@ import asyncio
 import contextlib
 import logging
 import operator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datafactory.config.loader import validate_document
 from datafactory.config.models import PlantConfig, SignalBinding
-from datafactory.contract.meanings import Meaning
-from datafactory.contract.payload import SignalMeta, decode_config, encode_meta_pages
 from datafactory.contract.quality import BAD_NO_COMMUNICATION, BAD_SHUTDOWN
 from datafactory.contract.sample import Sample, now_us, us_to_datetime
 from datafactory.contract.topics import CellPath, TopicKind, gateway_topic
@@ -42,35 +38,22 @@ from datafactory.errors import ConfigError, ConnectionLost, ContractError
 from datafactory.settings import get_settings
 from gateway.batcher import Batcher
 from gateway.buffer import Buffer
-from gateway.gaps import ADVANCE_SQL, GapLedger, Recovered, Restamper, Signal, markers
-from gateway.meta_pages import MetaPages
+from gateway.deploy import accept_deployed
+from gateway.gaps import ADVANCE_SQL, GapLedger, Recovered, markers
+from gateway.meta_pages import MetaPages, cell_pages
 from gateway.mqtt_session import BrokerAddress, MqttSession, Will
 from gateway.publisher import Publisher
-from gateway.sources import SourceAdapter, create_adapter
+from gateway.source_run import BACKOFF_MAX_S, BACKOFF_MIN_S, FAILED_RETRY_S, SourceRun, signals_of
+from gateway.sources import create_adapter
 from gateway.status import SourceState, offline_payload, status_payload, utc_now_iso
 from gateway.supervisor import Backoff, Supervisor
 
 _log = logging.getLogger(__name__)
 
-BACKOFF_MIN_S = 0.5
-BACKOFF_MAX_S = 5.0
-FAILED_RETRY_S = 900.0
-"""A source that needs an operator is tried again every 15 min: four attempts an hour stay below the lockout
-threshold of the servers we know, and a fix on the server side is picked up without a restart."""
 WATERMARK_EVERY_S = 0.25
 """How often the timer moves quiet sources' watermarks (appends move it in their own transaction)."""
 BROKER_FAILED_RETRY_S = 60.0
 """The platform broker refusing our credentials is retried every minute: data is buffering meanwhile."""
-
-
-@dataclass(slots=True)
-class _SourceRun:
-    config: Any
-    state: SourceState
-    adapter: SourceAdapter | None = None
-    logged_failures: set[str] = field(default_factory=set)
-    delivering: bool = False  # connected, and its ledger row says so
-    restamper: Restamper = field(default_factory=Restamper)
 
 
 class Gateway:
@@ -109,7 +92,7 @@ class Gateway:
         self.status_topic = gateway_topic(self.enterprise, self.site, gw.id, TopicKind.STATUS)
         self.config_topic = gateway_topic(self.enterprise, self.site, gw.id, TopicKind.CONFIG)
         self._topics: dict[str, str] = {}
-        self._sources: dict[str, _SourceRun] = {}
+        self._sources: dict[str, SourceRun] = {}
         self._session: MqttSession | None = None
         self._meta = MetaPages(self.state_dir / f"{gw.id}.meta-pages.json")
         self._broker_state = SourceState(kind="mqtt")
@@ -175,7 +158,7 @@ class Gateway:
 
     # ---- sources ---------------------------------------------------------------------------------------
     def _start_source(self, src: Any) -> None:
-        run = self._sources.get(src.id) or _SourceRun(src, SourceState(kind=src.kind))
+        run = self._sources.get(src.id) or SourceRun(src, SourceState(kind=src.kind))
         run.config = src
         self._sources[src.id] = run
         recovered = self._recovered.pop(src.id, None)
@@ -186,7 +169,7 @@ class Gateway:
     async def _stop_source(self, source_id: str) -> None:
         await self.supervisor.cancel(f"source:{source_id}")
 
-    async def _run_source(self, run: _SourceRun) -> None:
+    async def _run_source(self, run: SourceRun) -> None:
         backoff = Backoff(BACKOFF_MIN_S, BACKOFF_MAX_S)
         while True:
             adapter = create_adapter(run.config, mqtt_url=self.mqtt_url, state_dir=self.state_dir)
@@ -201,7 +184,7 @@ class Gateway:
                 await adapter.open()
                 opened = True
                 run.state.set("connected")
-                self.ledger.connected(run.config.id, _signals(adapter), now_us())
+                self.ledger.connected(run.config.id, signals_of(adapter), now_us())
                 run.delivering = True
                 run.restamper.connected()
                 run.logged_failures.clear()
@@ -218,41 +201,15 @@ class Gateway:
             if opened:
                 self._mark_gap(run, BAD_NO_COMMUNICATION)
                 run.state.reconnects += 1
-            delay = self._source_failed(run, failure, backoff, opened=opened)
+            delay = run.failed(failure, backoff, opened=opened, failed_retry_s=self.failed_retry_s)
             self._publish_status()
             await asyncio.sleep(delay)
 
-    def _source_failed(self, run: _SourceRun, err: Exception, backoff: Backoff, *, opened: bool) -> float:
-        """Record why a source stopped and return how long to wait before the next attempt. Each distinct
-        reason is logged once until the source connects again; an unexpected error's traceback is kept once."""
-        sid = run.config.id
-        if isinstance(err, ConnectionLost) and not err.retryable:
-            delay = self.failed_retry_s
-            reason = str(err)
-            state = "failed"
-            if reason not in run.logged_failures:
-                _log.error("source %s failed: %s; next attempt in %.0f s or on a config change", sid, reason, delay)
-        elif isinstance(err, ConnectionLost):
-            delay = backoff.next()
-            reason = str(err)
-            state = "disconnected"
-            if opened or reason not in run.logged_failures:
-                _log.warning("source %s: %s; retrying in %.1f s", sid, reason, delay)
-        else:
-            delay = backoff.next()
-            reason = f"{type(err).__name__}: {err}"
-            state = "disconnected"
-            if reason not in run.logged_failures:
-                _log.error("source %s failed unexpectedly (%s); retrying in %.1f s", sid, reason, delay, exc_info=err)
-        run.logged_failures.add(reason)
-        run.state.set(state, reason, retry_in_s=delay)
-        return delay
-
-    def _mark_gap(self, run: _SourceRun, quality: int) -> None:
+    def _mark_gap(self, run: SourceRun, quality: int) -> None:
         """One marker per signal: the value is unknown from now until the source delivers again (comm lost,
         or a planned stop), on disk before the ledger says the source's record ends here."""
         t = now_us()
-        signals = _signals(run.adapter) if run.adapter is not None else []
+        signals = signals_of(run.adapter) if run.adapter is not None else []
         self.batcher.add(markers(signals, t, quality))
         self.batcher.flush_all()
         self.ledger.closed(run.config.id, t)
@@ -280,9 +237,9 @@ class Gateway:
             else:
                 self.ledger.forget(rec.source)
 
-    def _meta_changed(self, run: _SourceRun) -> None:
+    def _meta_changed(self, run: SourceRun) -> None:
         if run.delivering and run.adapter is not None:
-            self.ledger.signals_changed(run.config.id, _signals(run.adapter))
+            self.ledger.signals_changed(run.config.id, signals_of(run.adapter))
         self._publish_meta()
 
     # ---- batches → buffer → broker --------------------------------------------------------------------
@@ -376,27 +333,7 @@ class Gateway:
         session = self._session
         if session is None:
             return
-        cfg = self.config
-        cells = cfg.cell_paths()
-        signals: dict[str, list[SignalMeta]] = {}
-        for b in self._bindings():
-            meta = SignalMeta(b.signal, Meaning(b.meaning), b.unit, b.description, b.declared_type())
-            signals.setdefault(b.cell, []).append(meta)
-        for key, metas in signals.items():
-            cell = cells[key]
-            attributes = {
-                "name": cell.name,
-                "machine_class": cell.machine_class,
-                "ideal_cycle_time_s": cell.ideal_cycle_time_s,
-                "target_rate_per_hour": cell.target_rate_per_hour,
-            }
-            path = CellPath(cfg.enterprise.id, cfg.site.id, *key.split("/"))
-            try:
-                # Paged when it is larger than one message (a cell with 20,000 signals): never dropped.
-                pages = encode_meta_pages(metas, gateway=self.gateway_id, attributes=attributes)
-            except ContractError as err:
-                _log.error("meta of cell %s cannot be published: %s", key, err.detail)
-                continue
+        for path, pages in cell_pages(self.config, self._bindings(), gateway=self.gateway_id):
             try:
                 self._meta.publish(session, path, pages)
             except ConnectionLost:
@@ -453,15 +390,10 @@ class Gateway:
 
     async def _on_config(self, payload: bytes) -> None:
         try:
-            claimed, doc = decode_config(payload)
-            cfg = validate_document(doc, source=self.config_topic)
+            ours = (self.enterprise, self.site, self.gateway_id)
+            cfg = accept_deployed(payload, topic=self.config_topic, gateway=ours)
         except (ContractError, ConfigError) as err:
             self._reject(f"{err}")
-            return
-        ours = (self.enterprise, self.site, self.gateway_id)
-        theirs = (cfg.enterprise.id, cfg.site.id, cfg.gateway.id)
-        if theirs != ours:
-            self._reject(f"config {claimed} is for gateway {'/'.join(theirs)}, not {'/'.join(ours)}")
             return
         if cfg.config_version() == self.version:
             if self.config_error is not None:
@@ -508,7 +440,3 @@ class Gateway:
             _log.info("applied config %s (re-opened sources: %s)", self.version, ", ".join(changed) or "none")
             self._publish_meta()
             self._publish_status()
-
-
-def _signals(adapter: SourceAdapter) -> list[Signal]:
-    return [(b.cell, b.signal) for b in adapter.bindings()]
