@@ -157,8 +157,10 @@ def test_planted_breakdown_is_told_once_repeated_acknowledged_and_resolved(
     _wait(lambda: receivers["mail"] and receivers["hook"], FOR_S + EVERY + 8)
     # Fired no earlier than the rule's delay, and within delay + one evaluation interval (+ delivery time).
     with psycopg.connect(db_url) as conn:
-        fired_at, since, status = conn.execute(
+        fired = conn.execute(
             "SELECT fired_at, since, status FROM alert_instances WHERE rule_id = 'machine-down'").fetchone()
+    assert fired is not None, "the notifications went out, so the rule's alert instance is stored"
+    fired_at, since, status = fired
     assert status == "firing"
     assert since == down_at  # the data time of the stop, not the time the service noticed it
     assert FOR_S <= (fired_at - down_at).total_seconds() <= FOR_S + EVERY + 0.5
@@ -178,8 +180,10 @@ def test_planted_breakdown_is_told_once_repeated_acknowledged_and_resolved(
     _wait(lambda: receivers["flaky"], 30)  # backoff 0.3, 0.6 s: seconds, but more on a loaded box
     assert receivers["flaky_attempts"][0] == 3 and len(receivers["flaky"]) == 1
     with psycopg.connect(db_url) as conn:
-        attempts, err = conn.execute("SELECT attempts, last_error FROM alert_outbox WHERE receiver = 'flaky'"
-                                     " AND event = 'firing'").fetchone()
+        outbox = conn.execute("SELECT attempts, last_error FROM alert_outbox WHERE receiver = 'flaky'"
+                              " AND event = 'firing'").fetchone()
+    assert outbox is not None, "the firing message to the flaky receiver is in the outbox"
+    attempts, err = outbox
     assert attempts == 3 and err  # the failure was recorded, not hidden
 
     # The repeat comes after the repeat interval, not before.
@@ -189,7 +193,9 @@ def test_planted_breakdown_is_told_once_repeated_acknowledged_and_resolved(
     assert len(receivers["hook"]) == 2 and "仍未恢复" in receivers["hook"][1]["title"]
 
     with psycopg.connect(db_url) as conn:
-        (iid,) = conn.execute("SELECT id FROM alert_instances WHERE status = 'firing'").fetchone()
+        firing = conn.execute("SELECT id FROM alert_instances WHERE status = 'firing'").fetchone()
+        assert firing is not None, "the alert is still firing before it is acknowledged"
+        (iid,) = firing
         assert engine.acknowledge(conn, iid, "zhang.wei", datetime.now(UTC))
     time.sleep(REPEAT_S + 1)
     assert len(receivers["mail"]) == 2 and len(receivers["hook"]) == 2  # acknowledged: no more repeats

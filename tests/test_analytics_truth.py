@@ -98,6 +98,7 @@ def test_saving_is_significant_only_when_its_interval_excludes_zero() -> None:
     assert healthy.saving_significant is False
     saved = fit_baseline(_daily(0.07, 5, 40.0), days[28], BaselineConfig())
     assert saved.saving_fraction == pytest.approx(0.07, abs=0.01) and saved.saving_significant is True
+    assert saved.saving_half_width is not None and saved.saving_fraction is not None
     assert saved.saving_fsu == pytest.approx(saved.saving_half_width / saved.saving_fraction)
 
 

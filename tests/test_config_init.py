@@ -63,8 +63,8 @@ def test_starters_pass_check_jsonschema(tmp_path: Path, capsys: pytest.CaptureFi
     proc = subprocess.run([checker, "--no-cache", "--schemafile", str(SCHEMA_PATH), *files],
                           capture_output=True, text=True, check=False, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for path in files:  # and two kinds side by side never bind one signal twice
-        load_config(path)
+    for written in files:  # and two kinds side by side never bind one signal twice
+        load_config(written)
 
 
 def test_init_to_stdout_and_schema_reference(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -96,6 +96,7 @@ def test_a_clock_ahead_of_the_wall_is_said(capsys: pytest.CaptureFixture[str]) -
 def test_the_simulator_clock_is_its_start_plus_run_time_times_speed() -> None:
     p = _pipeline(speed=20)
     p.simulated_start(NOW)
+    assert p.sim_start is not None  # simulated_start records where the simulator's clock starts
     p.simulator_started = 100.0
     p.simulator_stopped = 130.0
     assert p.sim_clock() == p.sim_start + timedelta(seconds=600)

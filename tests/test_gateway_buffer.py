@@ -7,7 +7,8 @@ import math
 import orjson
 import pytest
 
-from datafactory.config.models import OverflowPolicy, SignalBinding
+from datafactory.config.models import Deadband, DeadbandKind, OverflowPolicy, SignalBinding
+from datafactory.contract.meanings import Meaning
 from datafactory.contract.payload import decode_batch
 from datafactory.contract.quality import BAD_NO_COMMUNICATION
 from datafactory.contract.sample import Sample
@@ -36,7 +37,9 @@ def test_batches_survive_reopen_in_order_with_monotonic_seq(tmp_path) -> None:
     assert [p.id for p in pending] == ids[2:]
     assert b.depth_batches == 3 and b.depth_samples == 300
     assert [decode_batch(p.payload).batch.seq for p in pending] == ids[2:]
-    assert b.append("t/data", _samples(0, 1)) == ids[-1] + 1  # ids are never reused
+    last = ids[-1]
+    assert last is not None  # the buffer is far from full: nothing was dropped
+    assert b.append("t/data", _samples(0, 1)) == last + 1  # ids are never reused
     b.close()
 
 
@@ -56,24 +59,35 @@ def test_overflow_drops_are_counted(tmp_path, policy) -> None:
 
 
 def test_normaliser_scaling_booleans_and_bad_values() -> None:
-    n = Normaliser(SignalBinding(cell="a/b/c", signal="p", meaning="power_kw", scale=0.5, offset=1.0))
-    assert n.apply(10, 1).value == 6.0
-    assert n.apply(True, 2).value == 1.0  # booleans are 0/1, not scaled
+    n = Normaliser(SignalBinding(cell="a/b/c", signal="p", meaning=Meaning.POWER_KW, scale=0.5, offset=1.0))
+    scaled = n.apply(10, 1)
+    assert scaled is not None and scaled.value == 6.0  # no deadband: nothing is suppressed
+    boolean = n.apply(True, 2)
+    assert boolean is not None and boolean.value == 1.0  # booleans are 0/1, not scaled
     bad = n.apply("n/a", 3)
+    assert bad is not None and isinstance(bad.value, float)
     assert math.isnan(bad.value) and bad.quality == BAD_TYPE_MISMATCH
     lost = n.apply(None, 4, BAD_NO_COMMUNICATION)
+    assert lost is not None and isinstance(lost.value, float)
     assert math.isnan(lost.value) and lost.quality == BAD_NO_COMMUNICATION
 
 
 def test_deadbands() -> None:
     absolute = Normaliser(
-        SignalBinding(cell="a/b/c", signal="t", meaning="temperature", deadband={"kind": "absolute", "value": 1.0})
+        SignalBinding(
+            cell="a/b/c",
+            signal="t",
+            meaning=Meaning.TEMPERATURE,
+            deadband=Deadband(kind=DeadbandKind.ABSOLUTE, value=1.0),
+        )
     )
     passed = [absolute.apply(v, i) for i, v in enumerate([20.0, 20.5, 21.0, 21.1, 19.0])]
     assert [s.value for s in passed if s is not None] == [20.0, 21.1, 19.0]  # 21.0 is exactly 1.0 away: suppressed
     assert absolute.apply(19.2, 9, 0x40000000) is not None  # a quality change always passes
 
-    binding = SignalBinding(cell="a/b/c", signal="p", meaning="power_kw", deadband={"kind": "percent", "value": 10})
+    binding = SignalBinding(
+        cell="a/b/c", signal="p", meaning=Meaning.POWER_KW, deadband=Deadband(kind=DeadbandKind.PERCENT, value=10)
+    )
     of_range = Normaliser(binding, eu_span=50.0)  # 10 % of the EU range = 5
     assert [of_range.apply(v, i) is not None for i, v in enumerate([100.0, 104.0, 106.0])] == [True, False, True]
     of_last = Normaliser(binding)  # no EU range: 10 % of the last value passed on (100 → 10)
@@ -108,8 +122,11 @@ def test_declared_types_keep_exact_values_and_refuse_what_does_not_fit() -> None
     from datafactory.config.models import SignalBinding
     from datafactory.contract.values import SignalType
 
-    def norm(t: SignalType, **kw: float) -> Normaliser:
-        return Normaliser(SignalBinding(cell="a/b/c", signal="x", meaning="generic", signal_type=t, **kw))
+    def norm(t: SignalType, scale: float = 1.0, offset: float = 0.0) -> Normaliser:
+        binding = SignalBinding(
+            cell="a/b/c", signal="x", meaning=Meaning.GENERIC, signal_type=t, scale=scale, offset=offset
+        )
+        return Normaliser(binding)
 
     big = 2**64 - 1
     assert norm(SignalType.UINT64).apply(big, 1) == Sample("x", 1, big, 0)  # not rounded through a float
@@ -118,4 +135,5 @@ def test_declared_types_keep_exact_values_and_refuse_what_does_not_fit() -> None
     assert norm(SignalType.STRING).apply("Mould-7", 1) == Sample("x", 1, "Mould-7", 0)
     for t, raw in [(SignalType.UINT64, -1), (SignalType.INT64, 2**63), (SignalType.BOOL, 1), (SignalType.STRING, 3)]:
         s = norm(t).apply(raw, 1)
-        assert s is not None and s.quality == BAD_TYPE_MISMATCH and math.isnan(s.value), (t, raw)
+        assert s is not None and s.quality == BAD_TYPE_MISMATCH, (t, raw)
+        assert isinstance(s.value, float) and math.isnan(s.value), (t, raw)

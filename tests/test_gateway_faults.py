@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -101,7 +102,7 @@ def test_broker_outage_of_30_s_loses_nothing(tmp_path, broker, enterprise) -> No
             seqs = [orjson.loads(p)["seq"] for t, p, _ in col.messages if t.endswith("/data") and p]
             resent = len(seqs) - len(set(seqs))
             assert resent <= gw.gateway.publisher.window
-            unique = {}
+            unique: dict[int, list[list[Any]]] = {}  # seq → its samples, each [signal, time_us, value, quality]
             for t, p, _ in col.messages:
                 if t.endswith("/data") and p:
                     unique.setdefault(orjson.loads(p)["seq"], orjson.loads(p)["samples"])

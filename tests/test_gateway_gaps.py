@@ -73,8 +73,13 @@ def _stored(db_url: str, enterprise: str) -> dict[str, list[Row]]:
     return out
 
 
-def _good(rows: list[Row]) -> list[Row]:
-    return [r for r in rows if r[2] == 0]
+GoodRow = tuple[int, float, int]  # a good row: only markers are stored without a value
+
+
+def _good(rows: list[Row]) -> list[GoodRow]:
+    good = [(t, v, q) for t, v, q in rows if q == 0 and v is not None]
+    assert len(good) == sum(q == 0 for _, _, q in rows), "a sample of good quality stored without a value"
+    return good
 
 
 def _marks(rows: list[Row], code: int) -> list[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import orjson
 import pytest
@@ -18,7 +19,7 @@ CELL = "press/line-1/press-01"
 
 
 def _opcua_source(endpoint: str, **extra: object) -> dict[str, object]:
-    nodes = [
+    nodes: list[dict[str, Any]] = [
         {
             "node_id": "ns=2;s=Power",
             "cell": CELL,
@@ -82,7 +83,7 @@ def test_opcua_values_reach_the_broker_scaled_with_meta_and_status(tmp_path, mqt
             )
             markers = [s for _, s in col.data_samples() if s.quality == BAD_NO_COMMUNICATION]
             assert {s.signal for s in markers} == {"power", "running", "temperature"}
-            assert all(math.isnan(s.value) for s in markers)
+            assert all(isinstance(s.value, float) and math.isnan(s.value) for s in markers)
         assert orjson.loads(col.last("_gw/gw-1/status") or b"{}")["online"] is False
     finally:
         server.close()

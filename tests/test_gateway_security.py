@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from asyncua import ua
 
-from datafactory.config.models import OpcUaSecurity, UsernameAuth
+from datafactory.config.models import OpcUaSecurity, SecurityMode, SecurityPolicy, UsernameAuth
 from datafactory.errors import ConnectionLost
 from gateway import opcua_session
 from gateway.opcua_cert import create_certificate
@@ -72,7 +72,9 @@ def test_untrusted_server_certificate_is_refused_naming_its_fingerprint(tmp_path
     auth = UsernameAuth(kind="username", username_env="PLC_USER", password_env="PLC_PASSWORD")
     try:
         other = "ab" * 32
-        pinned_elsewhere = OpcUaSecurity(policy="basic256sha256", mode="sign", trusted_server_fingerprints=[other])
+        pinned_elsewhere = OpcUaSecurity(
+            policy=SecurityPolicy.BASIC256SHA256, mode=SecurityMode.SIGN, trusted_server_fingerprints=[other]
+        )
         with pytest.raises(ConnectionLost) as exc:
             _connect(server.endpoint, pinned_elsewhere, auth, tmp_path)
         assert fp in str(exc.value) and "not trusted" in str(exc.value)
@@ -81,14 +83,16 @@ def test_untrusted_server_certificate_is_refused_naming_its_fingerprint(tmp_path
         trust_dir = tmp_path / "trusted"
         trust_dir.mkdir()
         (trust_dir / "plc.der").write_bytes(server_cert.read_bytes())
-        trusted = OpcUaSecurity(policy="basic256sha256", mode="sign", trust_dir=str(trust_dir))
+        trusted = OpcUaSecurity(policy=SecurityPolicy.BASIC256SHA256, mode=SecurityMode.SIGN, trust_dir=str(trust_dir))
         _connect(server.endpoint, trusted, auth, tmp_path)  # trusted through the trust list: connects
 
         monkeypatch.setenv("PLC_PASSWORD", "wrong")
         with pytest.raises(ConnectionLost, match="user identity"):
             _connect(server.endpoint, trusted, auth, tmp_path)
 
-        encrypt = OpcUaSecurity(policy="basic256sha256", mode="sign_and_encrypt", trust_dir=str(trust_dir))
+        encrypt = OpcUaSecurity(
+            policy=SecurityPolicy.BASIC256SHA256, mode=SecurityMode.SIGN_AND_ENCRYPT, trust_dir=str(trust_dir)
+        )
         with pytest.raises(ConnectionLost, match="offers no endpoint"):
             _connect(server.endpoint, encrypt, auth, tmp_path)
     finally:
@@ -98,8 +102,8 @@ def test_untrusted_server_certificate_is_refused_naming_its_fingerprint(tmp_path
 @pytest.mark.parametrize(
     ("policy", "server_policy"),
     [
-        ("aes128_sha256_rsaoaep", ua.SecurityPolicyType.Aes128Sha256RsaOaep_SignAndEncrypt),
-        ("aes256_sha256_rsapss", ua.SecurityPolicyType.Aes256Sha256RsaPss_SignAndEncrypt),
+        (SecurityPolicy.AES128_SHA256_RSAOAEP, ua.SecurityPolicyType.Aes128Sha256RsaOaep_SignAndEncrypt),
+        (SecurityPolicy.AES256_SHA256_RSAPSS, ua.SecurityPolicyType.Aes256Sha256RsaPss_SignAndEncrypt),
     ],
 )
 def test_aes_policies_connect(tmp_path, monkeypatch, policy, server_policy) -> None:
@@ -109,7 +113,7 @@ def test_aes_policies_connect(tmp_path, monkeypatch, policy, server_policy) -> N
     monkeypatch.setenv("PLC_PASSWORD", "s3cret")
     auth = UsernameAuth(kind="username", username_env="PLC_USER", password_env="PLC_PASSWORD")
     try:
-        security = OpcUaSecurity(policy=policy, mode="sign_and_encrypt", trusted_server_fingerprints=[fp])
+        security = OpcUaSecurity(policy=policy, mode=SecurityMode.SIGN_AND_ENCRYPT, trusted_server_fingerprints=[fp])
         _connect(server.endpoint, security, auth, tmp_path)
     finally:
         server.close()
@@ -145,7 +149,9 @@ def test_policy_none_with_pinned_fingerprint_refuses_an_impostor(tmp_path, monke
     auth = UsernameAuth(kind="username", username_env="PLC_USER", password_env="PLC_PASSWORD")
     genuine_cert = server_certificate(tmp_path / "genuine", "genuine")
     none_plus = [ua.SecurityPolicyType.NoSecurity, ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt]
-    pinned = OpcUaSecurity(policy="none", mode="none", trusted_server_fingerprints=[genuine_cert[2]])
+    pinned = OpcUaSecurity(
+        policy=SecurityPolicy.NONE, mode=SecurityMode.NONE, trusted_server_fingerprints=[genuine_cert[2]]
+    )
 
     genuine, _, _ = secure_server(tmp_path, none_plus, certificate=genuine_cert)
     try:
@@ -169,7 +175,9 @@ def test_policy_none_with_pinned_fingerprint_refuses_an_impostor(tmp_path, monke
     thief_users = Users()
     thief, _, _ = secure_server(tmp_path / "thief", [ua.SecurityPolicyType.NoSecurity], users=thief_users)
     try:
-        unverified = OpcUaSecurity(policy="none", mode="none", send_password_to_unverified_server=True)
+        unverified = OpcUaSecurity(
+            policy=SecurityPolicy.NONE, mode=SecurityMode.NONE, send_password_to_unverified_server=True
+        )
         _connect(thief.endpoint, unverified, auth, tmp_path)
         assert ("operator", "s3cret") in thief_users.attempts
         # …and the pinned config refuses that same thief before sending anything.

@@ -13,6 +13,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from datafactory.contract.quality import BAD_NO_COMMUNICATION
+from datafactory.contract.values import Value
 from gateway.sparkplug_decode import metric_value
 from gateway.sparkplug_proto import DOUBLE, FLOAT, INT32, INT64, Payload
 from tests.support.gateway_env import GatewayThread, collect, plant
@@ -121,7 +122,7 @@ def test_sparkplug_births_data_gap_rebirth_and_death(tmp_path, mqtt_url, enterpr
             GatewayThread(cfg, mqtt_url=mqtt_url, state_dir=tmp_path),
         ):
 
-            def values(signal: str) -> list[float]:
+            def values(signal: str) -> list[Value]:
                 return [s.value for _, s in col.data_samples() if s.signal == signal]
 
             # The gateway knows no birth certificate yet, so it asks for one; the node answers with births.
@@ -144,6 +145,6 @@ def test_sparkplug_births_data_gap_rebirth_and_death(tmp_path, mqtt_url, enterpr
             assert good("count") == [-3.0, -5.0, -5.0]
             markers = [s for _, s in samples if s.quality == BAD_NO_COMMUNICATION]
             assert sorted(s.signal for s in markers) == ["count", "power", "temperature"]
-            assert all(math.isnan(s.value) for s in markers)
+            assert all(isinstance(s.value, float) and math.isnan(s.value) for s in markers)
     finally:
         edge.close()

@@ -185,7 +185,8 @@ def test_stale_ndeath_changes_nothing_and_the_live_one_marks_at_its_timestamp(mq
             raw.send("NDEATH", live)
             assert col.wait_for(lambda: len(col.data_samples()) == 3)
             marker = col.data_samples()[-1][1]
-            assert marker.quality == BAD_NO_COMMUNICATION and math.isnan(marker.value)
+            assert marker.quality == BAD_NO_COMMUNICATION
+            assert isinstance(marker.value, float) and math.isnan(marker.value)
             assert marker.time_us == death_ms * 1000
             assert status.wait_for(lambda: node().get("state") == "dead")
     finally:
@@ -211,7 +212,9 @@ def test_primary_host_state_birth_and_will(mqtt_url, enterprise) -> None:
                 assert after.messages[0][2]
             client = adapter._session._client
             assert client is not None
-            client.socket().close()  # abrupt: no DISCONNECT, so the broker publishes the will
+            sock = client.socket()
+            assert sock is not None  # the adapter is connected, so its client has a socket
+            sock.close()  # abrupt: no DISCONNECT, so the broker publishes the will
             assert col.wait_for(lambda: orjson.loads(col.last(host) or b"{}").get("online") is False, 10)
             assert orjson.loads(col.last(host) or b"")["timestamp"] == birth["timestamp"]
         await adapter.close()

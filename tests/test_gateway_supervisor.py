@@ -152,7 +152,12 @@ def test_untrusted_gateway_certificate_is_named_in_status_and_browse(
 def test_recovery_clears_the_old_error(tmp_path, mqtt_url, enterprise) -> None:
     port = free_port()
     endpoint = f"opc.tcp://127.0.0.1:{port}/df-test/"
-    source = {"kind": "opcua", "id": "plc", "endpoint": endpoint, "security": {"policy": "none", "mode": "none"}}
+    source: dict[str, object] = {
+        "kind": "opcua",
+        "id": "plc",
+        "endpoint": endpoint,
+        "security": {"policy": "none", "mode": "none"},
+    }
     source["nodes"] = [_node()]
     cfg = plant(enterprise, sources=[source], cells=[CELL])
     server = None

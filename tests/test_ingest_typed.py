@@ -112,7 +112,7 @@ def test_every_type_from_a_third_party_client_reads_back_bit_for_bit(
         ).fetchone() == (-1,)
         # samples also holds the float64 reading of every typed sample but a string value: what analytics and
         # panels that read numbers see (2^64−1 as its nearest float64, booleans as 0/1, markers as NULL).
-        readings = dict(
+        readings: dict[str, list[float | None]] = dict(
             conn.execute(
                 "SELECT s.name, array_agg(v.value ORDER BY v.time) FROM samples v JOIN signals s ON s.id = v.signal_id"
                 " GROUP BY s.name"

@@ -39,7 +39,12 @@ def _session(client_id: str, topic: str, got: list[bytes], ready: threading.Even
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 300
-    c.on_connect = lambda cl, *_: (cl.subscribe(topic, qos=1), ready.set())
+
+    def on_connect(cl: mqtt.Client, *_: object) -> None:
+        cl.subscribe(topic, qos=1)
+        ready.set()
+
+    c.on_connect = on_connect
     c.on_message = lambda _c, _u, msg: got.append(bytes(msg.payload))
     c.connect("127.0.0.1", 1883, clean_start=False, properties=props)
     c.loop_start()
