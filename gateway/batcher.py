@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable
 from operator import itemgetter
 
-from datafactory.contract.sample import Sample, now_us
+from datafactory.contract.sample import SampleRow, now_us
 from gateway.sources import Reading
 
-FlushFn = Callable[[str, list[Sample]], None]
+FlushFn = Callable[[str, list[SampleRow]], None]
 _cell = itemgetter(0)
 _sample = itemgetter(1)
 
@@ -23,7 +23,7 @@ class Batcher:
         self.max_samples = max_samples
         self.max_s = max_ms / 1000.0
         self._flush = flush
-        self._open: dict[str, list[Sample]] = {}
+        self._open: dict[str, list[SampleRow]] = {}
         self._since: dict[str, float] = {}
         self.samples_in = 0
 
@@ -47,7 +47,12 @@ class Batcher:
                 del open_[cell], since[cell]
                 self._flush(cell, batch)
 
-    def _add_run(self, cell: str, samples: list[Sample]) -> None:
+    def add_run(self, cell: str, rows: list[SampleRow]) -> None:
+        """Add samples of one cell (a polled source's ``CellRun``): no Python step per sample."""
+        self.samples_in += len(rows)
+        self._add_run(cell, rows)
+
+    def _add_run(self, cell: str, samples: list[SampleRow]) -> None:
         batch = self._open.get(cell)
         if batch is None:
             batch = self._open[cell] = []

@@ -24,13 +24,13 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from datafactory.config.models import OverflowPolicy
 from datafactory.contract.payload import MAX_MESSAGE_BYTES, encode_batch
-from datafactory.contract.sample import Sample
+from datafactory.contract.sample import SampleRow
 
 _log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class Buffer:
         return self._bytes
 
     def append(
-        self, topic: str, samples: list[Sample], *, also: tuple[str, tuple[object, ...]] | None = None
+        self, topic: str, samples: Sequence[SampleRow], *, also: tuple[str, tuple[object, ...]] | None = None
     ) -> int | None:
         """Store one batch; return its id (= its seq), or None if the overflow policy dropped it. ``also`` is
         one more statement committed in the same transaction (the gap ledger's watermark, see gaps.py).

@@ -32,7 +32,7 @@ from typing import Any
 
 from datafactory.config.models import PlantConfig, SignalBinding
 from datafactory.contract.quality import BAD_NO_COMMUNICATION, BAD_SHUTDOWN
-from datafactory.contract.sample import Sample, now_us, us_to_datetime
+from datafactory.contract.sample import Sample, SampleRow, now_us, us_to_datetime
 from datafactory.contract.topics import CellPath, TopicKind, gateway_topic
 from datafactory.errors import ConfigError, ConnectionLost, ContractError
 from datafactory.settings import get_settings
@@ -42,9 +42,10 @@ from gateway.deploy import accept_deployed
 from gateway.gaps import ADVANCE_SQL, GapLedger, Recovered, markers
 from gateway.meta_pages import MetaPages, cell_pages
 from gateway.mqtt_session import BrokerAddress, MqttSession, Will
+from gateway.polling import PolledSource
 from gateway.publisher import Publisher
 from gateway.source_run import BACKOFF_MAX_S, BACKOFF_MIN_S, FAILED_RETRY_S, SourceRun, signals_of
-from gateway.sources import create_adapter
+from gateway.sources import CellRun, Reading, create_adapter
 from gateway.status import SourceState, offline_payload, status_payload, utc_now_iso
 from gateway.supervisor import Backoff, Supervisor
 
@@ -191,8 +192,12 @@ class Gateway:
                 self._publish_status()
                 backoff.reset()
                 _log.info("source %s connected", run.config.id)
-                async for readings in adapter.stream():
-                    self.batcher.add(run.restamper.apply(readings))
+                if isinstance(adapter, PolledSource):
+                    async for readings, cell_runs in adapter.stream_runs():
+                        self._add_round(run, readings, cell_runs)
+                else:
+                    async for readings in adapter.stream():
+                        self.batcher.add(run.restamper.apply(readings))
                 raise ConnectionLost(run.config.id, "stream ended")
             except Exception as err:  # ConnectionLost, or a bug in an adapter: neither may stop the gateway
                 failure = err
@@ -204,6 +209,18 @@ class Gateway:
             delay = run.failed(failure, backoff, opened=opened, failed_retry_s=self.failed_retry_s)
             self._publish_status()
             await asyncio.sleep(delay)
+
+    def _add_round(self, run: SourceRun, readings: list[Reading], cell_runs: list[CellRun]) -> None:
+        """A polled round: its readings as any source's, its runs straight into the batches while no marker
+        waits for re-read values (``Restamper``), else reading by reading like the rest."""
+        restamper = run.restamper
+        if readings:
+            self.batcher.add(restamper.apply(readings))
+        for cell, rows in cell_runs:
+            if restamper.pending:
+                self.batcher.add(restamper.apply([(cell, Sample(*row)) for row in rows]))
+            else:
+                self.batcher.add_run(cell, rows)
 
     def _mark_gap(self, run: SourceRun, quality: int) -> None:
         """One marker per signal: the value is unknown from now until the source delivers again (comm lost,
@@ -243,14 +260,14 @@ class Gateway:
         self._publish_meta()
 
     # ---- batches → buffer → broker --------------------------------------------------------------------
-    def _store(self, cell: str, samples: list[Sample]) -> None:
+    def _store(self, cell: str, samples: list[SampleRow]) -> None:
         topic = self._topics.get(cell)
         if topic is None:  # cannot happen with a validated config; counted so it would show up
             self.unroutable_samples += len(samples)
             return
         # Every durable sample lies strictly before the watermark, so a crash marker there never precedes one,
         # nor takes the (signal, time) key of one (ingest would keep the sample and drop the marker).
-        self.buffer.append(topic, samples, also=(ADVANCE_SQL, (max(map(operator.attrgetter("time_us"), samples)) + 1,)))
+        self.buffer.append(topic, samples, also=(ADVANCE_SQL, (max(map(operator.itemgetter(1), samples)) + 1,)))
         self.publisher.wake()
 
     def _route(self, config: PlantConfig) -> None:

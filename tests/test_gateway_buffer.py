@@ -9,9 +9,9 @@ import pytest
 
 from datafactory.config.models import Deadband, DeadbandKind, OverflowPolicy, SignalBinding
 from datafactory.contract.meanings import Meaning
-from datafactory.contract.payload import decode_batch
+from datafactory.contract.payload import decode_batch, encode_batch
 from datafactory.contract.quality import BAD_NO_COMMUNICATION
-from datafactory.contract.sample import Sample
+from datafactory.contract.sample import Sample, SampleRow
 from gateway.batcher import Batcher
 from gateway.buffer import Buffer
 from gateway.normalise import BAD_TYPE_MISMATCH, Normaliser
@@ -107,15 +107,31 @@ def test_batcher_flushes_by_size_and_age() -> None:
 
 
 def test_batcher_single_cell_runs_split_at_the_limit_in_order() -> None:
-    got: list[list[Sample]] = []
+    got: list[list[SampleRow]] = []
     b = Batcher(max_samples=4, max_ms=1000, flush=lambda cell, samples: got.append(samples))
     b.add([("x", s) for s in _samples(0, 2)])  # opens a batch of 2
     b.add([("x", s) for s in _samples(2, 9)])  # one cell: fills it to 4, one more of 4, 3 left open
     assert [len(batch) for batch in got] == [4, 4]
     b.flush_all()
     assert [len(batch) for batch in got] == [4, 4, 3]
-    assert [s.value for batch in got for s in batch] == [float(i) for i in range(11)]
+    assert [s[2] for batch in got for s in batch] == [float(i) for i in range(11)]
     assert b.samples_in == 11
+
+
+def test_rows_of_a_polled_run_batch_and_encode_as_samples_do() -> None:
+    """``Batcher.add_run`` takes a polled source's rows (plain tuples) into the cell's open batch, counts them,
+    splits at the limit like readings, and a batch of rows is the same message as the same samples."""
+    got: list[tuple[str, list[SampleRow]]] = []
+    b = Batcher(max_samples=4, max_ms=1000, flush=lambda cell, samples: got.append((cell, samples)))
+    b.add([("x", s) for s in _samples(0, 1)])  # a reading first: runs join the same open batch
+    rows: list[SampleRow] = [(f"r{i}", 1_000 + i, i, 0) for i in range(6)]
+    b.add_run("x", rows)
+    b.flush_all()
+    assert [(cell, len(batch)) for cell, batch in got] == [("x", 4), ("x", 3)]
+    assert b.samples_in == 7
+    flat = [s for _, batch in got for s in batch]
+    assert flat[1:] == rows and type(flat[1]) is tuple  # kept as they are, in order
+    assert encode_batch(rows, gateway="gw-1", seq=2) == encode_batch([Sample(*r) for r in rows], gateway="gw-1", seq=2)
 
 
 def test_declared_types_keep_exact_values_and_refuse_what_does_not_fit() -> None:

@@ -19,7 +19,7 @@ from datafactory.errors import ConnectionLost
 from gateway.sources.modbus import BAD_DATA_ENCODING_INVALID, BAD_DEVICE_FAILURE, BAD_NODE_ID_UNKNOWN, ModbusAdapter
 from simulator.modbus_server import ModbusDeviceServer, RegisterStore
 from tests.support.gateway_env import GatewayThread, collect, free_port, plant, plant_doc
-from tests.support.polled import by_signal, polls
+from tests.support.polled import by_signal, polls, polls_as_runs
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +72,13 @@ def device() -> Any:
     server.close()
 
 
-def test_every_type_and_byte_order_decodes_exactly(device: ModbusDeviceServer) -> None:
+# Both ways the runner can read a polled source: readings, and (what ``gateway run`` uses) whole requests as
+# rows of plain tuples (``stream_runs``). The assertions are the same for both.
+READERS = pytest.mark.parametrize("read", [polls, polls_as_runs], ids=["stream", "stream_runs"])
+
+
+@READERS
+def test_every_type_and_byte_order_decodes_exactly(device: ModbusDeviceServer, read: Any) -> None:
     regs, expected, addr = [], {}, 0
     for order in ByteOrder:
         for vtype, value in CASES:
@@ -96,7 +102,7 @@ def test_every_type_and_byte_order_decodes_exactly(device: ModbusDeviceServer) -
     regs.append(_reg("recipe", "holding_register", 510, data_type="string", length=6))
     expected |= {"bit0": True, "bit1": False, "bit15": True, "scaled": 655 * 0.1 - 40, "coil7": True, "coil6": False}
     expected |= {"di3": True, "recipe": "Mould-7 é"}
-    got = by_signal(asyncio.run(polls(ModbusAdapter(_config(device.port, regs)), 1)))
+    got = by_signal(asyncio.run(read(ModbusAdapter(_config(device.port, regs)), 1)))
     # Exact values of the declared types (contract.values): integers stay int, flags bool, text str.
     assert {k: (v[0].value, type(v[0].value)) for k, v in got.items()} == {k: (v, type(v)) for k, v in expected.items()}
     assert all(v[0].quality == 0 for v in got.values())
@@ -160,7 +166,8 @@ def test_a_refused_register_goes_bad_alone_and_the_others_keep_flowing(device: M
     assert len(got["r1"]) == 1  # report by change: the unchanged value is not repeated every poll
 
 
-def test_report_by_change_of_a_block_decoded_at_once(device: ModbusDeviceServer) -> None:
+@READERS
+def test_report_by_change_of_a_block_decoded_at_once(device: ModbusDeviceServer, read: Any) -> None:
     """The values of a block decoded in one call (gateway.polling.FastRun): each is reported when it changes,
     a float that is not a number goes bad alone, and after the device failed every value is reported again."""
     for a in range(4):
@@ -180,7 +187,7 @@ def test_report_by_change_of_a_block_decoded_at_once(device: ModbusDeviceServer)
         elif step == 3:
             device.store.failing_units.discard(1)
 
-    first, changed, failed, back = (by_signal([r]) for r in asyncio.run(polls(adapter, 4, between=between)))
+    first, changed, failed, back = (by_signal([r]) for r in asyncio.run(read(adapter, 4, between=between)))
 
     def good(polled: dict[str, list[Any]]) -> dict[str, Any]:
         assert all(v[0].quality == 0 for k, v in polled.items() if k != "nan")

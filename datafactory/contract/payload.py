@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +48,7 @@ import orjson
 from datafactory.contract.meanings import Meaning
 from datafactory.contract.names import is_valid_name
 from datafactory.contract.quality import Severity, is_status_code, severity
-from datafactory.contract.sample import Sample
+from datafactory.contract.sample import Sample, SampleRow
 from datafactory.contract.topics import MAX_META_PAGES
 from datafactory.contract.values import SignalType, Value, value_problem
 from datafactory.errors import ContractError
@@ -119,7 +120,7 @@ class CellMeta:
 _BATCH_ENCODER = msgspec.json.Encoder()
 
 
-def encode_batch(samples: list[Sample], *, gateway: str = "", seq: int = 0) -> bytes:
+def encode_batch(samples: Sequence[SampleRow], *, gateway: str = "", seq: int = 0) -> bytes:
     """A ``df-json/2`` message. A NaN value (the older in-memory comm-lost marker) is written as null, so the rows
     go out as they are (a per-sample check cost half the encoding time)."""
     return _BATCH_ENCODER.encode({"fmt": CONTENT_FORMAT, "gw": gateway, "seq": seq, "samples": samples})

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Protocol
 
 from datafactory.config.models import SignalBinding
-from datafactory.contract.sample import Sample
+from datafactory.contract.sample import Sample, SampleRow
 
 Reading = tuple[str, Sample]
 """A normalised sample and the path ``area/line/cell`` of the cell it belongs to."""
+CellRun = tuple[str, list[SampleRow]]
+"""Samples of one cell read by one request, in a polled source's ``stream_runs`` (see ``gateway.polling``)."""
 
 
 class SourceAdapter(Protocol):

@@ -23,6 +23,7 @@ Scheduling and report-by-change come from ``gateway.polling`` (shared with the S
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Coroutine, Sequence
@@ -57,7 +58,7 @@ from datafactory.contract.values import SignalType
 from datafactory.errors import ConnectionLost
 from datafactory.fieldbus.modbus_codec import REGISTER_SPAN, DecodeError, block_unpacker, decode
 from gateway.modbus_plan import Block, plan_group, split
-from gateway.polling import PolledSource, discard, passes_as_read, picker, send_ahead
+from gateway.polling import PolledSource, discard, passes_as_read, picker
 from gateway.sources import Reading
 from gateway.sources.modbus_responses import register_fast_responses
 
@@ -103,6 +104,8 @@ class ModbusAdapter(PolledSource):
         # most devices' register maps hold.
         self._plain = [self._is_plain(r, t) for r, t in zip(self._regs, self._types, strict=True)]
         self._plans: dict[str, list[Block]] = {}
+        self._next: asyncio.Task[tuple[int, Sequence[Any], int]] | None = None  # the read chained to the last
+        self._chain = 0  # bumped when a plan changes mid-round: reads started before then chain no further
         self._client: Any = None
         self._silence = silent_interval_s(config.baudrate) if config.transport is ModbusTransport.RTU else 0.0
         self.where = (
@@ -176,7 +179,7 @@ class ModbusAdapter(PolledSource):
 
     def _first_read(self, group: str) -> Coroutine[Any, Any, tuple[int, Sequence[Any], int]] | None:
         plan = self._plans[group]
-        return self._read(plan[0]) if plan else None
+        return self._read_chained(plan, 0) if plan else None
 
     async def _poll(self, group: str, first: asyncio.Task[tuple[int, Sequence[Any], int]] | None) -> list[Reading]:
         out: list[Reading] = []
@@ -187,27 +190,41 @@ class ModbusAdapter(PolledSource):
         try:
             while i < len(plan):
                 block = plan[i]
-                status, values, t = await (ahead if ahead is not None else self._read(block))
-                ahead = None
+                status, values, t = await (ahead if ahead is not None else self._read_chained(plan, i))
+                ahead, self._next = self._next, None  # plan[i + 1]'s read, sent when this reply came
                 if status == 0x02 and len(block.items) > 1:
-                    # find the refused address; the others keep flowing
+                    # find the refused address; the others keep flowing. The read already sent finishes (its
+                    # reply must not be taken for the next request's) and is read again in its new place.
+                    self._chain += 1
+                    if ahead is not None:
+                        with contextlib.suppress(ConnectionLost):
+                            await ahead
+                        ahead = None
+                    self._next = None
                     plan[i : i + 1] = self._prepare(split(block, self._regs))
                     continue
-                if i + 1 < len(plan):
-                    ahead = await send_ahead(self._read(plan[i + 1]))
                 answered = answered or status != BAD_TIMEOUT
                 self._emit(block, status, values, t, out)
                 i += 1
         finally:
             discard(ahead)
+            discard(self._next)
+            self._next = None
         if plan and not answered:
             raise ConnectionLost(self.where, f"no response to any of {len(plan)} requests of poll group {group!r}")
         return out
 
-    async def _read(self, block: Block) -> tuple[int, Sequence[Any], int]:
-        """(0, values) or (exception code 1-255, []) or (Bad_Timeout, []), and when the reply came (µs)."""
-        status, values = await self._request(block)
-        return status, values, now_us()
+    async def _read_chained(self, plan: list[Block], i: int) -> tuple[int, Sequence[Any], int]:
+        """(0, values) or (exception code 1-255, []) or (Bad_Timeout, []) of ``plan[i]``, and when the reply came
+        (µs). The moment the reply is in, ``plan[i + 1]``'s request is sent (its read kept in ``_next``) from this
+        task, not from the poll's, which would first have to be woken: two more turns of the event loop per
+        request, on the path from one reply to the next request."""
+        chain = self._chain
+        status, values = await self._request(plan[i])
+        t = now_us()
+        if i + 1 < len(plan) and chain == self._chain:
+            self._next = asyncio.ensure_future(self._read_chained(plan, i + 1))
+        return status, values, t
 
     async def _request(self, block: Block) -> tuple[int, Sequence[Any]]:
         if self._silence:

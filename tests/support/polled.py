@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from datafactory.contract.sample import Sample
+from gateway.polling import PolledSource
 from gateway.sources import SourceAdapter
 
 
@@ -31,6 +33,40 @@ async def polls(
         pass
     finally:
         await adapter.close()
+    return out
+
+
+async def polls_as_runs(
+    adapter: PolledSource, n: int, max_s: float = 10.0, *, between: Callable[[int], object] | None = None
+) -> list[list[Any]]:
+    """``polls`` through ``stream_runs`` (what the runner reads): each round's readings, then its runs' rows as
+    ``(cell, Sample)`` readings, after checking that every row is a plain 4-tuple of good quality and that some
+    values did come as rows (else the fast path was not what was tested)."""
+    await adapter.open()
+    out: list[list[Any]] = []
+    rows_seen = 0
+
+    async def read() -> None:
+        nonlocal rows_seen
+        async for readings, runs in adapter.stream_runs():
+            merged = list(readings)
+            for cell, rows in runs:
+                rows_seen += len(rows)
+                assert all(type(row) is tuple and len(row) == 4 and row[3] == 0 for row in rows), rows[:3]
+                merged += [(cell, Sample(*row)) for row in rows]
+            out.append(merged)
+            if len(out) >= n:
+                return
+            if between is not None:
+                between(len(out))
+
+    try:
+        await asyncio.wait_for(read(), max_s)
+    except TimeoutError:
+        pass
+    finally:
+        await adapter.close()
+    assert rows_seen, "no value came as a row of a run"
     return out
 
 
