@@ -311,6 +311,9 @@ class ModbusAdapter(PolledSource):
             _log.warning("%s: %s (bad values so far: %d)", self.where, message, self.bad_values)
 
     async def close(self) -> None:
+        self._chain += 1  # a read still in flight (the next round's, sent ahead) chains no further
+        discard(self._next)
+        self._next = None
         client, self._client = self._client, None
         if client is None:
             return
