@@ -140,11 +140,10 @@ class PolledSource:
         async for readings, _ in self._rounds(runs=False):
             yield readings
 
-    async def stream_runs(self) -> AsyncIterator[tuple[list[Reading], list[CellRun]]]:
+    def stream_runs(self) -> AsyncIterator[tuple[list[Reading], list[CellRun]]]:
         """Like ``stream``, each round as its readings plus the values of whole requests as ``CellRun`` lists of
         plain sample tuples, which the runner batches without a Python step per value (``Batcher.add_run``)."""
-        async for round_ in self._rounds(runs=True):
-            yield round_
+        return self._rounds(runs=True)
 
     async def _rounds(self, *, runs: bool) -> AsyncIterator[tuple[list[Reading], list[CellRun]]]:
         loop = asyncio.get_running_loop()
@@ -212,17 +211,11 @@ class PolledSource:
         else:
             changed = [k for k, (v, w) in enumerate(zip(values, last, strict=True)) if v != w]
         cells, signals, indices = run.cells, run.signals, run.indices
-        if runs is not None and cell is not None and changed:
-            rows = []
-            for k in changed:
-                v = values[k]
-                keys[indices[k]] = (v, 0)
-                rows.append((signals[k], t, v, 0))
-            runs.append((cell, cast(list[SampleRow], rows)))
-            run.last = values
-            return
         for k in changed:
-            v = values[k]
-            keys[indices[k]] = (v, 0)
-            out.append((cells[k], new_sample(Sample, (signals[k], t, v, 0))))
+            keys[indices[k]] = (values[k], 0)
+        if runs is not None and cell is not None:
+            if changed:
+                runs.append((cell, cast(list[SampleRow], [(signals[k], t, values[k], 0) for k in changed])))
+        else:
+            out.extend((cells[k], new_sample(Sample, (signals[k], t, values[k], 0))) for k in changed)
         run.last = values

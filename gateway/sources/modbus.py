@@ -105,7 +105,7 @@ class ModbusAdapter(PolledSource):
         self._plain = [self._is_plain(r, t) for r, t in zip(self._regs, self._types, strict=True)]
         self._plans: dict[str, list[Block]] = {}
         self._next: asyncio.Task[tuple[int, Sequence[Any], int]] | None = None  # the read chained to the last
-        self._chain = 0  # bumped when a plan changes mid-round: reads started before then chain no further
+        self._chain = 0  # bumped when a plan changes mid-round and at close: reads started before chain no further
         self._client: Any = None
         self._silence = silent_interval_s(config.baudrate) if config.transport is ModbusTransport.RTU else 0.0
         self.where = (
@@ -200,7 +200,6 @@ class ModbusAdapter(PolledSource):
                         with contextlib.suppress(ConnectionLost):
                             await ahead
                         ahead = None
-                    self._next = None
                     plan[i : i + 1] = self._prepare(split(block, self._regs))
                     continue
                 answered = answered or status != BAD_TIMEOUT
