@@ -1,7 +1,8 @@
 """Ingest benchmark: N samples (5 million; --quick: 300,000) in messages of 100 samples (10 cells × 100 signals)
 published to a broker and drained into a fresh database by one `datafactory ingest run` worker with its default
-writer lanes (``--writers``), by two workers sharing a subscription, and by one and two workers with one lane
-each. As the machine's own ceiling, `psql \\copy` of the same rows (CSV) into the same table definition is timed
+writer lanes (``--writers``), by two workers sharing a subscription, by one and two workers with one lane
+each, and by one ``ingest run --processes 2`` (two worker processes of one lane each in one share group), float64
+and mixed. As the machine's own ceiling, `psql \\copy` of the same rows (CSV) into the same table definition is timed
 too, before and after the ingest runs (the two are averaged), and so is the ceiling that matches how the worker
 writes: binary COPY of the same rows, packed beforehand, in the worker's batch size over as many connections as
 the worker has writer lanes (``benchmarks.ingest_typed``). A mixed-type run (85 % float64, 10 % int64 beyond
@@ -16,9 +17,11 @@ shared broker's default queue limit (1000 messages per client) would drop such a
 comes from DATAFACTORY_DATABASE_URL (default the local PostgreSQL); each run uses fresh databases, dropped after.
 
 Last stdout line: JSON with samples, samples_per_s (one worker), samples_per_s_2_workers, samples_per_s_1_lane,
-samples_per_s_2_workers_1_lane, samples_per_s_mixed_types, copy_samples_per_s (psql \\copy, the mean of
+samples_per_s_2_workers_1_lane, samples_per_s_mixed_types, samples_per_s_processes_2,
+samples_per_s_mixed_types_processes_2, copy_samples_per_s (psql \\copy, the mean of
 copy_samples_per_s_each), copy_binary_parallel_samples_per_s (the ceiling, mean of …_each), ratio_vs_copy and
-ratio_mixed_vs_copy (against that ceiling), ratio_2_workers_vs_copy, ratio_vs_psql_copy, bytes_per_sample,
+ratio_mixed_vs_copy (against that ceiling), ratio_2_workers_vs_copy, ratio_processes_2_vs_copy,
+ratio_mixed_processes_2_vs_copy, ratio_vs_psql_copy, bytes_per_sample,
 bytes_per_sample_mixed_types (both tables per sample), bytes_per_sample_compressed (on the realistic signal mix of
 benchmarks.signal_mix; null without TimescaleDB), writers_per_worker, cpu_count, timescaledb.
 """
@@ -54,6 +57,7 @@ from ingest.options import IngestOptions
 CELLS = 10
 SIGNALS_PER_CELL = 100
 STEP_US = 100_000
+PROCESSES = 2  # the --processes run: one lane each, as many connections as the default worker's lanes
 ENTERPRISE = "bench"
 
 
@@ -95,27 +99,44 @@ def publish_all(broker_url: str, samples: int, start_us: int, *, mixed: bool = F
 
 
 def run_ingest(
-    server: str, broker_url: str, samples: int, workers: int, writers: int, *, mixed: bool = False
+    server: str,
+    broker_url: str,
+    samples: int,
+    workers: int,
+    writers: int,
+    *,
+    mixed: bool = False,
+    processes: int = 1,
 ) -> tuple[float, str]:
-    """Return (samples per second, database URL) for ``workers`` workers with ``writers`` lanes each draining a
-    pre-published backlog (of mixed types with ``mixed``)."""
-    db_url = with_database(server, f"dfbench_ingest_{workers}w{writers}l_{uuid.uuid4().hex[:6]}")
+    """Return (samples per second, database URL) for ``workers`` workers (each ``processes`` processes) with
+    ``writers`` lanes per process draining a pre-published backlog (of mixed types with ``mixed``)."""
+    db_url = with_database(server, f"dfbench_ingest_{workers}w{processes}p{writers}l_{uuid.uuid4().hex[:6]}")
     migrate(db_url)
     try:
-        return _drain(db_url, broker_url, samples, workers, writers, mixed=mixed)
+        return _drain(db_url, broker_url, samples, workers, writers, mixed=mixed, processes=processes)
     except BaseException:
         drop_database(db_url)
         raise
 
 
-def _drain(db_url: str, broker_url: str, samples: int, workers: int, writers: int, *, mixed: bool) -> tuple[float, str]:
-    names = [f"bench-{workers}w{writers}l-{i}-{uuid.uuid4().hex[:4]}" for i in range(workers)]
+def _drain(
+    db_url: str, broker_url: str, samples: int, workers: int, writers: int, *, mixed: bool, processes: int
+) -> tuple[float, str]:
+    names = [f"bench-{workers}w{processes}p{writers}l-{i}-{uuid.uuid4().hex[:4]}" for i in range(workers)]
+    # The MQTT sessions: one per worker process (a service of several processes names them <name>-1 …).
+    sessions = names if processes == 1 else [f"{n}-{k}" for n in names for k in range(1, processes + 1)]
     # A share group of this run's own: the sessions of earlier runs must not take a share of its messages.
-    share = f"bench-{uuid.uuid4().hex[:6]}" if workers > 1 else None
+    share = f"bench-{uuid.uuid4().hex[:6]}" if workers > 1 or processes > 1 else None
+
+    def start() -> list[subprocess.Popen[bytes]]:
+        return [
+            subprocess.Popen(worker_argv(db_url, broker_url, n, share, writers, processes=processes)) for n in names
+        ]
+
     # First start: creates the persistent sessions and subscriptions; then offline while the backlog builds.
-    procs = [subprocess.Popen(worker_argv(db_url, broker_url, n, share, writers)) for n in names]
+    procs = start()
     try:
-        wait_health(db_url, workers)
+        wait_health(db_url, len(sessions))
     finally:
         stop(procs)
     with psycopg.connect(db_url) as conn:
@@ -125,7 +146,7 @@ def _drain(db_url: str, broker_url: str, samples: int, workers: int, writers: in
     log(f"  publishing {samples:,} samples for {workers} worker(s) with {writers} lane(s) each …")
     pub_s = publish_all(broker_url, samples, start_us, mixed=mixed)
     log(f"  published in {pub_s:.1f} s ({samples / pub_s:,.0f} samples/s); starting {workers} worker(s)")
-    procs = [subprocess.Popen(worker_argv(db_url, broker_url, n, share, writers)) for n in names]
+    procs = start()
     try:
         with psycopg.connect(db_url, autocommit=True) as conn:
             deadline = time.monotonic() + 3600
@@ -135,7 +156,7 @@ def _drain(db_url: str, broker_url: str, samples: int, workers: int, writers: in
                     " FROM ingest_health"
                 ).fetchone()
                 assert row is not None
-                if row[1] == workers and row[0] >= samples:
+                if row[1] == len(sessions) and row[0] >= samples:
                     elapsed = float(row[2])
                     break
                 if any(p.poll() is not None for p in procs):
@@ -147,14 +168,15 @@ def _drain(db_url: str, broker_url: str, samples: int, workers: int, writers: in
             dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
     finally:
         stop(procs)
-        end_sessions(broker_url, names)
+        end_sessions(broker_url, sessions)
     assert stored is not None and dead is not None
     if stored[0] != samples or dead[0] != 0:
         raise RuntimeError(f"stored {stored[0]} of {samples} samples, {dead[0]} dead letters")
     rate = samples / elapsed
     kind = "mixed types" if mixed else "float64"
+    shape = f"{workers} worker(s)" + (f" of {processes} processes" if processes > 1 else "")
     log(
-        f"  {workers} worker(s), {writers} lane(s) each, {kind}: {samples:,} samples in {elapsed:.1f} s"
+        f"  {shape}, {writers} lane(s) each, {kind}: {samples:,} samples in {elapsed:.1f} s"
         f" = {rate:,.0f} samples/s"
     )
     return rate, db_url
@@ -235,6 +257,7 @@ def main() -> None:
         # during the run (a shared virtual machine does) skews the ratio less.
         ticks = samples // (CELLS * SIGNALS_PER_CELL)
         lanes = IngestOptions().writers
+        assert lanes == PROCESSES, "the --processes run must use as many connections as the ceiling"
 
         def ceiling() -> float:
             rate = ingest_typed.copy_binary_parallel(
@@ -276,6 +299,12 @@ def main() -> None:
                 rate, db = run_ingest(server, broker.url, samples, workers, writers)
                 drop_database(db)
                 rates[(workers, writers)] = rate
+            # One service of PROCESSES worker processes with one lane each (``ingest run --processes``): as many
+            # database connections as the default worker's lanes, so the same ceiling applies.
+            rate_p, db = run_ingest(server, broker.url, samples, 1, 1, processes=PROCESSES)
+            drop_database(db)
+            rate_mixed_p, db = run_ingest(server, broker.url, samples, 1, 1, mixed=True, processes=PROCESSES)
+            drop_database(db)
         copies.append(run_copy(server, samples, workdir))
         ceilings.append(ceiling())
     log("storage of the realistic signal mix (benchmarks.signal_mix)")
@@ -290,6 +319,8 @@ def main() -> None:
         "samples_per_s_1_lane": round(rates[(1, 1)]),
         "samples_per_s_2_workers_1_lane": round(rates[(2, 1)]),
         "samples_per_s_mixed_types": round(rate_mixed),
+        "samples_per_s_processes_2": round(rate_p),
+        "samples_per_s_mixed_types_processes_2": round(rate_mixed_p),
         "copy_samples_per_s": round(copy_rate),
         "copy_samples_per_s_each": [round(c) for c in copies],
         "copy_binary_parallel_samples_per_s": round(ceiling_rate),
@@ -297,6 +328,8 @@ def main() -> None:
         "ratio_vs_copy": round(rate_1 / ceiling_rate, 3),
         "ratio_mixed_vs_copy": round(rate_mixed / ceiling_rate, 3),
         "ratio_2_workers_vs_copy": round(rate_2 / ceiling_rate, 3),
+        "ratio_processes_2_vs_copy": round(rate_p / ceiling_rate, 3),
+        "ratio_mixed_processes_2_vs_copy": round(rate_mixed_p / ceiling_rate, 3),
         "ratio_vs_psql_copy": round(rate_1 / copy_rate, 3),
         "bytes_per_sample": round(size, 1),
         "bytes_per_sample_mixed_types": round(size_mixed, 1),
@@ -315,6 +348,8 @@ def main() -> None:
         ("one worker, 1 lane", f"{rates[(1, 1)]:,.0f} samples/s"),
         ("two workers, 1 lane", f"{rates[(2, 1)]:,.0f} samples/s"),
         ("one worker, mixed types", f"{rate_mixed:,.0f} samples/s"),
+        (f"{PROCESSES} processes, 1 lane", f"{rate_p:,.0f} samples/s"),
+        (f"{PROCESSES} processes, mixed", f"{rate_mixed_p:,.0f} samples/s"),
         ("psql \\copy", f"{copy_rate:,.0f} rows/s"),
         (f"binary COPY x{lanes} (ceiling)", f"{ceiling_rate:,.0f} rows/s"),
         ("bytes per sample", f"{size:.1f}"),

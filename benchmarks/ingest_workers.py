@@ -16,9 +16,17 @@ from paho.mqtt.properties import Properties
 
 
 def worker_argv(
-    db_url: str, broker_url: str, name: str, share_group: str | None, writers: int, *, enterprise: str = "bench"
+    db_url: str,
+    broker_url: str,
+    name: str,
+    share_group: str | None,
+    writers: int,
+    *,
+    enterprise: str = "bench",
+    processes: int = 1,
 ) -> list[str]:
-    """``datafactory ingest run`` as a process of its own, subscribed to the enterprise's topics."""
+    """``datafactory ingest run`` as a process of its own (with ``processes`` > 1: a service of that many worker
+    processes, ``<name>-1`` …), subscribed to the enterprise's topics."""
     argv = [
         sys.executable,
         "-m",
@@ -37,6 +45,8 @@ def worker_argv(
         "0.2",
         "--writers",
         str(writers),
+        "--processes",
+        str(processes),
     ]
     return [*argv, "--share-group", share_group] if share_group else argv
 

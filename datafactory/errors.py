@@ -42,3 +42,12 @@ class ConnectionLost(DataFactoryError):
 
 class SchemaNotMigrated(DataFactoryError):
     """The database lacks the schema (or the schema version) this code needs: ``datafactory db migrate`` fixes it."""
+
+
+class ProcessFailed(DataFactoryError):
+    """A child process of a supervised service exited on its own; ``exit_code`` is the code the service exits
+    with (the child's, which printed its own one-line cause)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        self.exit_code = exit_code
+        super().__init__(message)

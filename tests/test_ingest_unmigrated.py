@@ -52,8 +52,9 @@ def _session(client_id: str, topic: str, got: list[bytes], ready: threading.Even
     return c
 
 
+@pytest.mark.parametrize("extra", [[], ["--processes", "2"]], ids=["one-process", "two-processes"])
 def test_ingest_run_on_an_unmigrated_database_exits_4_and_acknowledges_nothing(
-    empty_db: str, mqtt_url: str, enterprise: str
+    empty_db: str, mqtt_url: str, enterprise: str, extra: list[str]
 ) -> None:
     worker, topic = f"w{uuid.uuid4().hex[:8]}", f"df/v1/{enterprise}/#"
     got: list[bytes] = []
@@ -70,7 +71,7 @@ def test_ingest_run_on_an_unmigrated_database_exits_4_and_acknowledges_nothing(
 
     proc = subprocess.run(
         [sys.executable, "-m", "app", "ingest", "run", "--database-url", empty_db, "--mqtt-url", mqtt_url,
-         "--worker", worker, "--topic-filter", topic],
+         "--worker", worker, "--topic-filter", topic, *extra],
         check=False, cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     needed = migration_files()[-1].stem[:4]

@@ -27,7 +27,14 @@ import psycopg
 from pydantic import ValidationError
 
 from app.harness.process import ServiceStartError
-from datafactory.errors import ConfigError, ConnectionLost, ContractError, DataFactoryError, SchemaNotMigrated
+from datafactory.errors import (
+    ConfigError,
+    ConnectionLost,
+    ContractError,
+    DataFactoryError,
+    ProcessFailed,
+    SchemaNotMigrated,
+)
 
 OK, FAILED, BAD_INPUT, UNREACHABLE, NOT_MIGRATED, PERMISSION, BUG, INTERRUPTED = 0, 1, 2, 3, 4, 5, 70, 130
 
@@ -85,6 +92,8 @@ def describe(err: BaseException) -> tuple[int, str]:
         code, message = describe(err.__cause__)  # a service's wrapper of a database or file failure
         if code not in (BUG, FAILED):
             return code, message
+    if isinstance(err, ProcessFailed):
+        return err.exit_code, str(err)  # a worker process's own code: it printed the cause on its own line
     if isinstance(err, ServiceStartError):
         return UNREACHABLE, str(err)  # the service the command needs cannot run: like one that cannot be reached
     if isinstance(err, ContractError):
