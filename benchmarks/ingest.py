@@ -2,7 +2,8 @@
 published to a broker and drained into a fresh database by one `datafactory ingest run` worker with its default
 writer lanes (``--writers``), by two workers sharing a subscription, by one and two workers with one lane
 each, and by one ``ingest run --processes 2`` (two worker processes of one lane each in one share group), float64
-and mixed. As the machine's own ceiling, `psql \\copy` of the same rows (CSV) into the same table definition is timed
+and mixed; then once more by one worker from messages as full as the gateway's default batch (500 samples).
+As the machine's own ceiling, `psql \\copy` of the same rows (CSV) into the same table definition is timed
 too, before and after the ingest runs (the two are averaged), and so is the ceiling that matches how the worker
 writes: binary COPY of the same rows, packed beforehand, in the worker's batch size over as many connections as
 the worker has writer lanes (``benchmarks.ingest_typed``). A mixed-type run (85 % float64, 10 % int64 beyond
@@ -18,10 +19,10 @@ comes from DATAFACTORY_DATABASE_URL (default the local PostgreSQL); each run use
 
 Last stdout line: JSON with samples, samples_per_s (one worker), samples_per_s_2_workers, samples_per_s_1_lane,
 samples_per_s_2_workers_1_lane, samples_per_s_mixed_types, samples_per_s_processes_2,
-samples_per_s_mixed_types_processes_2, copy_samples_per_s (psql \\copy, the mean of
+samples_per_s_mixed_types_processes_2, samples_per_s_500_per_message, copy_samples_per_s (psql \\copy, the mean of
 copy_samples_per_s_each), copy_binary_parallel_samples_per_s (the ceiling, mean of …_each), ratio_vs_copy and
 ratio_mixed_vs_copy (against that ceiling), ratio_2_workers_vs_copy, ratio_processes_2_vs_copy,
-ratio_mixed_processes_2_vs_copy, ratio_vs_psql_copy, bytes_per_sample,
+ratio_mixed_processes_2_vs_copy, ratio_500_per_message_vs_copy, ratio_vs_psql_copy, bytes_per_sample,
 bytes_per_sample_mixed_types (both tables per sample), bytes_per_sample_compressed (on the realistic signal mix of
 benchmarks.signal_mix; null without TimescaleDB), writers_per_worker, cpu_count, timescaledb.
 """
@@ -46,6 +47,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from app.harness.broker import MosquittoBroker
 from benchmarks import ingest_typed, storage
 from benchmarks.ingest_workers import end_sessions, stop, wait_health, worker_argv
+from datafactory.config.models import GatewayConfig
 from datafactory.contract.sample import now_us
 from datafactory.contract.topics import CellPath, TopicKind
 from datafactory.db import timescale
@@ -57,6 +59,7 @@ from ingest.options import IngestOptions
 CELLS = 10
 SIGNALS_PER_CELL = 100
 STEP_US = 100_000
+FULL_TICKS = GatewayConfig.model_fields["batch_max_samples"].default // SIGNALS_PER_CELL  # ticks per full message
 PROCESSES = 2  # the --processes run: one lane each, as many connections as the default worker's lanes
 ENTERPRISE = "bench"
 
@@ -72,7 +75,9 @@ def cells(*, mixed: bool = False) -> list[CellPath]:
     return [CellPath(ENTERPRISE, "site-1", "area-1", "line-1", f"{prefix}-{c:02d}") for c in range(CELLS)]
 
 
-def publish_all(broker_url: str, samples: int, start_us: int, *, mixed: bool = False) -> float:
+def publish_all(
+    broker_url: str, samples: int, start_us: int, *, mixed: bool = False, ticks_per_message: int = 1
+) -> float:
     client = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
@@ -88,7 +93,9 @@ def publish_all(broker_url: str, samples: int, start_us: int, *, mixed: bool = F
         meta = ingest_typed.meta(SIGNALS_PER_CELL, mixed=mixed)
         client.publish(c.topic(TopicKind.META), meta, qos=1, retain=True).wait_for_publish(30)
     ticks = samples // (CELLS * SIGNALS_PER_CELL)
-    messages = ingest_typed.payloads(cells(mixed=mixed), SIGNALS_PER_CELL, ticks, start_us, STEP_US, mixed=mixed)
+    messages = ingest_typed.payloads(
+        cells(mixed=mixed), SIGNALS_PER_CELL, ticks, start_us, STEP_US, mixed=mixed, ticks_per_message=ticks_per_message
+    )
     infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
     for info in infos:  # every QoS 1 PUBACK received: the broker holds the whole backlog
         info.wait_for_publish(600)
@@ -107,20 +114,38 @@ def run_ingest(
     *,
     mixed: bool = False,
     processes: int = 1,
+    ticks_per_message: int = 1,
 ) -> tuple[float, str]:
     """Return (samples per second, database URL) for ``workers`` workers (each ``processes`` processes) with
     ``writers`` lanes per process draining a pre-published backlog (of mixed types with ``mixed``)."""
     db_url = with_database(server, f"dfbench_ingest_{workers}w{processes}p{writers}l_{uuid.uuid4().hex[:6]}")
     migrate(db_url)
     try:
-        return _drain(db_url, broker_url, samples, workers, writers, mixed=mixed, processes=processes)
+        return _drain(
+            db_url,
+            broker_url,
+            samples,
+            workers,
+            writers,
+            mixed=mixed,
+            processes=processes,
+            ticks_per_message=ticks_per_message,
+        )
     except BaseException:
         drop_database(db_url)
         raise
 
 
 def _drain(
-    db_url: str, broker_url: str, samples: int, workers: int, writers: int, *, mixed: bool, processes: int
+    db_url: str,
+    broker_url: str,
+    samples: int,
+    workers: int,
+    writers: int,
+    *,
+    mixed: bool,
+    processes: int,
+    ticks_per_message: int,
 ) -> tuple[float, str]:
     names = [f"bench-{workers}w{processes}p{writers}l-{i}-{uuid.uuid4().hex[:4]}" for i in range(workers)]
     # The MQTT sessions: one per worker process (a service of several processes names them <name>-1 …).
@@ -144,7 +169,7 @@ def _drain(
         conn.commit()
     start_us = now_us() - 3_600_000_000
     log(f"  publishing {samples:,} samples for {workers} worker(s) with {writers} lane(s) each …")
-    pub_s = publish_all(broker_url, samples, start_us, mixed=mixed)
+    pub_s = publish_all(broker_url, samples, start_us, mixed=mixed, ticks_per_message=ticks_per_message)
     log(f"  published in {pub_s:.1f} s ({samples / pub_s:,.0f} samples/s); starting {workers} worker(s)")
     procs = start()
     try:
@@ -305,6 +330,10 @@ def main() -> None:
             drop_database(db)
             rate_mixed_p, db = run_ingest(server, broker.url, samples, 1, 1, mixed=True, processes=PROCESSES)
             drop_database(db)
+            # Messages as full as the gateway's default batch (GatewayConfig.batch_max_samples, 500: what a gateway
+            # sends while it catches up on a backlog), drained by one worker with its default lanes.
+            rate_full, db = run_ingest(server, broker.url, samples, 1, lanes, ticks_per_message=FULL_TICKS)
+            drop_database(db)
         copies.append(run_copy(server, samples, workdir))
         ceilings.append(ceiling())
     log("storage of the realistic signal mix (benchmarks.signal_mix)")
@@ -321,6 +350,7 @@ def main() -> None:
         "samples_per_s_mixed_types": round(rate_mixed),
         "samples_per_s_processes_2": round(rate_p),
         "samples_per_s_mixed_types_processes_2": round(rate_mixed_p),
+        "samples_per_s_500_per_message": round(rate_full),
         "copy_samples_per_s": round(copy_rate),
         "copy_samples_per_s_each": [round(c) for c in copies],
         "copy_binary_parallel_samples_per_s": round(ceiling_rate),
@@ -330,6 +360,7 @@ def main() -> None:
         "ratio_2_workers_vs_copy": round(rate_2 / ceiling_rate, 3),
         "ratio_processes_2_vs_copy": round(rate_p / ceiling_rate, 3),
         "ratio_mixed_processes_2_vs_copy": round(rate_mixed_p / ceiling_rate, 3),
+        "ratio_500_per_message_vs_copy": round(rate_full / ceiling_rate, 3),
         "ratio_vs_psql_copy": round(rate_1 / copy_rate, 3),
         "bytes_per_sample": round(size, 1),
         "bytes_per_sample_mixed_types": round(size_mixed, 1),
@@ -350,6 +381,7 @@ def main() -> None:
         ("one worker, mixed types", f"{rate_mixed:,.0f} samples/s"),
         (f"{PROCESSES} processes, 1 lane", f"{rate_p:,.0f} samples/s"),
         (f"{PROCESSES} processes, mixed", f"{rate_mixed_p:,.0f} samples/s"),
+        (f"{FULL_TICKS * SIGNALS_PER_CELL} per message", f"{rate_full:,.0f} samples/s"),
         ("psql \\copy", f"{copy_rate:,.0f} rows/s"),
         (f"binary COPY x{lanes} (ceiling)", f"{ceiling_rate:,.0f} rows/s"),
         ("bytes per sample", f"{size:.1f}"),

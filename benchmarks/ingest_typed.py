@@ -48,27 +48,37 @@ def meta(signals_per_cell: int, *, mixed: bool) -> bytes:
 
 
 def payloads(
-    cells: list[CellPath], signals_per_cell: int, ticks: int, start_us: int, step_us: int, *, mixed: bool
+    cells: list[CellPath],
+    signals_per_cell: int,
+    ticks: int,
+    start_us: int,
+    step_us: int,
+    *,
+    mixed: bool,
+    ticks_per_message: int = 1,
 ) -> Iterator[tuple[str, bytes]]:
     """Per tick, one message per cell with one sample of each of its signals (floats as ``benchmarks.ingest``
-    always sent them; with ``mixed``, the int64 and string signals' values instead)."""
+    always sent them; with ``mixed``, the int64 and string signals' values instead); with ``ticks_per_message``
+    above 1, each message carries that many ticks of its cell, as a gateway that batches longer sends them."""
     names = [f"s{k:03d}" for k in range(signals_per_cell)]
     types = signal_types(signals_per_cell, mixed=mixed)
     topics = [c.topic(TopicKind.DATA) for c in cells]
     fmt = "df-json/2" if mixed else "df-json/1"
-    for tick in range(ticks):
-        t = start_us + tick * step_us
+    for first in range(0, ticks, ticks_per_message):
+        group = range(first, min(first + ticks_per_message, ticks))
         for c, topic in enumerate(topics):
             values = []
-            for k, (name, kind) in enumerate(zip(names, types, strict=True)):
-                if kind is SignalType.INT64:
-                    v = str((1 << 53) + tick * 1000 + c * 100 + k)
-                elif kind is SignalType.STRING:
-                    v = f'"order-{tick}-{c}-{k}"'
-                else:
-                    v = repr(tick * 0.5 + c + k * 0.001)
-                values.append(f'["{name}",{t},{v},0]')
-            yield topic, f'{{"fmt":"{fmt}","gw":"gw-1","seq":{tick},"samples":[{",".join(values)}]}}'.encode()
+            for tick in group:
+                t = start_us + tick * step_us
+                for k, (name, kind) in enumerate(zip(names, types, strict=True)):
+                    if kind is SignalType.INT64:
+                        v = str((1 << 53) + tick * 1000 + c * 100 + k)
+                    elif kind is SignalType.STRING:
+                        v = f'"order-{tick}-{c}-{k}"'
+                    else:
+                        v = repr(tick * 0.5 + c + k * 0.001)
+                    values.append(f'["{name}",{t},{v},0]')
+            yield topic, f'{{"fmt":"{fmt}","gw":"gw-1","seq":{first},"samples":[{",".join(values)}]}}'.encode()
 
 
 def copy_binary_parallel(
