@@ -76,7 +76,8 @@ class MqttIntake:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
+        client.on_message = self._on_message  # what the fast path leaves to paho (e.g. messages with properties)
+        client.on_publish_fast = self._on_publish
         return client
 
     @property
@@ -212,16 +213,19 @@ class MqttIntake:
             log.warning("disconnected from %s (%s); reconnecting", self.endpoint, reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._on_publish(bytes(message._topic), bytes(message.payload), message.mid, message.qos, bool(message.dup))
+
+    def _on_publish(self, topic_raw: bytes, payload: bytes, mid: int, qos: int, dup: bool) -> None:
         try:
-            topic = message.topic
+            topic = topic_raw.decode("utf-8")
         except UnicodeDecodeError:  # brokers should refuse such topics; never let one stop the loop
-            topic = bytes(message._topic).decode("utf-8", errors="replace")
+            topic = topic_raw.decode("utf-8", errors="replace")
         msg = Inbound(
             topic=topic,
-            payload=bytes(message.payload),
-            mid=message.mid,
-            qos=message.qos,
-            dup=bool(message.dup),
+            payload=payload,
+            mid=mid,
+            qos=qos,
+            dup=dup,
             generation=self.generation,
             received_us=now_us(),
         )
