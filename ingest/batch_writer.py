@@ -70,7 +70,18 @@ class BatchWriter:
         self.high_water.clear()
 
     def write(self, conn: psycopg.Connection, batch: list[Inbound]) -> BatchResult:
-        """Store a batch and commit. Raises ``psycopg.Error`` (caller rolls back and calls ``reset``)."""
+        """Store a batch and commit. Raises ``psycopg.Error`` (caller rolls back and calls ``reset``).
+
+        The samples go in by plain COPY; if one of them is already stored (a redelivery, or a second value at an
+        instant) the transaction is rolled back and the batch written again staged (``ingest.sample_copy``)."""
+        try:
+            return self._write(conn, batch, staged=False)
+        except psycopg.errors.UniqueViolation:
+            conn.rollback()
+            self.reset()  # what this transaction taught the caches is gone with it
+            return self._write(conn, batch, staged=True)
+
+    def _write(self, conn: psycopg.Connection, batch: list[Inbound], *, staged: bool) -> BatchResult:
         days: set[int] = set()
         for msg in batch:
             days |= msg.days
@@ -104,7 +115,7 @@ class BatchWriter:
                 ttimes = np.fromiter((r[1] for r in texts), np.int64, len(texts))
                 typed_late, pending_high = self._late_and_high_water(conn, tsids, ttimes)
                 result.newest_us = int(ttimes.max())
-            lane = copy_typed(conn, typed_rows, typed_late, worker=self.worker)
+            lane = copy_typed(conn, typed_rows, typed_late, worker=self.worker, staged=staged)
             late += lane.late
             result.samples_stored = result.typed_samples = lane.stored
             result.duplicates = len(typed_rows) - lane.stored - lane.conflicts
@@ -123,6 +134,7 @@ class BatchWriter:
                 float_late,
                 worker=self.worker,
                 readings=readings,
+                staged=staged,
             )
             late += lane.late
             for sid, mark in float_high.items():

@@ -1,12 +1,14 @@
 """The two COPY lanes of a batch, each idempotent on redelivery and loud about conflicting values.
 
 ``samples`` (float64) and ``samples_typed`` (int64, uint64, bool, string; migration 0600) are written in the
-batch's transaction, each by one binary COPY inside a savepoint. Only when that COPY hits a unique violation (a
-redelivered or re-sent batch, or two values at one instant) are its rows redone through a temporary staging table
-and ``INSERT … ON CONFLICT DO NOTHING``; then every staged row whose (signal, time) holds a *different* stored
-row — another value bit for bit, or another quality — is recorded in ``sample_conflicts`` with both values. A
-byte-identical redelivery finds its own row and is only a duplicate. So duplicates and conflicts cost speed only
-when they occur, and the float64 lane is exactly the COPY it always was.
+batch's transaction, each by one binary COPY. A COPY that hits a unique violation (a redelivered or re-sent
+batch, or two values at one instant) aborts the transaction; the writer rolls back and writes the batch again
+``staged``: its rows go through a temporary staging table and ``INSERT … ON CONFLICT DO NOTHING``, then every
+staged row whose (signal, time) holds a *different* stored row — another value bit for bit, or another quality
+— is recorded in ``sample_conflicts`` with both values. A byte-identical redelivery finds its own row and is
+only a duplicate. So duplicates and conflicts cost speed only when they occur, and the float64 lane is exactly
+the COPY it always was, without even a savepoint around it (two round trips per batch, each of which a writer
+lane pays again in waiting for the interpreter lock).
 
 The float64 reading of a typed sample (``declared_types.reading``) travels in the float lane, so a signal's
 samples stay visible to everything that reads numbers from ``samples`` while the exact value lives beside it;
@@ -93,31 +95,27 @@ def copy_float(
     *,
     worker: str,
     readings: set[tuple[int, int]] | frozenset[tuple[int, int]] = frozenset(),
+    staged: bool = False,
 ) -> LaneResult:
-    """COPY ``n`` packed float rows into ``samples``; on a duplicate, redo them idempotently and record conflicts.
-    ``readings`` are the keys of rows that are typed samples' float64 readings (counted apart)."""
-    try:
-        with conn.transaction():
-            copy_binary(conn, data)
+    """COPY ``n`` packed float rows into ``samples`` (a duplicate raises ``UniqueViolation`` and aborts the
+    transaction), or with ``staged`` insert them idempotently and record conflicts. ``readings`` are the keys of
+    rows that are typed samples' float64 readings (counted apart)."""
+    if not staged:
+        copy_binary(conn, data)
         return LaneResult(n, late, readings_stored=len(readings))
-    except psycopg.errors.UniqueViolation:
-        pass
     conn.execute(_FLOAT_STAGING_DDL)
     copy_binary(conn, data, table_sql=_FLOAT_STAGING_COPY)
     return _redo(conn, _FLOAT_STAGING_INSERT, _FLOAT_CONFLICTS, late, worker, readings=readings)
 
 
 def copy_typed(
-    conn: psycopg.Connection, rows: list[TypedRow], late: list[tuple[int, int]], *, worker: str
+    conn: psycopg.Connection, rows: list[TypedRow], late: list[tuple[int, int]], *, worker: str, staged: bool = False
 ) -> LaneResult:
-    """COPY typed rows into ``samples_typed`` with the float lane's savepoint, staging and conflict rules."""
+    """COPY typed rows into ``samples_typed`` with the float lane's rules (``staged`` as there)."""
     data = pack_typed_rows(rows)
-    try:
-        with conn.transaction():
-            copy_binary(conn, data, table_sql=TYPED_COPY_SQL)
+    if not staged:
+        copy_binary(conn, data, table_sql=TYPED_COPY_SQL)
         return LaneResult(len(rows), late)
-    except psycopg.errors.UniqueViolation:
-        pass
     conn.execute(_TYPED_STAGING_DDL)
     copy_binary(conn, data, table_sql=_TYPED_STAGING_COPY)
     return _redo(conn, _TYPED_STAGING_INSERT, _TYPED_CONFLICTS, late, worker, readings=frozenset())
