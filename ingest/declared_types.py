@@ -19,11 +19,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from datafactory.contract.sample import Sample
-from datafactory.contract.values import SignalType, infer_type, kind_of, type_problem
+from datafactory.contract.values import INT64_MAX, SignalType, infer_type, kind_of, type_problem
 from datafactory.db.samples import TypedRow
 from ingest.signal_cache import CellEntry
 
-FLOAT64 = SignalType.FLOAT64
+FLOAT64, INT64, UINT64, BOOL, STRING = (
+    SignalType.FLOAT64,
+    SignalType.INT64,
+    SignalType.UINT64,
+    SignalType.BOOL,
+    SignalType.STRING,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,21 +97,37 @@ def route_typed(
 ) -> None:
     """Route samples with int, bool or string values: into ``typed_rows``, into ``float_extra`` (an integer within
     ±2^53 of a float64 signal), or out as a mismatch or an unknown (unregistered) signal."""
-    ids = entry.signals
+    ids, types = entry.signals, entry.types
     for index, s in typed:
-        sid = ids.get(s.signal)
+        name, t, value, quality = s
+        sid = ids.get(name)
         if sid is None:
             unknown.append((index, s))
             continue
-        declared = entry.type_of(s.signal)
-        if type(s.value) is str and "\x00" in s.value:
-            mismatches.append(Mismatch(index, s, declared, "string_nul"))  # would fail the whole batch's COPY
-        elif type_problem(declared, s.value) is not None:
+        declared = types.get(name, FLOAT64)
+        kind = type(value)
+        # The usual pairs first, each the same test as type_problem's (values are contract values already:
+        # integers within -2^63 … 2^64-1, strings within their length); anything else asks type_problem.
+        if kind is str:
+            if "\x00" in value:  # type: ignore[operator]
+                mismatches.append(Mismatch(index, s, declared, "string_nul"))  # would fail the batch's COPY
+                continue
+            if declared is STRING:
+                typed_rows.append((sid, t, quality, declared, value))
+                continue
+        elif kind is int:
+            if (declared is INT64 and value <= INT64_MAX) or (declared is UINT64 and value >= 0):  # type: ignore[operator]
+                typed_rows.append((sid, t, quality, declared, value))
+                continue
+        elif kind is bool and declared is BOOL:
+            typed_rows.append((sid, t, quality, declared, value))
+            continue
+        if type_problem(declared, value) is not None:
             mismatches.append(Mismatch(index, s, declared))
         elif declared is FLOAT64:
-            float_extra.append((sid, s.time_us, float(s.value), s.quality))  # type: ignore[arg-type]
+            float_extra.append((sid, t, float(value), quality))  # type: ignore[arg-type]
         else:
-            typed_rows.append((sid, s.time_us, s.quality, declared, s.value))
+            typed_rows.append((sid, t, quality, declared, value))
 
 
 def reading_columns(rows: list[TypedRow]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
