@@ -14,22 +14,30 @@ starts with an empty one, never with bytes of the old connection.
 With ``on_publish_fast`` set, a PUBLISH of QoS 0 or 1 without MQTT 5 properties that lies whole in the buffer
 is parsed here and passed as ``(topic bytes, payload, mid, qos, dup)``: paho would build a ``Properties``
 object (even an empty one costs more than the rest of the packet), an ``MQTTMessage`` with its condition
-variable, a debug-log call and a topic-filter match per message — about half of its 27 µs per 100-sample
-message (measured). QoS 1 is acknowledged after the callback unless ``manual_ack``, exactly as paho does.
-Everything else — other packet types, QoS 2, properties present, an empty topic, a packet
-cut at the end of the buffer, a malformed length — goes through paho's own reader, unchanged.
+variable, a debug-log call and a topic-filter match per message: 27–28 µs per message with its acknowledgement
+through paho, 6–7 µs here (measured on a backlog of 100-sample messages). QoS 1 is acknowledged after the
+callback unless ``manual_ack``, exactly as paho does. Everything else — other packet types, QoS 2, properties
+present, an empty topic, a packet cut at the end of the buffer, a malformed length — goes through paho's own
+reader, unchanged.
+
+``ack_many`` is the other direction: paho's ``ack`` queues one PUBACK per message, which from a writer thread
+is a wake-up write to paho's socket pair and then one ``send`` per PUBACK in the network thread (some 400
+system calls for a batch of 200 messages); ``ack_many`` queues a batch's PUBACKs as one buffer.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 READ_CHUNK = 256 * 1024
+# PUBACK: fixed header 0x40, remaining length 2, the packet id. In MQTT 5 a PUBACK of remaining length 2 means
+# reason code 0 (success) without properties (§3.4.2.1), so the same four bytes serve both protocol versions.
+_PUBACK = struct.Struct("!BBH")
 # (topic as received, payload, packet id, QoS, dup flag)
 FastPublish = Callable[[bytes, bytes, int, int, bool], None]
 _U16 = struct.Struct("!H")
@@ -59,6 +67,14 @@ class BufferedReadClient(mqtt.Client):
     def buffered(self) -> int:
         """Bytes received from the current socket and not yet handed to paho."""
         return len(self._rbuf) - self._rpos if self._sock is self._rsock else 0
+
+    def ack_many(self, mids: Sequence[int]) -> MQTTErrorCode:
+        """Acknowledge QoS 1 messages (``manual_ack``) with one queued write of all their PUBACKs, the same bytes
+        paho's ``ack`` would queue one packet (and one wake-up of the network thread) at a time."""
+        if not mids:
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        packet = b"".join([_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids])
+        return self._packet_queue(mqtt.PUBACK, packet, 0, 1)
 
     def _packet_read(self) -> MQTTErrorCode:
         fast = self.on_publish_fast

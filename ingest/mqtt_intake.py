@@ -21,6 +21,7 @@ import queue
 import ssl
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -58,7 +59,7 @@ class MqttIntake:
         self.protocol = mqtt.MQTTv311 if options.mqtt_protocol == "3.1.1" else mqtt.MQTTv5
         self._client = self._make_client()
 
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> BufferedReadClient:
         v311 = self.protocol == mqtt.MQTTv311
         client = BufferedReadClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -176,6 +177,16 @@ class MqttIntake:
             return False
         self._client.ack(msg.mid, msg.qos)
         return True
+
+    def ack_many(self, msgs: Sequence[Inbound]) -> None:
+        """Acknowledge a committed batch with one write of its PUBACKs (``BufferedReadClient.ack_many``); messages
+        of an older connection are left to the broker's redelivery, as ``ack`` leaves them."""
+        generation = self.generation
+        # We subscribe with QoS 1, so the broker sends QoS 0 and 1 only; anything else takes paho's own path.
+        self._client.ack_many([m.mid for m in msgs if m.qos == 1 and m.generation == generation])
+        for m in msgs:
+            if m.qos > 1:
+                self.ack(m)
 
     # -- paho callbacks (network thread) --------------------------------------------------------------------
 

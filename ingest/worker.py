@@ -252,9 +252,7 @@ class _Lane:
         result = self.writer.write(conn, batch)
         latency_ms = (time.perf_counter() - started) * 1000
         # Committed: only now may the broker forget these messages.
-        intake = self.worker._intake
-        for msg in batch:
-            intake.ack(msg)
+        self.worker._intake.ack_many(batch)
         self.worker.stats.record(result, latency_ms=latency_ms, redeliveries=sum(1 for m in batch if m.dup))
         if result.dead_letters:
             self.worker._log_dead_letters(result)

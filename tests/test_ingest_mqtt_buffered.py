@@ -184,9 +184,13 @@ def test_the_fast_path_takes_plain_publishes_and_leaves_the_rest_to_paho(mqtt_ur
     )
 
 
-def test_fast_path_packet_ids_acknowledge_exactly_their_messages(mqtt_url: str, enterprise: str) -> None:
-    """Manual acknowledgement with the packet ids the fast path parsed: the acknowledged messages are gone from
-    the session, the others come back on the next connection, marked as redeliveries."""
+@pytest.mark.parametrize("together", [False, True], ids=["ack", "ack_many"])
+def test_fast_path_packet_ids_acknowledge_exactly_their_messages(
+    mqtt_url: str, enterprise: str, together: bool
+) -> None:
+    """Manual acknowledgement with the packet ids the fast path parsed, one by one or in one write: the
+    acknowledged messages are gone from the session, the others come back on the next connection, marked as
+    redeliveries."""
     topic = f"df/v1/{enterprise}/buffered"
     client_id = f"buf-{uuid.uuid4().hex[:8]}"
     url = urlsplit(mqtt_url)
@@ -217,8 +221,11 @@ def test_fast_path_packet_ids_acknowledge_exactly_their_messages(mqtt_url: str, 
         pub.flush()
         _wait_for(got, len(sent))
         assert [p for p, _, _ in got] == sent and not any(dup for _, _, dup in got)
-        for payload, mid, _ in got:
-            if int(payload[1:]) % 2 == 0:
+        even = [mid for payload, mid, _ in got if int(payload[1:]) % 2 == 0]
+        if together:
+            client.ack_many(even)
+        else:
+            for mid in even:
                 client.ack(mid, 1)
         time.sleep(0.5)  # the PUBACKs reach the broker before the connection ends
         client.disconnect()
