@@ -169,24 +169,14 @@ class MqttIntake:
         except OSError as err:
             log.warning("could not end the MQTT session of %s: %s", self.options.client_id, err)
 
-    def ack(self, msg: Inbound) -> bool:
-        """Acknowledge a message; False if its connection is gone (the broker will redeliver it)."""
-        if msg.qos == 0:
-            return True
-        if msg.generation != self.generation:
-            return False
-        self._client.ack(msg.mid, msg.qos)
-        return True
-
     def ack_many(self, msgs: Sequence[Inbound]) -> None:
-        """Acknowledge a committed batch with one write of its PUBACKs (``BufferedReadClient.ack_many``); messages
-        of an older connection are left to the broker's redelivery, as ``ack`` leaves them."""
-        generation = self.generation
-        # We subscribe with QoS 1, so the broker sends QoS 0 and 1 only; anything else takes paho's own path.
-        self._client.ack_many([m.mid for m in msgs if m.qos == 1 and m.generation == generation])
-        for m in msgs:
-            if m.qos > 1:
-                self.ack(m)
+        """Acknowledge a committed batch with one write of its PUBACKs (``BufferedReadClient.ack_many``). A message
+        of an older connection is not acknowledged: that connection is gone and the broker will redeliver it."""
+        current = [m for m in msgs if m.qos and m.generation == self.generation]
+        self._client.ack_many([m.mid for m in current if m.qos == 1])
+        for m in current:
+            if m.qos == 2:  # never from our QoS 1 subscription; should a broker send one, paho's own PUBCOMP path
+                self._client.ack(m.mid, 2)
 
     # -- paho callbacks (network thread) --------------------------------------------------------------------
 
