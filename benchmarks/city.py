@@ -62,12 +62,13 @@ from benchmarks.city_measure import (
     rounded,
     with_children,
 )
-from benchmarks.ingest_workers import end_sessions, stop, worker_argv
+from benchmarks.ingest_workers import end_sessions, worker_argv
 from datafactory.contract.payload import MAX_MESSAGE_BYTES
 from datafactory.db import timescale
 from datafactory.db.connect import drop_database, with_database
 from datafactory.db.migrate import migrate
 from datafactory.settings import get_settings
+from ingest.processes import stop_all
 
 ENTERPRISE = "bench"  # worker_argv subscribes to df/v1/bench/# by default
 POLL_S = 0.25
@@ -94,7 +95,7 @@ class Bench:
         self.probe_ids: dict[int, int] = {}  # signal id of each plant's probe → plant index
 
     def close(self) -> None:
-        stop(self.ingest)
+        stop_all(self.ingest)
         end_sessions(self.broker.url, self.names)
         drop_database(self.db_url)
 

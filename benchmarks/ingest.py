@@ -46,7 +46,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from app.harness.broker import MosquittoBroker
 from benchmarks import ingest_typed, storage
-from benchmarks.ingest_workers import end_sessions, stop, wait_health, worker_argv
+from benchmarks.ingest_workers import end_sessions, wait_health, worker_argv
 from datafactory.config.models import GatewayConfig
 from datafactory.contract.sample import now_us
 from datafactory.contract.topics import CellPath, TopicKind
@@ -55,6 +55,7 @@ from datafactory.db.connect import drop_database, with_database
 from datafactory.db.migrate import migrate
 from datafactory.settings import get_settings
 from ingest.options import IngestOptions
+from ingest.processes import stop_all
 
 CELLS = 10
 SIGNALS_PER_CELL = 100
@@ -163,7 +164,7 @@ def _drain(
     try:
         wait_health(db_url, len(sessions))
     finally:
-        stop(procs)
+        stop_all(procs)
     with psycopg.connect(db_url) as conn:
         conn.execute("DELETE FROM ingest_health")
         conn.commit()
@@ -192,7 +193,7 @@ def _drain(
             stored = conn.execute("SELECT count(*) FROM sample_values").fetchone()
             dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
     finally:
-        stop(procs)
+        stop_all(procs)
         end_sessions(broker_url, sessions)
     assert stored is not None and dead is not None
     if stored[0] != samples or dead[0] != 0:

@@ -1,10 +1,8 @@
 """Ingest workers as processes of their own, for the benchmarks that drain a broker with them (ingest, city): the
-command line, a clean stop, ending their persistent sessions, waiting for their first health row."""
+command line, ending their persistent sessions, waiting for their first health row."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
 import time
 
@@ -49,18 +47,6 @@ def worker_argv(
         str(processes),
     ]
     return [*argv, "--share-group", share_group] if share_group else argv
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def end_sessions(broker_url: str, names: list[str]) -> None:

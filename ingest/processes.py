@@ -62,9 +62,9 @@ def supervise(
     """Run the children until ``stopping`` is set (then stop them all) or one exits (then stop the others and
     raise ``ProcessFailed`` with its exit code)."""
     procs: list[subprocess.Popen[bytes]] = []
+    child_env = {**os.environ, **env, PARENT_ENV: str(os.getpid())}
     try:
         for kid in kids:
-            child_env = {**os.environ, **env, PARENT_ENV: str(os.getpid())}
             procs.append(subprocess.Popen(kid.argv, env=child_env))
         while not stopping.wait(poll_s):
             for kid, proc in zip(kids, procs, strict=True):
@@ -77,7 +77,7 @@ def supervise(
                         code if code > 0 else 1,
                     )
     finally:
-        _stop(procs)
+        stop_all(procs)
 
 
 def orphaned() -> bool:
@@ -86,7 +86,8 @@ def orphaned() -> bool:
     return parent is not None and parent.isdigit() and os.getppid() != int(parent)
 
 
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+def stop_all(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every process still running, then wait for each; one that does not stop in time is killed."""
     for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # each finishes the batches in hand and leaves the rest to the broker
